@@ -1,0 +1,153 @@
+"""The ``barbus`` command line: parse arguments, call one library function, report.
+
+Each ``cmd_*`` turns arguments into a config and calls the library; heavy modules are imported
+inside them so ``barbus --help`` stays fast. Any :class:`~daemon.errors.BarbusError` becomes one
+line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from daemon import __version__
+from daemon.errors import BarbusError, ConfigError
+from daemon.log import configure_logging
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("barbus.cli")
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _params_dict(pairs: Sequence[tuple[str, str]]) -> dict[str, str | int | float | bool]:
+    params: dict[str, str | int | float | bool] = {}
+    for name, value in pairs:
+        if name in params:
+            raise ConfigError(f"parameter {name!r} given twice")
+        params[name] = value
+    return params
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from daemon.broker import ExecutionConfig
+    from daemon.events import parse_utc_ms
+    from replay.runner import ReplayConfig, format_report, run_replay, write_outputs
+
+    config = ReplayConfig(
+        strategy=args.strategy,
+        params=_params_dict(args.param),
+        data=args.data,
+        symbol=args.symbol,
+        start_ms=parse_utc_ms(args.start) if args.start else None,
+        end_ms=parse_utc_ms(args.end) if args.end else None,
+        execution=ExecutionConfig(
+            fee_bps=args.fee_bps,
+            slippage_bps=args.slippage_bps,
+            fill_at=args.fill_at,
+            starting_cash=args.cash,
+        ),
+    )
+    result = run_replay(config)
+    print(format_report(result))
+    if args.out is not None:
+        written = write_outputs(result, args.out)
+        print(f"wrote         {written['trades']} and {written['summary']}")
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from strategies import STRATEGIES
+
+    for name, cls in STRATEGIES.items():
+        doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
+        print(f"{name}: {doc.removeprefix(f'``{name}``: ')}")
+        for f in dataclasses.fields(cls.params_type):
+            print(f"    {f.name} = {f.default!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="barbus",
+        description="Event-driven trading: the same strategies in replay and live paper trading.",
+    )
+    parser.add_argument("--version", action="version", version=f"barbus {__version__}")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay = commands.add_parser(
+        "replay",
+        help="backtest one strategy on historical 1-minute bars",
+        description="Backtest one strategy on historical 1-minute bars (CSV or CSV.gz).",
+    )
+    replay.add_argument("--strategy", required=True, help="strategy name (see `barbus strategies`)")
+    replay.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="kline CSV/CSV.gz file (default: the bundled BTCUSDT 2025-05-20..08-18 sample)",
+    )
+    replay.add_argument("--symbol", help="symbol (default: from the file name, e.g. BTCUSDT_...)")
+    replay.add_argument("--start", help="first bar, inclusive: ISO date/time UTC or epoch ms")
+    replay.add_argument("--end", help="end, exclusive: ISO date/time UTC or epoch ms")
+    replay.add_argument("--fee-bps", type=float, default=10.0, help="fee in basis points (10)")
+    replay.add_argument(
+        "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
+    )
+    replay.add_argument(
+        "--fill-at",
+        choices=("next_open", "close"),
+        default="next_open",
+        help="fill market orders at the next 1-minute bar's open (default) or this bar's close",
+    )
+    replay.add_argument("--cash", type=float, default=10_000.0, help="starting cash (10000)")
+    replay.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="strategy parameter, repeatable (e.g. --param fast=5)",
+    )
+    replay.add_argument("--out", type=Path, help="folder for trades.csv and summary.json")
+    replay.set_defaults(func=cmd_replay)
+
+    listing = commands.add_parser("strategies", help="list strategies and their parameters")
+    listing.set_defaults(func=cmd_strategies)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``barbus`` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        configure_logging(args.log_level)
+    except ValueError:
+        parser.error(f"unknown log level {args.log_level!r}")
+    try:
+        code: int = args.func(args)
+    except BarbusError as exc:
+        print(f"barbus: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("barbus: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Deterministic synthetic 1-minute bars, for benchmarks and tests that need millions of bars."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from daemon.events import MINUTE_MS
+from replay.loader import BarSeries
+
+__all__ = ["synthetic_series"]
+
+T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z
+
+
+def synthetic_series(
+    n: int, seed: int = 7, start_price: float = 100_000.0, symbol: str = "SYNTHUSDT"
+) -> BarSeries:
+    """A gap-free geometric random walk of ``n`` bars with consistent OHLC; same seed, same bars."""
+    rng = np.random.default_rng(seed)
+    close = start_price * np.exp(np.cumsum(rng.normal(0.0, 0.001, n)))
+    open_ = np.concatenate(([start_price], close[:-1]))
+    spread = np.abs(rng.normal(0.0, 0.0005, n)) * close
+    high = np.maximum(open_, close) + spread
+    low = np.minimum(open_, close) - spread
+    volume = rng.gamma(2.0, 5.0, n)
+    times = T0_MS + np.arange(n, dtype=np.int64) * MINUTE_MS
+    return BarSeries(
+        symbol, "1m", f"synthetic(n={n}, seed={seed})", times, open_, high, low, close, volume
+    )

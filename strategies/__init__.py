@@ -1,0 +1,47 @@
+"""Incremental indicators and the strategies built on them.
+
+This package knows nothing about feeds, files, SQLite or asyncio (a test enforces it). The
+registry below is explicit: a strategy exists for the CLI and the daemon once it is listed here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+from daemon.errors import StrategyError
+from strategies.base import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
+from strategies.bbrs import Bbrs
+from strategies.metatrend import MetaTrend
+from strategies.random_entry import RandomEntry
+from strategies.sma_cross import SmaCross
+
+__all__ = [
+    "STRATEGIES",
+    "AnyStrategy",
+    "BaseParams",
+    "Strategy",
+    "create_strategy",
+    "strategy_class",
+]
+
+STRATEGIES: dict[str, type[AnyStrategy]] = {
+    cls.name: cls for cls in (SmaCross, MetaTrend, Bbrs, RandomEntry)
+}
+
+
+def strategy_class(name: str) -> type[AnyStrategy]:
+    """Look a strategy up by its registered name, with a "did you mean" on a typo."""
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, STRATEGIES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(STRATEGIES)
+        raise StrategyError(f"unknown strategy {name!r}{hint} (strategies: {known})") from None
+
+
+def create_strategy(name: str, overrides: Mapping[str, ParamValue] | None = None) -> AnyStrategy:
+    """Instantiate strategy ``name`` with its default parameters updated by ``overrides``."""
+    cls = strategy_class(name)
+    return cls(parse_params(cls.params_type, overrides or {}))

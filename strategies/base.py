@@ -1,0 +1,141 @@
+"""The strategy API: parameters in, one decision per bar out, state that can be saved.
+
+A strategy is deliberately ignorant: it holds no broker, clock, feed, file or event loop, and it
+never learns whether its bars come from a live exchange or a replay. It receives bars of its own
+timeframe (the engine aggregates 1-minute bars for it) plus the current position, and returns a
+:class:`~daemon.events.Signal` or ``None``. Stop loss and take profit live in the engine, which
+checks them on every 1-minute bar.
+
+Parameters are a frozen dataclass per strategy (a cold path): ``__post_init__`` validates ranges
+and relations, :func:`parse_params` converts ``name=value`` strings by field type and rejects
+unknown names with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
+
+from daemon.errors import StrategyError
+from daemon.events import INTERVAL_MS, Bar, Signal
+
+__all__ = ["AnyStrategy", "BaseParams", "ParamValue", "Strategy", "parse_params", "require"]
+
+ParamValue = str | int | float | bool
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`StrategyError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise StrategyError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseParams:
+    """Parameters every strategy has: its timeframe and the engine's risk exits (0 = off)."""
+
+    timeframe: str = "1m"
+    stop_loss_pct: float = 0.0
+    take_profit_pct: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(
+            self.timeframe in INTERVAL_MS,
+            f"timeframe {self.timeframe!r} is not one of {', '.join(INTERVAL_MS)}",
+        )
+        for name in ("stop_loss_pct", "take_profit_pct"):
+            value = getattr(self, name)
+            require(
+                math.isfinite(value) and 0.0 <= value < 100.0,
+                f"{name} must be in [0, 100) percent (0 = off), got {value}",
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field name to value, in declaration order."""
+        return dataclasses.asdict(self)
+
+
+P = TypeVar("P", bound=BaseParams)
+
+
+class Strategy(ABC, Generic[P]):
+    """Base class: subclasses set ``name`` and ``params_type`` and implement the hooks."""
+
+    name: ClassVar[str]
+    params_type: ClassVar[type[BaseParams]]
+
+    def __init__(self, params: P) -> None:
+        self.params = params
+
+    @abstractmethod
+    def on_bar(self, bar: Bar, position: float) -> Signal | None:
+        """Update indicators with a bar of this strategy's timeframe and decide.
+
+        ``position`` is the quantity currently held (0.0 when flat). Return ``Signal.BUY`` to
+        enter, ``Signal.SELL`` to exit, or ``None``. A BUY while long or a SELL while flat is
+        ignored by the engine.
+        """
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """Return the full JSON-serialisable state needed to continue exactly where it stopped."""
+
+    @abstractmethod
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` taken on a strategy with the same parameters."""
+
+
+AnyStrategy = Strategy[Any]
+"""A strategy with any parameter type: what registries and engines hold."""
+
+
+def _convert(name: str, text: str, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError(text)
+            return value
+        if kind is str:
+            return text
+    except ValueError:
+        raise StrategyError(f"parameter {name}={text!r} is not a valid {kind.__name__}") from None
+    raise StrategyError(f"parameter {name} has an unsupported type {kind!r}")
+
+
+def parse_params(params_type: type[P], overrides: Mapping[str, ParamValue]) -> P:
+    """Build ``params_type`` from defaults plus ``overrides`` (strings converted by field type)."""
+    hints = get_type_hints(params_type)
+    fields = [f.name for f in dataclasses.fields(params_type)]
+    values: dict[str, Any] = {}
+    for name, raw in overrides.items():
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise StrategyError(
+                f"unknown parameter {name!r}{hint} (parameters: {', '.join(fields)})"
+            )
+        kind = hints[name]
+        if isinstance(raw, str):
+            values[name] = _convert(name, raw, kind)
+        elif kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+            values[name] = float(raw)
+        else:
+            values[name] = raw
+    try:
+        return params_type(**values)
+    except TypeError as exc:
+        raise StrategyError(f"invalid parameters: {exc}") from None

@@ -1,0 +1,66 @@
+"""``sma_cross``: long when the fast SMA of close crosses above the slow one."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, final
+
+from daemon.events import Bar, Signal
+from strategies.base import BaseParams, Strategy, require
+from strategies.indicators import SMA
+
+__all__ = ["SmaCross", "SmaCrossParams"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SmaCrossParams(BaseParams):
+    fast: int = 10
+    slow: int = 30
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.fast >= 1, f"fast must be >= 1, got {self.fast}")
+        require(
+            self.slow > self.fast, f"slow ({self.slow}) must be greater than fast ({self.fast})"
+        )
+
+
+@final
+class SmaCross(Strategy[SmaCrossParams]):
+    """A cross up is fast > slow on this bar while fast <= slow on the previous bar, both ready."""
+
+    name: ClassVar[str] = "sma_cross"
+    params_type: ClassVar[type[BaseParams]] = SmaCrossParams
+
+    __slots__ = ("_fast", "_prev_diff", "_slow")
+
+    def __init__(self, params: SmaCrossParams) -> None:
+        super().__init__(params)
+        self._fast = SMA(params.fast)
+        self._slow = SMA(params.slow)
+        self._prev_diff = math.nan  # fast - slow on the previous bar; NaN until both are ready
+
+    def on_bar(self, bar: Bar, position: float) -> Signal | None:
+        close = bar.close
+        diff = self._fast.update(close) - self._slow.update(close)
+        prev = self._prev_diff
+        self._prev_diff = diff
+        # NaN compares false, so nothing fires until both SMAs were ready on two bars.
+        if diff > 0.0 and prev <= 0.0:
+            return Signal.BUY
+        if diff <= 0.0 and prev > 0.0:
+            return Signal.SELL
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "fast": self._fast.snapshot(),
+            "slow": self._slow.snapshot(),
+            "prev_diff": self._prev_diff,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._fast.restore(state["fast"])
+        self._slow.restore(state["slow"])
+        self._prev_diff = float(state["prev_diff"])

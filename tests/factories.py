@@ -1,0 +1,55 @@
+"""Builders for test inputs: bars and bar series from a few numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from daemon.events import MINUTE_MS, Bar
+from replay.loader import BarSeries
+
+T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z, a whole day (so every bucket is aligned)
+
+
+def make_bar(
+    close: float = 100.0,
+    *,
+    minute: int = 0,
+    open: float | None = None,
+    high: float | None = None,
+    low: float | None = None,
+    volume: float = 1.0,
+    symbol: str = "BTCUSDT",
+    interval: str = "1m",
+) -> Bar:
+    """A consistent 1-minute bar ``minute`` minutes after :data:`T0_MS`."""
+    o = close if open is None else open
+    h = max(o, close) if high is None else high
+    lo = min(o, close) if low is None else low
+    return Bar(symbol, interval, T0_MS + minute * MINUTE_MS, o, h, lo, close, volume)
+
+
+def bars_from_closes(closes: Sequence[float], symbol: str = "BTCUSDT") -> list[Bar]:
+    """Consecutive flat-range minutes (open = previous close) closing at ``closes``."""
+    bars = []
+    previous = closes[0]
+    for i, close in enumerate(closes):
+        bars.append(make_bar(close, minute=i, open=previous, symbol=symbol))
+        previous = close
+    return bars
+
+
+def series_from_bars(bars: Sequence[Bar], source: str = "test") -> BarSeries:
+    """Columns of ``bars`` as a :class:`BarSeries`."""
+    return BarSeries(
+        bars[0].symbol,
+        "1m",
+        source,
+        np.array([b.open_time_ms for b in bars], dtype=np.int64),
+        np.array([b.open for b in bars]),
+        np.array([b.high for b in bars]),
+        np.array([b.low for b in bars]),
+        np.array([b.close for b in bars]),
+        np.array([b.volume for b in bars]),
+    )

@@ -1,0 +1,564 @@
+"""Contract suite for ``strategies.indicators``: one parametrised set of checks for all of them.
+
+Each case is compared on the two bundled BTCUSDT 1-minute files with TA-Lib where TA-Lib has the
+indicator and convention, otherwise with the independent formulas in ``tests.reference``; then
+the shared contract: ``ready`` boundary, snapshot/restore continuity, flat state, reset and
+argument validation. Indicator runs are cached per module, so the 130k-bar replays run once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from operator import attrgetter
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+
+from strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange
+from tests import reference as ref
+from tests.reference import FloatArray, assert_close
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DATA_DIR = REPO_ROOT / "replay" / "data"
+DATA_FILES = {
+    "btc-2025": "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz",
+    "btc-2023-flat-and-gap": "BTCUSDT_1m_2023-03-16_2023-05-05.csv.gz",
+}
+RTOL = 1e-9
+EPS = float(np.finfo(np.float64).eps)
+
+
+class Indicator(Protocol):
+    value: float
+    ready: bool
+
+    def reset(self) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Market:
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+
+    def head(self, n: int) -> Market:
+        return Market(self.high[:n], self.low[:n], self.close[:n])
+
+    def tail(self, start: int) -> Market:
+        return Market(self.high[start:], self.low[start:], self.close[start:])
+
+    def bars(self) -> Iterator[tuple[float, float, float]]:
+        return zip(self.high.tolist(), self.low.tolist(), self.close.tolist(), strict=True)
+
+
+@dataclass(frozen=True)
+class Expected:
+    values: FloatArray
+    rtol: float = RTOL
+    atol: float | FloatArray = 0.0
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Callable[[], Indicator]
+    outputs: tuple[str, ...]  # attributes recorded after every bar; "value" first
+    expected: Callable[[Market], dict[str, Expected]]
+    period: int  # warm-up scale, for choosing snapshot points
+
+
+def record(indicator: Indicator, outputs: tuple[str, ...], market: Market) -> dict[str, FloatArray]:
+    """Run ``market`` through ``indicator``; one float array per output, plus ``ready``."""
+    get = attrgetter(*outputs, "ready")
+    rows: list[tuple[float, ...]] = []
+    append = rows.append
+    if isinstance(indicator, TrueRange | ATR | Supertrend):
+        update_hlc = indicator.update_hlc
+        for high, low, close in market.bars():
+            update_hlc(high, low, close)
+            append(get(indicator))
+    elif isinstance(indicator, SMA | EMA | RSI | BollingerBands):
+        update = indicator.update
+        for close in market.close.tolist():
+            update(close)
+            append(get(indicator))
+    else:
+        raise TypeError(f"not an indicator: {indicator!r}")
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(outputs) + 1)
+    return {name: table[:, i] for i, name in enumerate((*outputs, "ready"))}
+
+
+# --- cases -------------------------------------------------------------------------------------
+
+
+def sma_case(period: int) -> Case:
+    return Case(
+        f"SMA({period})",
+        lambda: SMA(period),
+        ("value",),
+        lambda m: {"value": Expected(talib.SMA(m.close, period))},
+        period,
+    )
+
+
+def ema_case(period: int) -> Case:
+    return Case(
+        f"EMA({period})",
+        lambda: EMA(period),
+        ("value",),
+        lambda m: {"value": Expected(talib.EMA(m.close, period))},
+        period,
+    )
+
+
+def rsi_expected(market: Market, period: int) -> dict[str, Expected]:
+    own = ref.rsi(market.close, period)
+    if period < 2:  # TA-Lib refuses period 1
+        return {"value": Expected(own)}
+    # TA-Lib returns 0 wherever avg_gain + avg_loss < 1e-8 (flat stretches); we return the ratio,
+    # or 50 for an exact 0 (the documented deviation). Those points use our reference instead.
+    gain, loss = ref.wilder_averages(market.close, period)
+    below = gain + loss < 1e-8
+    return {"value": Expected(np.where(below, own, talib.RSI(market.close, period)))}
+
+
+def rsi_case(period: int) -> Case:
+    return Case(
+        f"RSI({period})",
+        lambda: RSI(period),
+        ("value",),
+        lambda m: rsi_expected(m, period),
+        period + 1,
+    )
+
+
+BAND_OUTPUTS = ("value", "middle", "std", "upper", "lower", "percent_b", "bandwidth")
+
+
+def bollinger_expected(market: Market, period: int, num_std: float) -> dict[str, Expected]:
+    own = ref.bollinger(market.close, period, num_std)
+    spread = own["upper"] - own["lower"]
+    # %B divides by the band spread, which can be 1e-7 of the price: its absolute error is a few
+    # ulps of the price over the spread, so the tolerance scales the same way.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        percent_b_atol = 16 * EPS * np.abs(market.close) / spread
+    expected = {
+        "value": Expected(own["middle"]),
+        "middle": Expected(own["middle"]),
+        "upper": Expected(own["upper"]),
+        "lower": Expected(own["lower"]),
+        "std": Expected(own["std"]),
+        "percent_b": Expected(own["percent_b"], atol=percent_b_atol),
+        "bandwidth": Expected(own["bandwidth"]),
+    }
+    if period >= 2:  # TA-Lib refuses period 1
+        upper, middle, lower = talib.BBANDS(market.close, period, num_std, num_std)  # SMA
+        expected |= {
+            "value": Expected(middle),
+            "middle": Expected(middle),
+            "upper": Expected(upper),
+            "lower": Expected(lower),
+        }
+    return expected
+
+
+def bollinger_case(period: int, num_std: float) -> Case:
+    return Case(
+        f"BollingerBands({period},{num_std})",
+        lambda: BollingerBands(period, num_std),
+        BAND_OUTPUTS,
+        lambda m: bollinger_expected(m, period, num_std),
+        period,
+    )
+
+
+def true_range_case() -> Case:
+    return Case(
+        "TrueRange",
+        TrueRange,
+        ("value",),
+        lambda m: {"value": Expected(talib.TRANGE(m.high, m.low, m.close))},
+        2,
+    )
+
+
+def atr_case(period: int, smoothing: str) -> Case:
+    def expected(m: Market) -> dict[str, Expected]:
+        if smoothing == "wilder":
+            return {"value": Expected(talib.ATR(m.high, m.low, m.close, period))}
+        return {"value": Expected(ref.atr(m.high, m.low, m.close, period, "sma"))}
+
+    return Case(
+        f"ATR({period},{smoothing})",
+        lambda: ATR(period, "wilder" if smoothing == "wilder" else "sma"),
+        ("value",),
+        expected,
+        period + 1,
+    )
+
+
+def supertrend_case(period: int, multiplier: float, smoothing: str) -> Case:
+    atr_smoothing: Any = smoothing
+
+    def expected(m: Market) -> dict[str, Expected]:
+        own = ref.supertrend(m.high, m.low, m.close, period, multiplier, atr_smoothing)
+        expected = {
+            "value": Expected(own["value"]),
+            "trend": Expected(own["trend"], rtol=0.0),
+            "upper": Expected(own["upper"]),
+            "lower": Expected(own["lower"]),
+        }
+        if smoothing == "wilder":  # TA-Lib >= 0.6 has the Wilder-ATR Supertrend: same rules
+            value, trend = talib.SUPERTREND(m.high, m.low, m.close, period, multiplier)
+            expected |= {
+                "value": Expected(value),
+                "trend": Expected(trend.astype(np.float64), rtol=0.0),
+            }
+        return expected
+
+    return Case(
+        f"Supertrend({period},{multiplier},{smoothing})",
+        lambda: Supertrend(period, multiplier, atr_smoothing),
+        ("value", "trend", "upper", "lower"),
+        expected,
+        period + 1,
+    )
+
+
+PERIODS = (1, 2, 14, 20, 50)
+CASES = [
+    *(sma_case(p) for p in PERIODS),
+    *(ema_case(p) for p in PERIODS),
+    *(rsi_case(p) for p in PERIODS),
+    *(bollinger_case(p, k) for p, k in ((1, 2.0), (2, 2.0), (14, 2.5), (20, 2.0), (50, 1.8))),
+    true_range_case(),
+    *(atr_case(p, s) for p in (1, 14, 50) for s in ("wilder", "sma")),
+    supertrend_case(12, 3.0, "sma"),
+    supertrend_case(10, 1.0, "sma"),
+    supertrend_case(11, 2.0, "sma"),
+    supertrend_case(10, 3.0, "wilder"),
+]
+CASE_PARAMS = [pytest.param(case, id=case.id) for case in CASES]
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+def load_market(path: Path) -> Market:
+    frame = pd.read_csv(path, compression="gzip")
+    return Market(
+        frame["high"].to_numpy(dtype=np.float64),
+        frame["low"].to_numpy(dtype=np.float64),
+        frame["close"].to_numpy(dtype=np.float64),
+    )
+
+
+@pytest.fixture(scope="module")
+def markets() -> dict[str, Market]:
+    return {key: load_market(DATA_DIR / name) for key, name in DATA_FILES.items()}
+
+
+class Runs:
+    """Each case's outputs and expectations per file, computed once for the two tests using them."""
+
+    def __init__(self, markets: dict[str, Market]) -> None:
+        self.markets = markets
+        self._actual: dict[tuple[str, str], dict[str, FloatArray]] = {}
+        self._expected: dict[tuple[str, str], dict[str, Expected]] = {}
+
+    def actual(self, case: Case, data: str) -> dict[str, FloatArray]:
+        key = (case.id, data)
+        if key not in self._actual:
+            self._actual[key] = record(case.make(), case.outputs, self.markets[data])
+        return self._actual[key]
+
+    def expected(self, case: Case, data: str) -> dict[str, Expected]:
+        key = (case.id, data)
+        if key not in self._expected:
+            self._expected[key] = case.expected(self.markets[data])
+        return self._expected[key]
+
+
+@pytest.fixture(scope="module")
+def runs(markets: dict[str, Market]) -> Runs:
+    return Runs(markets)
+
+
+@pytest.fixture(scope="module")
+def short_market(markets: dict[str, Market]) -> Market:
+    return markets["btc-2025"].head(600)
+
+
+# --- real data vs TA-Lib / reference -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", DATA_FILES)
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_matches_reference_on_real_data(case: Case, data: str, runs: Runs) -> None:
+    # Arrange
+    expected = runs.expected(case, data)
+
+    # Act
+    actual = runs.actual(case, data)
+
+    # Assert
+    assert set(expected) == set(case.outputs)
+    for name, want in expected.items():
+        assert_close(
+            actual[name], want.values, rtol=want.rtol, atol=want.atol, what=f"{case.id}.{name}"
+        )
+
+
+@pytest.mark.parametrize("data", DATA_FILES)
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_ready_flips_exactly_where_reference_starts(case: Case, data: str, runs: Runs) -> None:
+    # Arrange
+    reference_value = runs.expected(case, data)["value"].values
+    first_defined = int(np.argmax(~np.isnan(reference_value)))
+
+    # Act
+    ready = runs.actual(case, data)["ready"].astype(bool)
+
+    # Assert
+    assert not ready[:first_defined].any()
+    assert ready[first_defined:].all()
+
+
+# --- state ---------------------------------------------------------------------------------------
+
+
+def snapshot_points(case: Case) -> list[int]:
+    """Mid warm-up, just after it, and well into the series."""
+    return sorted({max(1, case.period // 2), case.period + 3, 400})
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_restored_snapshot_continues_bit_identically(case: Case, short_market: Market) -> None:
+    for split in snapshot_points(case):
+        # Arrange
+        uninterrupted = record(case.make(), case.outputs, short_market)
+        first = case.make()
+        record(first, case.outputs, short_market.head(split))
+        state = json.loads(json.dumps(first.snapshot()))
+        resumed = case.make()
+
+        # Act
+        resumed.restore(state)
+        restored_state = json.dumps(resumed.snapshot())
+        continued = record(resumed, case.outputs, short_market.tail(split))
+
+        # Assert
+        assert restored_state == json.dumps(state)
+        for name, values in continued.items():
+            assert values.tobytes() == uninterrupted[name][split:].tobytes(), (split, name)
+
+
+def count_numbers(state: object) -> int:
+    if isinstance(state, dict):
+        return sum(count_numbers(v) for v in state.values())
+    if isinstance(state, list):
+        return sum(count_numbers(v) for v in state)
+    return 1 if isinstance(state, int | float) else 0
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_state_stays_flat_over_a_long_run(case: Case, markets: dict[str, Market]) -> None:
+    # Arrange
+    market = markets["btc-2025"].head(10_000)
+    early = case.make()
+    record(early, case.outputs, market.head(2 * case.period))
+    early_state = early.snapshot()
+    late = case.make()
+
+    # Act
+    record(late, case.outputs, market)
+
+    # Assert: only the digits of the numbers may differ (a float's repr is at most ~24 chars).
+    slack = 16 * count_numbers(early_state)
+    assert len(json.dumps(late.snapshot())) <= len(json.dumps(early_state)) + slack
+
+
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_reset_returns_to_the_warm_up_state(case: Case, short_market: Market) -> None:
+    # Arrange
+    fresh = case.make()
+    used = case.make()
+    record(used, case.outputs, short_market.head(300))
+
+    # Act
+    used.reset()
+
+    # Assert
+    assert not used.ready
+    assert math.isnan(used.value)
+    assert json.dumps(used.snapshot()) == json.dumps(fresh.snapshot())
+    after_reset = record(used, case.outputs, short_market)
+    from_fresh = record(fresh, case.outputs, short_market)
+    for name, values in after_reset.items():
+        assert values.tobytes() == from_fresh[name].tobytes(), name
+
+
+def test_restore_refuses_a_snapshot_of_other_arguments_or_type() -> None:
+    # Arrange
+    sma_14 = SMA(14).snapshot()
+
+    # Act / Assert
+    with pytest.raises(ValueError, match="period"):
+        SMA(20).restore(sma_14)
+    with pytest.raises(ValueError, match="cannot restore"):
+        EMA(14).restore(sma_14)
+    with pytest.raises(ValueError, match="smoothing"):
+        ATR(14, "sma").restore(ATR(14, "wilder").snapshot())
+
+
+# --- numerics ----------------------------------------------------------------------------------
+
+DRIFT_UPDATES = 1_000_000
+DRIFT_TAIL = 1_000
+
+
+@pytest.fixture(scope="module")
+def random_walk() -> FloatArray:
+    """A deterministic 1-minute-like random walk around 1e5 (steps of std 10)."""
+    rng = np.random.default_rng(20250520)
+    return 1e5 + np.cumsum(rng.normal(0.0, 10.0, DRIFT_UPDATES))
+
+
+@pytest.mark.parametrize("period", [20])
+def test_sma_does_not_drift_over_a_million_updates(period: int, random_walk: FloatArray) -> None:
+    # Arrange
+    sma = SMA(period)
+    update = sma.update
+    head, tail = random_walk[:-DRIFT_TAIL].tolist(), random_walk[-DRIFT_TAIL:].tolist()
+
+    # Act
+    for x in head:
+        update(x)
+    last = [update(x) for x in tail]
+
+    # Assert
+    window = random_walk[-(DRIFT_TAIL + period - 1) :]
+    assert_close(last, ref.sma(window, period)[period - 1 :], rtol=RTOL, what="SMA")
+
+
+@pytest.mark.parametrize("period", [20])
+def test_bollinger_does_not_drift_over_a_million_updates(
+    period: int, random_walk: FloatArray
+) -> None:
+    # Arrange
+    bands = BollingerBands(period, 2.0)
+    update = bands.update
+    head, tail = random_walk[:-DRIFT_TAIL].tolist(), random_walk[-DRIFT_TAIL:].tolist()
+
+    # Act
+    for x in head:
+        update(x)
+    last = []
+    for x in tail:
+        update(x)
+        last.append((bands.middle, bands.std, bands.upper, bands.lower))
+
+    # Assert
+    window = random_walk[-(DRIFT_TAIL + period - 1) :]
+    expected = ref.bollinger(window, period, 2.0)
+    actual = np.array(last)
+    for i, name in enumerate(("middle", "std", "upper", "lower")):
+        assert_close(actual[:, i], expected[name][period - 1 :], rtol=RTOL, what=name)
+
+
+def test_bollinger_std_is_exactly_zero_once_a_jump_leaves_the_window() -> None:
+    # Arrange: a factor-of-10 outlier, then a flat window. A purely sliding M2 would keep a
+    # residue of ~eps * 1e12 here, i.e. a std of ~1e-2 instead of 0.
+    bands = BollingerBands(5, 2.0)
+    series = [100_000.0, 1_000_000.0, *([100_000.01] * 5)]
+
+    # Act
+    for x in series:
+        bands.update(x)
+
+    # Assert
+    assert bands.std == 0.0
+    assert bands.upper == bands.lower == bands.middle
+    assert math.isnan(bands.percent_b)
+    assert bands.bandwidth == 0.0
+
+
+def test_bollinger_band_gives_other_multipliers_around_the_same_middle(
+    markets: dict[str, Market],
+) -> None:
+    # Arrange
+    close = markets["btc-2025"].close[:5_000]
+    bands = BollingerBands(20, 2.0)
+    rows = []
+
+    # Act
+    for x in close.tolist():
+        bands.update(x)
+        rows.append((*bands.band(2.5), *bands.band(2.0), bands.lower, bands.upper))
+
+    # Assert
+    table = np.array(rows)
+    upper, _, lower = talib.BBANDS(close, 20, 2.5, 2.5)  # matype 0: SMA
+    assert_close(table[:, 0], lower, rtol=RTOL, what="lower(2.5)")
+    assert_close(table[:, 1], upper, rtol=RTOL, what="upper(2.5)")
+    assert np.array_equal(table[:, 2:4], table[:, 4:6], equal_nan=True)
+
+
+def test_rsi_of_a_flat_series_is_neutral() -> None:
+    # Arrange
+    flat = np.full(100, 42_000.0)
+    rsi = RSI(14)
+
+    # Act
+    values = [rsi.update(x) for x in flat.tolist()]
+
+    # Assert: 50 from the first ready value on; TA-Lib says 0 (the documented deviation).
+    assert all(math.isnan(v) for v in values[:14])
+    assert values[14:] == [50.0] * (100 - 14)
+    assert talib.RSI(flat, 14)[-1] == 0.0
+
+
+# --- arguments ---------------------------------------------------------------------------------
+
+BAD_ARGUMENTS: list[tuple[Callable[..., object], tuple[object, ...]]] = [
+    (SMA, (0,)),
+    (SMA, (-3,)),
+    (SMA, (2.5,)),
+    (SMA, (True,)),
+    (SMA, ("20",)),
+    (EMA, (0,)),
+    (RSI, (0,)),
+    (ATR, (0,)),
+    (ATR, (14, "ema")),
+    (BollingerBands, (0, 2.0)),
+    (BollingerBands, (20, 0.0)),
+    (BollingerBands, (20, -2.0)),
+    (BollingerBands, (20, math.nan)),
+    (BollingerBands, (20, math.inf)),
+    (Supertrend, (0, 3.0)),
+    (Supertrend, (10, 0.0)),
+    (Supertrend, (10, math.nan)),
+    (Supertrend, (10, 3.0, "ema")),
+]
+
+
+@pytest.mark.parametrize(
+    ("factory", "args"),
+    [pytest.param(f, a, id=f"{getattr(f, '__name__', f)}{a}") for f, a in BAD_ARGUMENTS],
+)
+def test_constructor_rejects_bad_arguments(
+    factory: Callable[..., object], args: tuple[object, ...]
+) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        factory(*args)
