@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
-from daemon.events import MINUTE_MS, Bar
+from daemon.events import MINUTE_MS, Bar, Signal
 from replay.loader import BarSeries
+from strategies.base import BaseParams, Strategy
 
 T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z, a whole day (so every bucket is aligned)
 
@@ -53,3 +56,30 @@ def series_from_bars(bars: Sequence[Bar], source: str = "test") -> BarSeries:
         np.array([b.close for b in bars]),
         np.array([b.volume for b in bars]),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptParams(BaseParams):
+    pass
+
+
+class Scripted(Strategy[ScriptParams]):
+    """Emit the signal scripted for each decision bar's open time; record what it saw."""
+
+    name: ClassVar[str] = "scripted"
+    params_type: ClassVar[type[BaseParams]] = ScriptParams
+
+    def __init__(self, params: ScriptParams, script: dict[int, Signal]) -> None:
+        super().__init__(params)
+        self.script = script
+        self.seen: list[tuple[Bar, float]] = []
+
+    def on_bar(self, bar: Bar, position: float) -> Signal | None:
+        self.seen.append((bar, position))
+        return self.script.get(bar.open_time_ms)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        pass

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import dataclasses
 import json
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -10,37 +9,9 @@ from daemon.broker import ExecutionConfig
 from daemon.bus import EventBus
 from daemon.engine import StrategyEngine
 from daemon.events import Bar, ExitReason, Signal
-from strategies.base import BaseParams, Strategy
-from tests.factories import T0_MS, bars_from_closes, make_bar
+from tests.factories import T0_MS, Scripted, ScriptParams, bars_from_closes, make_bar
 
 MINUTE = 60_000
-
-
-@dataclasses.dataclass(frozen=True)
-class ScriptParams(BaseParams):
-    pass
-
-
-class Scripted(Strategy[ScriptParams]):
-    """Emit the signal scripted for each decision bar's open time; record what it saw."""
-
-    name: ClassVar[str] = "scripted"
-    params_type: ClassVar[type[BaseParams]] = ScriptParams
-
-    def __init__(self, params: ScriptParams, script: dict[int, Signal]) -> None:
-        super().__init__(params)
-        self.script = script
-        self.seen: list[tuple[Bar, float]] = []
-
-    def on_bar(self, bar: Bar, position: float) -> Signal | None:
-        self.seen.append((bar, position))
-        return self.script.get(bar.open_time_ms)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        pass
 
 
 def run(
