@@ -39,6 +39,7 @@ class StrategyEngine:
     __slots__ = (
         "_aggregator",
         "_broker",
+        "_decide_on",
         "_fill_at_close",
         "_pending",
         "_stop_level",
@@ -67,6 +68,7 @@ class StrategyEngine:
     ) -> None:
         params = strategy.params
         self.strategy = strategy
+        self._decide_on = strategy.on_bar  # bound once: one lookup less per bar
         self.symbol = symbol
         self.name = name or strategy.name
         self.portfolio = Portfolio(execution.starting_cash)
@@ -94,32 +96,37 @@ class StrategyEngine:
 
     def on_bar(self, bar: Bar) -> None:
         """Process one 1-minute bar (the bus handler)."""
+        portfolio = self.portfolio
+        decide = self._decide_on
         aggregator = self._aggregator
         if aggregator is not None:
             late = aggregator.pending_release(bar)
             if late is not None:
-                self._decide(late)
-        if self._pending != _NO_ORDER:
+                signal = decide(late, portfolio.size)
+                if signal is not None:
+                    self._act(signal, late)
+        if self._pending:
             self._execute(self._pending, bar.open, bar.open_time_ms, ExitReason.SIGNAL)
-        portfolio = self.portfolio
-        if portfolio.size > 0.0 and (bar.low <= self._stop_level or bar.high >= self._target_level):
+        if portfolio.size > 0.0 and (
+            bar.low <= self._stop_level or bar.high >= self._target_level
+        ):
             self._exit_at_level(bar)
         decision_bar = bar if aggregator is None else aggregator.add(bar)
         if decision_bar is not None:
-            self._decide(decision_bar)
+            signal = decide(decision_bar, portfolio.size)
+            if signal is not None:
+                self._act(signal, decision_bar)
         self.bars += 1
         size = portfolio.size
         if size > 0.0:
             self.bars_in_market += 1
-        if self.equity_curve is not None:
-            self.equity_curve.append(portfolio.cash + size * bar.close)
+        equity_curve = self.equity_curve
+        if equity_curve is not None:
+            equity_curve.append(portfolio.cash + size * bar.close)
         self.last_bar = bar
 
-    def _decide(self, decision_bar: Bar) -> None:
+    def _act(self, signal: Signal, decision_bar: Bar) -> None:
         size = self.portfolio.size
-        signal = self.strategy.on_bar(decision_bar, size)
-        if signal is None:
-            return
         if signal is Signal.BUY and size == 0.0:
             order = _BUY
         elif signal is Signal.SELL and size > 0.0:

@@ -22,7 +22,9 @@ def synthetic_series(
     spread = np.abs(rng.normal(0.0, 0.0005, n)) * close
     high = np.maximum(open_, close) + spread
     low = np.minimum(open_, close) - spread
-    volume = rng.gamma(2.0, 5.0, n)
+    # Activity changes hour by hour (lognormal), so higher timeframes see volume spikes too.
+    activity = np.repeat(rng.lognormal(0.0, 0.6, n // 60 + 1), 60)[:n]
+    volume = rng.gamma(2.0, 5.0, n) * activity
     times = T0_MS + np.arange(n, dtype=np.int64) * MINUTE_MS
     return BarSeries(
         symbol, "1m", f"synthetic(n={n}, seed={seed})", times, open_, high, low, close, volume

@@ -73,19 +73,24 @@ class SMA:
         window = self._window
         period = self.period
         if self.ready:
-            self._sum += x - window[0]
+            # Locals instead of attribute round trips: this is the hottest loop of a replay.
+            total = self._sum + (x - window[0])
             window.append(x)
-            self._since += 1
-            if self._since >= period:
-                self._sum = math.fsum(window)
-                self._since = 0
-        else:
-            window.append(x)
-            if len(window) < period:
-                return self.value
-            self._sum = math.fsum(window)
-            self._since = 0
-            self.ready = True
+            since = self._since + 1
+            if since >= period:
+                total = math.fsum(window)
+                since = 0
+            self._sum = total
+            self._since = since
+            value = total / period
+            self.value = value
+            return value
+        window.append(x)
+        if len(window) < period:
+            return self.value
+        self._sum = math.fsum(window)
+        self._since = 0
+        self.ready = True
         self.value = self._sum / period
         return self.value
 
