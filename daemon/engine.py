@@ -39,7 +39,7 @@ class StrategyEngine:
     __slots__ = (
         "_aggregator",
         "_broker",
-        "_decide_on",
+        "_strategy_on_bar",
         "_fill_at_close",
         "_pending",
         "_stop_level",
@@ -68,7 +68,7 @@ class StrategyEngine:
     ) -> None:
         params = strategy.params
         self.strategy = strategy
-        self._decide_on = strategy.on_bar  # bound once: one lookup less per bar
+        self._strategy_on_bar = strategy.on_bar  # bound once: one lookup less per bar
         self.symbol = symbol
         self.name = name or strategy.name
         self.portfolio = Portfolio(execution.starting_cash)
@@ -97,12 +97,12 @@ class StrategyEngine:
     def on_bar(self, bar: Bar) -> None:
         """Process one 1-minute bar (the bus handler)."""
         portfolio = self.portfolio
-        decide = self._decide_on
+        strategy_on_bar = self._strategy_on_bar
         aggregator = self._aggregator
         if aggregator is not None:
             late = aggregator.pending_release(bar)
             if late is not None:
-                signal = decide(late, portfolio.size)
+                signal = strategy_on_bar(late, portfolio.size)
                 if signal is not None:
                     self._act(signal, late)
         if self._pending:
@@ -113,7 +113,7 @@ class StrategyEngine:
             self._exit_at_level(bar)
         decision_bar = bar if aggregator is None else aggregator.add(bar)
         if decision_bar is not None:
-            signal = decide(decision_bar, portfolio.size)
+            signal = strategy_on_bar(decision_bar, portfolio.size)
             if signal is not None:
                 self._act(signal, decision_bar)
         self.bars += 1
@@ -196,6 +196,8 @@ class StrategyEngine:
             "target_level": self._target_level,
             "bars": self.bars,
             "bars_in_market": self.bars_in_market,
+            "unfilled_orders": self.unfilled_orders,
+            "last_bar": None if self.last_bar is None else list(self.last_bar),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -209,3 +211,6 @@ class StrategyEngine:
         self._target_level = float(state["target_level"])
         self.bars = int(state["bars"])
         self.bars_in_market = int(state["bars_in_market"])
+        self.unfilled_orders = int(state["unfilled_orders"])
+        last = state["last_bar"]
+        self.last_bar = None if last is None else Bar(*last)

@@ -10,6 +10,7 @@ import numpy as np
 
 from daemon.events import MINUTE_MS, Bar, Signal
 from replay.loader import BarSeries
+from strategies.aggregate import TimeframeAggregator
 from strategies.base import BaseParams, Strategy
 
 T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z, a whole day (so every bucket is aligned)
@@ -41,6 +42,40 @@ def bars_from_closes(closes: Sequence[float], symbol: str = "BTCUSDT") -> list[B
         bars.append(make_bar(close, minute=i, open=previous, symbol=symbol))
         previous = close
     return bars
+
+
+def bars_of(series: BarSeries) -> list[Bar]:
+    """The :class:`Bar` objects of a series, in order (the inverse of :func:`series_from_bars`)."""
+    rows = zip(
+        series.open_time_ms.tolist(),
+        series.open.tolist(),
+        series.high.tolist(),
+        series.low.tolist(),
+        series.close.tolist(),
+        series.volume.tolist(),
+        strict=True,
+    )
+    return [Bar(series.symbol, series.interval, *row) for row in rows]
+
+
+def aggregate(minutes: Sequence[Bar], interval: str) -> tuple[list[Bar], list[int]]:
+    """Drive a :class:`TimeframeAggregator` as the engine does.
+
+    Returns the released bars and, for each, the index of the minute that released it.
+    """
+    agg = TimeframeAggregator(minutes[0].symbol, interval)
+    out: list[Bar] = []
+    released_at: list[int] = []
+    for i, minute in enumerate(minutes):
+        late = agg.pending_release(minute)
+        if late is not None:
+            out.append(late)
+            released_at.append(i)
+        done = agg.add(minute)
+        if done is not None:
+            out.append(done)
+            released_at.append(i)
+    return out, released_at
 
 
 def series_from_bars(bars: Sequence[Bar], source: str = "test") -> BarSeries:

@@ -9,35 +9,12 @@ import pytest
 from daemon.events import Bar
 from replay.loader import load_bars
 from strategies.aggregate import TimeframeAggregator
-from tests.factories import make_bar
+from tests.factories import aggregate, bars_of, make_bar
 
 
 def aggregate_all(path: Path, interval: str) -> tuple[list[Bar], list[int]]:
     """Aggregate a whole file; also return the index of the minute that released each bar."""
-    series = load_bars(path)
-    agg = TimeframeAggregator(series.symbol, interval)
-    out: list[Bar] = []
-    released_at: list[int] = []
-    columns = zip(
-        series.open_time_ms.tolist(),
-        series.open.tolist(),
-        series.high.tolist(),
-        series.low.tolist(),
-        series.close.tolist(),
-        series.volume.tolist(),
-        strict=True,
-    )
-    for i, (t, o, h, lo, c, v) in enumerate(columns):
-        minute = Bar(series.symbol, "1m", t, o, h, lo, c, v)
-        late = agg.pending_release(minute)
-        if late is not None:
-            out.append(late)
-            released_at.append(i)
-        done = agg.add(minute)
-        if done is not None:
-            out.append(done)
-            released_at.append(i)
-    return out, released_at
+    return aggregate(bars_of(load_bars(path)), interval)
 
 
 def pandas_resample(path: Path, rule: str) -> pd.DataFrame:
@@ -100,19 +77,7 @@ def test_missing_last_minute_releases_on_next_buckets_first_minute() -> None:
 
 
 def test_snapshot_restore_continues_identically(btc_2023_path: Path) -> None:
-    series = load_bars(btc_2023_path)
-    minutes = [
-        Bar(series.symbol, "1m", t, o, h, lo, c, v)
-        for t, o, h, lo, c, v in zip(
-            series.open_time_ms[:5000].tolist(),
-            series.open[:5000].tolist(),
-            series.high[:5000].tolist(),
-            series.low[:5000].tolist(),
-            series.close[:5000].tolist(),
-            series.volume[:5000].tolist(),
-            strict=True,
-        )
-    ]
+    minutes = bars_of(load_bars(btc_2023_path))[:5000]
     whole = TimeframeAggregator("BTCUSDT", "1h")
     first = TimeframeAggregator("BTCUSDT", "1h")
     out_whole = [whole.add(m) for m in minutes]

@@ -4,7 +4,6 @@ parameter validation and exact continuation from a snapshot."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,42 +15,17 @@ from daemon.errors import StrategyError
 from daemon.events import Bar, Signal
 from replay.loader import load_bars
 from strategies import STRATEGIES, create_strategy
-from strategies.aggregate import TimeframeAggregator
 from strategies.base import AnyStrategy, ParamValue
 from tests import reference
+from tests.factories import aggregate, bars_of
 
 BoolArray = npt.NDArray[np.bool_]
 
 
-def minutes(path: Path) -> Iterator[Bar]:
-    s = load_bars(path)
-    rows = zip(
-        s.open_time_ms.tolist(),
-        s.open.tolist(),
-        s.high.tolist(),
-        s.low.tolist(),
-        s.close.tolist(),
-        s.volume.tolist(),
-        strict=True,
-    )
-    for t, o, h, lo, c, v in rows:
-        yield Bar(s.symbol, "1m", t, o, h, lo, c, v)
-
-
 def timeframe_bars(path: Path, timeframe: str) -> list[Bar]:
     """Bars of ``timeframe`` as the engine hands them to a strategy."""
-    if timeframe == "1m":
-        return list(minutes(path))
-    agg = TimeframeAggregator("BTCUSDT", timeframe)
-    out = []
-    for minute in minutes(path):
-        late = agg.pending_release(minute)
-        if late is not None:
-            out.append(late)
-        done = agg.add(minute)
-        if done is not None:
-            out.append(done)
-    return out
+    minutes = bars_of(load_bars(path))
+    return minutes if timeframe == "1m" else aggregate(minutes, timeframe)[0]
 
 
 def frame_of(bars: list[Bar]) -> pd.DataFrame:
