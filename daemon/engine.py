@@ -39,11 +39,11 @@ class StrategyEngine:
     __slots__ = (
         "_aggregator",
         "_broker",
-        "_strategy_on_bar",
         "_fill_at_close",
         "_pending",
         "_stop_level",
         "_stop_loss_rate",
+        "_strategy_on_bar",
         "_take_profit_rate",
         "_target_level",
         "bars",
@@ -107,9 +107,7 @@ class StrategyEngine:
                     self._act(signal, late)
         if self._pending:
             self._execute(self._pending, bar.open, bar.open_time_ms, ExitReason.SIGNAL)
-        if portfolio.size > 0.0 and (
-            bar.low <= self._stop_level or bar.high >= self._target_level
-        ):
+        if portfolio.size > 0.0 and (bar.low <= self._stop_level or bar.high >= self._target_level):
             self._exit_at_level(bar)
         decision_bar = bar if aggregator is None else aggregator.add(bar)
         if decision_bar is not None:
