@@ -11,7 +11,7 @@ from itertools import repeat
 from typing import final
 
 from daemon.events import Bar
-from replay.loader import BarSeries
+from replay.series import BarSeries
 
 __all__ = ["DEFAULT_CHUNK_BARS", "ReplayFeed"]
 

@@ -1,14 +1,18 @@
-"""Read 1-minute kline files into validated numpy columns (pandas here, at ingest only).
+"""Read 1-minute bar files into a validated :class:`~replay.series.BarSeries` (at ingest only).
 
-Two layouts are accepted, told apart by the first line:
+Accepted inputs (CSV may be gzip-compressed; the layout is told apart by the first line):
 
-* barbus/freqtrade export: a header ``open_time_ms,open,high,low,close,volume`` (``open_time``
-  is accepted as the first column name too); extra columns are ignored;
-* Binance kline CSV (data.binance.vision): no header, 12 columns, open time first. Open times in
-  microseconds (Binance's spot files since 2025) are converted to milliseconds.
+* barbus export: header ``open_time_ms,open,high,low,close,volume`` (``open_time`` is accepted
+  for the first name); extra columns are ignored;
+* Binance kline CSV (data.binance.vision): no header, 12 columns, open time first; open times in
+  microseconds (Binance's spot files since 2025) become milliseconds;
+* plain OHLCV: header ``timestamp,open,high,low,close,volume`` where ``timestamp`` is the bar's
+  open time as ISO-8601 (UTC unless an offset is given) or epoch seconds / ms / µs;
+* Parquet (``.parquet``) with either set of column names.
 
-Every check names the offending line of the file, so a user can open it and look. Gaps (missing
-minutes) are legal in real data: they are counted and reported, never filled.
+CSV is parsed with pyarrow (several million rows a second). When anything is wrong, the file is
+parsed again with pandas row by row as text, so the error names the file line a user can open.
+Gaps (missing minutes) are legal in real data: they are reported, never filled.
 """
 
 from __future__ import annotations
@@ -17,26 +21,29 @@ import gzip
 import io
 import re
 import zlib
-from dataclasses import dataclass
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from daemon.errors import DataError
-from daemon.events import MINUTE_MS, format_time_ms
+from daemon.events import MINUTE_MS
+from replay.series import BarSeries, FloatArray, IntArray
 
-__all__ = ["BUNDLED_SAMPLE", "BarSeries", "GapReport", "bundled_data_path", "load_bars"]
+__all__ = ["BUNDLED_SAMPLE", "bundled_data_path", "load_bars", "symbol_from_name"]
 
 BUNDLED_SAMPLE = "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"
-HEADER = ("open_time_ms", "open", "high", "low", "close", "volume")
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+HEADER = ("open_time_ms", *PRICE_COLUMNS)
+TIME_NAMES = ("open_time_ms", "open_time", "timestamp")
 _SYMBOL_IN_NAME = re.compile(r"^([A-Z0-9]{4,20})[_-]")
-_MICROSECONDS_THRESHOLD = 10**14  # epoch ms reach 1e14 only in the year 5138
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+_MAX_TIME = 2.0**53  # beyond this a float64 time is no longer an exact integer
 
 
 def bundled_data_path(name: str = BUNDLED_SAMPLE) -> Path:
@@ -47,219 +54,297 @@ def bundled_data_path(name: str = BUNDLED_SAMPLE) -> Path:
     return path
 
 
-@dataclass(frozen=True, slots=True)
-class GapReport:
-    """Missing minutes in a series: how many holes, the largest, and how many minutes in all."""
-
-    count: int
-    largest_minutes: int
-    missing_minutes: int
-    largest_after_ms: int | None  # open time of the bar before the largest gap
-
-    def describe(self) -> str:
-        if self.count == 0:
-            return "no gaps"
-        where = format_time_ms(self.largest_after_ms) if self.largest_after_ms is not None else "?"
-        return (
-            f"{self.count} gap(s), {self.missing_minutes} missing minute(s), "
-            f"largest {self.largest_minutes} min after {where}"
-        )
+def symbol_from_name(path: Path) -> str:
+    """The symbol a file name starts with (``BTCUSDT_1m_...csv.gz`` -> ``BTCUSDT``)."""
+    match = _SYMBOL_IN_NAME.match(path.name)
+    if match is None:
+        raise DataError(f"{path}: cannot tell the symbol from the file name; pass --symbol")
+    return match.group(1)
 
 
-@dataclass(frozen=True, slots=True)
-class BarSeries:
-    """Columns of validated 1-minute bars of one symbol, strictly rising in time."""
-
-    symbol: str
-    interval: str
-    source: str
-    open_time_ms: IntArray
-    open: FloatArray
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-    volume: FloatArray
-
-    def __len__(self) -> int:
-        return len(self.open_time_ms)
-
-    def between(self, start_ms: int | None, end_ms: int | None) -> BarSeries:
-        """Bars with ``start_ms <= open_time_ms < end_ms`` (bounds optional); views, not copies."""
-        times = self.open_time_ms
-        lo = 0 if start_ms is None else int(np.searchsorted(times, start_ms, side="left"))
-        hi = len(times) if end_ms is None else int(np.searchsorted(times, end_ms, side="left"))
-        return BarSeries(
-            self.symbol,
-            self.interval,
-            self.source,
-            times[lo:hi],
-            self.open[lo:hi],
-            self.high[lo:hi],
-            self.low[lo:hi],
-            self.close[lo:hi],
-            self.volume[lo:hi],
-        )
-
-    def gaps(self) -> GapReport:
-        """Count the holes between consecutive bars."""
-        if len(self) < 2:
-            return GapReport(0, 0, 0, None)
-        steps = np.diff(self.open_time_ms)
-        holes = np.flatnonzero(steps > MINUTE_MS)
-        if holes.size == 0:
-            return GapReport(0, 0, 0, None)
-        missing = steps[holes] // MINUTE_MS - 1
-        worst = int(np.argmax(missing))
-        return GapReport(
-            count=int(holes.size),
-            largest_minutes=int(missing[worst]),
-            missing_minutes=int(missing.sum()),
-            largest_after_ms=int(self.open_time_ms[holes[worst]]),
-        )
-
-    def zero_volume_bars(self) -> int:
-        """Minutes present but without trades (e.g. an exchange halt)."""
-        return int(np.count_nonzero(self.volume == 0.0))
+def load_bars(path: Path, symbol: str | None = None) -> BarSeries:
+    """Load and validate a 1-minute bar file; raise :class:`DataError` naming what is wrong."""
+    path = Path(path)
+    raw = _read_bytes(path)
+    if symbol is None:
+        symbol = symbol_from_name(path)
+    if path.suffix.lower() == ".parquet":
+        times, prices = _parquet_columns(path, raw)
+        lines = np.arange(1, len(times) + 1, dtype=np.int64)  # Parquet has rows, not lines
+        _validate(path, times, prices, lines, "row")
+        return BarSeries(symbol, "1m", str(path), times, *prices)
+    text = _decode(path, raw)
+    columns = _fast_csv_columns(path, text)
+    if columns is not None:
+        times, prices = columns
+        if _first_problem(times, prices) is None:
+            return BarSeries(symbol, "1m", str(path), times, *prices)
+    # Slow path: parse as text to name the exact line of the first problem.
+    frame = _text_frame(path, text)
+    lines = frame.index.to_numpy(dtype=np.int64)
+    times, prices = _frame_columns(path, frame)
+    _validate(path, times, prices, lines, "line")
+    return BarSeries(symbol, "1m", str(path), times, *prices)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _read_bytes(path: Path) -> bytes:
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: no such data file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, not a data file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _decode(path: Path, raw: bytes) -> str:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{path}: corrupt gzip data: {exc}") from None
     try:
-        return io.StringIO(raw.decode("utf-8-sig"))  # -sig: tolerate a byte-order mark
+        text = raw.decode("utf-8-sig")  # -sig: tolerate a byte-order mark
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text CSV file") from None
-
-
-def _read_frame(path: Path, text: io.TextIOBase) -> pd.DataFrame:
-    """Return the six columns (floats, or strings if any field is not a number).
-
-    The frame's index is the 1-based line number in the file; blank lines are dropped.
-    """
-    first = text.readline().strip()
-    if not first:
+    if not text.strip():
         raise DataError(f"{path}: file is empty")
-    fields = [f.strip().strip('"').lower() for f in first.split(",")]
-    text.seek(0)
-    if fields[0].lstrip("-").isdigit():
+    return text
+
+
+def _header_fields(text: str) -> list[str]:
+    first = text.split("\n", 1)[0].strip()
+    return [f.strip().strip('"').lower() for f in first.split(",")]
+
+
+def _layout(path: Path, text: str) -> tuple[bool, str]:
+    """(has a header, name of the time column) for a CSV, or a DataError for a wrong header."""
+    fields = _header_fields(text)
+    if fields[0].lstrip("-").replace(".", "", 1).isdigit():
         if len(fields) < 6:
             raise DataError(
                 f"{path}: line 1 has {len(fields)} columns; a Binance kline row has at least 6 "
                 "(open time, open, high, low, close, volume)"
             )
-        return _parse(text, header=None, first_line=1)
-    if fields[0] == "open_time":
-        fields[0] = "open_time_ms"
-    if tuple(fields[:6]) != HEADER:
-        raise DataError(
-            f"{path}: unexpected header {first!r}; expected {','.join(HEADER)} "
-            "(or a headerless Binance kline CSV)"
-        )
-    return _parse(text, header=0, first_line=2)
+        return False, "open_time_ms"
+    if fields[0] in TIME_NAMES and tuple(fields[1:6]) == PRICE_COLUMNS:
+        return True, fields[0]
+    first = text.split("\n", 1)[0].strip()
+    raise DataError(
+        f"{path}: unexpected header {first!r}; expected {','.join(HEADER)}, "
+        f"timestamp,{','.join(PRICE_COLUMNS)}, or a headerless Binance kline CSV"
+    )
 
 
-def _parse(text: io.TextIOBase, header: int | None, first_line: int) -> pd.DataFrame:
-    """Parse as float64 (fast); on a non-numeric field re-read as text so the row can be named."""
+def _fast_csv_columns(path: Path, text: str) -> tuple[IntArray, list[FloatArray]] | None:
+    """Parse with pyarrow; None when a field is not numeric (the slow path will name it)."""
+    has_header, time_name = _layout(path, text)
+    names = [time_name, *PRICE_COLUMNS]
+    read = pa_csv.ReadOptions(
+        column_names=None if has_header else [*names, *(f"extra{i}" for i in range(6, 64))],
+        autogenerate_column_names=False,
+    )
+    types: dict[str, pa.DataType] = {name: pa.float64() for name in PRICE_COLUMNS}
+    if time_name != "timestamp":
+        types[time_name] = pa.float64()
+    convert = pa_csv.ConvertOptions(column_types=types, include_columns=names)
     try:
-        frame = pd.read_csv(
-            text,
-            header=header,
-            usecols=range(6),
-            names=HEADER,
-            dtype=np.float64,
-            skip_blank_lines=False,  # keep row i on file line i + first_line
+        table = pa_csv.read_csv(
+            io.BytesIO(text.encode("utf-8")), read_options=read, convert_options=convert
         )
-    except ValueError:
-        text.seek(0)
-        frame = pd.read_csv(
-            text, header=header, usecols=range(6), names=HEADER, dtype=str, skip_blank_lines=False
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowKeyError):
+        return None
+    if table.num_rows == 0:
+        raise DataError(f"{path}: no data rows")
+    if any(table.column(name).null_count for name in names):
+        return None
+    return _time_and_prices(path, table.column(time_name).to_numpy(), table, names)
+
+
+def _time_and_prices(
+    path: Path, raw_times: npt.NDArray[np.generic], table: pa.Table, names: Sequence[str]
+) -> tuple[IntArray, list[FloatArray]] | None:
+    times = _times_ms(raw_times)
+    if times is None:
+        return None
+    prices = [
+        np.ascontiguousarray(table.column(name).to_numpy(), dtype=np.float64) for name in names[1:]
+    ]
+    return times, prices
+
+
+def _times_ms(raw: npt.NDArray[np.generic]) -> IntArray | None:
+    """Open times in epoch ms from numbers (s, ms or µs by magnitude) or date-time strings."""
+    if raw.dtype.kind in "Mm":
+        return raw.astype("datetime64[ms]").astype(np.int64)
+    if raw.dtype.kind == "O":
+        try:
+            stamps = pd.to_datetime(pd.Series(raw), utc=True, format="ISO8601")
+        except (ValueError, TypeError):
+            return None
+        if stamps.isna().any():
+            return None
+        return np.asarray(stamps.dt.as_unit("ms").astype("int64"), dtype=np.int64)
+    values = raw.astype(np.float64)
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or np.any(values >= _MAX_TIME):
+        return None
+    if np.any(values != np.floor(values)):
+        return None
+    times = values.astype(np.int64)
+    first = int(times[0])
+    if first < 10**11:  # epoch seconds (ms passed 1e11 in 1973)
+        return times * 1000
+    if first >= 10**14:  # epoch microseconds (ms reach 1e14 only in the year 5138)
+        return times // 1000
+    return times
+
+
+def _parquet_columns(path: Path, raw: bytes) -> tuple[IntArray, list[FloatArray]]:
+    try:
+        table = pq.read_table(pa.BufferReader(raw))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
+    columns = [name.lower() for name in table.column_names]
+    table = table.rename_columns(columns)
+    time_name = next((n for n in TIME_NAMES if n in columns), None)
+    missing = [n for n in PRICE_COLUMNS if n not in columns]
+    if time_name is None or missing:
+        raise DataError(
+            f"{path}: Parquet columns {table.column_names} lack "
+            f"{'a time column (' + '/'.join(TIME_NAMES) + ')' if time_name is None else missing}"
         )
+    if table.num_rows == 0:
+        raise DataError(f"{path}: no data rows")
+    names = [time_name, *PRICE_COLUMNS]
+    for name in PRICE_COLUMNS:
+        if not pa.types.is_floating(table.column(name).type) and not pa.types.is_integer(
+            table.column(name).type
+        ):
+            raise DataError(
+                f"{path}: Parquet column {name} is {table.column(name).type}, not numeric"
+            )
+    raw_times = table.column(time_name).to_numpy(zero_copy_only=False)
+    columns_ms = _time_and_prices(path, raw_times, table, names)
+    if columns_ms is None:
+        raise DataError(f"{path}: column {time_name} holds invalid or missing open times")
+    times, prices = columns_ms
+    nulls = [name for name in PRICE_COLUMNS if table.column(name).null_count]
+    if nulls:
+        raise DataError(f"{path}: Parquet columns {nulls} have missing values")
+    return times, prices
+
+
+def _text_frame(path: Path, text: str) -> pd.DataFrame:
+    """The six columns as text; the index is the file line number; blank lines dropped."""
+    has_header, time_name = _layout(path, text)
+    first_line = 2 if has_header else 1
+    frame = pd.read_csv(
+        io.StringIO(text),
+        header=0 if has_header else None,
+        usecols=range(6),
+        names=[time_name, *PRICE_COLUMNS],
+        dtype=str,
+        keep_default_na=False,  # "NaN" stays text, so it is reported as not a number
+        skip_blank_lines=False,  # keep row i on file line i + first_line
+    )
     frame.index = pd.RangeIndex(first_line, first_line + len(frame))
-    return frame.dropna(how="all")
+    blank = (frame.fillna("").apply(lambda column: column.str.strip()) == "").all(axis=1)
+    kept: pd.DataFrame = frame.loc[~blank]
+    if kept.empty:
+        raise DataError(f"{path}: no data rows")
+    return kept
+
+
+def _frame_columns(path: Path, frame: pd.DataFrame) -> tuple[IntArray, list[FloatArray]]:
+    time_name = str(frame.columns[0])
+    if time_name == "timestamp" and not _is_numeric_text(frame[time_name]):
+        stamps = pd.to_datetime(frame[time_name], utc=True, format="ISO8601", errors="coerce")
+        _fail_rows(path, stamps.isna().to_numpy(), frame, "timestamp is not an ISO-8601 time")
+        times = np.asarray(stamps.dt.as_unit("ms").astype("int64"), dtype=np.int64)
+    else:
+        values = _numeric(path, frame, time_name)
+        _fail_rows(
+            path,
+            ~np.isfinite(values) | (values < 0) | (values >= _MAX_TIME),
+            frame,
+            "open time is empty, negative or out of range",
+        )
+        _fail_rows(path, values != np.floor(values), frame, "open time is not an integer")
+        converted = _times_ms(values)
+        assert converted is not None  # every value was checked above
+        times = converted
+    return times, [_numeric(path, frame, name) for name in PRICE_COLUMNS]
+
+
+def _is_numeric_text(column: pd.Series) -> bool:
+    return bool(pd.to_numeric(column.str.strip(), errors="coerce").notna().all())
 
 
 def _numeric(path: Path, frame: pd.DataFrame, column: str) -> FloatArray:
-    if frame[column].dtype == np.float64:
-        return frame[column].to_numpy()
-    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-    bad = values.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{path}: line {frame.index[row]}: {column} is not a number: "
-            f"{frame[column].iloc[row]!r}"
-        )
+    text = frame[column].str.strip()
+    _fail_rows(path, (text.isna() | (text == "")).to_numpy(), frame, f"{column} is empty")
+    values = pd.to_numeric(text, errors="coerce")
+    _fail_rows(
+        path,
+        values.isna().to_numpy(),
+        frame,
+        f"{column} is not a number",
+        show=frame[column],
+    )
     return values.to_numpy(dtype=np.float64)
 
 
-def _fail_at(path: Path, mask: npt.NDArray[np.bool_], lines: IntArray, what: str) -> None:
+def _fail_rows(
+    path: Path,
+    mask: npt.NDArray[np.bool_],
+    frame: pd.DataFrame,
+    what: str,
+    show: pd.Series | None = None,
+) -> None:
     if mask.any():
-        rows = np.flatnonzero(mask)
-        more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
-        raise DataError(f"{path}: line {int(lines[rows[0]])}: {what}{more}")
+        row = int(np.flatnonzero(mask)[0])
+        value = f": {show.iloc[row]!r}" if show is not None else ""
+        raise DataError(f"{path}: line {frame.index[row]}: {what}{value}")
 
 
-def load_bars(path: Path, symbol: str | None = None) -> BarSeries:
-    """Load and validate a 1-minute kline CSV / CSV.gz; raise :class:`DataError` on bad input.
-
-    ``symbol`` defaults to the file name's prefix (``BTCUSDT_1m_...csv.gz`` -> ``BTCUSDT``).
-    """
-    path = Path(path)
-    text = _open_text(path)
-    if symbol is None:
-        match = _SYMBOL_IN_NAME.match(path.name)
-        if match is None:
-            raise DataError(f"{path}: cannot tell the symbol from the file name; pass --symbol")
-        symbol = match.group(1)
-    try:
-        frame = _read_frame(path, text)
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV: {exc}") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: no data rows") from None
-    if frame.empty:
-        raise DataError(f"{path}: no data rows")
-
-    lines = frame.index.to_numpy(dtype=np.int64)
-    times_f = _numeric(path, frame, "open_time_ms")
-    _fail_at(
-        path,
-        ~np.isfinite(times_f) | (times_f < 0) | (times_f >= 2.0**53),
-        lines,
-        "open time is empty, negative or out of range",
-    )
-    _fail_at(path, times_f != np.floor(times_f), lines, "open time is not an integer")
-    times = times_f.astype(np.int64)
-    if times[0] >= _MICROSECONDS_THRESHOLD:
-        times //= 1000
-    o, h, lo, c, v = (_numeric(path, frame, col) for col in HEADER[1:])
-
-    _fail_at(path, ~np.isfinite(o + h + lo + c + v), lines, "NaN or infinite value")
-    _fail_at(path, h < lo, lines, "high is below low")
-    _fail_at(path, (o < lo) | (o > h) | (c < lo) | (c > h), lines, "open/close outside [low, high]")
-    _fail_at(path, lo <= 0.0, lines, "non-positive price")
-    _fail_at(path, v < 0.0, lines, "negative volume")
-    _fail_at(path, times % MINUTE_MS != 0, lines, "open time is not on a whole minute")
+def _first_problem(times: IntArray, prices: Sequence[FloatArray]) -> tuple[int, str] | None:
+    """(row, description) of the first invalid row, or None; the rules every source obeys."""
+    o, h, lo, c, v = prices
     steps = np.diff(times)
-    # Report against the later row: that is the one out of place.
-    shifted = np.concatenate(([False], steps == 0))
-    _fail_at(path, shifted, lines, "duplicated open time (same as the previous row)")
-    shifted = np.concatenate(([False], steps < 0))
-    _fail_at(path, shifted, lines, "open time earlier than the previous row (file not sorted)")
+    checks: list[tuple[npt.NDArray[np.bool_], str]] = [
+        (~np.isfinite(o + h + lo + c + v), "NaN or infinite value"),
+        (h < lo, "high is below low"),
+        ((o < lo) | (o > h) | (c < lo) | (c > h), "open/close outside [low, high]"),
+        (lo <= 0.0, "non-positive price"),
+        (v < 0.0, "negative volume"),
+        (times % MINUTE_MS != 0, "open time is not on a whole minute"),
+        # Report against the later row: that is the one out of place.
+        (np.concatenate(([False], steps == 0)), "duplicated open time (same as the previous row)"),
+        (
+            np.concatenate(([False], steps < 0)),
+            "open time earlier than the previous row (file not sorted)",
+        ),
+    ]
+    for mask, what in checks:
+        if mask.any():
+            rows = np.flatnonzero(mask)
+            more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
+            return int(rows[0]), what + more
     if steps.size and int(steps.min()) != MINUTE_MS:
-        raise DataError(
-            f"{path}: bars are at least {int(steps.min()) // 1000} s apart; barbus replays "
+        return -1, (
+            f"bars are at least {int(steps.min()) // 1000} s apart; barbus replays "
             "1-minute bars (strategies aggregate them to their own timeframe)"
         )
-    return BarSeries(symbol, "1m", str(path), times, o, h, lo, c, v)
+    return None
+
+
+def _validate(
+    path: Path, times: IntArray, prices: Sequence[FloatArray], lines: IntArray, unit: str
+) -> None:
+    problem = _first_problem(times, prices)
+    if problem is None:
+        return
+    row, what = problem
+    where = f" {unit} {int(lines[row])}:" if row >= 0 else ""
+    raise DataError(f"{path}:{where} {what}")

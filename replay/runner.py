@@ -29,7 +29,8 @@ from daemon.events import Trade, format_time_ms
 from daemon.feed import pump
 from daemon.tradelog import write_trades_csv
 from replay.feed import ReplayFeed
-from replay.loader import BarSeries, GapReport, bundled_data_path, load_bars
+from replay.loader import bundled_data_path, load_bars
+from replay.series import BarSeries, GapReport
 from replay.stats import PerformanceStats, compute_stats
 from strategies import create_strategy
 

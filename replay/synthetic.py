@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from daemon.events import MINUTE_MS
-from replay.loader import BarSeries
+from replay.series import BarSeries
 
 __all__ = ["synthetic_series"]
 

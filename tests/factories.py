@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from daemon.events import MINUTE_MS, Bar, Signal
-from replay.loader import BarSeries
+from replay.series import BarSeries
 from strategies.aggregate import TimeframeAggregator
 from strategies.base import BaseParams, Strategy
 

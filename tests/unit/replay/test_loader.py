@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from daemon.errors import DataError
-from replay.loader import BarSeries, bundled_data_path, load_bars
+from replay.loader import bundled_data_path, load_bars
+from replay.series import BarSeries
 
 HEADER_LINE = "open_time_ms,open,high,low,close,volume"
 T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z
@@ -372,12 +373,12 @@ BAD_CONTENT: list[tuple[str, str, str]] = [
     (
         "empty-field",
         lines_with(ROWS, 5, f"{T[3]},103.0,105.0,102.0,,4.25"),
-        line_error(5, r"NaN or infinite value"),
+        line_error(5, r"close is empty"),
     ),
     (
         "nan",
         lines_with(ROWS, 4, f"{T[2]},102.0,104.0,101.0,NaN,3.25"),
-        line_error(4, r"NaN or infinite value"),
+        line_error(4, r"close is not a number: 'NaN'"),
     ),
     (
         "infinite-volume",

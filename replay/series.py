@@ -1,0 +1,94 @@
+"""A validated series of 1-minute bars as numpy columns, and what is missing from it.
+
+The one in-memory shape of historical data: the loader produces it, the cache memory-maps it,
+the replay feed serves it. Columns may be read-only memory maps; nothing here writes to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from daemon.events import MINUTE_MS, format_time_ms
+
+__all__ = ["BarSeries", "FloatArray", "GapReport", "IntArray"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class GapReport:
+    """Missing minutes in a series: how many holes, the largest, and how many minutes in all."""
+
+    count: int
+    largest_minutes: int
+    missing_minutes: int
+    largest_after_ms: int | None  # open time of the bar before the largest gap
+
+    def describe(self) -> str:
+        if self.count == 0:
+            return "no gaps"
+        where = format_time_ms(self.largest_after_ms) if self.largest_after_ms is not None else "?"
+        return (
+            f"{self.count} gap(s), {self.missing_minutes} missing minute(s), "
+            f"largest {self.largest_minutes} min after {where}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BarSeries:
+    """Columns of validated 1-minute bars of one symbol, strictly rising in time."""
+
+    symbol: str
+    interval: str
+    source: str
+    open_time_ms: IntArray
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.open_time_ms)
+
+    def between(self, start_ms: int | None, end_ms: int | None) -> BarSeries:
+        """Bars with ``start_ms <= open_time_ms < end_ms`` (bounds optional); views, not copies."""
+        times = self.open_time_ms
+        lo = 0 if start_ms is None else int(np.searchsorted(times, start_ms, side="left"))
+        hi = len(times) if end_ms is None else int(np.searchsorted(times, end_ms, side="left"))
+        return BarSeries(
+            self.symbol,
+            self.interval,
+            self.source,
+            times[lo:hi],
+            self.open[lo:hi],
+            self.high[lo:hi],
+            self.low[lo:hi],
+            self.close[lo:hi],
+            self.volume[lo:hi],
+        )
+
+    def gaps(self) -> GapReport:
+        """Count the holes between consecutive bars."""
+        if len(self) < 2:
+            return GapReport(0, 0, 0, None)
+        steps = np.diff(self.open_time_ms)
+        holes = np.flatnonzero(steps > MINUTE_MS)
+        if holes.size == 0:
+            return GapReport(0, 0, 0, None)
+        missing = steps[holes] // MINUTE_MS - 1
+        worst = int(np.argmax(missing))
+        return GapReport(
+            count=int(holes.size),
+            largest_minutes=int(missing[worst]),
+            missing_minutes=int(missing.sum()),
+            largest_after_ms=int(self.open_time_ms[holes[worst]]),
+        )
+
+    def zero_volume_bars(self) -> int:
+        """Minutes present but without trades (e.g. an exchange halt)."""
+        return int(np.count_nonzero(self.volume == 0.0))
