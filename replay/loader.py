@@ -73,14 +73,14 @@ def load_bars(path: Path, symbol: str | None = None) -> BarSeries:
         lines = np.arange(1, len(times) + 1, dtype=np.int64)  # Parquet has rows, not lines
         _validate(path, times, prices, lines, "row")
         return BarSeries(symbol, "1m", str(path), times, *prices)
-    text = _decode(path, raw)
-    columns = _fast_csv_columns(path, text)
+    data = _decompress(path, raw)
+    columns = _fast_csv_columns(path, data)
     if columns is not None:
         times, prices = columns
         if _first_problem(times, prices) is None:
             return BarSeries(symbol, "1m", str(path), times, *prices)
     # Slow path: parse as text to name the exact line of the first problem.
-    frame = _text_frame(path, text)
+    frame = _text_frame(path, _decode(path, data))
     lines = frame.index.to_numpy(dtype=np.int64)
     times, prices = _frame_columns(path, frame)
     _validate(path, times, prices, lines, "line")
@@ -98,29 +98,32 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _decode(path: Path, raw: bytes) -> str:
+def _decompress(path: Path, raw: bytes) -> bytes:
+    """The CSV bytes: gunzipped if need be, without a UTF-8 byte-order mark, not empty."""
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{path}: corrupt gzip data: {exc}") from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    if not raw.strip():
+        raise DataError(f"{path}: file is empty")
+    if b"\x00" in raw[:65536]:
+        raise DataError(f"{path}: not a UTF-8 text CSV file (binary data)")
+    return raw
+
+
+def _decode(path: Path, data: bytes) -> str:
     try:
-        text = raw.decode("utf-8-sig")  # -sig: tolerate a byte-order mark
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text CSV file") from None
-    if not text.strip():
-        raise DataError(f"{path}: file is empty")
-    return text
 
 
-def _header_fields(text: str) -> list[str]:
-    first = text.split("\n", 1)[0].strip()
-    return [f.strip().strip('"').lower() for f in first.split(",")]
-
-
-def _layout(path: Path, text: str) -> tuple[bool, str]:
+def _layout(path: Path, data: bytes) -> tuple[bool, str]:
     """(has a header, name of the time column) for a CSV, or a DataError for a wrong header."""
-    fields = _header_fields(text)
+    first = _decode(path, data[: data.find(b"\n") if b"\n" in data else len(data)]).strip()
+    fields = [f.strip().strip('"').lower() for f in first.split(",")]
     if fields[0].lstrip("-").replace(".", "", 1).isdigit():
         if len(fields) < 6:
             raise DataError(
@@ -130,16 +133,15 @@ def _layout(path: Path, text: str) -> tuple[bool, str]:
         return False, "open_time_ms"
     if fields[0] in TIME_NAMES and tuple(fields[1:6]) == PRICE_COLUMNS:
         return True, fields[0]
-    first = text.split("\n", 1)[0].strip()
     raise DataError(
         f"{path}: unexpected header {first!r}; expected {','.join(HEADER)}, "
         f"timestamp,{','.join(PRICE_COLUMNS)}, or a headerless Binance kline CSV"
     )
 
 
-def _fast_csv_columns(path: Path, text: str) -> tuple[IntArray, list[FloatArray]] | None:
+def _fast_csv_columns(path: Path, data: bytes) -> tuple[IntArray, list[FloatArray]] | None:
     """Parse with pyarrow; None when a field is not numeric (the slow path will name it)."""
-    has_header, time_name = _layout(path, text)
+    has_header, time_name = _layout(path, data)
     names = [time_name, *PRICE_COLUMNS]
     read = pa_csv.ReadOptions(
         column_names=None if has_header else [*names, *(f"extra{i}" for i in range(6, 64))],
@@ -150,9 +152,7 @@ def _fast_csv_columns(path: Path, text: str) -> tuple[IntArray, list[FloatArray]
         types[time_name] = pa.float64()
     convert = pa_csv.ConvertOptions(column_types=types, include_columns=names)
     try:
-        table = pa_csv.read_csv(
-            io.BytesIO(text.encode("utf-8")), read_options=read, convert_options=convert
-        )
+        table = pa_csv.read_csv(pa.BufferReader(data), read_options=read, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowKeyError):
         return None
     if table.num_rows == 0:
@@ -237,7 +237,7 @@ def _parquet_columns(path: Path, raw: bytes) -> tuple[IntArray, list[FloatArray]
 
 def _text_frame(path: Path, text: str) -> pd.DataFrame:
     """The six columns as text; the index is the file line number; blank lines dropped."""
-    has_header, time_name = _layout(path, text)
+    has_header, time_name = _layout(path, text.encode("utf-8"))
     first_line = 2 if has_header else 1
     frame = pd.read_csv(
         io.StringIO(text),

@@ -155,13 +155,15 @@ def _plot_trades(ax: Axes, result: ReplayResult) -> None:
     trades = result.trades
     if not trades:
         return
+    # Smaller markers when there are many, so the price line stays visible under them.
+    size = max(8.0, min(36.0, 36.0 * math.sqrt(100.0 / len(trades))))
     marker, colour, label = _ENTRY_STYLE
     ax.scatter(
         _dates(np.array([t.entry_time_ms for t in trades], dtype=np.int64)),
         [t.entry_price for t in trades],
         marker=marker,
         color=colour,
-        s=36,
+        s=size,
         zorder=3,
         label=f"{label} ({len(trades)})",
     )
@@ -176,7 +178,7 @@ def _plot_trades(ax: Axes, result: ReplayResult) -> None:
             color=colour,
             edgecolors="black" if reason != ExitReason.SIGNAL else "none",
             linewidths=0.5,
-            s=48 if reason == ExitReason.TAKE_PROFIT else 36,
+            s=size * (1.4 if reason == ExitReason.TAKE_PROFIT else 1.0),
             zorder=3,
             label=f"{label} ({len(exits)})",
         )

@@ -1,0 +1,279 @@
+"""Run charts, heatmaps and the batch page, written as real files from real replays."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import matplotlib.dates as mdates
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+
+from daemon.events import ExitReason, parse_utc_ms
+from replay.reports import (
+    MAX_PLOT_POINTS,
+    heatmap_figure,
+    plot_heatmap,
+    plot_run,
+    run_figure,
+    write_batch_html,
+)
+from replay.runner import ReplayConfig, ReplayResult, run_replay
+from replay.synthetic import synthetic_series
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WEEK_START_MS = parse_utc_ms("2025-06-02")
+WEEK_END_MS = parse_utc_ms("2025-06-09")
+
+
+def week_replay(**params: str | int | float | bool) -> ReplayResult:
+    config = ReplayConfig(
+        strategy="sma_cross", params=params, start_ms=WEEK_START_MS, end_ms=WEEK_END_MS
+    )
+    return run_replay(config)
+
+
+def assert_png(path: Path) -> None:
+    """A real, non-blank PNG of a plausible (not sliver-thin) shape."""
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    pixels = mpimg.imread(path)
+    height, width = pixels.shape[:2]
+    assert width > 300
+    assert height > width / 3
+    assert float(np.std(pixels)) > 0.0
+
+
+@pytest.fixture(scope="module")
+def week() -> ReplayResult:
+    result = week_replay()
+    assert result.trades, "precondition: sma_cross trades in a week of real data"
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# plot_run
+
+
+def test_plot_run_writes_a_png_of_a_real_replay_creating_folders(
+    week: ReplayResult, tmp_path: Path
+) -> None:
+    target = tmp_path / "runs" / "job-1" / "run.png"
+    written = plot_run(week, target)
+    assert written == target
+    assert_png(target)
+
+
+def test_run_figure_marks_every_trade_at_its_exact_time_and_price(week: ReplayResult) -> None:
+    fig = run_figure(week)
+    ax_price, ax_equity, ax_drawdown = fig.axes[:3]
+    markers = {
+        c.get_label().split(" (")[0]: c.get_offsets()
+        for c in ax_price.collections
+        if isinstance(c, PathCollection)
+    }
+    trades = week.trades
+    entries = markers["entry"]
+    expected_x = mdates.date2num(
+        np.array([t.entry_time_ms for t in trades], dtype="datetime64[ms]")
+    )
+    np.testing.assert_allclose(entries[:, 0], expected_x, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(entries[:, 1], [t.entry_price for t in trades])
+    assert len(markers["exit: signal"]) == len(trades)
+    # Equity panel: the strategy ends at the final equity; drawdown never above zero.
+    strategy_line = next(ln for ln in ax_equity.get_lines() if ln.get_label() == "strategy")
+    assert float(np.asarray(strategy_line.get_ydata())[-1]) == pytest.approx(
+        week.stats.final_equity
+    )
+    dd_values = np.concatenate([np.asarray(ln.get_ydata()) for ln in ax_drawdown.get_lines()])
+    assert dd_values.max() <= 0.0
+    assert dd_values.min() == pytest.approx(-week.stats.max_drawdown_pct)
+    title = fig.get_suptitle()
+    for fragment in ("sma_cross", "BTCUSDT", "2025-06-02", f"trades {week.stats.trades}"):
+        assert fragment in title
+
+
+def test_plot_run_without_trades(tmp_path: Path) -> None:
+    # The slow average needs more bars than a day has, so no cross can happen.
+    config = ReplayConfig(
+        strategy="sma_cross",
+        params={"fast": 100, "slow": 2_000},
+        start_ms=WEEK_START_MS,
+        end_ms=WEEK_START_MS + 24 * 3_600_000,
+    )
+    result = run_replay(config)
+    assert result.trades == []
+    assert_png(plot_run(result, tmp_path / "flat.png"))
+
+
+def test_plot_run_shows_stop_loss_exits_apart(tmp_path: Path) -> None:
+    result = week_replay(stop_loss_pct=0.5)
+    stops = [t for t in result.trades if t.exit_reason == ExitReason.STOP_LOSS]
+    assert stops, "precondition: a 0.5 % stop is hit in this week"
+    labels = [c.get_label() for c in run_figure(result).axes[0].collections]
+    assert f"exit: stop loss ({len(stops)})" in labels
+    assert_png(plot_run(result, tmp_path / "stops.png"))
+
+
+def test_plot_run_downsamples_a_long_series(tmp_path: Path) -> None:
+    series = synthetic_series(300_000)
+    result = run_replay(
+        ReplayConfig(strategy="sma_cross", params={"fast": 300, "slow": 1_200}), series=series
+    )
+    fig = run_figure(result)
+    lines = [ln for ax in fig.axes[:3] for ln in ax.get_lines() if isinstance(ln, Line2D)]
+    assert lines
+    for line in lines:
+        assert len(np.asarray(line.get_xdata())) <= MAX_PLOT_POINTS
+    # The extremes survive the reduction: the price line still reaches the series' max close.
+    price = np.asarray(fig.axes[0].get_lines()[0].get_ydata())
+    assert price.max() == series.close.max()
+    assert_png(plot_run(result, tmp_path / "long.png"))
+
+
+# --------------------------------------------------------------------------------------------
+# plot_heatmap
+
+
+def grid_results(repeats: int = 1) -> pd.DataFrame:
+    rows = []
+    for rep in range(repeats):
+        for fast in (15, 5, 10):  # unsorted on purpose
+            for slow in (20, 30, 40):
+                value = (fast - 10) * 1.5 + (slow - 30) / 10 + rep
+                rows.append({"fast": fast, "slow": slow, "total_return_pct": value})
+    frame = pd.DataFrame(rows)
+    frame.loc[(frame["fast"] == 15) & (frame["slow"] == 40), "total_return_pct"] = math.nan
+    return frame
+
+
+def test_plot_heatmap_writes_a_png(tmp_path: Path) -> None:
+    target = tmp_path / "maps" / "fast_slow.png"
+    assert plot_heatmap(grid_results(), "fast", "slow", "total_return_pct", target) == target
+    assert_png(target)
+
+
+def test_heatmap_grid_sorted_blank_where_failed_and_centred_on_zero() -> None:
+    fig = heatmap_figure(grid_results(), "fast", "slow", "total_return_pct")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "10", "15"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["20", "30", "40"]
+    image = next(im for im in ax.get_images() if isinstance(im, AxesImage))
+    data = np.ma.asarray(image.get_array())
+    assert data.shape == (3, 3)  # rows = slow, columns = fast
+    assert bool(np.ma.getmaskarray(data)[2, 2])  # fast=15, slow=40 failed
+    assert data[0, 0] == pytest.approx(-7.5 - 1.0)  # fast=5, slow=20
+    low, high = image.get_clim()
+    assert low == pytest.approx(-high)
+    assert len(ax.texts) == 8  # every cell but the blank one is annotated
+    assert "mean" not in ax.get_title()
+
+
+def test_heatmap_averages_rows_sharing_a_cell_and_says_so() -> None:
+    fig = heatmap_figure(grid_results(repeats=2), "fast", "slow", "total_return_pct")
+    ax = fig.axes[0]
+    data = np.ma.asarray(next(iter(ax.get_images())).get_array())
+    assert data[0, 0] == pytest.approx((-8.5 + -7.5) / 2)
+    assert "mean of up to 2 runs per cell" in ax.get_title()
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "metric", "message"),
+    [
+        ("fast", "slow", "sharpe", "metric column 'sharpe'"),
+        ("nope", "slow", "total_return_pct", "x column 'nope'"),
+        ("fast", "fast", "total_return_pct", "must be different"),
+    ],
+)
+def test_heatmap_rejects_bad_columns(
+    tmp_path: Path, x: str, y: str, metric: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        plot_heatmap(grid_results(), x, y, metric, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# write_batch_html
+
+
+def batch_results() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "job_id": ["j1", "j2", "j3", "j4"],
+            "fast": [5, 10, 15, 20],
+            "total_return_pct": [1.5, 7.25, math.nan, -3.0],
+            "status": ["ok", "ok", "failed", "ok"],
+            "error": [None, None, "<script>alert('x')</script> & more", None],
+        }
+    )
+
+
+def test_write_batch_html(tmp_path: Path) -> None:
+    out_dir = tmp_path / "report"
+    plots_dir = out_dir / "runs"
+    run_plots = {}
+    for job in ("j1", "j2"):
+        run_plots[job] = plot_run_placeholder(plots_dir / f"{job}.png")
+    heatmap = plot_heatmap(
+        grid_results(), "fast", "slow", "total_return_pct", out_dir / "heatmap.png"
+    )
+
+    index = write_batch_html(
+        batch_results(),
+        out_dir,
+        title="sma_cross <grid>",
+        metric="total_return_pct",
+        run_plots=run_plots,
+        heatmaps=[heatmap],
+    )
+
+    assert index == out_dir / "index.html"
+    page = index.read_text(encoding="utf-8")
+    assert "<title>sma_cross &lt;grid&gt;</title>" in page
+    assert "4 jobs: 3 succeeded, 1 failed" in page
+    assert '<img src="heatmap.png"' in page
+    # Links are relative to the page and point at files that exist.
+    links = re.findall(r'<a href="([^"]+)">(j\d)</a>', page)
+    assert sorted(links) == [("runs/j1.png", "j1"), ("runs/j2.png", "j2")]
+    for href, _ in links:
+        assert (out_dir / href).is_file()
+    # Every job is listed, best first, the failed one (no metric) last.
+    order = re.findall(r"<td>(?:<a [^>]*>)?(j\d)", page)
+    assert order == ["j2", "j1", "j4", "j3"]
+    # Hostile text is escaped, never markup; the failed row is highlighted.
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in page
+    failed_rows = re.findall(r'<tr class="failed">.*?</tr>', page, flags=re.DOTALL)
+    assert len(failed_rows) == 1
+    assert "j3" in failed_rows[0]
+    assert "7.25" in page
+    assert "-3.00" in page
+    assert "http" not in page  # self-contained: nothing fetched from the network
+
+
+def plot_run_placeholder(path: Path) -> Path:
+    """A tiny real PNG to link to (the batch page only links, it does not read it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mpimg.imsave(path, np.zeros((2, 2, 3)))
+    return path
+
+
+def test_write_batch_html_without_status_counts_missing_metric_as_failed(
+    tmp_path: Path,
+) -> None:
+    results = batch_results().drop(columns=["status", "error"])
+    page = write_batch_html(results, tmp_path, title="t", metric="total_return_pct")
+    text = page.read_text(encoding="utf-8")
+    assert "4 jobs: 3 succeeded, 1 failed" in text
+    assert "<a " not in text
+
+
+def test_write_batch_html_rejects_an_unknown_metric(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="metric column 'sharpe'"):
+        write_batch_html(batch_results(), tmp_path, title="t", metric="sharpe")
