@@ -41,6 +41,7 @@ def _params_dict(pairs: Sequence[tuple[str, str]]) -> dict[str, str | int | floa
 def cmd_replay(args: argparse.Namespace) -> int:
     from daemon.broker import ExecutionConfig
     from daemon.events import parse_utc_ms
+    from replay.cache import BarCache
     from replay.runner import ReplayConfig, format_report, run_replay, write_outputs
 
     config = ReplayConfig(
@@ -57,7 +58,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             starting_cash=args.cash,
         ),
     )
-    result = run_replay(config)
+    cache = None if args.no_cache else BarCache(args.cache_dir)
+    result = run_replay(config, cache=cache)
+    if cache is not None:
+        cache.flush_stats()
     print(format_report(result))
     if args.out is not None:
         written = write_outputs(result, args.out)
@@ -75,6 +79,38 @@ def cmd_strategies(args: argparse.Namespace) -> int:
         print(f"{name}: {doc.removeprefix(f'``{name}``: ')}")
         for f in dataclasses.fields(cls.params_type):
             print(f"    {f.name} = {f.default!r}")
+    return 0
+
+
+def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus)",
+    )
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    import time
+
+    from replay.cache import BarCache, format_entries, format_stats
+
+    cache = BarCache(args.cache_dir)
+    if args.cache_command == "ingest":
+        for path in args.files:
+            started = time.perf_counter()
+            entry = cache.ingest(path, args.symbol, force=args.force)
+            elapsed = time.perf_counter() - started
+            print(f"{format_entries([entry])}    ({elapsed:.2f} s)")
+        cache.flush_stats()
+    elif args.cache_command == "ls":
+        print(f"cache {cache.root}")
+        print(format_entries(cache.entries()) or "(empty)")
+    elif args.cache_command == "stats":
+        print(format_stats(cache))
+    else:
+        print(f"removed {cache.clear()} entries from {cache.root}")
     return 0
 
 
@@ -123,7 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="strategy parameter, repeatable (e.g. --param fast=5)",
     )
     replay.add_argument("--out", type=Path, help="folder for trades.csv and summary.json")
+    replay.add_argument(
+        "--no-cache", action="store_true", help="parse the data file instead of using the cache"
+    )
+    _add_cache_dir(replay)
     replay.set_defaults(func=cmd_replay)
+
+    cache = commands.add_parser(
+        "cache",
+        help="the on-disk bar cache (ingest, ls, stats, clear)",
+        description="Parse bar files once into memory-mappable columns; later loads map them.",
+    )
+    cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    ingest = cache_commands.add_parser("ingest", help="cache one or more data files")
+    ingest.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ingest.add_argument("--symbol", help="symbol for every file (default: from each file name)")
+    ingest.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    for action, help_text in (
+        ("ls", "list cached series"),
+        ("stats", "hits, misses, evictions and bytes mapped, summed over processes"),
+        ("clear", "delete every cache entry and the counters"),
+    ):
+        cache_commands.add_parser(action, help=help_text)
+    for sub in cache_commands.choices.values():
+        _add_cache_dir(sub)
+    cache.set_defaults(func=cmd_cache)
 
     listing = commands.add_parser("strategies", help="list strategies and their parameters")
     listing.set_defaults(func=cmd_strategies)

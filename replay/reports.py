@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from daemon.events import ExitReason, format_time_ms
+from daemon.events import INTERVAL_MS, ExitReason, format_time_ms
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -270,6 +270,7 @@ def heatmap_figure(results: pd.DataFrame, x: str, y: str, metric: str) -> Figure
     _set_category_ticks(ax, xs, ys)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
+    ax.set_facecolor("0.85")  # shows through blank (NaN) cells: not the white of a 0 on RdBu
     if nx <= MAX_ANNOTATED_CELLS and ny <= MAX_ANNOTATED_CELLS:
         colours = image.cmap(norm(data.filled(np.nan)))
         for (row, col), value in np.ndenumerate(data.filled(np.nan)):
@@ -297,8 +298,10 @@ def _numeric_column(results: pd.DataFrame, metric: str) -> FloatArray:
 
 
 def _grid_values(column: pd.Series[Any]) -> list[Any]:
-    """Sorted unique parameter values (in order of appearance if they cannot be sorted)."""
+    """Sorted unique parameter values; timeframes by length ("5m" < "1h"); unsortable as seen."""
     unique = list(pd.unique(column))
+    if unique and all(isinstance(v, str) and v in INTERVAL_MS for v in unique):
+        return sorted(unique, key=INTERVAL_MS.__getitem__)
     try:
         return sorted(unique)
     except TypeError:
@@ -441,8 +444,10 @@ def _table_cell(
         full = str(value)
         shown = full if len(full) <= _ERROR_PREVIEW_CHARS else full[:_ERROR_PREVIEW_CHARS] + "…"
         return f'<td class="error" title="{html.escape(full)}">{html.escape(shown)}</td>'
-    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
+    numeric = (
+        isinstance(value, int | float | np.integer | np.floating)
+        and not isinstance(value, bool | np.bool_)
+        and not _is_missing(value)
     )
     classes = [c for c in ("num" if numeric else "", "sorted" if column == metric else "") if c]
     css = f' class="{" ".join(classes)}"' if classes else ""
@@ -450,9 +455,9 @@ def _table_cell(
 
 
 def _format_value(value: Any) -> str:
-    """Table text: integers as is, floats to 2 decimals (3 significant figures when tiny)."""
+    """Table text: blank if missing, integers as is, floats to 2 decimals (3 figures if tiny)."""
     if _is_missing(value):
-        return "n/a"
+        return ""
     if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if isinstance(value, int | np.integer):

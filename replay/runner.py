@@ -28,6 +28,7 @@ from daemon.errors import DataError, StrategyError
 from daemon.events import Trade, format_time_ms
 from daemon.feed import pump
 from daemon.tradelog import write_trades_csv
+from replay.cache import BarCache
 from replay.feed import ReplayFeed
 from replay.loader import bundled_data_path, load_bars
 from replay.series import BarSeries, GapReport
@@ -120,12 +121,15 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def run_replay(config: ReplayConfig, series: BarSeries | None = None) -> ReplayResult:
-    """Replay ``config.strategy`` over the configured data (or a preloaded ``series``)."""
+def run_replay(
+    config: ReplayConfig, series: BarSeries | None = None, cache: BarCache | None = None
+) -> ReplayResult:
+    """Replay ``config.strategy`` over a preloaded ``series``, else the configured data file
+    (through ``cache`` when given, else parsed directly)."""
     strategy = create_strategy(config.strategy, config.params)
     if series is None:
         path = config.data if config.data is not None else bundled_data_path()
-        series = load_bars(path, config.symbol)
+        series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)
     series = series.between(config.start_ms, config.end_ms)
     if len(series) == 0:
         raise DataError(f"{series.source}: no bars in the requested period")

@@ -55,6 +55,12 @@ class BarSeries:
     def __len__(self) -> int:
         return len(self.open_time_ms)
 
+    def columns(
+        self,
+    ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """The six columns in file order: open time, open, high, low, close, volume."""
+        return (self.open_time_ms, self.open, self.high, self.low, self.close, self.volume)
+
     def between(self, start_ms: int | None, end_ms: int | None) -> BarSeries:
         """Bars with ``start_ms <= open_time_ms < end_ms`` (bounds optional); views, not copies."""
         times = self.open_time_ms

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
-import matplotlib.dates as mdates
 import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
@@ -73,17 +73,16 @@ def test_run_figure_marks_every_trade_at_its_exact_time_and_price(week: ReplayRe
     fig = run_figure(week)
     ax_price, ax_equity, ax_drawdown = fig.axes[:3]
     markers = {
-        c.get_label().split(" (")[0]: c.get_offsets()
+        str(c.get_label()).split(" (")[0]: np.asarray(c.get_offsets(), dtype=np.float64)
         for c in ax_price.collections
         if isinstance(c, PathCollection)
     }
     trades = week.trades
     entries = markers["entry"]
-    expected_x = mdates.date2num(
-        np.array([t.entry_time_ms for t in trades], dtype="datetime64[ms]")
-    )
-    np.testing.assert_allclose(entries[:, 0], expected_x, rtol=0, atol=1e-9)
-    np.testing.assert_allclose(entries[:, 1], [t.entry_price for t in trades])
+    # Matplotlib's date numbers: days since the epoch (rcParams "date.epoch" is 1970 by default).
+    expected_days = np.array([t.entry_time_ms for t in trades], dtype=np.float64) / 86_400_000
+    np.testing.assert_allclose(entries[:, 0], expected_days, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(entries[:, 1], np.array([t.entry_price for t in trades]))
     assert len(markers["exit: signal"]) == len(trades)
     # Equity panel: the strategy ends at the final equity; drawdown never above zero.
     strategy_line = next(ln for ln in ax_equity.get_lines() if ln.get_label() == "strategy")
@@ -164,7 +163,7 @@ def test_heatmap_grid_sorted_blank_where_failed_and_centred_on_zero() -> None:
     assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "10", "15"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["20", "30", "40"]
     image = next(im for im in ax.get_images() if isinstance(im, AxesImage))
-    data = np.ma.asarray(image.get_array())
+    data: np.ma.MaskedArray[Any, Any] = np.ma.asarray(image.get_array())
     assert data.shape == (3, 3)  # rows = slow, columns = fast
     assert bool(np.ma.getmaskarray(data)[2, 2])  # fast=15, slow=40 failed
     assert data[0, 0] == pytest.approx(-7.5 - 1.0)  # fast=5, slow=20
@@ -177,9 +176,22 @@ def test_heatmap_grid_sorted_blank_where_failed_and_centred_on_zero() -> None:
 def test_heatmap_averages_rows_sharing_a_cell_and_says_so() -> None:
     fig = heatmap_figure(grid_results(repeats=2), "fast", "slow", "total_return_pct")
     ax = fig.axes[0]
-    data = np.ma.asarray(next(iter(ax.get_images())).get_array())
+    data: np.ma.MaskedArray[Any, Any] = np.ma.asarray(ax.get_images()[0].get_array())
     assert data[0, 0] == pytest.approx((-8.5 + -7.5) / 2)
     assert "mean of up to 2 runs per cell" in ax.get_title()
+
+
+def test_heatmap_orders_timeframes_by_length() -> None:
+    results = pd.DataFrame(
+        {
+            "timeframe": ["1h", "15m", "5m", "1h", "15m", "5m"],
+            "stop_loss_pct": [0.5, 0.5, 0.5, 1.0, 1.0, 1.0],
+            "win_rate_pct": [40.0, 50.0, 60.0, 45.0, 55.0, 65.0],
+        }
+    )
+    ax = heatmap_figure(results, "timeframe", "stop_loss_pct", "win_rate_pct").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5m", "15m", "1h"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "1"]
 
 
 @pytest.mark.parametrize(

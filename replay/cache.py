@@ -1,0 +1,459 @@
+"""The on-disk columnar bar cache: parse a file once, memory-map it ever after.
+
+Layout: ``<root>/<SYMBOL>-<key>/`` holds one ``.npy`` file per column (``open_time_ms`` int64,
+``open`` ... ``volume`` float64, little-endian, C order) and ``meta.json`` (format version,
+symbol, interval, rows, first/last open time, source path + size + mtime + sha256, an xxh3
+checksum and byte length per column, the gap report). ``key`` hashes the resolved source path
+and symbol. ``.npy`` rather than Arrow IPC: ``numpy.load(mmap_mode="r")`` maps a column with no
+third-party code on the read path, one file per column lets a job map only what it reads, and
+the header is a fixed 128 bytes that says dtype and shape, so a truncated file is caught by a
+length check before any page is touched.
+
+Every open re-checks the source's size and mtime (and, if they moved, its sha256) so a changed
+source is rebuilt, never served stale; it checks each column's length and, unless told not to,
+its checksum (xxh3: ~10 GB/s), so a corrupt entry is reported and rebuilt from the source.
+Builds happen in a temporary folder renamed into place under a file lock, so concurrent
+workers never see half an entry and never build the same entry twice.
+
+On top sits an in-process LRU of mapped series with a byte budget and counters. Counters are
+added to ``<root>/stats.json`` by :meth:`BarCache.flush_stats`, which ``barbus cache stats``
+reads, so figures from batch workers add up across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from daemon.errors import DataError
+from daemon.events import format_time_ms
+from replay.loader import load_bars, symbol_from_name
+from replay.series import BarSeries
+
+__all__ = [
+    "COLUMNS",
+    "FORMAT_VERSION",
+    "BarCache",
+    "CacheEntry",
+    "CacheStats",
+    "SourceFingerprint",
+    "default_cache_dir",
+    "format_entries",
+    "format_stats",
+]
+
+log = logging.getLogger("barbus.cache")
+
+FORMAT_VERSION = 1
+COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
+_DTYPES = {name: np.dtype("<i8") if name == "open_time_ms" else np.dtype("<f8") for name in COLUMNS}
+DEFAULT_BUDGET_BYTES = 2 * 1024**3
+
+
+def default_cache_dir() -> Path:
+    """``$BARBUS_CACHE_DIR``, else ``$XDG_CACHE_HOME/barbus``, else ``~/.cache/barbus``."""
+    explicit = os.environ.get("BARBUS_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "barbus"
+
+
+@dataclass(frozen=True)
+class SourceFingerprint:
+    """What identifies the source file's content: cheap stat fields plus a content hash."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cached series, as described by its ``meta.json``."""
+
+    key: str
+    symbol: str
+    interval: str
+    rows: int
+    first_open_time_ms: int
+    last_open_time_ms: int
+    source: SourceFingerprint
+    checksums: dict[str, str]
+    column_bytes: dict[str, int]
+    gaps: dict[str, Any]
+    zero_volume_bars: int
+    created_unix: float
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.column_bytes.values())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> CacheEntry:
+        raw = json.loads(text)
+        if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"format version {raw.get('format_version')!r} != {FORMAT_VERSION}")
+        raw["source"] = SourceFingerprint(**raw["source"])
+        expected = {f.name for f in fields(cls)}
+        if set(raw) != expected:
+            raise ValueError(f"fields {sorted(set(raw) ^ expected)} missing or unexpected")
+        entry = cls(**raw)
+        if set(entry.checksums) != set(COLUMNS) or set(entry.column_bytes) != set(COLUMNS):
+            raise ValueError("column list does not match this format version")
+        return entry
+
+
+@dataclass
+class CacheStats:
+    """Counters of one process (or, from ``stats.json``, of all processes so far)."""
+
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    builds: int = 0
+    rebuilds: int = 0
+    bytes_mapped: int = 0
+    peak_bytes_mapped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class CorruptCacheError(Exception):
+    """A cache entry failed a check; it is rebuilt from its source."""
+
+
+def _entry_key(source: Path, symbol: str) -> str:
+    digest = hashlib.sha256(f"{source.resolve()}\0{symbol}".encode()).hexdigest()
+    return f"{symbol}-{digest[:16]}"
+
+
+def _fingerprint(source: Path, sha256: str | None = None) -> SourceFingerprint:
+    stat = source.stat()
+    if sha256 is None:
+        with source.open("rb") as handle:
+            sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+    return SourceFingerprint(str(source.resolve()), stat.st_size, stat.st_mtime_ns, sha256)
+
+
+def _checksum(array: np.ndarray[Any, Any]) -> str:
+    return xxhash.xxh3_64_hexdigest(np.ascontiguousarray(array).data)
+
+
+class BarCache:
+    """Load bar files through the on-disk cache and an in-process LRU of mapped series."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        *,
+        verify_checksums: bool = True,
+    ) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.budget_bytes = budget_bytes
+        self.verify_checksums = verify_checksums
+        self.stats = CacheStats()
+        self._flushed = CacheStats()
+        self._lru: OrderedDict[str, tuple[BarSeries, CacheEntry]] = OrderedDict()
+
+    # -- public API -----------------------------------------------------------------------
+
+    def load(self, source: Path, symbol: str | None = None) -> BarSeries:
+        """The series of ``source``: from the LRU, else mapped from disk, else ingested."""
+        source = Path(source)
+        symbol = symbol or symbol_from_name(source)
+        key = _entry_key(source, symbol)
+        cached = self._lru.get(key)
+        if cached is not None and self._source_unchanged(source, cached[1]):
+            self._lru.move_to_end(key)
+            self.stats.hits += 1
+            return cached[0]
+        if cached is not None:
+            self._forget(key)
+        self.stats.misses += 1
+        series, entry = self._open_or_build(source, symbol, key)
+        self._remember(key, series, entry)
+        return series
+
+    def ingest(self, source: Path, symbol: str | None = None, *, force: bool = False) -> CacheEntry:
+        """Make sure ``source`` is cached (rebuilt if ``force``); return its entry."""
+        source = Path(source)
+        symbol = symbol or symbol_from_name(source)
+        key = _entry_key(source, symbol)
+        self._forget(key)
+        if force:
+            return self._build(source, symbol, key, reason="forced")[1]
+        return self._open_or_build(source, symbol, key)[1]
+
+    def entries(self) -> list[CacheEntry]:
+        """Every readable entry on disk, by symbol then first open time."""
+        found = []
+        if self.root.is_dir():
+            for meta in self.root.glob("*/meta.json"):
+                try:
+                    found.append(CacheEntry.from_json(meta.read_text(encoding="utf-8")))
+                except (OSError, ValueError, TypeError, KeyError) as exc:
+                    log.warning("%s: unreadable cache metadata (%s)", meta, exc)
+        return sorted(found, key=lambda e: (e.symbol, e.first_open_time_ms, e.key))
+
+    def clear(self) -> int:
+        """Delete every entry and the shared counters; return how many entries were removed."""
+        self._lru.clear()
+        self.stats.bytes_mapped = 0
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for child in self.root.iterdir():
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+                if not child.name.startswith("."):
+                    removed += 1
+            else:
+                child.unlink(missing_ok=True)
+        return removed
+
+    def flush_stats(self) -> CacheStats:
+        """Add this process's counters since the last flush to ``stats.json``; return totals."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._locked("stats"):
+            path = self.root / "stats.json"
+            totals = CacheStats()
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                totals = CacheStats(**json.loads(path.read_text(encoding="utf-8")))
+            mine, before = self.stats.as_dict(), self._flushed.as_dict()
+            for name in ("hits", "misses", "evictions", "builds", "rebuilds"):
+                setattr(totals, name, getattr(totals, name) + mine[name] - before[name])
+            totals.peak_bytes_mapped = max(totals.peak_bytes_mapped, self.stats.peak_bytes_mapped)
+            totals.bytes_mapped = 0  # a gauge of live processes, meaningless once they are gone
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(totals.as_dict(), indent=2) + "\n", encoding="utf-8")
+            tmp.replace(path)
+            self._flushed = CacheStats(**mine)
+            return totals
+
+    def shared_stats(self) -> CacheStats:
+        """The counters accumulated in ``stats.json`` by every process (zero if none yet)."""
+        try:
+            raw = json.loads((self.root / "stats.json").read_text(encoding="utf-8"))
+            return CacheStats(**raw)
+        except (OSError, ValueError, TypeError):
+            return CacheStats()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _remember(self, key: str, series: BarSeries, entry: CacheEntry) -> None:
+        self._lru[key] = (series, entry)
+        self.stats.bytes_mapped += entry.nbytes
+        self.stats.peak_bytes_mapped = max(self.stats.peak_bytes_mapped, self.stats.bytes_mapped)
+        while self.stats.bytes_mapped > self.budget_bytes and len(self._lru) > 1:
+            oldest = next(iter(self._lru))
+            self._forget(oldest)
+            self.stats.evictions += 1
+
+    def _forget(self, key: str) -> None:
+        dropped = self._lru.pop(key, None)
+        if dropped is not None:
+            self.stats.bytes_mapped -= dropped[1].nbytes
+
+    @staticmethod
+    def _source_unchanged(source: Path, entry: CacheEntry) -> bool:
+        try:
+            stat = source.stat()
+        except OSError:
+            return True  # the source is gone: what is mapped is still the last good copy
+        return stat.st_size == entry.source.size and stat.st_mtime_ns == entry.source.mtime_ns
+
+    def _open_or_build(self, source: Path, symbol: str, key: str) -> tuple[BarSeries, CacheEntry]:
+        directory = self.root / key
+        try:
+            entry = CacheEntry.from_json((directory / "meta.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return self._build(source, symbol, key, reason=None)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            return self._build(source, symbol, key, reason=f"unreadable metadata ({exc})")
+        stale = self._staleness(source, entry, directory)
+        if stale:
+            return self._build(source, symbol, key, reason=stale)
+        try:
+            return self._map(directory, entry), entry
+        except CorruptCacheError as exc:
+            return self._build(source, symbol, key, reason=str(exc))
+
+    def _staleness(self, source: Path, entry: CacheEntry, directory: Path) -> str | None:
+        """Why the entry no longer matches its source, or None when it does (or cannot tell)."""
+        try:
+            stat = source.stat()
+        except FileNotFoundError:
+            log.warning("%s: source is gone; serving the cached copy in %s", source, directory)
+            return None
+        if stat.st_size == entry.source.size and stat.st_mtime_ns == entry.source.mtime_ns:
+            return None
+        current = _fingerprint(source)
+        if current.sha256 != entry.source.sha256:
+            return "the source file changed"
+        # Same content, new mtime (copied or touched): record the new stat, keep the data.
+        refreshed = CacheEntry(**{**asdict(entry), "source": current})
+        self._write_meta(directory, refreshed)
+        return None
+
+    def _map(self, directory: Path, entry: CacheEntry) -> BarSeries:
+        columns = []
+        for name in COLUMNS:
+            path = directory / f"{name}.npy"
+            try:
+                size = path.stat().st_size
+                array = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise CorruptCacheError(f"{path.name}: unreadable ({exc})") from None
+            if array.dtype != _DTYPES[name] or array.shape != (entry.rows,):
+                raise CorruptCacheError(
+                    f"{path.name}: {array.dtype} {array.shape}, expected "
+                    f"{_DTYPES[name]} ({entry.rows},)"
+                )
+            if size != entry.column_bytes[name]:
+                raise CorruptCacheError(
+                    f"{path.name}: {size} bytes, expected {entry.column_bytes[name]}"
+                )
+            if self.verify_checksums and _checksum(array) != entry.checksums[name]:
+                raise CorruptCacheError(f"{path.name}: checksum mismatch")
+            columns.append(array)
+        times, *prices = columns
+        return BarSeries(entry.symbol, entry.interval, entry.source.path, times, *prices)
+
+    def _build(
+        self, source: Path, symbol: str, key: str, reason: str | None
+    ) -> tuple[BarSeries, CacheEntry]:
+        if not source.exists():
+            problem = f" ({reason})" if reason else ""
+            raise DataError(
+                f"{source}: no such data file, and no usable cache entry for it{problem}"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._locked(key):
+            directory = self.root / key
+            if reason is None and (directory / "meta.json").exists():
+                # Another process built it while we waited for the lock.
+                return self._open_or_build(source, symbol, key)
+            if reason:
+                log.warning("%s: rebuilding cache entry %s: %s", source, key, reason)
+            started = time.perf_counter()
+            series = load_bars(source, symbol)
+            entry = self._write_entry(source, series, key)
+            if reason:
+                self.stats.rebuilds += 1
+            else:
+                self.stats.builds += 1
+            log.info(
+                "%s: cached %s rows of %s in %.2f s (%s)",
+                source,
+                f"{entry.rows:,}",
+                symbol,
+                time.perf_counter() - started,
+                series.gaps().describe(),
+            )
+            return self._map(directory, entry), entry
+
+    def _write_entry(self, source: Path, series: BarSeries, key: str) -> CacheEntry:
+        fingerprint = _fingerprint(source)
+        tmp = self.root / f".tmp-{key}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        arrays = dict(zip(COLUMNS, series.columns(), strict=True))
+        checksums, column_bytes = {}, {}
+        for name, array in arrays.items():
+            contiguous = np.ascontiguousarray(array, dtype=_DTYPES[name])
+            path = tmp / f"{name}.npy"
+            np.save(path, contiguous, allow_pickle=False)
+            checksums[name] = _checksum(contiguous)
+            column_bytes[name] = path.stat().st_size
+        gaps = series.gaps()
+        entry = CacheEntry(
+            key=key,
+            symbol=series.symbol,
+            interval=series.interval,
+            rows=len(series),
+            first_open_time_ms=int(series.open_time_ms[0]),
+            last_open_time_ms=int(series.open_time_ms[-1]),
+            source=fingerprint,
+            checksums=checksums,
+            column_bytes=column_bytes,
+            gaps=asdict(gaps),
+            zero_volume_bars=series.zero_volume_bars(),
+            created_unix=time.time(),
+        )
+        self._write_meta(tmp, entry)
+        directory = self.root / key
+        if directory.exists():
+            trash = self.root / f".old-{key}-{os.getpid()}"
+            directory.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        tmp.rename(directory)
+        return entry
+
+    @staticmethod
+    def _write_meta(directory: Path, entry: CacheEntry) -> None:
+        tmp = directory / "meta.json.tmp"
+        tmp.write_text(entry.to_json(), encoding="utf-8")
+        tmp.replace(directory / "meta.json")
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        with (self.root / f".{name}.lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def format_entries(entries: list[CacheEntry]) -> str:
+    """One line per entry: key, rows, period, gaps, size and source."""
+    lines = []
+    for e in entries:
+        gaps = e.gaps.get("count", 0)
+        lines.append(
+            f"{e.key}  {e.rows:>10,} rows  {format_time_ms(e.first_open_time_ms)} -> "
+            f"{format_time_ms(e.last_open_time_ms)}  gaps {gaps}  "
+            f"{e.nbytes / 1e6:8.1f} MB  {e.source.path}"
+        )
+    return "\n".join(lines)
+
+
+def format_stats(cache: BarCache) -> str:
+    """Disk usage and the counters summed over every process that flushed them."""
+    entries = cache.entries()
+    totals = cache.shared_stats()
+    return "\n".join(
+        [
+            f"cache          {cache.root}",
+            f"entries        {len(entries)} ({sum(e.rows for e in entries):,} rows, "
+            f"{sum(e.nbytes for e in entries) / 1e6:.1f} MB on disk)",
+            f"hits           {totals.hits}",
+            f"misses         {totals.misses}",
+            f"evictions      {totals.evictions}",
+            f"builds         {totals.builds} "
+            f"(+ {totals.rebuilds} rebuilds of stale or corrupt entries)",
+            f"peak mapped    {totals.peak_bytes_mapped / 1e6:.1f} MB in one process",
+        ]
+    )
