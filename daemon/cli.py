@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from daemon import __version__
@@ -114,6 +115,76 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from daemon.broker import ExecutionConfig
+    from replay.batch import format_top, run_batch
+    from replay.batch_report import BatchProgress, write_batch_report
+    from replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
+    from replay.cache import BarCache
+
+    if args.spec is not None:
+        if args.strategy or args.data or args.grid:
+            raise ConfigError("give either a SPEC file or --strategy/--data/--grid, not both")
+        plan = load_spec(args.spec)
+    else:
+        if not args.strategy or not args.data:
+            raise ConfigError("without a SPEC file, --strategy and --data are required")
+        periods = (
+            [parse_period(*p.split(":", 1)) for p in args.period]
+            if args.period
+            else [parse_period(args.start, args.end)]
+        )
+        jobs, invalid = plan_jobs(
+            args.strategy,
+            args.data,
+            grid=parse_grid(args.grid),
+            params=_params_dict(args.param),
+            periods=periods,
+            symbol=args.symbol,
+            execution=ExecutionConfig(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps),
+        )
+        plan = BatchPlan(jobs, invalid)
+    sort = args.sort or plan.sort
+    workers = args.workers or plan.workers
+    for reason in plan.invalid:
+        log.info("skipped invalid combination: %s", reason)
+    cache = BarCache(args.cache_dir)
+    progress = BatchProgress(len(plan.jobs))
+    try:
+        outcome = run_batch(
+            plan.jobs,
+            args.out,
+            workers=workers,
+            parallel=not args.no_parallel,
+            cache=cache,
+            sort=sort,
+            ascending=args.ascending or plan.ascending,
+            resume=not args.no_resume,
+            skipped_invalid=plan.invalid,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    print(format_top(outcome.rows, sort, args.top))
+    print(
+        f"jobs          {len(outcome.rows)} done ({outcome.failed} failed, "
+        f"{outcome.resumed} from an earlier run), {len(plan.invalid)} invalid combinations "
+        f"skipped"
+    )
+    rate = outcome.bars_replayed / outcome.elapsed_seconds if outcome.elapsed_seconds else 0.0
+    print(f"speed         {rate:,.0f} bars/s over {outcome.elapsed_seconds:.1f} s")
+    if outcome.interrupted:
+        print(f"interrupted   results so far are in {outcome.paths['csv']}", file=sys.stderr)
+        return 130
+    if args.plots:
+        page = write_batch_report(
+            outcome, replace(plan, sort=sort), args.out, cache, plots=args.plots
+        )
+        print(f"report        {page}")
+    print(f"results       {outcome.paths['csv']} and {outcome.paths['parquet']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
@@ -184,6 +255,64 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in cache_commands.choices.values():
         _add_cache_dir(sub)
     cache.set_defaults(func=cmd_cache)
+
+    batch = commands.add_parser(
+        "batch",
+        help="run a grid of backtests over worker processes",
+        description="Expand a grid of (strategy, parameters, data, period) into jobs and run "
+        "them over worker processes; results go to OUT/results.{csv,parquet}.",
+    )
+    batch.add_argument("spec", nargs="?", type=Path, help="batch spec file (TOML)")
+    batch.add_argument("--out", type=Path, required=True, help="output folder")
+    batch.add_argument("--strategy", help="strategy (without a SPEC file)")
+    batch.add_argument(
+        "--data", type=Path, action="append", default=[], help="data file, repeatable"
+    )
+    batch.add_argument("--symbol", help="symbol for every data file (default: from file names)")
+    batch.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="a swept parameter, repeatable (e.g. --grid fast=5,10,20)",
+    )
+    batch.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a fixed parameter, repeatable",
+    )
+    batch.add_argument("--start", help="period start (inclusive), ISO UTC or epoch ms")
+    batch.add_argument("--end", help="period end (exclusive)")
+    batch.add_argument(
+        "--period",
+        action="append",
+        default=[],
+        metavar="START:END",
+        help="a period, repeatable (instead of --start/--end)",
+    )
+    batch.add_argument("--fee-bps", type=float, default=10.0, help="fee in basis points (10)")
+    batch.add_argument(
+        "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
+    )
+    batch.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    batch.add_argument("--no-parallel", action="store_true", help="run every job in-process")
+    batch.add_argument("--sort", help="metric to rank by (default sharpe)")
+    batch.add_argument("--ascending", action="store_true", help="rank lowest first")
+    batch.add_argument("--top", type=int, default=10, help="rows to print (10)")
+    batch.add_argument(
+        "--plots",
+        type=int,
+        default=5,
+        help="plot the N best runs + heatmap + index.html (5; 0 = none)",
+    )
+    batch.add_argument(
+        "--no-resume", action="store_true", help="ignore results already in OUT and run all jobs"
+    )
+    _add_cache_dir(batch)
+    batch.set_defaults(func=cmd_batch)
 
     listing = commands.add_parser("strategies", help="list strategies and their parameters")
     listing.set_defaults(func=cmd_strategies)

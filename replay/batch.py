@@ -1,0 +1,540 @@
+"""Batch replays: a grid of (strategy, parameters, data, period) jobs sharded over worker processes.
+
+A :class:`Job` is a small picklable record; workers receive jobs, never bars: each worker opens
+the memory-mapped cache by path (the parent builds and verifies every entry once before any job
+is dispatched), so the data is loaded once and shared through the page cache.
+
+Results are keyed by job id and written in a fixed order, so they do not depend on the number of
+workers or on ``--no-parallel``. Each finished job is appended to ``results.jsonl`` at once (the
+journal): a crash, Ctrl-C or SIGTERM loses nothing finished, and a rerun with the same output
+folder skips the jobs that succeeded. ``results.csv`` and ``results.parquet`` are rewritten from
+the journal at the end.
+
+A worker that dies (kill -9, out of memory) or a job that raises: the job is retried once on a
+fresh worker, then recorded as failed with its error; every other job goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from daemon.broker import ExecutionConfig
+from daemon.errors import BarbusError, ConfigError
+from replay.cache import BarCache
+from replay.loader import symbol_from_name
+from replay.runner import ReplayConfig, ReplayResult, run_replay
+from strategies import create_strategy
+from strategies.base import ParamValue
+
+__all__ = [
+    "METRICS",
+    "BatchOutcome",
+    "Job",
+    "JobOutcome",
+    "expand_jobs",
+    "run_batch",
+    "run_job",
+]
+
+log = logging.getLogger("barbus.batch")
+
+METRICS = (
+    "total_return_pct",
+    "buy_and_hold_return_pct",
+    "max_drawdown_pct",
+    "sharpe",
+    "trades",
+    "win_rate_pct",
+    "exposure_pct",
+    "final_equity",
+    "bars",
+    "gaps",
+)
+MAX_ATTEMPTS = 2  # the first try and one retry on a fresh worker
+
+
+@dataclass(frozen=True)
+class Job:
+    """One replay of a batch. Picklable and small: names and numbers, never bars."""
+
+    strategy: str
+    params: tuple[tuple[str, ParamValue], ...]
+    data: str
+    symbol: str
+    start_ms: int | None = None
+    end_ms: int | None = None
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+
+    @property
+    def job_id(self) -> str:
+        """A stable id: the same job gets the same id in every run (used to resume)."""
+        canonical = json.dumps(
+            [
+                self.strategy,
+                list(self.params),
+                self.data,
+                self.symbol,
+                self.start_ms,
+                self.end_ms,
+                dataclasses.asdict(self.execution),
+            ],
+            sort_keys=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def replay_config(self) -> ReplayConfig:
+        return ReplayConfig(
+            strategy=self.strategy,
+            params=dict(self.params),
+            data=Path(self.data),
+            symbol=self.symbol,
+            start_ms=self.start_ms,
+            end_ms=self.end_ms,
+            execution=self.execution,
+        )
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """A result row (``status`` ok or failed) plus run facts that do not go into the table."""
+
+    row: dict[str, Any]
+    bars: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchOutcome:
+    rows: list[dict[str, Any]]
+    skipped_invalid: list[str]
+    resumed: int
+    interrupted: bool
+    elapsed_seconds: float
+    bars_replayed: int
+    paths: dict[str, Path]
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for row in self.rows if row["status"] != "ok")
+
+
+def expand_jobs(
+    strategy: str,
+    data: Sequence[Path],
+    *,
+    grid: Mapping[str, Sequence[ParamValue]] | None = None,
+    params: Mapping[str, ParamValue] | None = None,
+    periods: Sequence[tuple[int | None, int | None]] = ((None, None),),
+    symbol: str | None = None,
+    execution: ExecutionConfig | None = None,
+) -> tuple[list[Job], list[str]]:
+    """The cartesian product of grid values x data files x periods, as jobs.
+
+    Parameter combinations the strategy rejects (say slow <= fast) are not jobs: they are
+    returned as readable reasons instead, so a grid can span an area with invalid corners.
+    """
+    grid = dict(grid or {})
+    fixed = dict(params or {})
+    overlap = set(grid) & set(fixed)
+    if overlap:
+        raise ConfigError(f"parameters {sorted(overlap)} are both fixed and in the grid")
+    execution = execution or ExecutionConfig()
+    names = sorted(grid)
+    jobs: list[Job] = []
+    invalid: list[str] = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        combo = {**fixed, **dict(zip(names, values, strict=True))}
+        try:
+            built = create_strategy(strategy, combo)
+        except BarbusError as exc:
+            if not names:
+                raise
+            invalid.append(f"{strategy} {combo}: {exc}")
+            continue
+        # Typed values ("5" from a command line becomes 5), so ids match a TOML spec's.
+        typed = built.params.as_dict()
+        frozen = tuple(sorted((name, typed[name]) for name in combo))
+        for path, (start_ms, end_ms) in itertools.product(data, periods):
+            jobs.append(
+                Job(
+                    strategy=strategy,
+                    params=frozen,
+                    data=str(Path(path).resolve()),
+                    symbol=symbol or symbol_from_name(Path(path)),
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                    execution=execution,
+                )
+            )
+    return jobs, invalid
+
+
+def run_job(job: Job, cache: BarCache | None) -> JobOutcome:
+    """Run one job (in a worker or in-process); errors become a failed row, never an exception."""
+    started = time.perf_counter()
+    try:
+        result = run_replay(job.replay_config(), cache=cache)
+    except BarbusError as exc:
+        return JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
+    return JobOutcome(_row(job, result, ""), len(result.series), time.perf_counter() - started)
+
+
+def _row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "job_id": job.job_id,
+        "strategy": job.strategy,
+        "symbol": job.symbol,
+        "data": job.data,
+        "start_ms": job.start_ms,
+        "end_ms": job.end_ms,
+        "params": json.dumps(dict(job.params), sort_keys=True),
+    }
+    row.update({f"param_{name}": value for name, value in job.params})
+    summary = result.summary() if result is not None else {}
+    row.update({metric: summary.get(metric) for metric in METRICS})
+    row["status"] = "failed" if error else "ok"
+    row["error"] = error
+    return row
+
+
+# -- the worker pool -------------------------------------------------------------------------
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
+    """Worker loop: receive a pickled job, send back its outcome, until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
+    # The parent verified every entry's checksums just before dispatching: map, don't rehash.
+    cache = BarCache(Path(cache_dir), verify_checksums=False)
+    try:
+        while True:
+            payload = conn.recv_bytes()
+            if not payload:
+                break
+            job: Job = pickle.loads(payload)
+            try:
+                outcome = run_job(job, cache)
+            except Exception as exc:  # a bug, not bad input: report it like a failed job
+                outcome = JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
+            conn.send(outcome)
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        cache.flush_stats()
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: multiprocessing.connection.Connection
+    job: Job | None = None
+
+
+class _Pool:
+    """N worker processes, one job each at a time; replaces a worker that dies."""
+
+    def __init__(self, size: int, cache_dir: Path) -> None:
+        # forkserver: no inherited locks or threads from the parent, and the start method no
+        # longer changes under us between Python versions.
+        self._context = multiprocessing.get_context("forkserver")
+        self._cache_dir = str(cache_dir)
+        self.workers = [self._spawn() for _ in range(size)]
+        self.bytes_sent = 0
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(child, self._cache_dir), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def submit(self, worker: _Worker, job: Job) -> None:
+        payload = pickle.dumps(job)
+        self.bytes_sent += len(payload)
+        worker.job = job
+        worker.conn.send_bytes(payload)
+
+    def replace(self, worker: _Worker) -> _Worker:
+        """Retire ``worker`` (killing it if needed) and start a fresh one in its place."""
+        with contextlib.suppress(OSError):
+            worker.conn.close()
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join()
+        fresh = self._spawn()
+        self.workers[self.workers.index(worker)] = fresh
+        return fresh
+
+    def wait(self) -> Iterator[tuple[_Worker, JobOutcome | None]]:
+        """Yield (worker, outcome) for each busy worker that answered or died (outcome None)."""
+        handles: dict[Any, _Worker] = {}
+        for worker in self.workers:
+            if worker.job is not None:
+                handles[worker.conn] = worker
+                handles[worker.process.sentinel] = worker
+        done: set[int] = set()
+        for handle in multiprocessing.connection.wait(list(handles)):
+            worker = handles[handle]
+            if id(worker) in done:
+                continue
+            done.add(id(worker))
+            try:
+                outcome: JobOutcome | None = worker.conn.recv() if worker.conn.poll() else None
+            except (EOFError, OSError):
+                outcome = None
+            yield worker, outcome
+
+    def close(self) -> None:
+        for worker in self.workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send_bytes(b"")
+        deadline = time.monotonic() + 5.0
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+
+    def kill(self) -> None:
+        for worker in self.workers:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join()
+
+
+# -- running a batch -------------------------------------------------------------------------
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    out_dir: Path,
+    *,
+    workers: int | None = None,
+    parallel: bool = True,
+    cache: BarCache | None = None,
+    sort: str = "sharpe",
+    ascending: bool = False,
+    resume: bool = True,
+    skipped_invalid: Sequence[str] = (),
+    progress: Callable[[int, int, int, float], None] | None = None,
+) -> BatchOutcome:
+    """Run ``jobs`` and write ``results.jsonl``, ``results.csv`` and ``results.parquet``.
+
+    ``progress(done, total, bars_replayed, elapsed_seconds)`` is called after each job.
+    Ctrl-C / SIGTERM stop the batch cleanly: finished results are kept and written.
+    """
+    if sort not in METRICS:
+        raise ConfigError(f"--sort {sort!r} is not a metric; choose from {', '.join(METRICS)}")
+    if not jobs:
+        raise ConfigError("the batch has no jobs (empty grid, or every combination invalid)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    journal_path = out_dir / "results.jsonl"
+    cache = cache or BarCache()
+    unique = {job.job_id: job for job in jobs}
+    finished = _read_journal(journal_path, unique) if resume else {}
+    if not resume:
+        journal_path.unlink(missing_ok=True)
+    resumed = len(finished)
+    todo = [job for job_id, job in unique.items() if job_id not in finished]
+    _prepare_data(todo, cache)
+
+    started = time.perf_counter()
+    bars_total = 0
+    interrupted = False
+    with journal_path.open("a", encoding="utf-8") as journal, _stop_on_sigterm():
+
+        def record(outcome: JobOutcome) -> None:
+            nonlocal bars_total
+            finished[outcome.row["job_id"]] = outcome.row
+            bars_total += outcome.bars
+            journal.write(json.dumps(outcome.row, sort_keys=True) + "\n")
+            journal.flush()
+            if progress is not None:
+                progress(
+                    len(finished) - resumed, len(todo), bars_total, time.perf_counter() - started
+                )
+
+        try:
+            if parallel and todo:
+                _run_parallel(todo, workers or os.cpu_count() or 1, cache.root, record)
+            else:
+                _run_in_process(todo, cache, record)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning(
+                "interrupted: %d of %d jobs finished; writing what is done",
+                len(finished) - resumed,
+                len(todo),
+            )
+
+    rows = _sorted_rows(list(finished.values()), sort, ascending)
+    paths = _write_tables(rows, out_dir)
+    paths["journal"] = journal_path
+    cache.flush_stats()
+    return BatchOutcome(
+        rows,
+        list(skipped_invalid),
+        resumed,
+        interrupted,
+        time.perf_counter() - started,
+        bars_total,
+        paths,
+    )
+
+
+def _prepare_data(jobs: Iterable[Job], cache: BarCache) -> None:
+    """Build (or verify) every dataset's cache entry once, before any worker maps it."""
+    for data, symbol in sorted({(job.data, job.symbol) for job in jobs}):
+        cache.load(Path(data), symbol)
+
+
+def _run_in_process(
+    jobs: Sequence[Job], cache: BarCache, record: Callable[[JobOutcome], None]
+) -> None:
+    for job in jobs:
+        outcome = run_job(job, cache)
+        if outcome.row["status"] != "ok":
+            outcome = run_job(job, cache)  # the same one retry a worker pool gives
+        record(outcome)
+
+
+def _run_parallel(
+    jobs: Sequence[Job], size: int, cache_dir: Path, record: Callable[[JobOutcome], None]
+) -> None:
+    queue = list(reversed(jobs))  # pop() from the end keeps the given order
+    attempts: dict[str, int] = {}
+    pool = _Pool(min(size, len(jobs)), cache_dir)
+
+    def next_job(worker: _Worker) -> None:
+        if queue:
+            job = queue.pop()
+            attempts[job.job_id] = 1
+            pool.submit(worker, job)
+
+    def settle(worker: _Worker, answer: JobOutcome | None) -> None:
+        job = worker.job
+        assert job is not None
+        worker.job = None
+        outcome = answer
+        if outcome is None:
+            worker.process.join(5.0)
+            died = f"worker died (exit code {worker.process.exitcode})"
+            outcome = JobOutcome(_row(job, None, died))
+        if outcome.row["status"] != "ok":
+            worker = pool.replace(worker)  # a fresh process for whatever comes next
+            if attempts[job.job_id] < MAX_ATTEMPTS:
+                attempts[job.job_id] += 1
+                log.warning(
+                    "job %s failed (%s); retrying once on a fresh worker",
+                    job.job_id,
+                    outcome.row["error"],
+                )
+                pool.submit(worker, job)
+                return
+        record(outcome)
+        next_job(worker)
+
+    try:
+        for worker in list(pool.workers):
+            next_job(worker)
+        while any(w.job is not None for w in pool.workers):
+            for worker, answer in list(pool.wait()):
+                settle(worker, answer)
+        pool.close()
+    except BaseException:
+        pool.kill()
+        raise
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while a batch runs (main thread only)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, Any]]:
+    """Successful rows of earlier runs for the jobs of this batch (failed ones run again)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.exists():
+        return rows
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s: line %d is not JSON (a write cut short?); ignored", path, number)
+            continue
+        if row.get("job_id") in wanted and row.get("status") == "ok":
+            rows[row["job_id"]] = row
+    return rows
+
+
+def _sorted_rows(rows: list[dict[str, Any]], sort: str, ascending: bool) -> list[dict[str, Any]]:
+    def key(row: dict[str, Any]) -> tuple[int, float, str]:
+        value = row.get(sort)
+        if row["status"] != "ok" or value is None:
+            return (1, 0.0, row["job_id"])
+        return (0, float(value) if ascending else -float(value), row["job_id"])
+
+    return sorted(rows, key=key)
+
+
+def _write_tables(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
+    import pandas as pd  # cold path: only when the batch is over
+
+    frame = pd.DataFrame(rows)
+    csv_path = out_dir / "results.csv"
+    parquet_path = out_dir / "results.parquet"
+    # repr of a Python float: the shortest text that reads back to the same bits.
+    frame.to_csv(
+        csv_path, index=False, lineterminator="\n", float_format=lambda x: repr(float(x))
+    )
+    frame.to_parquet(parquet_path, index=False)
+    return {"csv": csv_path, "parquet": parquet_path}
+
+
+def format_top(rows: Sequence[dict[str, Any]], sort: str, top: int) -> str:
+    """The first ``top`` rows as a small fixed-width table."""
+    header = (
+        f"{'job':<12} {'symbol':<9} {sort:>14} {'return %':>9} {'max dd %':>9} "
+        f"{'trades':>6}  params"
+    )
+    lines = [header]
+    for row in rows[:top]:
+        if row["status"] != "ok":
+            lines.append(f"{row['job_id']:<12} {row['symbol']:<9} failed: {row['error']}")
+            continue
+        lines.append(
+            f"{row['job_id']:<12} {row['symbol']:<9} {float(row[sort]):>14.4g} "
+            f"{row['total_return_pct']:>9.2f} {row['max_drawdown_pct']:>9.2f} "
+            f"{row['trades']:>6}  {row['params']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""Batch specifications: a TOML file, or command-line options, turned into jobs.
+
+A spec file (paths are relative to the file's folder)::
+
+    workers = 2                 # optional; default: CPU count
+    sort = "sharpe"             # metric to rank by (descending unless ascending = true)
+    fee_bps = 10                # execution settings shared by every run (optional)
+
+    [[run]]
+    strategy = "sma_cross"
+    data = ["data/BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"]
+    periods = [["2025-05-20", "2025-06-20"], ["2025-06-20", "2025-07-20"]]   # optional
+    params = { stop_loss_pct = 3.0 }                                         # fixed
+    grid = { fast = [5, 10, 20], slow = [30, 50, 100] }                      # swept
+
+Unknown keys are errors (with a "did you mean"), so a typo never silently runs a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.broker import ExecutionConfig
+from daemon.errors import ConfigError
+from daemon.events import parse_utc_ms
+from replay.batch import METRICS, Job, expand_jobs
+from strategies.base import ParamValue
+
+__all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]
+
+_TOP_KEYS = {"workers", "sort", "ascending", "fee_bps", "slippage_bps", "fill_at", "cash", "run"}
+_RUN_KEYS = {"strategy", "data", "symbol", "grid", "params", "periods", "start", "end"}
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Jobs to run plus the settings that came with them."""
+
+    jobs: list[Job]
+    invalid: list[str]
+    workers: int | None = None
+    sort: str = "sharpe"
+    ascending: bool = False
+
+    @property
+    def grid_names(self) -> list[str]:
+        """Parameters that take more than one value across the jobs (heatmap axes)."""
+        values: dict[str, set[str]] = {}
+        for job in self.jobs:
+            for name, value in job.params:
+                values.setdefault(name, set()).add(repr(value))
+        return sorted(name for name, seen in values.items() if len(seen) > 1)
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+
+
+def parse_period(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """A [start, end) period from two optional time texts; end must come after start."""
+    start_ms = parse_utc_ms(start) if start else None
+    end_ms = parse_utc_ms(end) if end else None
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise ConfigError(f"period end {end} is not after its start {start}")
+    return start_ms, end_ms
+
+
+def parse_grid(texts: Sequence[str]) -> dict[str, list[str]]:
+    """``["fast=5,10", "slow=30,50"]`` -> ``{"fast": ["5", "10"], "slow": ["30", "50"]}``."""
+    grid: dict[str, list[str]] = {}
+    for text in texts:
+        name, sep, values = text.partition("=")
+        name = name.strip()
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not name or not items:
+            raise ConfigError(f"--grid expects name=v1,v2,...; got {text!r}")
+        if name in grid:
+            raise ConfigError(f"--grid {name} given twice")
+        grid[name] = items
+    return grid
+
+
+def plan_jobs(
+    strategy: str,
+    data: Sequence[Path],
+    *,
+    grid: Mapping[str, Sequence[ParamValue]],
+    params: Mapping[str, ParamValue],
+    periods: Sequence[tuple[int | None, int | None]],
+    symbol: str | None,
+    execution: ExecutionConfig,
+) -> tuple[list[Job], list[str]]:
+    """Jobs for one strategy; a thin, validating wrapper over :func:`expand_jobs`."""
+    if not data:
+        raise ConfigError(f"run of {strategy}: no data files given")
+    for path in data:
+        if not Path(path).is_file():
+            raise ConfigError(f"data file {path} does not exist")
+    return expand_jobs(
+        strategy,
+        data,
+        grid=grid,
+        params=params,
+        periods=periods or [(None, None)],
+        symbol=symbol,
+        execution=execution,
+    )
+
+
+def load_spec(path: Path) -> BatchPlan:
+    """Read a batch spec file (TOML) into a :class:`BatchPlan`."""
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such batch spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    _check_keys(spec, _TOP_KEYS, str(path))
+    runs = spec.get("run")
+    if not isinstance(runs, list) or not runs:
+        raise ConfigError(f"{path}: needs at least one [[run]] table")
+    try:
+        execution = ExecutionConfig(
+            fee_bps=float(spec.get("fee_bps", 10.0)),
+            slippage_bps=float(spec.get("slippage_bps", 5.0)),
+            fill_at=spec.get("fill_at", "next_open"),
+            starting_cash=float(spec.get("cash", 10_000.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: execution settings: {exc}") from None
+    base = path.parent
+    jobs: list[Job] = []
+    invalid: list[str] = []
+    for number, run in enumerate(runs, start=1):
+        where = f"{path}: [[run]] #{number}"
+        if not isinstance(run, dict):
+            raise ConfigError(f"{where}: must be a table")
+        _check_keys(run, _RUN_KEYS, where)
+        if "strategy" not in run:
+            raise ConfigError(f"{where}: missing 'strategy'")
+        data = run.get("data", [])
+        data_list = [data] if isinstance(data, str) else list(data)
+        periods = [parse_period(*p) for p in run.get("periods", [])]
+        if "start" in run or "end" in run:
+            periods.append(parse_period(run.get("start"), run.get("end")))
+        grid = run.get("grid", {})
+        if not all(isinstance(v, list) and v for v in grid.values()):
+            raise ConfigError(f"{where}: every grid entry must be a non-empty list")
+        run_jobs, run_invalid = plan_jobs(
+            str(run["strategy"]),
+            [base / p for p in data_list],
+            grid=grid,
+            params=run.get("params", {}),
+            periods=periods,
+            symbol=run.get("symbol"),
+            execution=execution,
+        )
+        jobs += run_jobs
+        invalid += run_invalid
+    sort = str(spec.get("sort", "sharpe"))
+    if sort not in METRICS:
+        raise ConfigError(
+            f"{path}: sort {sort!r} is not a metric; choose from {', '.join(METRICS)}"
+        )
+    workers = spec.get("workers")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"{path}: workers must be a positive integer, got {workers!r}")
+    return BatchPlan(jobs, invalid, workers, sort, bool(spec.get("ascending", False)))
