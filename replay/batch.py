@@ -507,6 +507,10 @@ def _sorted_rows(rows: list[dict[str, Any]], sort: str, ascending: bool) -> list
     return sorted(rows, key=key)
 
 
+def _exact_float(value: Any) -> str:
+    return repr(float(value))
+
+
 def _write_tables(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     import pandas as pd  # cold path: only when the batch is over
 
@@ -515,7 +519,7 @@ def _write_tables(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     parquet_path = out_dir / "results.parquet"
     # repr of a Python float: the shortest text that reads back to the same bits.
     frame.to_csv(
-        csv_path, index=False, lineterminator="\n", float_format=lambda x: repr(float(x))
+        csv_path, index=False, lineterminator="\n", float_format=_exact_float
     )
     frame.to_parquet(parquet_path, index=False)
     return {"csv": csv_path, "parquet": parquet_path}
