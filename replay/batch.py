@@ -128,6 +128,7 @@ class BatchOutcome:
     elapsed_seconds: float
     bars_replayed: int
     paths: dict[str, Path]
+    bytes_sent_to_workers: int = 0
 
     @property
     def failed(self) -> int:
@@ -238,6 +239,9 @@ def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) ->
         cache.flush_stats()
 
 
+WorkerTarget = Callable[[multiprocessing.connection.Connection, str], None]
+
+
 @dataclass
 class _Worker:
     process: BaseProcess
@@ -248,18 +252,19 @@ class _Worker:
 class _Pool:
     """N worker processes, one job each at a time; replaces a worker that dies."""
 
-    def __init__(self, size: int, cache_dir: Path) -> None:
+    def __init__(self, size: int, cache_dir: Path, target: WorkerTarget) -> None:
         # forkserver: no inherited locks or threads from the parent, and the start method no
         # longer changes under us between Python versions.
         self._context = multiprocessing.get_context("forkserver")
         self._cache_dir = str(cache_dir)
+        self._target = target
         self.workers = [self._spawn() for _ in range(size)]
         self.bytes_sent = 0
 
     def _spawn(self) -> _Worker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child, self._cache_dir), daemon=True
+            target=self._target, args=(child, self._cache_dir), daemon=True
         )
         process.start()
         child.close()
@@ -334,10 +339,12 @@ def run_batch(
     resume: bool = True,
     skipped_invalid: Sequence[str] = (),
     progress: Callable[[int, int, int, float], None] | None = None,
+    worker_target: WorkerTarget = _worker_main,
 ) -> BatchOutcome:
     """Run ``jobs`` and write ``results.jsonl``, ``results.csv`` and ``results.parquet``.
 
     ``progress(done, total, bars_replayed, elapsed_seconds)`` is called after each job.
+    ``worker_target`` is the worker process's main function (tests inject faulty ones).
     Ctrl-C / SIGTERM stop the batch cleanly: finished results are kept and written.
     """
     if sort not in METRICS:
@@ -357,6 +364,7 @@ def run_batch(
 
     started = time.perf_counter()
     bars_total = 0
+    bytes_sent = 0
     interrupted = False
     with journal_path.open("a", encoding="utf-8") as journal, _stop_on_sigterm():
 
@@ -373,7 +381,13 @@ def run_batch(
 
         try:
             if parallel and todo:
-                _run_parallel(todo, workers or os.cpu_count() or 1, cache.root, record)
+                pool = _Pool(
+                    min(workers or os.cpu_count() or 1, len(todo)), cache.root, worker_target
+                )
+                try:
+                    _run_parallel(todo, pool, record)
+                finally:
+                    bytes_sent = pool.bytes_sent
             else:
                 _run_in_process(todo, cache, record)
         except KeyboardInterrupt:
@@ -396,6 +410,7 @@ def run_batch(
         time.perf_counter() - started,
         bars_total,
         paths,
+        bytes_sent,
     )
 
 
@@ -415,12 +430,9 @@ def _run_in_process(
         record(outcome)
 
 
-def _run_parallel(
-    jobs: Sequence[Job], size: int, cache_dir: Path, record: Callable[[JobOutcome], None]
-) -> None:
+def _run_parallel(jobs: Sequence[Job], pool: _Pool, record: Callable[[JobOutcome], None]) -> None:
     queue = list(reversed(jobs))  # pop() from the end keeps the given order
     attempts: dict[str, int] = {}
-    pool = _Pool(min(size, len(jobs)), cache_dir)
 
     def next_job(worker: _Worker) -> None:
         if queue:
@@ -518,9 +530,7 @@ def _write_tables(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     csv_path = out_dir / "results.csv"
     parquet_path = out_dir / "results.parquet"
     # repr of a Python float: the shortest text that reads back to the same bits.
-    frame.to_csv(
-        csv_path, index=False, lineterminator="\n", float_format=_exact_float
-    )
+    frame.to_csv(csv_path, index=False, lineterminator="\n", float_format=_exact_float)
     frame.to_parquet(parquet_path, index=False)
     return {"csv": csv_path, "parquet": parquet_path}
 
