@@ -28,7 +28,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_replay.py
+	$(BIN)/python -m benchmarks.bench_replay
+	$(BIN)/python -m benchmarks.bench_cache
+	$(BIN)/python -m benchmarks.bench_batch
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -67,6 +67,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.out is not None:
         written = write_outputs(result, args.out)
         print(f"wrote         {written['trades']} and {written['summary']}")
+        if not args.no_plot:
+            from replay.reports import plot_run
+
+            print(f"plot          {plot_run(result, args.out / 'replay.png')}")
     return 0
 
 
@@ -229,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="strategy parameter, repeatable (e.g. --param fast=5)",
     )
-    replay.add_argument("--out", type=Path, help="folder for trades.csv and summary.json")
+    replay.add_argument(
+        "--out", type=Path, help="folder for trades.csv, summary.json and replay.png"
+    )
+    replay.add_argument("--no-plot", action="store_true", help="skip replay.png")
     replay.add_argument(
         "--no-cache", action="store_true", help="parse the data file instead of using the cache"
     )

@@ -1,0 +1,135 @@
+"""Batch scaling: a 32-job batch at 1, 2 and N workers; speed-up, efficiency, worker memory.
+
+Usage: ``python -m benchmarks.bench_batch [--jobs 32] [--bars-per-job 250000] [--workers 1 2 4]``.
+Jobs are the ``random`` strategy with seeds 1..J over consecutive periods of a 1,000,000-bar
+synthetic dataset in the cache. Worker memory is read from /proc when each worker exits:
+"private" is memory no other process shares (USS); the memory-mapped columns are file pages in
+the page cache, shared by every worker, so they should not show up there.
+Targets: parallel efficiency on 2 workers >= 85 %; per-worker private memory for the shared
+data < 20 MB beyond a worker that ran no job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import (
+    MEMORY_DIR_ENV,
+    baseline_worker,
+    measuring_worker,
+    memory_kib,
+    write_synthetic_csv,
+)
+from replay.batch import Job, run_batch
+from replay.cache import BarCache
+
+
+def jobs_for(csv: Path, count: int, bars_per_job: int, first_ms: int, total_rows: int) -> list[Job]:
+    jobs = []
+    for i in range(count):
+        start = (i * bars_per_job) % max(1, total_rows - bars_per_job)
+        jobs.append(
+            Job(
+                strategy="random",
+                params=(("seed", i + 1),),
+                data=str(csv.resolve()),
+                symbol="SYNTHUSDT",
+                start_ms=first_ms + start * 60_000,
+                end_ms=first_ms + (start + bars_per_job) * 60_000,
+            )
+        )
+    return jobs
+
+
+def read_memory(folder: Path, kind: str) -> list[dict[str, int]]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob(f"{kind}-*.json"))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--jobs", type=int, default=32)
+    parser.add_argument("--bars-per-job", type=int, default=250_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, os.cpu_count() or 2])
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "barbus-bench"
+    )
+    args = parser.parse_args()
+
+    csv = write_synthetic_csv(args.workdir / f"SYNTHUSDT_1m_{args.rows}.csv", args.rows)
+    cache = BarCache(args.workdir / "cache")
+    series = cache.load(csv)
+    jobs = jobs_for(csv, args.jobs, args.bars_per_job, int(series.open_time_ms[0]), len(series))
+    dataset_mb = sum(e.nbytes for e in cache.entries()) / 1e6
+    print(
+        f"{len(jobs)} jobs x {args.bars_per_job:,} bars of a {len(series):,}-bar dataset "
+        f"({dataset_mb:.0f} MB mapped), {os.cpu_count()} CPUs"
+    )
+
+    memory_dir = args.workdir / "memory"
+    os.environ[MEMORY_DIR_ENV] = str(memory_dir)  # before the forkserver starts
+    shutil.rmtree(memory_dir, ignore_errors=True)
+    memory_dir.mkdir(parents=True)
+    probe = multiprocessing.get_context("forkserver").Process(target=baseline_worker)
+    probe.start()
+    probe.join()
+    baseline = read_memory(memory_dir, "baseline")[0]
+
+    timings: dict[int, float] = {}
+    print(
+        f"{'workers':>7} {'seconds':>8} {'bars/s':>12} {'speed-up':>8} {'efficiency':>10} "
+        f"{'peak RSS MB':>11} {'private MB':>10}"
+    )
+    for workers in args.workers:
+        out = args.workdir / f"batch-{workers}"
+        shutil.rmtree(out, ignore_errors=True)
+        for stale in memory_dir.glob("worker-*.json"):
+            stale.unlink()
+        started = time.perf_counter()
+        outcome = run_batch(
+            jobs,
+            out,
+            workers=workers,
+            cache=cache,
+            sort="sharpe",
+            resume=False,
+            worker_target=measuring_worker,
+        )
+        seconds = time.perf_counter() - started
+        assert outcome.failed == 0, outcome.rows
+        timings[workers] = seconds
+        speedup = timings[args.workers[0]] * args.workers[0] / seconds
+        efficiency = speedup / workers
+        used = read_memory(memory_dir, "worker")
+        peak = statistics.mean(m["VmHWM"] for m in used) / 1024
+        private = statistics.mean(m["Private"] for m in used) / 1024
+        print(
+            f"{workers:>7} {seconds:>8.2f} {outcome.bars_replayed / seconds:>12,.0f} "
+            f"{speedup:>8.2f} {efficiency:>10.0%} {peak:>11.1f} {private:>10.1f}"
+        )
+    base_private = baseline["Private"] / 1024
+    print(
+        f"idle worker (imports only): peak RSS {baseline['VmHWM'] / 1024:.1f} MB, "
+        f"private {base_private:.1f} MB; driver now {memory_kib()['VmRSS'] / 1024:.1f} MB RSS"
+    )
+    two = timings.get(2)
+    one = timings.get(1)
+    if one and two:
+        efficiency = one / (2 * two)
+        verdict = "meets" if efficiency >= 0.85 else "MISSES"
+        print(f"2-worker parallel efficiency {efficiency:.0%}: {verdict} the 85 % target")
+        return 0 if efficiency >= 0.85 else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

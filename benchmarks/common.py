@@ -1,0 +1,84 @@
+"""Shared helpers for the benchmarks: a deterministic big CSV and process memory readings."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing.connection
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from replay.synthetic import synthetic_series
+
+
+def write_synthetic_csv(path: Path, rows: int, seed: int = 7) -> Path:
+    """Write ``rows`` synthetic bars in the barbus CSV layout (prices to 2 decimals), once."""
+    if path.exists():
+        return path
+    s = synthetic_series(rows, seed=seed, symbol="SYNTHUSDT")
+    o, c = s.open.round(2), s.close.round(2)
+    h = np.maximum(s.high.round(2), np.maximum(o, c))
+    lo = np.minimum(s.low.round(2), np.minimum(o, c))
+    table = pa.table(
+        {
+            "open_time_ms": s.open_time_ms,
+            "open": o,
+            "high": h,
+            "low": lo,
+            "close": c,
+            "volume": s.volume.round(5),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pa_csv.write_csv(table, tmp, pa_csv.WriteOptions(quoting_style="none"))
+    tmp.rename(path)
+    return path
+
+
+def memory_kib(pid: int | None = None) -> dict[str, int]:
+    """Peak RSS (VmHWM) and current RSS, PSS and private (USS) memory of a process, in KiB."""
+    base = Path(f"/proc/{pid or os.getpid()}")
+    values: dict[str, int] = {}
+    for line in (base / "status").read_text().splitlines():
+        if line.startswith(("VmHWM:", "VmRSS:")):
+            key, amount = line.split(":", 1)
+            values[key] = int(amount.split()[0])
+    rollup = (base / "smaps_rollup").read_text().splitlines()
+    private = 0
+    for line in rollup:
+        key, _, rest = line.partition(":")
+        if key in ("Pss", "Rss"):
+            values[key] = int(rest.split()[0])
+        if key in ("Private_Clean", "Private_Dirty"):
+            private += int(rest.split()[0])
+    values["Private"] = private
+    return values
+
+
+MEMORY_DIR_ENV = "BARBUS_BENCH_MEMORY_DIR"
+
+
+def measuring_worker(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
+    """The real batch worker, then a record of its memory (for the batch benchmark)."""
+    from replay.batch import _worker_main
+
+    _worker_main(conn, cache_dir)
+    _dump_memory("worker")
+
+
+def baseline_worker() -> None:
+    """A worker process that imported everything a batch worker imports but ran no job."""
+    import replay.batch  # noqa: F401
+
+    _dump_memory("baseline")
+
+
+def _dump_memory(kind: str) -> None:
+    folder = os.environ.get(MEMORY_DIR_ENV)
+    if folder:
+        path = Path(folder) / f"{kind}-{os.getpid()}.json"
+        path.write_text(json.dumps(memory_kib()), encoding="utf-8")
