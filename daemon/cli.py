@@ -13,10 +13,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon import __version__
 from daemon.errors import BarbusError, ConfigError
 from daemon.log import configure_logging
+
+if TYPE_CHECKING:
+    from daemon.broker import ExecutionConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -40,7 +44,6 @@ def _params_dict(pairs: Sequence[tuple[str, str]]) -> dict[str, str | int | floa
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from daemon.broker import ExecutionConfig
     from daemon.events import parse_utc_ms
     from replay.cache import BarCache
     from replay.runner import ReplayConfig, format_report, run_replay, write_outputs
@@ -52,12 +55,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         symbol=args.symbol,
         start_ms=parse_utc_ms(args.start) if args.start else None,
         end_ms=parse_utc_ms(args.end) if args.end else None,
-        execution=ExecutionConfig(
-            fee_bps=args.fee_bps,
-            slippage_bps=args.slippage_bps,
-            fill_at=args.fill_at,
-            starting_cash=args.cash,
-        ),
+        execution=_execution(args),
     )
     cache = None if args.no_cache else BarCache(args.cache_dir)
     result = run_replay(config, cache=cache)
@@ -85,6 +83,43 @@ def cmd_strategies(args: argparse.Namespace) -> int:
         for f in dataclasses.fields(cls.params_type):
             print(f"    {f.name} = {f.default!r}")
     return 0
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options every backtest command shares: symbol, period, execution, parameters."""
+    parser.add_argument("--symbol", help="symbol (default: from the file name, e.g. BTCUSDT_...)")
+    parser.add_argument("--start", help="first bar, inclusive: ISO date/time UTC or epoch ms")
+    parser.add_argument("--end", help="end, exclusive: ISO date/time UTC or epoch ms")
+    parser.add_argument("--fee-bps", type=float, default=10.0, help="fee in basis points (10)")
+    parser.add_argument(
+        "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
+    )
+    parser.add_argument(
+        "--fill-at",
+        choices=("next_open", "close"),
+        default="next_open",
+        help="fill market orders at the next 1-minute bar's open (default) or this bar's close",
+    )
+    parser.add_argument("--cash", type=float, default=10_000.0, help="starting cash (10000)")
+    parser.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="strategy parameter, repeatable (e.g. --param fast=5)",
+    )
+
+
+def _execution(args: argparse.Namespace) -> ExecutionConfig:
+    from daemon.broker import ExecutionConfig
+
+    return ExecutionConfig(
+        fee_bps=args.fee_bps,
+        slippage_bps=args.slippage_bps,
+        fill_at=args.fill_at,
+        starting_cash=args.cash,
+    )
 
 
 def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
@@ -120,15 +155,16 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from daemon.broker import ExecutionConfig
     from replay.batch import format_top, run_batch
     from replay.batch_report import BatchProgress, write_batch_report
     from replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
     from replay.cache import BarCache
 
     if args.spec is not None:
-        if args.strategy or args.data or args.grid:
-            raise ConfigError("give either a SPEC file or --strategy/--data/--grid, not both")
+        if args.strategy or args.data or args.grid or args.param or args.period:
+            raise ConfigError(
+                "give either a SPEC file or --strategy/--data/--grid/--param/--period, not both"
+            )
         plan = load_spec(args.spec)
     else:
         if not args.strategy or not args.data:
@@ -145,7 +181,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             params=_params_dict(args.param),
             periods=periods,
             symbol=args.symbol,
-            execution=ExecutionConfig(fee_bps=args.fee_bps, slippage_bps=args.slippage_bps),
+            execution=_execution(args),
         )
         plan = BatchPlan(jobs, invalid)
     sort = args.sort or plan.sort
@@ -211,28 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="kline CSV/CSV.gz file (default: the bundled BTCUSDT 2025-05-20..08-18 sample)",
     )
-    replay.add_argument("--symbol", help="symbol (default: from the file name, e.g. BTCUSDT_...)")
-    replay.add_argument("--start", help="first bar, inclusive: ISO date/time UTC or epoch ms")
-    replay.add_argument("--end", help="end, exclusive: ISO date/time UTC or epoch ms")
-    replay.add_argument("--fee-bps", type=float, default=10.0, help="fee in basis points (10)")
-    replay.add_argument(
-        "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
-    )
-    replay.add_argument(
-        "--fill-at",
-        choices=("next_open", "close"),
-        default="next_open",
-        help="fill market orders at the next 1-minute bar's open (default) or this bar's close",
-    )
-    replay.add_argument("--cash", type=float, default=10_000.0, help="starting cash (10000)")
-    replay.add_argument(
-        "--param",
-        type=_param,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="strategy parameter, repeatable (e.g. --param fast=5)",
-    )
+    _add_run_options(replay)
     replay.add_argument(
         "--out", type=Path, help="folder for trades.csv, summary.json and replay.png"
     )
@@ -275,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--data", type=Path, action="append", default=[], help="data file, repeatable"
     )
-    batch.add_argument("--symbol", help="symbol for every data file (default: from file names)")
+    _add_run_options(batch)
     batch.add_argument(
         "--grid",
         action="append",
@@ -284,25 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a swept parameter, repeatable (e.g. --grid fast=5,10,20)",
     )
     batch.add_argument(
-        "--param",
-        type=_param,
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a fixed parameter, repeatable",
-    )
-    batch.add_argument("--start", help="period start (inclusive), ISO UTC or epoch ms")
-    batch.add_argument("--end", help="period end (exclusive)")
-    batch.add_argument(
         "--period",
         action="append",
         default=[],
         metavar="START:END",
         help="a period, repeatable (instead of --start/--end)",
-    )
-    batch.add_argument("--fee-bps", type=float, default=10.0, help="fee in basis points (10)")
-    batch.add_argument(
-        "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
     )
     batch.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     batch.add_argument("--no-parallel", action="store_true", help="run every job in-process")
