@@ -37,8 +37,8 @@ from typing import Any
 from daemon.broker import ExecutionConfig
 from daemon.errors import BarbusError, ConfigError
 from replay.cache import BarCache
-from replay.loader import symbol_from_name
 from replay.runner import ReplayConfig, ReplayResult, run_replay
+from replay.series import symbol_from_name
 from strategies import create_strategy
 from strategies.base import ParamValue
 

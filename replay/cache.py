@@ -41,8 +41,7 @@ import xxhash
 
 from daemon.errors import DataError
 from daemon.events import format_time_ms
-from replay.loader import load_bars, symbol_from_name
-from replay.series import BarSeries
+from replay.series import BarSeries, symbol_from_name
 
 __all__ = [
     "COLUMNS",
@@ -357,6 +356,8 @@ class BarCache:
                 return self._open_or_build(source, symbol, key)
             if reason:
                 log.warning("%s: rebuilding cache entry %s: %s", source, key, reason)
+            from replay.loader import load_bars  # parsing needs pandas/pyarrow: load them late
+
             started = time.perf_counter()
             series = load_bars(source, symbol)
             entry = self._write_entry(source, series, key)

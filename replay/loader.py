@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import re
 import zlib
 from collections.abc import Sequence
 from importlib import resources
@@ -34,15 +33,14 @@ import pyarrow.parquet as pq
 
 from daemon.errors import DataError
 from daemon.events import MINUTE_MS
-from replay.series import BarSeries, FloatArray, IntArray
+from replay.series import BarSeries, FloatArray, IntArray, symbol_from_name
 
-__all__ = ["BUNDLED_SAMPLE", "bundled_data_path", "load_bars", "symbol_from_name"]
+__all__ = ["BUNDLED_SAMPLE", "bundled_data_path", "load_bars"]
 
 BUNDLED_SAMPLE = "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 HEADER = ("open_time_ms", *PRICE_COLUMNS)
 TIME_NAMES = ("open_time_ms", "open_time", "timestamp")
-_SYMBOL_IN_NAME = re.compile(r"^([A-Z0-9]{4,20})[_-]")
 _MAX_TIME = 2.0**53  # beyond this a float64 time is no longer an exact integer
 
 
@@ -52,14 +50,6 @@ def bundled_data_path(name: str = BUNDLED_SAMPLE) -> Path:
     if not path.is_file():
         raise DataError(f"bundled data file {name!r} is missing from the installation ({path})")
     return path
-
-
-def symbol_from_name(path: Path) -> str:
-    """The symbol a file name starts with (``BTCUSDT_1m_...csv.gz`` -> ``BTCUSDT``)."""
-    match = _SYMBOL_IN_NAME.match(path.name)
-    if match is None:
-        raise DataError(f"{path}: cannot tell the symbol from the file name; pass --symbol")
-    return match.group(1)
 
 
 def load_bars(path: Path, symbol: str | None = None) -> BarSeries:

@@ -30,7 +30,6 @@ from daemon.feed import pump
 from daemon.tradelog import write_trades_csv
 from replay.cache import BarCache
 from replay.feed import ReplayFeed
-from replay.loader import bundled_data_path, load_bars
 from replay.series import BarSeries, GapReport
 from replay.stats import PerformanceStats, compute_stats
 from strategies import create_strategy
@@ -128,6 +127,9 @@ def run_replay(
     (through ``cache`` when given, else parsed directly)."""
     strategy = create_strategy(config.strategy, config.params)
     if series is None:
+        # Late import: workers that only map cached data never load pandas or pyarrow.
+        from replay.loader import bundled_data_path, load_bars
+
         path = config.data if config.data is not None else bundled_data_path()
         series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)
     series = series.between(config.start_ms, config.end_ms)

@@ -6,14 +6,19 @@ the replay feed serves it. Columns may be read-only memory maps; nothing here wr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from daemon.errors import DataError
 from daemon.events import MINUTE_MS, format_time_ms
 
-__all__ = ["BarSeries", "FloatArray", "GapReport", "IntArray"]
+__all__ = ["BarSeries", "FloatArray", "GapReport", "IntArray", "symbol_from_name"]
+
+_SYMBOL_IN_NAME = re.compile(r"^([A-Z0-9]{4,20})[_-]")
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -98,3 +103,11 @@ class BarSeries:
     def zero_volume_bars(self) -> int:
         """Minutes present but without trades (e.g. an exchange halt)."""
         return int(np.count_nonzero(self.volume == 0.0))
+
+
+def symbol_from_name(path: Path) -> str:
+    """The symbol a file name starts with (``BTCUSDT_1m_...csv.gz`` -> ``BTCUSDT``)."""
+    match = _SYMBOL_IN_NAME.match(path.name)
+    if match is None:
+        raise DataError(f"{path}: cannot tell the symbol from the file name; pass --symbol")
+    return match.group(1)
