@@ -110,7 +110,9 @@ class CacheEntry:
     @classmethod
     def from_json(cls, text: str) -> CacheEntry:
         raw = json.loads(text)
-        if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
+        if not isinstance(raw, dict):
+            raise ValueError(f"metadata is a JSON {type(raw).__name__}, not an object")
+        if raw.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"format version {raw.get('format_version')!r} != {FORMAT_VERSION}")
         raw["source"] = SourceFingerprint(**raw["source"])
         expected = {f.name for f in fields(cls)}
@@ -140,6 +142,16 @@ class CacheStats:
 
 class CorruptCacheError(Exception):
     """A cache entry failed a check; it is rebuilt from its source."""
+
+
+def _symbol_of(source: Path) -> str:
+    """The symbol from the file name; a missing file is reported as missing, not as a name."""
+    try:
+        return symbol_from_name(source)
+    except DataError:
+        if not source.exists():
+            raise DataError(f"{source}: no such data file") from None
+        raise
 
 
 def _entry_key(source: Path, symbol: str) -> str:
@@ -181,7 +193,7 @@ class BarCache:
     def load(self, source: Path, symbol: str | None = None) -> BarSeries:
         """The series of ``source``: from the LRU, else mapped from disk, else ingested."""
         source = Path(source)
-        symbol = symbol or symbol_from_name(source)
+        symbol = symbol or _symbol_of(source)
         key = _entry_key(source, symbol)
         cached = self._lru.get(key)
         if cached is not None and self._source_unchanged(source, cached[1]):
@@ -198,11 +210,11 @@ class BarCache:
     def ingest(self, source: Path, symbol: str | None = None, *, force: bool = False) -> CacheEntry:
         """Make sure ``source`` is cached (rebuilt if ``force``); return its entry."""
         source = Path(source)
-        symbol = symbol or symbol_from_name(source)
+        symbol = symbol or _symbol_of(source)
         key = _entry_key(source, symbol)
         self._forget(key)
         if force:
-            return self._build(source, symbol, key, reason="forced")[1]
+            return self._build(source, symbol, key, reason="forced", force=True)[1]
         return self._open_or_build(source, symbol, key)[1]
 
     def entries(self) -> list[CacheEntry]:
@@ -284,37 +296,46 @@ class BarCache:
         return stat.st_size == entry.source.size and stat.st_mtime_ns == entry.source.mtime_ns
 
     def _open_or_build(self, source: Path, symbol: str, key: str) -> tuple[BarSeries, CacheEntry]:
+        found = self._open_existing(source, key)
+        if isinstance(found, tuple):
+            return found
+        return self._build(source, symbol, key, reason=found)
+
+    def _open_existing(self, source: Path, key: str) -> tuple[BarSeries, CacheEntry] | str | None:
+        """The mapped entry; else why it cannot be used; None when there is no entry."""
         directory = self.root / key
         try:
             entry = CacheEntry.from_json((directory / "meta.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return self._build(source, symbol, key, reason=None)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            return self._build(source, symbol, key, reason=f"unreadable metadata ({exc})")
-        stale = self._staleness(source, entry, directory)
+            return None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            return f"unreadable metadata ({exc})"
+        entry, stale = self._freshen(source, entry, directory)
         if stale:
-            return self._build(source, symbol, key, reason=stale)
+            return stale
         try:
             return self._map(directory, entry), entry
         except CorruptCacheError as exc:
-            return self._build(source, symbol, key, reason=str(exc))
+            return str(exc)
 
-    def _staleness(self, source: Path, entry: CacheEntry, directory: Path) -> str | None:
-        """Why the entry no longer matches its source, or None when it does (or cannot tell)."""
+    def _freshen(
+        self, source: Path, entry: CacheEntry, directory: Path
+    ) -> tuple[CacheEntry, str | None]:
+        """The entry (its fingerprint refreshed if only the mtime moved) and why it is stale."""
         try:
             stat = source.stat()
         except FileNotFoundError:
             log.warning("%s: source is gone; serving the cached copy in %s", source, directory)
-            return None
+            return entry, None
         if stat.st_size == entry.source.size and stat.st_mtime_ns == entry.source.mtime_ns:
-            return None
+            return entry, None
         current = _fingerprint(source)
         if current.sha256 != entry.source.sha256:
-            return "the source file changed"
+            return entry, "the source file changed"
         # Same content, new mtime (copied or touched): record the new stat, keep the data.
         refreshed = CacheEntry(**{**asdict(entry), "source": current})
         self._write_meta(directory, refreshed)
-        return None
+        return refreshed, None
 
     def _map(self, directory: Path, entry: CacheEntry) -> BarSeries:
         columns = []
@@ -341,7 +362,7 @@ class BarCache:
         return BarSeries(entry.symbol, entry.interval, entry.source.path, times, *prices)
 
     def _build(
-        self, source: Path, symbol: str, key: str, reason: str | None
+        self, source: Path, symbol: str, key: str, reason: str | None, *, force: bool = False
     ) -> tuple[BarSeries, CacheEntry]:
         if not source.exists():
             problem = f" ({reason})" if reason else ""
@@ -351,9 +372,11 @@ class BarCache:
         self.root.mkdir(parents=True, exist_ok=True)
         with self._locked(key):
             directory = self.root / key
-            if reason is None and (directory / "meta.json").exists():
-                # Another process built it while we waited for the lock.
-                return self._open_or_build(source, symbol, key)
+            if not force:
+                # Another process may have (re)built it while we waited for the lock.
+                found = self._open_existing(source, key)
+                if isinstance(found, tuple):
+                    return found
             if reason:
                 log.warning("%s: rebuilding cache entry %s: %s", source, key, reason)
             from replay.loader import load_bars  # parsing needs pandas/pyarrow: load them late

@@ -110,8 +110,8 @@ def _decode(path: Path, data: bytes) -> str:
         raise DataError(f"{path}: not a UTF-8 text CSV file") from None
 
 
-def _layout(path: Path, data: bytes) -> tuple[bool, str]:
-    """(has a header, name of the time column) for a CSV, or a DataError for a wrong header."""
+def _layout(path: Path, data: bytes) -> tuple[bool, str, int]:
+    """(has a header, time column name, column count) of a CSV; DataError for a wrong header."""
     first = _decode(path, data[: data.find(b"\n") if b"\n" in data else len(data)]).strip()
     fields = [f.strip().strip('"').lower() for f in first.split(",")]
     if fields[0].lstrip("-").replace(".", "", 1).isdigit():
@@ -120,9 +120,9 @@ def _layout(path: Path, data: bytes) -> tuple[bool, str]:
                 f"{path}: line 1 has {len(fields)} columns; a Binance kline row has at least 6 "
                 "(open time, open, high, low, close, volume)"
             )
-        return False, "open_time_ms"
+        return False, "open_time_ms", len(fields)
     if fields[0] in TIME_NAMES and tuple(fields[1:6]) == PRICE_COLUMNS:
-        return True, fields[0]
+        return True, fields[0], len(fields)
     raise DataError(
         f"{path}: unexpected header {first!r}; expected {','.join(HEADER)}, "
         f"timestamp,{','.join(PRICE_COLUMNS)}, or a headerless Binance kline CSV"
@@ -131,10 +131,10 @@ def _layout(path: Path, data: bytes) -> tuple[bool, str]:
 
 def _fast_csv_columns(path: Path, data: bytes) -> tuple[IntArray, list[FloatArray]] | None:
     """Parse with pyarrow; None when a field is not numeric (the slow path will name it)."""
-    has_header, time_name = _layout(path, data)
+    has_header, time_name, width = _layout(path, data)
     names = [time_name, *PRICE_COLUMNS]
     read = pa_csv.ReadOptions(
-        column_names=None if has_header else [*names, *(f"extra{i}" for i in range(6, 64))],
+        column_names=None if has_header else [*names, *(f"extra{i}" for i in range(6, width))],
         autogenerate_column_names=False,
     )
     types: dict[str, pa.DataType] = {name: pa.float64() for name in PRICE_COLUMNS}
@@ -214,6 +214,8 @@ def _parquet_columns(path: Path, raw: bytes) -> tuple[IntArray, list[FloatArray]
             raise DataError(
                 f"{path}: Parquet column {name} is {table.column(name).type}, not numeric"
             )
+    if table.column(time_name).null_count:
+        raise DataError(f"{path}: column {time_name} holds invalid or missing open times")
     raw_times = table.column(time_name).to_numpy(zero_copy_only=False)
     columns_ms = _time_and_prices(path, raw_times, table, names)
     if columns_ms is None:
@@ -227,7 +229,7 @@ def _parquet_columns(path: Path, raw: bytes) -> tuple[IntArray, list[FloatArray]
 
 def _text_frame(path: Path, text: str) -> pd.DataFrame:
     """The six columns as text; the index is the file line number; blank lines dropped."""
-    has_header, time_name = _layout(path, text.encode("utf-8"))
+    has_header, time_name, _ = _layout(path, text.encode("utf-8"))
     first_line = 2 if has_header else 1
     frame = pd.read_csv(
         io.StringIO(text),
@@ -248,7 +250,7 @@ def _text_frame(path: Path, text: str) -> pd.DataFrame:
 
 def _frame_columns(path: Path, frame: pd.DataFrame) -> tuple[IntArray, list[FloatArray]]:
     time_name = str(frame.columns[0])
-    if time_name == "timestamp" and not _is_numeric_text(frame[time_name]):
+    if time_name == "timestamp" and not _is_number(str(frame[time_name].iloc[0])):
         stamps = pd.to_datetime(frame[time_name], utc=True, format="ISO8601", errors="coerce")
         _fail_rows(path, stamps.isna().to_numpy(), frame, "timestamp is not an ISO-8601 time")
         times = np.asarray(stamps.dt.as_unit("ms").astype("int64"), dtype=np.int64)
@@ -267,8 +269,13 @@ def _frame_columns(path: Path, frame: pd.DataFrame) -> tuple[IntArray, list[Floa
     return times, [_numeric(path, frame, name) for name in PRICE_COLUMNS]
 
 
-def _is_numeric_text(column: pd.Series) -> bool:
-    return bool(pd.to_numeric(column.str.strip(), errors="coerce").notna().all())
+def _is_number(text: str) -> bool:
+    """Whether the first time field is a number (epoch) rather than an ISO-8601 date-time."""
+    try:
+        float(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def _numeric(path: Path, frame: pd.DataFrame, column: str) -> FloatArray:
