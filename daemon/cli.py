@@ -225,6 +225,40 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim_exchange(args: argparse.Namespace) -> int:
+
+    import uvloop
+
+    from daemon.feeds.sim import FaultConfig, serve
+    from replay.cache import BarCache
+    from replay.loader import bundled_data_path
+
+    cache = BarCache(args.cache_dir)
+    files = args.data or [bundled_data_path()]
+    series = [cache.load(path) for path in files]
+    faults = FaultConfig(
+        drop_every=args.drop_every,
+        malformed_every=args.malformed_every,
+        duplicate_probability=args.duplicate_probability,
+        reorder_probability=args.reorder_probability,
+        pause_every=args.pause_every,
+        pause_seconds=args.pause_seconds,
+        seed=args.seed,
+    )
+    uvloop.run(
+        serve(
+            series,
+            host=args.host,
+            port=args.port,
+            speed=args.speed,
+            history_bars=args.history_bars,
+            faults=faults,
+            exit_at_end=args.exit_at_end,
+        )
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
@@ -321,6 +355,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_cache_dir(batch)
     batch.set_defaults(func=cmd_batch)
+
+    sim = commands.add_parser(
+        "sim-exchange",
+        help="serve cached bars over the Binance kline protocol, locally",
+        description="A Binance-compatible exchange on localhost (REST /api/v3/klines and kline "
+        "WebSocket streams) replaying historical bars, with switches to inject faults.",
+    )
+    sim.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        default=[],
+        help="bar file, one per symbol, repeatable (default: the bundled BTCUSDT sample)",
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
+    sim.add_argument("--port", type=int, default=8765, help="port (8765; 0 = any free port)")
+    sim.add_argument(
+        "--speed", type=float, default=10.0, help="bars per second (10); 0 = real time"
+    )
+    sim.add_argument(
+        "--history-bars",
+        type=int,
+        default=500,
+        help="bars already closed when the clock starts, for warm-up (500)",
+    )
+    sim.add_argument(
+        "--drop-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="close each connection after K messages",
+    )
+    sim.add_argument(
+        "--malformed-every",
+        type=int,
+        default=0,
+        metavar="M",
+        help="insert a malformed message every M messages",
+    )
+    sim.add_argument(
+        "--duplicate-probability",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="send a closed candle twice with probability P",
+    )
+    sim.add_argument(
+        "--reorder-probability",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="send a closed candle after the next one with probability P",
+    )
+    sim.add_argument(
+        "--pause-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="pause sending after every N messages",
+    )
+    sim.add_argument("--pause-seconds", type=float, default=0.0, help="length of each pause")
+    sim.add_argument("--seed", type=int, default=1, help="seed of the fault dice (1)")
+    sim.add_argument("--exit-at-end", action="store_true", help="stop when the data ends")
+    _add_cache_dir(sim)
+    sim.set_defaults(func=cmd_sim_exchange)
 
     listing = commands.add_parser("strategies", help="list strategies and their parameters")
     listing.set_defaults(func=cmd_strategies)

@@ -1,0 +1,314 @@
+"""A local, Binance-compatible exchange that replays cached bars: for offline demos and tests.
+
+It serves ``GET /api/v3/klines`` and kline WebSocket streams (combined ``/stream?streams=...``
+and raw ``/ws/<stream>``, plus ``SUBSCRIBE`` messages) from historical 1-minute bars, on a
+virtual clock that closes one bar every ``1/speed`` seconds (or in real time). Before the clock
+starts, ``history_bars`` bars are already closed, so a client has something to warm up on.
+
+Fault switches make it misbehave the way real exchanges do: drop every connection after K
+messages, send a malformed message every M, duplicate or reorder final candles, pause. No fault
+ever changes the bars themselves: a correct client sees exactly the replayed series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import logging
+import random
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from daemon.events import MINUTE_MS, Bar
+from daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
+from replay.series import BarSeries
+
+__all__ = ["FaultConfig", "SimExchange", "serve"]
+
+log = logging.getLogger("barbus.sim")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """What goes wrong, and how often (0 = never). Randomness is seeded: runs are repeatable."""
+
+    drop_every: int = 0  # close each WebSocket connection after this many messages
+    malformed_every: int = 0  # replace every N-th message by garbage (the real one follows)
+    duplicate_probability: float = 0.0  # send a final candle twice
+    reorder_probability: float = 0.0  # hold a final candle back and send it after the next
+    pause_every: int = 0  # after every N messages, stop sending for pause_seconds
+    pause_seconds: float = 0.0
+    partial_updates: bool = True  # also send an open-candle update (x=false) before each close
+    seed: int = 1
+
+
+@dataclass
+class _Book:
+    """One symbol's bars as Python lists (the server is not a hot path)."""
+
+    symbol: str
+    times: list[int]
+    bars: list[Bar]
+    index_by_time: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, series: BarSeries) -> _Book:
+        times = series.open_time_ms.tolist()
+        rows = zip(
+            times,
+            series.open.tolist(),
+            series.high.tolist(),
+            series.low.tolist(),
+            series.close.tolist(),
+            series.volume.tolist(),
+            strict=True,
+        )
+        bars = [Bar(series.symbol, "1m", *row) for row in rows]
+        return cls(series.symbol, times, bars, {t: i for i, t in enumerate(times)})
+
+
+class SimExchange:
+    """The simulated exchange: books of bars, a virtual clock, WebSocket subscribers."""
+
+    def __init__(
+        self,
+        series: Sequence[BarSeries],
+        *,
+        speed: float = 10.0,
+        history_bars: int = 500,
+        faults: FaultConfig | None = None,
+    ) -> None:
+        if not series:
+            raise ValueError("the simulated exchange needs at least one series")
+        self.books = {s.symbol: _Book.of(s) for s in series}
+        self.speed = speed
+        self.faults = faults or FaultConfig()
+        self._random = random.Random(self.faults.seed)
+        first = min(book.times[0] for book in self.books.values())
+        self.last_ms = max(book.times[-1] for book in self.books.values())
+        # Virtual "now": every bar that opened before now - 1 minute is closed.
+        self.now_ms = first + history_bars * MINUTE_MS
+        self.sent_final = 0
+        self._subscribers: set[_Subscriber] = set()
+        self._clock_task: asyncio.Task[None] | None = None
+        self.finished = asyncio.Event()
+
+    # -- the clock ---------------------------------------------------------------------------
+
+    async def run_clock(self) -> None:
+        """Close one minute per tick until the data ends (then set ``finished``)."""
+        interval = 60.0 if self.speed <= 0 else 1.0 / self.speed
+        started = time.monotonic()
+        ticks = 0
+        while self.now_ms <= self.last_ms + MINUTE_MS:
+            # The minute that opened at now closes one minute later.
+            opened_ms = self.now_ms
+            self.now_ms += MINUTE_MS
+            for subscriber in list(self._subscribers):
+                await subscriber.tick(opened_ms)
+            ticks += 1
+            delay = started + ticks * interval - time.monotonic()
+            await asyncio.sleep(max(0.0, delay))
+        self.finished.set()
+
+    def closed_bars(
+        self, symbol: str, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[Bar]:
+        """Bars of ``symbol`` already closed at the virtual now, as the REST endpoint returns."""
+        book = self.books.get(symbol)
+        if book is None:
+            return []
+        lo = 0 if start_ms is None else bisect.bisect_left(book.times, start_ms)
+        out = []
+        for bar in book.bars[lo:]:
+            if bar.open_time_ms + MINUTE_MS > self.now_ms:
+                break
+            if end_ms is not None and bar.open_time_ms > end_ms:
+                break
+            out.append(bar)
+            if len(out) >= limit:
+                break
+        return out
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/v3/klines", self._klines)
+        app.router.add_get("/stream", self._ws_combined)
+        app.router.add_get("/ws/{stream}", self._ws_raw)
+        app.router.add_get("/sim/status", self._status)
+        app.on_startup.append(self._start_clock)
+        app.on_cleanup.append(self._stop_clock)
+        return app
+
+    async def _start_clock(self, _: web.Application) -> None:
+        self._clock_task = asyncio.create_task(self.run_clock())
+
+    async def _stop_clock(self, _: web.Application) -> None:
+        if self._clock_task is not None:
+            self._clock_task.cancel()
+        for subscriber in list(self._subscribers):
+            await subscriber.ws.close()
+
+    async def _status(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "now_ms": self.now_ms,
+                "last_open_ms": self.last_ms,
+                "finished": self.finished.is_set(),
+                "subscribers": len(self._subscribers),
+                "final_candles_sent": self.sent_final,
+            }
+        )
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        query = request.query
+        symbol = query.get("symbol", "")
+        interval = query.get("interval", "")
+        if symbol not in self.books or interval != "1m":
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        try:
+            start = int(query["startTime"]) if "startTime" in query else None
+            end = int(query["endTime"]) if "endTime" in query else None
+            limit = min(int(query.get("limit", "500")), 1000)
+        except ValueError:
+            return web.json_response({"code": -1100, "msg": "Illegal characters."}, status=400)
+        if start is None:  # the most recent candles, as Binance does without a range
+            book = self.books[symbol]
+            closed = [b for b in book.bars if b.open_time_ms + MINUTE_MS <= self.now_ms]
+            bars = closed[-limit:]
+        else:
+            bars = self.closed_bars(symbol, start, end, limit)
+        return web.json_response([encode_rest_kline(bar) for bar in bars])
+
+    async def _ws_combined(self, request: web.Request) -> web.WebSocketResponse:
+        names = [n for n in request.query.get("streams", "").split("/") if n]
+        return await self._serve_ws(request, names, combined=True)
+
+    async def _ws_raw(self, request: web.Request) -> web.WebSocketResponse:
+        return await self._serve_ws(request, [request.match_info["stream"]], combined=False)
+
+    async def _serve_ws(
+        self, request: web.Request, names: list[str], *, combined: bool
+    ) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0)
+        await ws.prepare(request)
+        subscriber = _Subscriber(self, ws, combined)
+        subscriber.subscribe(names)
+        self._subscribers.add(subscriber)
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    command = json.loads(message.data)
+                except ValueError:
+                    continue
+                if isinstance(command, dict) and command.get("method") == "SUBSCRIBE":
+                    subscriber.subscribe([str(p) for p in command.get("params", [])])
+                    await ws.send_str(json.dumps({"result": None, "id": command.get("id")}))
+        finally:
+            self._subscribers.discard(subscriber)
+        return ws
+
+
+class _Subscriber:
+    """One WebSocket connection: its streams, its message count, its faults."""
+
+    def __init__(self, exchange: SimExchange, ws: web.WebSocketResponse, combined: bool) -> None:
+        self.exchange = exchange
+        self.ws = ws
+        self.combined = combined
+        self.symbols: set[str] = set()
+        self.sent = 0
+        self.held: str | None = None  # a final candle held back to be sent out of order
+
+    def subscribe(self, names: list[str]) -> None:
+        for name in names:
+            symbol, _, kind = name.partition("@")
+            if kind == "kline_1m":
+                self.symbols.add(symbol.upper())
+
+    async def tick(self, open_ms: int) -> None:
+        exchange = self.exchange
+        faults = exchange.faults
+        for symbol in sorted(self.symbols):
+            book = exchange.books.get(symbol)
+            index = book.index_by_time.get(open_ms) if book is not None else None
+            if book is None or index is None:
+                continue  # no bar this minute (a gap in the data): nothing is invented
+            bar = book.bars[index]
+            now = exchange.now_ms
+            if faults.partial_updates:
+                partial = bar._replace(close=bar.open, high=bar.open, low=bar.open, volume=0.0)
+                await self._send(
+                    encode_ws_kline(
+                        partial, event_time_ms=now - 30_000, closed=False, combined=self.combined
+                    )
+                )
+            final = encode_ws_kline(bar, event_time_ms=now + 5, combined=self.combined)
+            exchange.sent_final += 1
+            rnd = exchange._random
+            if self.held is None and rnd.random() < faults.reorder_probability:
+                self.held = final
+                continue
+            await self._send(final)
+            if self.held is not None:
+                held, self.held = self.held, None
+                await self._send(held)
+            if rnd.random() < faults.duplicate_probability:
+                await self._send(final)
+
+    async def _send(self, text: str) -> None:
+        if self.ws.closed:
+            return
+        faults = self.exchange.faults
+        self.sent += 1
+        try:
+            if faults.malformed_every and self.sent % faults.malformed_every == 0:
+                await self.ws.send_str('{"e": "kline", "k": {"t": "garbage"')
+            await self.ws.send_str(text)
+            if faults.pause_every and self.sent % faults.pause_every == 0:
+                await asyncio.sleep(faults.pause_seconds)
+            if faults.drop_every and self.sent % faults.drop_every == 0:
+                await self.ws.close()
+        except ConnectionResetError:
+            pass
+
+
+async def serve(
+    series: Sequence[BarSeries],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    speed: float = 10.0,
+    history_bars: int = 500,
+    faults: FaultConfig | None = None,
+    ready: asyncio.Event | None = None,
+    exit_at_end: bool = False,
+) -> None:
+    """Run the simulated exchange until cancelled (or, with ``exit_at_end``, the data ends)."""
+    exchange = SimExchange(series, speed=speed, history_bars=history_bars, faults=faults)
+    runner = web.AppRunner(exchange.app(), handle_signals=False)
+    await runner.setup()
+    sock = socket.create_server((host, port))  # bound here, so port 0 tells its number
+    bound = sock.getsockname()[1]
+    await web.SockSite(runner, sock).start()
+    log.info("simulated exchange on http://%s:%s (%s bars/s)", host, bound, speed or "real time")
+    print(json.dumps({"host": host, "port": bound}), flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        if exit_at_end:
+            await exchange.finished.wait()
+            await asyncio.sleep(1.0)  # let clients read the last candle
+        else:
+            await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
