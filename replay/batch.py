@@ -66,6 +66,7 @@ METRICS = (
     "bars",
     "gaps",
 )
+_ROW_HEAD = ("job_id", "strategy", "symbol", "data", "start_ms", "end_ms", "params")
 MAX_ATTEMPTS = 2  # the first try and one retry on a fresh worker
 
 
@@ -197,7 +198,7 @@ def run_job(job: Job, cache: BarCache | None) -> JobOutcome:
 
 
 def _row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
+    row: dict[str, Any] = {  # keys in _ROW_HEAD order
         "job_id": job.job_id,
         "strategy": job.strategy,
         "symbol": job.symbol,
@@ -366,6 +367,7 @@ def run_batch(
     bars_total = 0
     bytes_sent = 0
     interrupted = False
+    _end_with_newline(journal_path)
     with journal_path.open("a", encoding="utf-8") as journal, _stop_on_sigterm():
 
         def record(outcome: JobOutcome) -> None:
@@ -415,9 +417,16 @@ def run_batch(
 
 
 def _prepare_data(jobs: Iterable[Job], cache: BarCache) -> None:
-    """Build (or verify) every dataset's cache entry once, before any worker maps it."""
+    """Build (or verify) every dataset's cache entry once, before any worker maps it.
+
+    A dataset that cannot be loaded is only logged here: its jobs fail on their own, with the
+    error in their rows, and every other job still runs.
+    """
     for data, symbol in sorted({(job.data, job.symbol) for job in jobs}):
-        cache.load(Path(data), symbol)
+        try:
+            cache.load(Path(data), symbol)
+        except BarbusError as exc:
+            log.error("%s: unusable, its jobs will fail: %s", data, exc)
 
 
 def _run_in_process(
@@ -493,6 +502,15 @@ def _stop_on_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _end_with_newline(path: Path) -> None:
+    """Terminate a last line cut short by a crash, so the next row starts on its own line."""
+    if path.exists() and path.stat().st_size:
+        with path.open("rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+
+
 def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, Any]]:
     """Successful rows of earlier runs for the jobs of this batch (failed ones run again)."""
     rows: dict[str, dict[str, Any]] = {}
@@ -526,7 +544,9 @@ def _exact_float(value: Any) -> str:
 def _write_tables(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     import pandas as pd  # cold path: only when the batch is over
 
-    frame = pd.DataFrame(rows)
+    params = sorted({key for row in rows for key in row if key.startswith("param_")})
+    columns = [*_ROW_HEAD, *params, *METRICS, "status", "error"]
+    frame = pd.DataFrame(rows, columns=columns)
     csv_path = out_dir / "results.csv"
     parquet_path = out_dir / "results.parquet"
     # repr of a Python float: the shortest text that reads back to the same bits.

@@ -50,6 +50,11 @@ class ReplayConfig:
     start_ms: int | None = None
     end_ms: int | None = None
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    # Daemon parity: bars before trade_from_ms only warm the strategy up, and a run that has
+    # not ended (close_at_end=False) leaves its position open, as the daemon does.
+    trade_from_ms: int = 0
+    close_at_end: bool = True
+    name: str | None = None  # the strategy column of the trade log (default: strategy name)
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,14 @@ def run_replay(
     if len(series) == 0:
         raise DataError(f"{series.source}: no bars in the requested period")
 
-    engine = StrategyEngine(strategy, series.symbol, config.execution, record_equity=True)
+    engine = StrategyEngine(
+        strategy,
+        series.symbol,
+        config.execution,
+        name=config.name,
+        record_equity=True,
+        trade_from_ms=config.trade_from_ms,
+    )
     bus = EventBus()
     bus.subscribe(engine.name, [series.symbol], [series.interval], engine.on_bar)
     started = time.perf_counter()
@@ -145,7 +157,8 @@ def run_replay(
     replay_seconds = time.perf_counter() - started
     if engine.name in bus.halted:
         raise StrategyError(f"strategy {engine.name} failed: {bus.halted[engine.name]}")
-    engine.finish()
+    if config.close_at_end:
+        engine.finish()
 
     assert engine.equity_curve is not None
     equity = np.empty(len(engine.equity_curve) + 1)
