@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, final
 
 from daemon.broker import ExecutionConfig, PaperBroker
-from daemon.events import Bar, ExitReason, Signal, Trade, interval_ms
+from daemon.events import Bar, ExitReason, Fill, Signal, Trade, interval_ms
 from daemon.portfolio import Portfolio
 from strategies.aggregate import TimeframeAggregator
 from strategies.base import AnyStrategy
@@ -49,11 +49,13 @@ class StrategyEngine:
         "bars",
         "bars_in_market",
         "equity_curve",
+        "fills",
         "last_bar",
         "name",
         "portfolio",
         "strategy",
         "symbol",
+        "trade_from_ms",
         "unfilled_orders",
     )
 
@@ -65,6 +67,7 @@ class StrategyEngine:
         *,
         name: str | None = None,
         record_equity: bool = False,
+        trade_from_ms: int = 0,
     ) -> None:
         params = strategy.params
         self.strategy = strategy
@@ -88,6 +91,9 @@ class StrategyEngine:
         self.unfilled_orders = 0
         self.last_bar: Bar | None = None
         self.equity_curve: list[float] | None = [] if record_equity else None
+        # Warm-up: bars before this open time update the strategy but never place an order.
+        self.trade_from_ms = trade_from_ms
+        self.fills: list[Fill] = []
 
     @property
     def trades(self) -> list[Trade]:
@@ -96,6 +102,7 @@ class StrategyEngine:
 
     def on_bar(self, bar: Bar) -> None:
         """Process one 1-minute bar (the bus handler)."""
+        self.last_bar = bar
         portfolio = self.portfolio
         strategy_on_bar = self._strategy_on_bar
         aggregator = self._aggregator
@@ -121,9 +128,11 @@ class StrategyEngine:
         equity_curve = self.equity_curve
         if equity_curve is not None:
             equity_curve.append(portfolio.cash + size * bar.close)
-        self.last_bar = bar
 
     def _act(self, signal: Signal, decision_bar: Bar) -> None:
+        assert self.last_bar is not None  # set first thing in on_bar
+        if self.last_bar.open_time_ms < self.trade_from_ms:
+            return
         size = self.portfolio.size
         if signal is Signal.BUY and size == 0.0:
             order = _BUY
@@ -155,6 +164,7 @@ class StrategyEngine:
                 self.name, self.symbol, ref_price, time_ms, portfolio.cash
             )
             portfolio.apply(fill)
+            self.fills.append(fill)
             if self._stop_loss_rate > 0.0:
                 self._stop_level = fill.price * (1.0 - self._stop_loss_rate)
             if self._take_profit_rate > 0.0:
@@ -164,6 +174,7 @@ class StrategyEngine:
                 self.name, self.symbol, ref_price, time_ms, portfolio.size, reason
             )
             portfolio.apply(fill)
+            self.fills.append(fill)
             self._stop_level = float("-inf")
             self._target_level = float("inf")
 
