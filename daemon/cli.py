@@ -259,6 +259,28 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemon.config import load_config
+    from daemon.service import run_daemon
+
+    config = load_config(args.config)
+    configure_logging(args.log_level if args.log_level_given else config.log_level)
+    return run_daemon(config)
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    from daemon.parity import check_parity
+
+    reports = check_parity(args.state)
+    for r in reports:
+        verdict = "identical" if r.identical else f"DIFFERENT: {r.first_difference}"
+        print(
+            f"{r.name}: {r.daemon_trades} daemon trades, {r.replay_trades} replay trades, "
+            f"equity {r.daemon_equity:.2f} vs {r.replay_equity:.2f}: {verdict}"
+        )
+    return 0 if all(r.identical for r in reports) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
@@ -266,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Event-driven trading: the same strategies in replay and live paper trading.",
     )
     parser.add_argument("--version", action="version", version=f"barbus {__version__}")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    parser.add_argument(
+        "--log-level", default=None, help="logging level (default INFO, or the daemon config's)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     replay = commands.add_parser(
@@ -421,6 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_dir(sim)
     sim.set_defaults(func=cmd_sim_exchange)
 
+    run = commands.add_parser(
+        "run",
+        help="run the paper-trading daemon",
+        description="Paper-trade the configured strategies on a live (or simulated) feed.",
+    )
+    run.add_argument("--config", type=Path, required=True, help="daemon config file (TOML)")
+    run.set_defaults(func=cmd_run)
+
+    parity = commands.add_parser(
+        "parity",
+        help="replay what the daemon recorded and compare trade logs",
+        description="Exit 0 when replaying the recorded bars gives the daemon's trades exactly.",
+    )
+    parity.add_argument("--state", type=Path, required=True, help="daemon state file (SQLite)")
+    parity.set_defaults(func=cmd_parity)
+
     listing = commands.add_parser("strategies", help="list strategies and their parameters")
     listing.set_defaults(func=cmd_strategies)
     return parser
@@ -430,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``barbus`` console script; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.log_level_given = args.log_level is not None
+    args.log_level = args.log_level or "INFO"
     try:
         configure_logging(args.log_level)
     except ValueError:

@@ -207,6 +207,7 @@ class StrategyEngine:
             "bars_in_market": self.bars_in_market,
             "unfilled_orders": self.unfilled_orders,
             "last_bar": None if self.last_bar is None else list(self.last_bar),
+            "trade_from_ms": self.trade_from_ms,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -223,3 +224,4 @@ class StrategyEngine:
         self.unfilled_orders = int(state["unfilled_orders"])
         last = state["last_bar"]
         self.last_bar = None if last is None else Bar(*last)
+        self.trade_from_ms = int(state["trade_from_ms"])

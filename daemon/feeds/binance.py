@@ -104,6 +104,8 @@ class BinanceFeed:
         self._stop_requested = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._random = random.Random()
+        # When the last live candle of each symbol arrived (monotonic s): decision-lag clock.
+        self.received_monotonic: dict[str, float] = {}
 
     def _stopping(self) -> bool:
         return self._stop_requested
@@ -183,7 +185,7 @@ class BinanceFeed:
     async def _on_text(self, session: aiohttp.ClientSession, text: str) -> list[Bar]:
         counters = self.counters
         counters.messages += 1
-        counters.last_message_monotonic = time.monotonic()
+        received = counters.last_message_monotonic = time.monotonic()
         try:
             bar = decode_ws_message(text)
         except MessageError as exc:
@@ -210,6 +212,7 @@ class BinanceFeed:
             )
         out.append(bar)
         self.last_open_ms[bar.symbol] = bar.open_time_ms
+        self.received_monotonic[bar.symbol] = received
         counters.live_bars += 1
         return out
 
