@@ -254,6 +254,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
             history_bars=args.history_bars,
             faults=faults,
             exit_at_end=args.exit_at_end,
+            start_on_connect=args.start_on_connect,
         )
     )
     return 0
@@ -442,6 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--pause-seconds", type=float, default=0.0, help="length of each pause")
     sim.add_argument("--seed", type=int, default=1, help="seed of the fault dice (1)")
     sim.add_argument("--exit-at-end", action="store_true", help="stop when the data ends")
+    sim.add_argument(
+        "--start-on-connect",
+        action="store_true",
+        help="hold the clock until the first WebSocket client connects (repeatable warm-ups)",
+    )
     _add_cache_dir(sim)
     sim.set_defaults(func=cmd_sim_exchange)
 

@@ -82,6 +82,7 @@ class SimExchange:
         speed: float = 10.0,
         history_bars: int = 500,
         faults: FaultConfig | None = None,
+        start_on_connect: bool = False,
     ) -> None:
         if not series:
             raise ValueError("the simulated exchange needs at least one series")
@@ -97,12 +98,18 @@ class SimExchange:
         self._subscribers: set[_Subscriber] = set()
         self._clock_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
+        # Hold the clock until the first WebSocket client subscribes: a client that warms up
+        # over REST first then sees exactly history_bars bars, run after run (for tests).
+        self._go = asyncio.Event()
+        if not start_on_connect:
+            self._go.set()
 
     # -- the clock ---------------------------------------------------------------------------
 
     async def run_clock(self) -> None:
         """Close one minute per tick until the data ends (then set ``finished``)."""
         interval = 60.0 if self.speed <= 0 else 1.0 / self.speed
+        await self._go.wait()
         started = time.monotonic()
         ticks = 0
         while self.now_ms <= self.last_ms + MINUTE_MS:
@@ -202,6 +209,7 @@ class SimExchange:
         subscriber = _Subscriber(self, ws, combined)
         subscriber.subscribe(names)
         self._subscribers.add(subscriber)
+        self._go.set()
         try:
             async for message in ws:
                 if message.type != WSMsgType.TEXT:
@@ -292,9 +300,16 @@ async def serve(
     faults: FaultConfig | None = None,
     ready: asyncio.Event | None = None,
     exit_at_end: bool = False,
+    start_on_connect: bool = False,
 ) -> None:
     """Run the simulated exchange until cancelled (or, with ``exit_at_end``, the data ends)."""
-    exchange = SimExchange(series, speed=speed, history_bars=history_bars, faults=faults)
+    exchange = SimExchange(
+        series,
+        speed=speed,
+        history_bars=history_bars,
+        faults=faults,
+        start_on_connect=start_on_connect,
+    )
     runner = web.AppRunner(exchange.app(), handle_signals=False)
     await runner.setup()
     sock = socket.create_server((host, port))  # bound here, so port 0 tells its number
