@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_replay
 	$(BIN)/python -m benchmarks.bench_cache
 	$(BIN)/python -m benchmarks.bench_batch
+	$(BIN)/python -m benchmarks.bench_daemon_lag
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
