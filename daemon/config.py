@@ -7,14 +7,13 @@ See ``ops/barbus.example.toml`` for every key with its default.
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from daemon.broker import ExecutionConfig
+from daemon.configfile import check_keys, read_toml
 from daemon.errors import BarbusError, ConfigError
 from daemon.feeds.binance import FeedConfig
 
@@ -87,11 +86,8 @@ class DaemonConfig:
 
 
 def _check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
+    check_keys(table, schema, where)
     for key, value in table.items():
-        if key not in schema:
-            close = difflib.get_close_matches(key, list(schema), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
         expected = schema[key]
         if isinstance(value, bool) or not isinstance(value, expected):
             names = (
@@ -104,14 +100,7 @@ def _check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str
 
 def load_config(path: Path) -> DaemonConfig:
     """Read and validate a daemon config file; relative paths are relative to the file."""
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "config")
     return parse_config(raw, Path(path).parent, source=Path(path))
 
 

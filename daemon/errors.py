@@ -6,7 +6,16 @@ nothing derived from it should ever surface as a traceback.
 
 from __future__ import annotations
 
-__all__ = ["BarbusError", "ConfigError", "DataError", "StrategyError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["BarbusError", "ConfigError", "DataError", "StrategyError", "did_you_mean"]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""`` if none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class BarbusError(Exception):

@@ -11,17 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from daemon.broker import ExecutionConfig
 from daemon.errors import DataError
-from daemon.events import Bar
 from daemon.state import StateStore
 from daemon.tradelog import trade_row
 from replay.runner import ReplayConfig, run_replay
 from replay.series import BarSeries
 
-__all__ = ["EngineParity", "check_parity", "series_of"]
+__all__ = ["EngineParity", "check_parity"]
 
 
 @dataclass(frozen=True)
@@ -38,22 +35,6 @@ class EngineParity:
         return self.first_difference is None
 
 
-def series_of(bars: list[Bar], source: str) -> BarSeries:
-    """Recorded bars as a replayable series."""
-    if not bars:
-        raise DataError(f"{source}: no bars recorded")
-    return BarSeries(
-        bars[0].symbol,
-        "1m",
-        source,
-        np.array([b.open_time_ms for b in bars], dtype=np.int64),
-        *(
-            np.array([getattr(b, f) for b in bars])
-            for f in ("open", "high", "low", "close", "volume")
-        ),
-    )
-
-
 def check_parity(state_path: Path) -> list[EngineParity]:
     """Replay every engine of the state file over its recorded bars and compare."""
     if not Path(state_path).exists():
@@ -67,7 +48,7 @@ def check_parity(state_path: Path) -> list[EngineParity]:
         for name, record in sorted(engines.items()):
             cfg = record.config
             bars = [bar for bar, _ in store.bars(record.symbol)]
-            series = series_of(bars, f"{state_path}:{record.symbol}")
+            series = BarSeries.from_bars(bars, f"{state_path}:{record.symbol}")
             result = run_replay(
                 ReplayConfig(
                     strategy=cfg["strategy"],

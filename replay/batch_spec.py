@@ -18,14 +18,12 @@ Unknown keys are errors (with a "did you mean"), so a typo never silently runs a
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from daemon.broker import ExecutionConfig
+from daemon.configfile import check_keys, read_toml
 from daemon.errors import ConfigError
 from daemon.events import parse_utc_ms
 from replay.batch import METRICS, Job, expand_jobs
@@ -55,14 +53,6 @@ class BatchPlan:
             for name, value in job.params:
                 values.setdefault(name, set()).add(repr(value))
         return sorted(name for name, seen in values.items() if len(seen) > 1)
-
-
-def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 
 def parse_period(start: str | None, end: str | None) -> tuple[int | None, int | None]:
@@ -118,15 +108,8 @@ def plan_jobs(
 
 def load_spec(path: Path) -> BatchPlan:
     """Read a batch spec file (TOML) into a :class:`BatchPlan`."""
-    try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such batch spec file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    _check_keys(spec, _TOP_KEYS, str(path))
+    spec = read_toml(path, "batch spec")
+    check_keys(spec, _TOP_KEYS, str(path))
     runs = spec.get("run")
     if not isinstance(runs, list) or not runs:
         raise ConfigError(f"{path}: needs at least one [[run]] table")
@@ -146,7 +129,7 @@ def load_spec(path: Path) -> BatchPlan:
         where = f"{path}: [[run]] #{number}"
         if not isinstance(run, dict):
             raise ConfigError(f"{where}: must be a table")
-        _check_keys(run, _RUN_KEYS, where)
+        check_keys(run, _RUN_KEYS, where)
         if "strategy" not in run:
             raise ConfigError(f"{where}: missing 'strategy'")
         data = run.get("data", [])

@@ -7,6 +7,7 @@ the replay feed serves it. Columns may be read-only memory maps; nothing here wr
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from daemon.errors import DataError
-from daemon.events import MINUTE_MS, format_time_ms
+from daemon.events import MINUTE_MS, Bar, format_time_ms
 
 __all__ = ["BarSeries", "FloatArray", "GapReport", "IntArray", "symbol_from_name"]
 
+_PRICES = ("open", "high", "low", "close", "volume")
 _SYMBOL_IN_NAME = re.compile(r"^([A-Z0-9]{4,20})[_-]")
 
 FloatArray = npt.NDArray[np.float64]
@@ -59,6 +61,24 @@ class BarSeries:
 
     def __len__(self) -> int:
         return len(self.open_time_ms)
+
+    @classmethod
+    def from_bars(cls, bars: Sequence[Bar], source: str) -> BarSeries:
+        """Columns of 1-minute ``bars`` (of one symbol, in order)."""
+        if not bars:
+            raise DataError(f"{source}: no bars")
+        return cls(
+            bars[0].symbol,
+            "1m",
+            source,
+            np.array([b.open_time_ms for b in bars], dtype=np.int64),
+            *(np.array([getattr(b, f) for b in bars], dtype=np.float64) for f in _PRICES),
+        )
+
+    def to_bars(self) -> list[Bar]:
+        """The series as :class:`Bar` objects (a cold path: the replay feed builds its own)."""
+        rows = zip(*(column.tolist() for column in self.columns()), strict=True)
+        return [Bar(self.symbol, self.interval, *row) for row in rows]
 
     def columns(
         self,

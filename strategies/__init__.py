@@ -6,10 +6,9 @@ registry below is explicit: a strategy exists for the CLI and the daemon once it
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
-from daemon.errors import StrategyError
+from daemon.errors import StrategyError, did_you_mean
 from strategies.base import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
 from strategies.bbrs import Bbrs
 from strategies.metatrend import MetaTrend
@@ -35,8 +34,7 @@ def strategy_class(name: str) -> type[AnyStrategy]:
     try:
         return STRATEGIES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, STRATEGIES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, STRATEGIES)
         known = ", ".join(STRATEGIES)
         raise StrategyError(f"unknown strategy {name!r}{hint} (strategies: {known})") from None
 

@@ -14,13 +14,12 @@ unknown names with a "did you mean".
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
-from daemon.errors import StrategyError
+from daemon.errors import StrategyError, did_you_mean
 from daemon.events import INTERVAL_MS, Bar, Signal
 
 __all__ = ["AnyStrategy", "BaseParams", "ParamValue", "Strategy", "parse_params", "require"]
@@ -123,10 +122,9 @@ def parse_params(params_type: type[P], overrides: Mapping[str, ParamValue]) -> P
     values: dict[str, Any] = {}
     for name, raw in overrides.items():
         if name not in fields:
-            close = difflib.get_close_matches(name, fields, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise StrategyError(
-                f"unknown parameter {name!r}{hint} (parameters: {', '.join(fields)})"
+                f"unknown parameter {name!r}{did_you_mean(name, fields)} "
+                f"(parameters: {', '.join(fields)})"
             )
         kind = hints[name]
         if isinstance(raw, str):

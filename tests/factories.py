@@ -6,8 +6,6 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
-
 from daemon.events import MINUTE_MS, Bar, Signal
 from replay.series import BarSeries
 from strategies.aggregate import TimeframeAggregator
@@ -45,17 +43,8 @@ def bars_from_closes(closes: Sequence[float], symbol: str = "BTCUSDT") -> list[B
 
 
 def bars_of(series: BarSeries) -> list[Bar]:
-    """The :class:`Bar` objects of a series, in order (the inverse of :func:`series_from_bars`)."""
-    rows = zip(
-        series.open_time_ms.tolist(),
-        series.open.tolist(),
-        series.high.tolist(),
-        series.low.tolist(),
-        series.close.tolist(),
-        series.volume.tolist(),
-        strict=True,
-    )
-    return [Bar(series.symbol, series.interval, *row) for row in rows]
+    """The :class:`Bar` objects of a series, in order."""
+    return series.to_bars()
 
 
 def aggregate(minutes: Sequence[Bar], interval: str) -> tuple[list[Bar], list[int]]:
@@ -80,17 +69,7 @@ def aggregate(minutes: Sequence[Bar], interval: str) -> tuple[list[Bar], list[in
 
 def series_from_bars(bars: Sequence[Bar], source: str = "test") -> BarSeries:
     """Columns of ``bars`` as a :class:`BarSeries`."""
-    return BarSeries(
-        bars[0].symbol,
-        "1m",
-        source,
-        np.array([b.open_time_ms for b in bars], dtype=np.int64),
-        np.array([b.open for b in bars]),
-        np.array([b.high for b in bars]),
-        np.array([b.low for b in bars]),
-        np.array([b.close for b in bars]),
-        np.array([b.volume for b in bars]),
-    )
+    return BarSeries.from_bars(bars, source)
 
 
 @dataclasses.dataclass(frozen=True)

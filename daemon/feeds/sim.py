@@ -59,17 +59,7 @@ class _Book:
     @classmethod
     def of(cls, series: BarSeries) -> _Book:
         times = series.open_time_ms.tolist()
-        rows = zip(
-            times,
-            series.open.tolist(),
-            series.high.tolist(),
-            series.low.tolist(),
-            series.close.tolist(),
-            series.volume.tolist(),
-            strict=True,
-        )
-        bars = [Bar(series.symbol, "1m", *row) for row in rows]
-        return cls(series.symbol, times, bars, {t: i for i, t in enumerate(times)})
+        return cls(series.symbol, times, series.to_bars(), {t: i for i, t in enumerate(times)})
 
 
 class SimExchange:
