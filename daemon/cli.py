@@ -56,6 +56,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         start_ms=parse_utc_ms(args.start) if args.start else None,
         end_ms=parse_utc_ms(args.end) if args.end else None,
         execution=_execution(args),
+        trade_from_ms=parse_utc_ms(args.trade_from) if args.trade_from else 0,
+        close_at_end=not args.keep_open,
+        name=args.name,
     )
     cache = None if args.no_cache else BarCache(args.cache_dir)
     result = run_replay(config, cache=cache)
@@ -202,6 +205,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             resume=not args.no_resume,
             skipped_invalid=plan.invalid,
             progress=progress,
+            backend=args.backend,
+            ray_address=args.ray_address,
         )
     finally:
         progress.close()
@@ -270,7 +275,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from daemon.parity import check_parity
+    from daemon.parity import check_parity, export_recorded
+
+    if args.export is not None:
+        for path, commands in export_recorded(args.state, args.export):
+            print(f"wrote {path}; replay it with:")
+            for command in commands:
+                print(f"    {command}")
 
     reports = check_parity(args.state)
     for r in reports:
@@ -311,6 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="folder for trades.csv, summary.json and replay.png"
     )
     replay.add_argument("--no-plot", action="store_true", help="skip replay.png")
+    replay.add_argument(
+        "--trade-from", help="warm up before this time (UTC or epoch ms): no orders earlier"
+    )
+    replay.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="leave a position open at the end (as a running daemon does) instead of closing it",
+    )
+    replay.add_argument("--name", help="strategy column of the trade log (default: the strategy)")
     replay.add_argument(
         "--no-cache", action="store_true", help="parse the data file instead of using the cache"
     )
@@ -366,6 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
     batch.add_argument("--no-parallel", action="store_true", help="run every job in-process")
+    batch.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where jobs run: local worker processes (default) or a Ray cluster "
+        "(pip install 'barbus[ray]'; --workers then caps the jobs in flight)",
+    )
+    batch.add_argument(
+        "--ray-address",
+        metavar="auto|local|HOST:PORT",
+        help="Ray cluster to use with --backend ray: auto = a running cluster, local = start "
+        "one here, HOST:PORT = that head node (default: $RAY_ADDRESS or the last cluster "
+        "started on this machine, else a local one)",
+    )
     batch.add_argument("--sort", help="metric to rank by (default sharpe)")
     batch.add_argument("--ascending", action="store_true", help="rank lowest first")
     batch.add_argument("--top", type=int, default=10, help="rows to print (10)")
@@ -465,6 +499,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit 0 when replaying the recorded bars gives the daemon's trades exactly.",
     )
     parity.add_argument("--state", type=Path, required=True, help="daemon state file (SQLite)")
+    parity.add_argument(
+        "--export",
+        type=Path,
+        metavar="DIR",
+        help="also write the recorded bars as CSV (one file per symbol) to DIR and print the "
+        "barbus replay commands that reproduce each strategy's trades",
+    )
     parity.set_defaults(func=cmd_parity)
 
     listing = commands.add_parser("strategies", help="list strategies and their parameters")

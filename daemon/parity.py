@@ -18,7 +18,7 @@ from daemon.tradelog import trade_row
 from replay.runner import ReplayConfig, run_replay
 from replay.series import BarSeries
 
-__all__ = ["EngineParity", "check_parity"]
+__all__ = ["EngineParity", "check_parity", "export_recorded"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,55 @@ def _first_difference(
     if daemon_equity != replay_equity:
         return f"final equity: daemon {daemon_equity!r} != replay {replay_equity!r}"
     return None
+
+
+def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[str]]]:
+    """Write each symbol's recorded bars as ``<SYMBOL>_1m_recorded.csv`` in ``out_dir``.
+
+    Returns, per file, the ``barbus replay`` command lines that reproduce each engine's trades
+    from it (same parameters, fees, warm-up boundary, position left open).
+    """
+    if not Path(state_path).exists():
+        raise DataError(f"{state_path}: no such state file")
+    store = StateStore(state_path)
+    try:
+        engines = store.engines()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for symbol in sorted({record.symbol for record in engines.values()}):
+            path = out_dir / f"{symbol}_1m_recorded.csv"
+            with path.open("w", encoding="utf-8", newline="\n") as handle:
+                handle.write("open_time_ms,open,high,low,close,volume\n")
+                for bar, _ in store.bars(symbol):
+                    handle.write(
+                        f"{bar.open_time_ms},{bar.open!r},{bar.high!r},{bar.low!r},"
+                        f"{bar.close!r},{bar.volume!r}\n"
+                    )
+            commands = [
+                _replay_command(path, name, record.config, int(record.snapshot["trade_from_ms"]))
+                for name, record in sorted(engines.items())
+                if record.symbol == symbol
+            ]
+            written.append((path, commands))
+        return written
+    finally:
+        store.close()
+
+
+def _replay_command(path: Path, name: str, cfg: dict[str, object], trade_from_ms: int) -> str:
+    params = cfg["params"]
+    assert isinstance(params, dict)
+    words = [
+        "barbus replay",
+        f"--strategy {cfg['strategy']}",
+        f"--data {path}",
+        f"--name {name}",
+        f"--fee-bps {cfg['fee_bps']}",
+        f"--slippage-bps {cfg['slippage_bps']}",
+        f"--fill-at {cfg['fill_at']}",
+        f"--cash {cfg['capital']}",
+        f"--trade-from {trade_from_ms}",
+        "--keep-open",
+        *(f"--param {key}={value}" for key, value in sorted(params.items())),
+    ]
+    return " ".join(words)
