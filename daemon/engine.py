@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, final
 
 from daemon.broker import ExecutionConfig, PaperBroker
-from daemon.events import Bar, ExitReason, Fill, Signal, Trade, interval_ms
+from daemon.events import Bar, ExitReason, Fill, Side, Signal, Trade, interval_ms
 from daemon.portfolio import Portfolio
 from strategies.aggregate import TimeframeAggregator
 from strategies.base import AnyStrategy
@@ -52,6 +52,7 @@ class StrategyEngine:
         "fills",
         "last_bar",
         "name",
+        "orders",
         "portfolio",
         "strategy",
         "symbol",
@@ -94,6 +95,7 @@ class StrategyEngine:
         # Warm-up: bars before this open time update the strategy but never place an order.
         self.trade_from_ms = trade_from_ms
         self.fills: list[Fill] = []
+        self.orders = {Side.BUY: 0, Side.SELL: 0}  # market orders placed (signals and exits)
 
     @property
     def trades(self) -> list[Trade]:
@@ -140,6 +142,7 @@ class StrategyEngine:
             order = _SELL
         else:
             return
+        self.orders[Side.BUY if order == _BUY else Side.SELL] += 1
         if self._fill_at_close:
             close_time_ms = decision_bar.open_time_ms + interval_ms(decision_bar.interval)
             self._execute(order, decision_bar.close, close_time_ms, ExitReason.SIGNAL)
@@ -149,6 +152,7 @@ class StrategyEngine:
     def _exit_at_level(self, bar: Bar) -> None:
         # Within one bar the order of low and high is unknown: assume the worst, stop first.
         # A bar that opens beyond the level fills at the open (a gap), not at the level.
+        self.orders[Side.SELL] += 1
         stop = self._stop_level
         if bar.low <= stop:
             self._execute(_SELL, min(bar.open, stop), bar.open_time_ms, ExitReason.STOP_LOSS)

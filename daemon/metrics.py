@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from daemon import __version__
 
@@ -31,6 +39,11 @@ class DaemonMetrics:
     feed_messages_out_of_order: Counter
     bars_backfilled: Counter
     fills: Counter
+    orders: Counter
+    bars_received: Counter
+    bus_publish: Histogram
+    subscriber_errors: Counter
+    on_bar: Histogram
     position: Gauge
     cash: Gauge
     equity: Gauge
@@ -41,6 +54,8 @@ class DaemonMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> DaemonMetrics:
         reg = registry or CollectorRegistry()
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
         Info("barbus_build", "barbus version", registry=reg).info({"version": __version__})
         return cls(
             registry=reg,
@@ -77,6 +92,37 @@ class DaemonMetrics:
                 "barbus_feed_bars_backfilled", "Bars fetched over REST", registry=reg
             ),
             fills=Counter("barbus_fills", "Fills", ["strategy", "side"], registry=reg),
+            orders=Counter(
+                "barbus_orders",
+                "Market orders placed (signals and SL/TP exits)",
+                ["strategy", "side"],
+                registry=reg,
+            ),
+            bars_received=Counter(
+                "barbus_bars_received",
+                "Closed bars received from the feed",
+                ["symbol", "source"],
+                registry=reg,
+            ),
+            bus_publish=Histogram(
+                "barbus_bus_publish_seconds",
+                "Synchronous bus dispatch of one bar to every subscriber",
+                buckets=_LAG_BUCKETS,
+                registry=reg,
+            ),
+            subscriber_errors=Counter(
+                "barbus_bus_subscriber_errors",
+                "Subscribers that raised (and were halted)",
+                ["strategy"],
+                registry=reg,
+            ),
+            on_bar=Histogram(
+                "barbus_strategy_on_bar_seconds",
+                "One engine + strategy update for one 1-minute bar",
+                ["strategy"],
+                buckets=_LAG_BUCKETS,
+                registry=reg,
+            ),
             position=Gauge("barbus_position_units", "Position size", ["strategy"], registry=reg),
             cash=Gauge("barbus_cash_quote", "Cash", ["strategy"], registry=reg),
             equity=Gauge(

@@ -19,7 +19,8 @@ import signal
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -29,8 +30,8 @@ from daemon.bus import EventBus
 from daemon.config import DaemonConfig, StrategyConfig, load_config
 from daemon.engine import StrategyEngine
 from daemon.errors import ConfigError
-from daemon.events import MINUTE_MS, Bar, BarGuard, format_time_ms
-from daemon.feeds.binance import BinanceFeed
+from daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
+from daemon.feeds.binance import BinanceFeed, FeedTemporaryError
 from daemon.http import make_app
 from daemon.log import configure_logging
 from daemon.metrics import DaemonMetrics
@@ -43,6 +44,10 @@ __all__ = ["Daemon", "run_daemon"]
 log = logging.getLogger("barbus.daemon")
 
 
+class _StoppedError(Exception):
+    """A stop was requested while the daemon was still warming up."""
+
+
 @dataclass
 class _Book:
     """What the daemon tracks per engine beyond the engine itself."""
@@ -51,6 +56,8 @@ class _Book:
     engine: StrategyEngine
     committed_fills: int = 0
     committed_trades: int = 0
+    counted_orders: dict[Side, int] = field(default_factory=dict)
+    counted_errors: int = 0
 
 
 class Daemon:
@@ -112,7 +119,10 @@ class Daemon:
             log.info("http on %s:%s", self.config.http.host, self.http_port)
             watchdog = asyncio.create_task(self._watchdog())
             self.feed = BinanceFeed(self.config.feed, self._last_open_times())
-            await self._warm_up(self.feed)
+            try:
+                await self._warm_up(self.feed)
+            except _StoppedError:
+                return 0  # stopped while waiting for the exchange
             self.warm = True
             symbols = ", ".join(self.config.feed.symbols)
             sd_notify("READY=1", f"STATUS=trading {len(self.books)} strategies on {symbols}")
@@ -182,8 +192,29 @@ class Daemon:
             elif cfg.symbol in streams:
                 self._catch_up_new_engine(book)
             self.books[cfg.name] = book
-            self.bus.subscribe(cfg.name, [cfg.symbol], ["1m"], engine.on_bar)
+            self.bus.subscribe(cfg.name, [cfg.symbol], ["1m"], self._timed(cfg.name, engine))
             self._export_engine(book)
+            for side in Side:  # every series exists from the start, at 0
+                self.metrics.fills.labels(cfg.name, side.value)
+                self.metrics.orders.labels(cfg.name, side.value)
+        for symbol in self.config.feed.symbols:
+            for source in ("warmup", "live"):
+                self.metrics.bars.labels(symbol, source)
+            for source in ("live", "backfill"):
+                self.metrics.bars_received.labels(symbol, source)
+            self.metrics.decision_lag.labels(symbol)
+
+    def _timed(self, name: str, engine: StrategyEngine) -> Callable[[Bar], None]:
+        """The engine's bus handler, timed into barbus_strategy_on_bar_seconds{strategy}."""
+        observe = self.metrics.on_bar.labels(name).observe
+        on_bar = engine.on_bar
+
+        def handler(bar: Bar) -> None:
+            started = time.perf_counter()
+            on_bar(bar)
+            observe(time.perf_counter() - started)
+
+        return handler
 
     def _catch_up_new_engine(self, book: _Book) -> None:
         """A strategy added to a running daemon learns from the recorded bars, trading none."""
@@ -205,11 +236,7 @@ class Daemon:
         for symbol in self.config.feed.symbols:
             if symbol in self.live_from:
                 continue  # history already recorded: the feed backfills from there
-            bars = (
-                await feed.fetch_recent(symbol, self.config.warmup_bars)
-                if (self.config.warmup_bars)
-                else []
-            )
+            bars = await self._fetch_warmup(feed, symbol)
             live_from = bars[-1].open_time_ms + MINUTE_MS if bars else 0
             self.live_from[symbol] = live_from
             for book in self.books.values():
@@ -226,6 +253,23 @@ class Daemon:
                 format_time_ms(live_from) if live_from else "the first live bar",
             )
 
+    async def _fetch_warmup(self, feed: BinanceFeed, symbol: str) -> list[Bar]:
+        """Warm-up bars over REST, retried with backoff while the exchange is unreachable."""
+        if not self.config.warmup_bars:
+            return []
+        delay = self.config.feed.reconnect_initial_seconds
+        while True:
+            try:
+                return await feed.fetch_recent(symbol, self.config.warmup_bars)
+            except FeedTemporaryError as exc:
+                log.warning("warm-up of %s failed (%s); retrying in %.1f s", symbol, exc, delay)
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+            except TimeoutError:
+                delay = min(delay * 2, self.config.feed.reconnect_max_seconds)
+                continue
+            raise _StoppedError
+
     # -- the per-bar path ---------------------------------------------------------------------
 
     def _process(self, bar: Bar, source: str) -> None:
@@ -234,7 +278,9 @@ class Daemon:
         guard.check(bar)  # the feed guarantees order; a violation is a bug worth a crash
         if self.live_from.get(bar.symbol, 0) == 0:
             self.live_from[bar.symbol] = bar.open_time_ms
+        started = time.perf_counter()
         self.bus.publish(bar)
+        self.metrics.bus_publish.observe(time.perf_counter() - started)
         updates = []
         for book in self.books.values():
             if book.config.symbol != bar.symbol or book.config.name in self.bus.halted:
@@ -256,6 +302,10 @@ class Daemon:
             if book.config.symbol == bar.symbol:
                 for fill in book.engine.fills[book.committed_fills :]:
                     self.metrics.fills.labels(book.config.name, fill.side.value).inc()
+                for side, placed in book.engine.orders.items():
+                    counted = book.counted_orders.get(side, 0)
+                    self.metrics.orders.labels(book.config.name, side.value).inc(placed - counted)
+                    book.counted_orders[side] = placed
                 book.committed_fills = len(book.engine.fills)
                 book.committed_trades = len(book.engine.trades)
                 self._export_engine(book)
@@ -282,6 +332,9 @@ class Daemon:
 
     def _export_engine(self, book: _Book) -> None:
         engine, name = book.engine, book.config.name
+        errors = self.bus.errors.get(name, 0)
+        self.metrics.subscriber_errors.labels(name).inc(errors - book.counted_errors)
+        book.counted_errors = errors
         price = engine.last_bar.close if engine.last_bar is not None else 0.0
         equity = engine.portfolio.equity(price)
         self.metrics.position.labels(name).set(engine.portfolio.size)
@@ -302,6 +355,10 @@ class Daemon:
         ):
             value = getattr(c, key)
             counter.inc(value - self._counted.get(key, 0))
+            self._counted[key] = value
+        for (symbol, source), value in c.received.items():
+            key = f"received:{symbol}:{source}"
+            self.metrics.bars_received.labels(symbol, source).inc(value - self._counted.get(key, 0))
             self._counted[key] = value
 
     def readiness(self) -> tuple[bool, str]:

@@ -91,6 +91,11 @@ class FeedCounters:
     connected: bool = False
     last_message_monotonic: float = 0.0
     errors: list[str] = field(default_factory=list)
+    received: dict[tuple[str, str], int] = field(default_factory=dict)  # (symbol, live|backfill)
+
+    def count(self, symbol: str, source: str, bars: int) -> None:
+        key = (symbol, source)
+        self.received[key] = self.received.get(key, 0) + bars
 
 
 class BinanceFeed:
@@ -214,6 +219,7 @@ class BinanceFeed:
         self.last_open_ms[bar.symbol] = bar.open_time_ms
         self.received_monotonic[bar.symbol] = received
         counters.live_bars += 1
+        counters.count(bar.symbol, "live", 1)
         return out
 
     async def _backfill(
@@ -243,6 +249,7 @@ class BinanceFeed:
         if fetched:
             self.last_open_ms[symbol] = last
             self.counters.backfilled += len(fetched)
+            self.counters.count(symbol, "backfill", len(fetched))
             log.info("feed: backfilled %d %s bar(s) over REST", len(fetched), symbol)
         return fetched
 
