@@ -7,6 +7,7 @@ See ``ops/barbus.example.toml`` for every key with its default.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,8 +182,8 @@ def _strategies(
         if any(s.name == name for s in out):
             raise ConfigError(f"{here}: a strategy named {name!r} already exists")
         capital = float(table.get("capital", 10_000.0))
-        if capital <= 0:
-            raise ConfigError(f"{here}: capital must be > 0")
+        if not (math.isfinite(capital) and capital > 0):
+            raise ConfigError(f"{here}: capital must be a finite number > 0, got {capital}")
         out.append(
             StrategyConfig(name, table["strategy"], symbol, capital, table.get("params", {}))
         )

@@ -127,12 +127,16 @@ def parse_params(params_type: type[P], overrides: Mapping[str, ParamValue]) -> P
                 f"(parameters: {', '.join(fields)})"
             )
         kind = hints[name]
-        if isinstance(raw, str):
+        if isinstance(raw, str) and kind is not str:
             values[name] = _convert(name, raw, kind)
-        elif kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+        elif kind is float and isinstance(raw, int | float) and not isinstance(raw, bool):
             values[name] = float(raw)
-        else:
+        elif type(raw) is kind:  # exact: a bool is not an int, a float is not an int
             values[name] = raw
+        else:
+            raise StrategyError(
+                f"parameter {name}={raw!r} is a {type(raw).__name__}, not a {kind.__name__}"
+            )
     try:
         return params_type(**values)
     except TypeError as exc:
