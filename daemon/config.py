@@ -183,7 +183,7 @@ def _strategies(
             raise ConfigError(f"{here}: a strategy named {name!r} already exists")
         capital = float(table.get("capital", 10_000.0))
         if not (math.isfinite(capital) and capital > 0):
-            raise ConfigError(f"{here}: capital must be a finite number > 0, got {capital}")
+            raise ConfigError(f"{here}: capital must be > 0 and finite, got {capital}")
         out.append(
             StrategyConfig(name, table["strategy"], symbol, capital, table.get("params", {}))
         )
