@@ -32,6 +32,7 @@ class DaemonMetrics:
     bars: Counter
     decision_lag: Histogram
     state_write: Histogram
+    state_write_errors: Counter
     feed_connected: Gauge
     feed_reconnects: Counter
     feed_messages_malformed: Counter
@@ -73,6 +74,11 @@ class DaemonMetrics:
                 "barbus_state_write_seconds",
                 "SQLite commit per bar",
                 buckets=_LAG_BUCKETS,
+                registry=reg,
+            ),
+            state_write_errors=Counter(
+                "barbus_state_write_errors",
+                "Failed state commits (the daemon stops on one)",
                 registry=reg,
             ),
             feed_connected=Gauge(

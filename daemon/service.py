@@ -17,6 +17,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
@@ -297,7 +298,14 @@ class Daemon:
                     new_trades=engine.trades[book.committed_trades :],
                 )
             )
-        self.state.commit_bar(bar, source, self.live_from[bar.symbol], updates)
+        try:
+            self.state.commit_bar(bar, source, self.live_from[bar.symbol], updates)
+        except sqlite3.Error:
+            # Nothing of this bar is durable, so nothing may be acknowledged: stop here and
+            # let the service manager restart us; recovery redoes the bar.
+            self.metrics.state_write_errors.inc()
+            log.critical("state write failed for %s; stopping", bar.describe())
+            raise
         for book in self.books.values():
             if book.config.symbol == bar.symbol:
                 for fill in book.engine.fills[book.committed_fills :]:
