@@ -12,6 +12,7 @@ receive timeout detect dead connections; the exchange's routine disconnects are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -107,6 +108,7 @@ class BinanceFeed:
         self.last_open_ms: dict[str, int | None] = {s: last_open_ms.get(s) for s in config.symbols}
         self.counters = FeedCounters()
         self._stop_requested = False
+        self._stop_event = asyncio.Event()  # wakes the reconnect backoff on stop()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._random = random.Random()
         # When the last live candle of each symbol arrived (monotonic s): decision-lag clock.
@@ -118,6 +120,7 @@ class BinanceFeed:
     async def stop(self) -> None:
         """Stop after the current message; the iterator of :meth:`batches` then ends."""
         self._stop_requested = True
+        self._stop_event.set()
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
 
@@ -156,16 +159,20 @@ class BinanceFeed:
                 ) * self._random.uniform(0.5, 1.0)
                 attempt += 1
                 log.info("feed: reconnecting in %.2f s (attempt %d)", delay, attempt)
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop_event.wait(), timeout=delay)
 
     async def _session_batches(self, session: aiohttp.ClientSession) -> AsyncIterator[list[Bar]]:
         async with session.ws_connect(
             self.config.stream_url,
             heartbeat=self.config.heartbeat_seconds,
-            receive_timeout=self.config.receive_timeout_seconds,
-            timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+            timeout=aiohttp.ClientWSTimeout(
+                ws_receive=self.config.receive_timeout_seconds, ws_close=5.0
+            ),
         ) as ws:
             self._ws = ws
+            if self._stopping():  # stop() came while we were connecting
+                return
             self.counters.connected = True
             log.info("feed: connected to %s", self.config.stream_url)
             # Subscribed first, then catch up: whatever closes meanwhile waits in the socket.

@@ -111,6 +111,8 @@ class SimExchange:
             ticks += 1
             delay = started + ticks * interval - time.monotonic()
             await asyncio.sleep(max(0.0, delay))
+        for subscriber in list(self._subscribers):
+            await subscriber.flush()  # a candle held back for reordering is still owed
         self.finished.set()
 
     def closed_bars(
@@ -141,7 +143,9 @@ class SimExchange:
         app.router.add_get("/ws/{stream}", self._ws_raw)
         app.router.add_get("/sim/status", self._status)
         app.on_startup.append(self._start_clock)
-        app.on_cleanup.append(self._stop_clock)
+        # on_shutdown, not on_cleanup: open WebSockets must close before aiohttp waits for
+        # its handlers, or a connected client keeps the server up for its shutdown timeout.
+        app.on_shutdown.append(self._stop_clock)
         return app
 
     async def _start_clock(self, _: web.Application) -> None:
@@ -257,11 +261,15 @@ class _Subscriber:
                 self.held = final
                 continue
             await self._send(final)
-            if self.held is not None:
-                held, self.held = self.held, None
-                await self._send(held)
+            await self.flush()
             if rnd.random() < faults.duplicate_probability:
                 await self._send(final)
+
+    async def flush(self) -> None:
+        """Send the candle held back by the reorder fault, if any."""
+        if self.held is not None:
+            held, self.held = self.held, None
+            await self._send(held)
 
     async def _send(self, text: str) -> None:
         if self.ws.closed:
