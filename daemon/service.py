@@ -58,6 +58,7 @@ class _Book:
     committed_fills: int = 0
     committed_trades: int = 0
     counted_orders: dict[Side, int] = field(default_factory=dict)
+    trades_before_restart: int = 0  # closed in earlier runs (the engine's log starts empty)
     counted_errors: int = 0
 
 
@@ -190,6 +191,7 @@ class Daemon:
                         "state file) instead of changing a running strategy"
                     )
                 engine.restore(record.snapshot)
+                book.trades_before_restart = len(self.state.trades(cfg.name))
             elif cfg.symbol in streams:
                 self._catch_up_new_engine(book)
             self.books[cfg.name] = book
@@ -395,7 +397,7 @@ class Daemon:
                     "cash": engine.portfolio.cash,
                     "equity": equity,
                     "pnl": equity - book.config.capital,
-                    "trades": book.committed_trades,
+                    "trades": book.trades_before_restart + book.committed_trades,
                     "last_bar": format_time_ms(last.open_time_ms) if last is not None else None,
                     "trading_from": format_time_ms(engine.trade_from_ms),
                     "halted": self.bus.halted.get(name),

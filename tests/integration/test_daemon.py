@@ -1,0 +1,976 @@
+"""The paper-trading daemon as real processes against the simulated exchange.
+
+Every scenario starts ``barbus sim-exchange`` on a small slice of a bundled file and
+``barbus run`` with a config written here, then watches them from outside: HTTP endpoints,
+sd_notify datagrams, log lines, exit codes and the SQLite state. The heart is parity: whatever
+the feed went through (faults, kill -9), the daemon's trades equal a replay of the same bars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from daemon.broker import ExecutionConfig
+from daemon.events import Bar, format_time_ms
+from daemon.feeds.binance_codec import decode_ws_message
+from daemon.state import StateStore
+from daemon.tradelog import trade_row
+from replay.loader import load_bars
+from replay.runner import ReplayConfig, run_replay
+from replay.series import BarSeries
+from tests.conftest import BTC_2023_WITH_GAP, BTC_2025
+from tests.factories import bars_of
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+HISTORY = 500  # bars closed before the sim's clock starts = the daemon's warm-up
+ROWS = 3_000
+SPEED = 200.0  # bars per second: long enough to kill and restart a daemon three times
+FAULTS = (
+    "--drop-every",
+    "200",
+    "--malformed-every",
+    "50",
+    "--duplicate-probability",
+    "0.05",
+    "--reorder-probability",
+    "0.05",
+)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One [[strategy]] table; the daemon runs all of them side by side."""
+
+    name: str
+    strategy: str
+    params: dict[str, str | int | float | bool] = field(default_factory=dict)
+
+    def toml(self) -> str:
+        params = ", ".join(f"{k} = {json.dumps(v)}" for k, v in self.params.items())
+        return (
+            f'[[strategy]]\nname = "{self.name}"\nstrategy = "{self.strategy}"\n'
+            f'symbol = "BTCUSDT"\ncapital = 10000\nparams = {{ {params} }}\n'
+        )
+
+
+ENGINES = (
+    Engine("sma-1m", "sma_cross"),
+    Engine("metatrend-15m", "metatrend"),
+    Engine("bbrs-5m", "bbrs", {"timeframe": "5m"}),
+    Engine("random-7", "random", {"seed": 7}),
+)
+ENGINE_NAMES = [e.name for e in ENGINES]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def eventually(
+    probe: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    *,
+    watch: Proc | None = None,
+) -> T:
+    """Poll ``probe`` until it returns something other than None/False; fail after ``timeout``
+    seconds, or at once when the ``watch``ed process has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        if watch is not None and not watch.running():
+            pytest.fail(f"{what}: {watch.name} exited with {watch.code()}:\n{watch.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            detail = f"\n{watch.name} log:\n{watch.log()[-3000:]}" if watch is not None else ""
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
+        time.sleep(0.05)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports nothing listens on (all held at once while choosing)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def free_port() -> int:
+    [port] = free_ports(1)
+    return port
+
+
+def http_get(port: int, path: str) -> tuple[int, str] | None:
+    """(status, body) of GET http://127.0.0.1:port/path, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, exc.read().decode()
+        finally:
+            exc.close()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def readyz_answers(port: int, code: int) -> Callable[[], tuple[int, str] | None]:
+    """Probe: the /readyz answer once it has status ``code``."""
+
+    def probe() -> tuple[int, str] | None:
+        answer = http_get(port, "/readyz")
+        return answer if answer is not None and answer[0] == code else None
+
+    return probe
+
+
+def get_status(port: int) -> dict[str, Any] | None:
+    answer = http_get(port, "/status")
+    if answer is None or answer[0] != 200:
+        return None
+    status: dict[str, Any] = json.loads(answer[1])
+    return status
+
+
+def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Prometheus exposition text as {(sample name, labels): value}."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def write_slice(source: Path, start: int, rows: int, folder: Path) -> BarSeries:
+    """Rows ``start .. start+rows`` of a bundled file as ``folder/BTCUSDT_1m_slice.csv``."""
+    bars = bars_of(load_bars(source))[start : start + rows]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "BTCUSDT_1m_slice.csv"
+    lines = ["open_time_ms,open,high,low,close,volume"] + [
+        f"{b.open_time_ms},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}" for b in bars
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    series = load_bars(path)
+    assert bars_of(series) == bars
+    return series
+
+
+def write_config(
+    path: Path,
+    *,
+    sim_port: int,
+    http_port: int,
+    state: Path,
+    level: str = "INFO",
+    engines: tuple[Engine, ...] = ENGINES,
+) -> Path:
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            [feed]
+            rest_url = "http://127.0.0.1:{sim_port}"
+            ws_url = "ws://127.0.0.1:{sim_port}"
+            symbols = ["BTCUSDT"]
+            warmup_bars = {HISTORY}
+            reconnect_initial_seconds = 0.05
+            reconnect_max_seconds = 0.5
+            request_timeout_seconds = 5
+
+            [state]
+            path = "{state}"
+
+            [http]
+            port = {http_port}
+
+            [log]
+            level = "{level}"
+            """
+        )
+        + "\n".join(e.toml() for e in engines),
+        encoding="utf-8",
+    )
+    return path
+
+
+class Proc:
+    """A child process whose stdout and stderr go to files (no pipe can fill up and block it)."""
+
+    def __init__(self, name: str, args: list[str], folder: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.out_path = folder / f"{name}.out"
+        self.err_path = folder / f"{name}.err"
+        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "daemon.cli", *args],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=err,
+            )
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def code(self) -> int | None:
+        return self.popen.poll()
+
+    def log(self) -> str:
+        return self.err_path.read_text(encoding="utf-8", errors="replace")
+
+    def stdout(self) -> str:
+        return self.out_path.read_text(encoding="utf-8", errors="replace")
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """Teardown: terminate, then kill what does not go."""
+        if self.running():
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+
+
+class Processes:
+    """Starts sims and daemons; :meth:`close` ends every one still running (fixture teardown)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.started: list[Proc] = []
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
+            env.pop(name, None)
+        return {**env, **(extra or {})}
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
+        proc = Proc(f"{len(self.started):02d}-{name}", args, self.folder, self._env(env))
+        self.started.append(proc)
+        return proc
+
+    def sim(
+        self,
+        data: Path,
+        *extra: str,
+        port: int = 0,
+        speed: float = SPEED,
+        exit_at_end: bool = True,
+    ) -> tuple[Proc, int]:
+        """A sim exchange on ``data``; returns it with the port it listens on. Without
+        ``exit_at_end`` it keeps serving (REST backfills) until the test ends it."""
+        proc = self.start(
+            "sim",
+            [
+                "sim-exchange",
+                "--data",
+                str(data),
+                "--port",
+                str(port),
+                "--speed",
+                str(speed),
+                "--history-bars",
+                str(HISTORY),
+                "--start-on-connect",
+                *(["--exit-at-end"] if exit_at_end else []),
+                *extra,
+            ],
+        )
+        line = eventually(lambda: proc.stdout().strip() or None, 60, "the sim's port", watch=proc)
+        bound: int = json.loads(line.splitlines()[0])["port"]
+        return proc, bound
+
+    def daemon(self, config: Path, env: dict[str, str] | None = None) -> Proc:
+        return self.start("daemon", ["run", "--config", str(config)], env)
+
+    def close(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path / "processes")
+    try:
+        yield procs
+    finally:
+        procs.close()
+
+
+def barbus(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("JOURNAL_STREAM", None)
+    return subprocess.run(
+        [sys.executable, "-m", "daemon.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def all_bars_processed(port: int, series: BarSeries, *, total: bool = True) -> Callable[[], Any]:
+    """Probe: /status once every engine has seen the slice's last bar (and, with ``total``, the
+    daemon counted every bar of the slice since it started)."""
+    last = format_time_ms(int(series.open_time_ms[-1]))
+
+    def probe() -> dict[str, Any] | None:
+        status = get_status(port)
+        if status is None or any(s["last_bar"] != last for s in status["strategies"]):
+            return None
+        if total and status["bars_processed"] != len(series):
+            return None
+        return status
+
+    return probe
+
+
+def replayed_rows(series: BarSeries, engine: Engine, trade_from_ms: int) -> list[list[str]]:
+    """The trade rows ``barbus replay`` gives for ``engine`` on ``series`` (not the daemon's)."""
+    result = run_replay(
+        ReplayConfig(
+            strategy=engine.strategy,
+            params=engine.params,
+            symbol="BTCUSDT",
+            execution=ExecutionConfig(starting_cash=10_000.0),
+            trade_from_ms=trade_from_ms,
+            close_at_end=False,
+            name=engine.name,
+        ),
+        series=series,
+    )
+    return [trade_row(t) for t in result.trades]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a daemon left in its state file."""
+
+    trades: dict[str, list[list[str]]]
+    trade_from_ms: dict[str, int]
+    bars: list[tuple[Bar, str]]
+    fills: list[tuple[Any, ...]]
+    snapshots: dict[str, dict[str, Any]]
+
+
+def read_state(path: Path) -> Recorded:
+    with closing(sqlite3.connect(path)) as db:
+        fills = db.execute(
+            "SELECT engine, symbol, side, time_ms, price, size, fee, reason, bar_open_time_ms "
+            "FROM fills ORDER BY id"
+        ).fetchall()
+    store = StateStore(path)
+    try:
+        engines = store.engines()
+        return Recorded(
+            trades={name: [trade_row(t) for t in store.trades(name)] for name in engines},
+            trade_from_ms={name: int(r.snapshot["trade_from_ms"]) for name, r in engines.items()},
+            bars=store.bars("BTCUSDT"),
+            fills=fills,
+            snapshots={name: r.snapshot for name, r in engines.items()},
+        )
+    finally:
+        store.close()
+
+
+def assert_bars_are_the_slice(recorded: Recorded, series: BarSeries) -> None:
+    expected = bars_of(series)
+    assert [bar for bar, _ in recorded.bars] == expected
+    sources = [source for _, source in recorded.bars]
+    assert sources == ["warmup"] * HISTORY + ["live"] * (len(expected) - HISTORY)
+
+
+def assert_parity_cli_identical(state: Path) -> None:
+    done = barbus("parity", "--state", str(state))
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == sorted(ENGINE_NAMES)
+    assert all(line.endswith(": identical") for line in lines), done.stdout
+
+
+class NotifyListener:
+    """A bound AF_UNIX datagram socket under /tmp, drained by a thread (systemd's side)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="barbus-sd-", dir="/tmp"))
+        self.address = str(self.folder / "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.address)
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- one clean run, observed from every side ---------------------------------------------------
+
+
+@dataclass
+class CleanRun:
+    series: BarSeries
+    state: Path
+    config: Path
+    http_port: int
+    streaming_status: dict[str, Any]
+    streaming_readyz: tuple[int, str]
+    streaming_healthz: tuple[int, str]
+    streaming_metrics: str
+    final_status: dict[str, Any]
+    final_metrics: str
+    sim_exit_seconds_after_end: float | None
+    readyz_after_sim_exit: tuple[int, str] | None
+    exit_code: int
+    stop_seconds: float
+    log: str
+    notifications: list[str]
+
+
+@pytest.fixture(scope="module")
+def slice_2025(tmp_path_factory: pytest.TempPathFactory) -> BarSeries:
+    return write_slice(BTC_2025, 20_000, ROWS, tmp_path_factory.mktemp("slice-2025"))
+
+
+@pytest.fixture(scope="module")
+def clean_run(
+    tmp_path_factory: pytest.TempPathFactory, slice_2025: BarSeries
+) -> Iterator[CleanRun]:
+    """Sim + daemon (4 engines) from warm-up to the end of the data; HTTP looked at while
+    streaming, SIGHUP twice on the way (a broken config, then DEBUG), SIGTERM at the end."""
+    folder = tmp_path_factory.mktemp("clean-run")
+    procs = Processes(folder / "processes")
+    notify = NotifyListener()
+    try:
+        sim, sim_port = procs.sim(Path(slice_2025.source))
+        http_port = free_port()
+        state = folder / "state.sqlite"
+        config = write_config(
+            folder / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state
+        )
+        daemon = procs.daemon(config, {"NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "200000"})
+
+        def streaming() -> dict[str, Any] | None:
+            status = get_status(http_port)
+            live = 0 if status is None else status["bars_processed"] - HISTORY
+            return status if status is not None and 100 <= live < ROWS - HISTORY - 300 else None
+
+        eventually(streaming, 60, "live bars flowing", watch=daemon)
+        streaming_healthz = http_get(http_port, "/healthz")
+        streaming_readyz = http_get(http_port, "/readyz")
+        streaming_metrics = http_get(http_port, "/metrics")
+        streaming_status = get_status(http_port)
+        assert streaming_healthz is not None
+        assert streaming_readyz is not None
+        assert streaming_metrics is not None
+        assert streaming_status is not None
+
+        config.write_text(config.read_text(encoding="utf-8") + "\n[oops\n", encoding="utf-8")
+        daemon.signal(signal.SIGHUP)
+        eventually(
+            lambda: "reload failed" in daemon.log(), 10, "reload failure logged", watch=daemon
+        )
+        write_config(config, sim_port=sim_port, http_port=http_port, state=state, level="DEBUG")
+        daemon.signal(signal.SIGHUP)
+        eventually(
+            lambda: "log level is now DEBUG" in daemon.log(), 10, "new log level", watch=daemon
+        )
+
+        final_status = eventually(
+            all_bars_processed(http_port, slice_2025),
+            (ROWS - HISTORY) / SPEED + 60,
+            "every bar of the slice processed",
+            watch=daemon,
+        )
+        final_metrics = http_get(http_port, "/metrics")
+        assert final_metrics is not None
+
+        # The sim's data has ended: it should exit (--exit-at-end), and the feed then drops.
+        ended = time.monotonic()
+        sim_exit: float | None = None
+        readyz_after: tuple[int, str] | None = None
+        try:
+            sim.wait(timeout=5)
+            sim_exit = time.monotonic() - ended
+            readyz_after = eventually(
+                readyz_answers(http_port, 503),
+                10,
+                "/readyz 503 after the exchange went away",
+                watch=daemon,
+            )
+        except subprocess.TimeoutExpired:
+            pass
+
+        stopping = time.monotonic()
+        daemon.signal(signal.SIGTERM)
+        try:
+            exit_code = daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            exit_code = -999
+        stop_seconds = time.monotonic() - stopping
+        # Give the last datagram (STOPPING=1) a moment to be drained.
+        eventually(
+            lambda: any("STOPPING=1" in m for m in notify.messages) or None,
+            5,
+            "STOPPING=1",
+        )
+        yield CleanRun(
+            series=slice_2025,
+            state=state,
+            config=config,
+            http_port=http_port,
+            streaming_status=streaming_status,
+            streaming_readyz=streaming_readyz,
+            streaming_healthz=streaming_healthz,
+            streaming_metrics=streaming_metrics[1],
+            final_status=final_status,
+            final_metrics=final_metrics[1],
+            sim_exit_seconds_after_end=sim_exit,
+            readyz_after_sim_exit=readyz_after,
+            exit_code=exit_code,
+            stop_seconds=stop_seconds,
+            log=daemon.log(),
+            notifications=list(notify.messages),
+        )
+    finally:
+        procs.close()
+        notify.close()
+
+
+def test_sigterm_stops_the_daemon_cleanly_with_exit_code_0(clean_run: CleanRun) -> None:
+    assert clean_run.exit_code == 0, clean_run.log[-3000:]
+    assert clean_run.stop_seconds < 10
+    assert f"stopped after {ROWS} bars" in clean_run.log
+    assert "Traceback" not in clean_run.log
+
+
+def test_daemon_processed_warm_up_plus_every_live_bar(clean_run: CleanRun) -> None:
+    status = clean_run.final_status
+
+    assert status["bars_processed"] == ROWS
+    assert status["warm"] is True
+    assert status["feed"]["live_bars"] + status["feed"]["backfilled"] >= ROWS - HISTORY
+
+
+def test_recorded_bars_are_exactly_the_slice_with_their_source(clean_run: CleanRun) -> None:
+    recorded = read_state(clean_run.state)
+
+    assert_bars_are_the_slice(recorded, clean_run.series)
+
+
+def test_parity_command_says_identical_for_every_engine(clean_run: CleanRun) -> None:
+    assert_parity_cli_identical(clean_run.state)
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=ENGINE_NAMES)
+def test_daemon_trades_equal_an_independent_replay_of_the_slice(
+    clean_run: CleanRun, engine: Engine
+) -> None:
+    recorded = read_state(clean_run.state)
+    trade_from_ms = recorded.trade_from_ms[engine.name]
+
+    expected = replayed_rows(clean_run.series, engine, trade_from_ms)
+
+    assert trade_from_ms == int(clean_run.series.open_time_ms[HISTORY])  # warm-up saw H bars
+    assert len(recorded.trades[engine.name]) >= 1
+    assert recorded.trades[engine.name] == expected
+
+
+def test_healthz_and_readyz_answer_while_streaming(clean_run: CleanRun) -> None:
+    assert clean_run.streaming_healthz == (200, "ok\n")
+    assert clean_run.streaming_readyz == (200, "ready\n")
+
+
+def test_status_shows_every_strategy_and_the_feed_counters(clean_run: CleanRun) -> None:
+    status = clean_run.streaming_status
+
+    assert status["ready"] is True
+    assert [s["name"] for s in status["strategies"]] == ENGINE_NAMES
+    for strategy in status["strategies"]:
+        assert {"position", "cash", "equity", "pnl", "last_bar", "trading_from"} <= set(strategy)
+        assert strategy["pnl"] == pytest.approx(strategy["equity"] - 10_000.0)
+        assert strategy["trading_from"] == format_time_ms(
+            int(clean_run.series.open_time_ms[HISTORY])
+        )
+    feed = status["feed"]
+    assert feed["connected"] is True
+    assert {"messages", "live_bars", "backfilled", "malformed", "duplicates", "reconnects"} <= set(
+        feed
+    )
+    assert feed["live_bars"] > 0
+    assert status["lag_ms"]["samples"] > 0
+
+
+def test_final_status_matches_the_recorded_engine_snapshots(clean_run: CleanRun) -> None:
+    recorded = read_state(clean_run.state)
+    last_close = float(clean_run.series.close[-1])
+
+    for strategy in clean_run.final_status["strategies"]:
+        portfolio = recorded.snapshots[strategy["name"]]["portfolio"]
+        assert strategy["cash"] == portfolio["cash"]
+        assert strategy["position"] == portfolio["size"]
+        assert strategy["equity"] == portfolio["cash"] + portfolio["size"] * last_close
+        assert strategy["trades"] == len(recorded.trades[strategy["name"]])
+
+
+def test_metrics_count_bars_by_source_and_export_equity_per_strategy(
+    clean_run: CleanRun,
+) -> None:
+    samples = metric_samples(clean_run.final_metrics)
+    streaming = metric_samples(clean_run.streaming_metrics)
+
+    live = sample(samples, "barbus_bars_processed_total", source="live", symbol="BTCUSDT")
+    warm = sample(samples, "barbus_bars_processed_total", source="warmup", symbol="BTCUSDT")
+    assert (warm, live) == (HISTORY, ROWS - HISTORY)
+    assert sample(streaming, "barbus_feed_connected") == 1.0
+    assert ("barbus_feed_connected", frozenset()) in samples
+    for strategy in clean_run.final_status["strategies"]:
+        name = strategy["name"]
+        assert sample(samples, "barbus_equity_quote", strategy=name) == strategy["equity"]
+        assert sample(samples, "barbus_cash_quote", strategy=name) == strategy["cash"]
+        assert sample(samples, "barbus_pnl_quote", strategy=name) == pytest.approx(strategy["pnl"])
+    assert sample(samples, "barbus_last_bar_open_time_seconds", symbol="BTCUSDT") == (
+        int(clean_run.series.open_time_ms[-1]) / 1000
+    )
+
+
+def test_sd_notify_sends_ready_then_watchdogs_then_stopping(clean_run: CleanRun) -> None:
+    messages = clean_run.notifications
+
+    ready = [i for i, m in enumerate(messages) if "READY=1" in m]
+    stopping = [i for i, m in enumerate(messages) if "STOPPING=1" in m]
+    assert messages[0] == "STATUS=starting"
+    assert len(ready) == 1
+    assert len(stopping) == 1
+    assert messages[ready[0]] == "READY=1\nSTATUS=trading 4 strategies on BTCUSDT"
+    assert ready[0] < stopping[0] == len(messages) - 1
+    watchdogs_while_ready = messages[ready[0] + 1 : stopping[0]]
+    assert watchdogs_while_ready.count("WATCHDOG=1") >= 5
+    assert set(watchdogs_while_ready) == {"WATCHDOG=1"}
+    assert messages[-1] == "STOPPING=1\nSTATUS=stopping"
+
+
+def test_sighup_reloads_the_log_level_and_keeps_a_broken_config_out(clean_run: CleanRun) -> None:
+    log = clean_run.log
+
+    assert "reload failed, keeping the current settings" in log
+    assert "not valid TOML" in log
+    assert log.index("reload failed") < log.index("log level is now DEBUG")
+    assert clean_run.exit_code == 0  # it kept running until SIGTERM
+
+
+def test_sim_exchange_exits_soon_after_its_data_ends_and_readyz_then_fails(
+    clean_run: CleanRun,
+) -> None:
+    # --exit-at-end: "stop when the data ends" (it waits 1 s for clients to read the last
+    # candle). Then the daemon's feed is disconnected and /readyz must say so.
+    assert clean_run.sim_exit_seconds_after_end is not None, (
+        "the sim exchange was still running 5 s after the daemon had processed its last bar"
+    )
+    assert clean_run.readyz_after_sim_exit == (503, "feed disconnected\n")
+
+
+# -- faults on the wire: same trades ------------------------------------------------------------
+
+
+def test_parity_holds_when_the_feed_drops_garbles_duplicates_and_reorders(
+    tmp_path: Path, processes: Processes
+) -> None:
+    # A slice with an 80-minute gap and flat (zero-volume) minutes, served badly and faster
+    # than the daemon can follow: it falls behind, is dropped, and catches up over REST.
+    series = write_slice(BTC_2023_WITH_GAP, 9_000, ROWS, tmp_path / "data")
+    assert series.gaps().count == 1
+    assert series.zero_volume_bars() > 0
+    _, sim_port = processes.sim(Path(series.source), *FAULTS, speed=1_000, exit_at_end=False)
+    http_port = free_port()
+    state = tmp_path / "state.sqlite"
+    config = write_config(
+        tmp_path / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state
+    )
+    daemon = processes.daemon(config)
+
+    status = eventually(
+        all_bars_processed(http_port, series), 120, "every bar despite the faults", watch=daemon
+    )
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=15) == 0, daemon.log()[-3000:]
+
+    feed = status["feed"]
+    assert feed["reconnects"] > 0
+    assert feed["malformed"] > 0
+    assert feed["duplicates"] + feed["out_of_order"] > 0
+    recorded = read_state(state)
+    assert_bars_are_the_slice(recorded, series)
+    assert_parity_cli_identical(state)
+    for engine in ENGINES:
+        expected = replayed_rows(series, engine, recorded.trade_from_ms[engine.name])
+        assert len(expected) >= 1
+        assert recorded.trades[engine.name] == expected, engine.name
+
+
+async def test_reordering_sim_still_sends_the_last_candle_of_its_data(
+    tmp_path: Path, processes: Processes
+) -> None:
+    # "No fault ever changes the bars themselves": a held-back (reordered) candle is sent after
+    # the next one, but after the last candle of the data there is no next one. With
+    # probability 1 every other candle is held: of 21 live candles, the 1st, 3rd, ... 21st.
+    series = write_slice(BTC_2025, 20_000, HISTORY + 21, tmp_path / "data")
+    _, port = processes.sim(Path(series.source), "--reorder-probability", "1")
+    url = f"http://127.0.0.1:{port}"
+    seen: list[int] = []
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{url}/stream?streams=btcusdt@kline_1m") as ws,
+    ):
+        while True:
+            try:
+                message = await ws.receive(timeout=0.2)
+            except TimeoutError:
+                async with session.get(f"{url}/sim/status") as response:
+                    if (await response.json())["finished"]:
+                        break  # the clock has run out: nothing more will be sent
+                continue
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            bar = decode_ws_message(message.data)
+            if bar is not None:
+                seen.append(bar.open_time_ms)
+
+    assert sorted(seen) == series.open_time_ms[HISTORY:].tolist()
+
+
+# -- kill -9 three times: same trades as the uninterrupted run ----------------------------------
+
+
+def test_three_kill_9_and_restarts_end_with_the_same_trades_and_bars(
+    tmp_path: Path, processes: Processes, clean_run: CleanRun
+) -> None:
+    series = clean_run.series
+    # The same bars and clock; the sim stays up after its data ends (--exit-at-end would take
+    # the exchange away from a daemon that happens to be restarting at that moment).
+    _, sim_port = processes.sim(Path(series.source), exit_at_end=False)
+    http_port = free_port()
+    state = tmp_path / "state.sqlite"
+    config = write_config(
+        tmp_path / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state
+    )
+    rng = random.Random(9)
+    delays = [rng.uniform(0.2, 1.0) for _ in range(3)]
+    last = format_time_ms(int(series.open_time_ms[-1]))
+
+    daemon = processes.daemon(config)
+    killed_mid_stream = 0
+    for delay in delays:
+        eventually(
+            lambda: (s := get_status(http_port)) is not None and s["warm"],
+            60,
+            "a warm daemon",
+            watch=daemon,
+        )
+        time.sleep(delay)  # the seeded kill point
+        status = get_status(http_port)
+        assert status is not None
+        killed_mid_stream += any(s["last_bar"] != last for s in status["strategies"])
+        daemon.signal(signal.SIGKILL)
+        assert daemon.wait(timeout=10) == -signal.SIGKILL
+        daemon = processes.daemon(config)
+    eventually(
+        all_bars_processed(http_port, series, total=False), 120, "the last bar", watch=daemon
+    )
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=15) == 0, daemon.log()[-3000:]
+
+    assert killed_mid_stream >= 1
+    interrupted = read_state(state)
+    uninterrupted = read_state(clean_run.state)
+    assert interrupted.trades == uninterrupted.trades
+    assert interrupted.bars == uninterrupted.bars
+    assert interrupted.fills == uninterrupted.fills
+    assert len(set(interrupted.fills)) == len(interrupted.fills)
+    assert_parity_cli_identical(state)
+
+
+# -- start-up: exchange not there yet, bad configs ----------------------------------------------
+
+
+def test_daemon_started_before_the_exchange_waits_not_ready_then_trades(
+    tmp_path: Path, processes: Processes, slice_2025: BarSeries
+) -> None:
+    sim_port, http_port = free_ports(2)
+    config = write_config(
+        tmp_path / "barbus.toml",
+        sim_port=sim_port,
+        http_port=http_port,
+        state=tmp_path / "state.sqlite",
+        engines=ENGINES[:1],
+    )
+    daemon = processes.daemon(config)
+
+    not_ready = eventually(lambda: http_get(http_port, "/readyz"), 30, "/readyz", watch=daemon)
+    assert not_ready == (503, "warming up\n")
+    # The exchange comes up a second later; the daemon must have waited for it (watch=daemon
+    # fails at once, with its log, if it gave up instead).
+    processes.sim(Path(slice_2025.source), port=sim_port, speed=1_000)
+    ready = eventually(
+        readyz_answers(http_port, 200),
+        60,
+        "/readyz 200 once the exchange is up",
+        watch=daemon,
+    )
+    assert ready == (200, "ready\n")
+
+
+def test_daemon_waiting_for_an_unreachable_exchange_stops_on_sigterm(
+    tmp_path: Path, processes: Processes
+) -> None:
+    dead_port, http_port = free_ports(2)
+    config = write_config(
+        tmp_path / "barbus.toml",
+        sim_port=dead_port,
+        http_port=http_port,
+        state=tmp_path / "state.sqlite",
+        engines=ENGINES[:1],
+    )
+    daemon = processes.daemon(config)
+    not_ready = eventually(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
+    eventually(lambda: "retrying" in daemon.log(), 30, "a warm-up retry", watch=daemon)
+
+    daemon.signal(signal.SIGTERM)
+    code = daemon.wait(timeout=10)
+
+    assert not_ready == (503, "warming up\n")
+    assert code == 0, daemon.log()[-3000:]
+    assert "stopped after 0 bars" in daemon.log()
+    assert "Traceback" not in daemon.log()
+
+
+def test_bad_config_exits_2_with_one_error_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[feed]\nrest_url = "http://127.0.0.1:1"\nws_urll = "x"\n', encoding="utf-8")
+
+    done = barbus("run", "--config", str(config))
+
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("barbus: error: ")
+    assert "did you mean 'ws_url'?" in lines[0]
+    assert done.stdout == ""
+
+
+def test_restart_with_changed_params_under_the_same_name_exits_2_asking_for_a_new_name(
+    tmp_path: Path, clean_run: CleanRun
+) -> None:
+    state = tmp_path / "state.sqlite"
+    shutil.copyfile(clean_run.state, state)
+    changed = (Engine("sma-1m", "sma_cross", {"fast": 5, "slow": 20}), *ENGINES[1:])
+    config = write_config(
+        tmp_path / "barbus.toml", sim_port=1, http_port=free_port(), state=state, engines=changed
+    )
+
+    done = barbus("run", "--config", str(config))
+
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("barbus: error:")]
+    assert len(errors) == 1, done.stderr
+    assert "'sma-1m'" in errors[0]
+    assert "give it a new name" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert read_state(state).trades == read_state(clean_run.state).trades  # nothing written
+
+
+def test_restarted_daemon_shows_its_recorded_books_while_the_feed_reconnects_in_vain(
+    tmp_path: Path, processes: Processes, clean_run: CleanRun
+) -> None:
+    state = tmp_path / "state.sqlite"
+    shutil.copyfile(clean_run.state, state)
+    recorded = read_state(state)
+    dead_port, http_port = free_ports(2)
+    config = write_config(
+        tmp_path / "barbus.toml", sim_port=dead_port, http_port=http_port, state=state
+    )
+
+    daemon = processes.daemon(config)
+    not_ready = eventually(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
+    eventually(lambda: "reconnecting" in daemon.log(), 30, "a reconnect attempt", watch=daemon)
+    status = get_status(http_port)
+    daemon.signal(signal.SIGTERM)
+    code = daemon.wait(timeout=15)
+
+    assert not_ready == (503, "feed disconnected\n")
+    assert status is not None
+    assert status["warm"] is True  # nothing to warm up: the history is recorded
+    last = format_time_ms(int(clean_run.series.open_time_ms[-1]))
+    last_close = float(clean_run.series.close[-1])
+    for strategy in status["strategies"]:
+        name = strategy["name"]
+        portfolio = recorded.snapshots[name]["portfolio"]
+        assert strategy["last_bar"] == last
+        assert (strategy["cash"], strategy["position"]) == (portfolio["cash"], portfolio["size"])
+        assert strategy["equity"] == portfolio["cash"] + portfolio["size"] * last_close
+    assert code == 0, daemon.log()[-3000:]
+    assert "stopped after 0 bars" in daemon.log()
+    assert read_state(state) == recorded  # a restart without bars changes nothing
+    # The trade count belongs with cash and position: the strategy's, not this process's.
+    assert {s["name"]: s["trades"] for s in status["strategies"]} == {
+        name: len(rows) for name, rows in recorded.trades.items()
+    }
