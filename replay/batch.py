@@ -2,7 +2,8 @@
 
 A :class:`Job` is a small picklable record; workers receive jobs, never bars: each worker opens
 the memory-mapped cache by path (the parent builds and verifies every entry once before any job
-is dispatched), so the data is loaded once and shared through the page cache.
+is dispatched), so the data is loaded once and shared through the page cache. With
+``backend="ray"`` the same jobs run as tasks on a Ray cluster instead (:mod:`replay.ray_backend`).
 
 Results are keyed by job id and written in a fixed order, so they do not depend on the number of
 workers or on ``--no-parallel``. Each finished job is appended to ``results.jsonl`` at once (the
@@ -341,17 +342,22 @@ def run_batch(
     skipped_invalid: Sequence[str] = (),
     progress: Callable[[int, int, int, float], None] | None = None,
     worker_target: WorkerTarget = _worker_main,
+    backend: str = "local",
+    ray_address: str | None = None,
 ) -> BatchOutcome:
     """Run ``jobs`` and write ``results.jsonl``, ``results.csv`` and ``results.parquet``.
 
     ``progress(done, total, bars_replayed, elapsed_seconds)`` is called after each job.
     ``worker_target`` is the worker process's main function (tests inject faulty ones).
-    Ctrl-C / SIGTERM stop the batch cleanly: finished results are kept and written.
+    ``backend`` is where jobs run: ``"local"`` worker processes, or ``"ray"`` tasks on the Ray
+    cluster at ``ray_address`` (see :mod:`replay.ray_backend`; ``workers`` then caps the tasks
+    in flight). Ctrl-C / SIGTERM stop the batch cleanly: finished results are kept and written.
     """
     if sort not in METRICS:
         raise ConfigError(f"--sort {sort!r} is not a metric; choose from {', '.join(METRICS)}")
     if not jobs:
         raise ConfigError("the batch has no jobs (empty grid, or every combination invalid)")
+    _check_backend(backend, parallel=parallel, ray_address=ray_address)
     out_dir.mkdir(parents=True, exist_ok=True)
     journal_path = out_dir / "results.jsonl"
     cache = cache or BarCache()
@@ -382,7 +388,13 @@ def run_batch(
                 )
 
         try:
-            if parallel and todo:
+            if backend == "ray" and todo:
+                from replay.ray_backend import run_on_ray
+
+                bytes_sent = run_on_ray(
+                    todo, cache.root, record, address=ray_address, max_in_flight=workers
+                )
+            elif parallel and todo:
                 pool = _Pool(
                     min(workers or os.cpu_count() or 1, len(todo)), cache.root, worker_target
                 )
@@ -414,6 +426,20 @@ def run_batch(
         paths,
         bytes_sent,
     )
+
+
+def _check_backend(backend: str, *, parallel: bool, ray_address: str | None) -> None:
+    """Reject backend settings that do not go together, before any file is touched."""
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"unknown backend {backend!r}; choose local or ray")
+    if backend == "local" and ray_address is not None:
+        raise ConfigError("--ray-address needs --backend ray")
+    if backend == "ray":
+        if not parallel:
+            raise ConfigError("--no-parallel runs jobs in-process; it cannot go with --backend ray")
+        from replay.ray_backend import require_ray
+
+        require_ray()  # fail now with the install hint, not after ingesting the data
 
 
 def _prepare_data(jobs: Iterable[Job], cache: BarCache) -> None:

@@ -1,0 +1,260 @@
+"""The Ray backend of the batch runner: the same jobs, job function and rows, on a Ray cluster.
+
+``barbus batch --backend ray`` hands the jobs that :func:`replay.batch.run_batch` would give its
+local worker processes to Ray tasks instead. A task runs :func:`replay.batch.run_job` on a
+:class:`~replay.batch.Job` and returns its :class:`~replay.batch.JobOutcome`, exactly as a local
+worker does; the driver keeps the journal, the retries, the progress callback and the tables, so
+``results.csv`` is byte-identical whichever backend ran the jobs, and resume works the same.
+
+Data placement: every node reads the same paths. A task carries a job record (a strategy name,
+parameters, a data file path, a period: a few hundred bytes) and the cache folder's path, never
+bars. The driver builds and checksums every dataset's cache entry before the first task is
+submitted, as for the local backend; each Ray worker process then opens ``BarCache(path,
+verify_checksums=False)`` and memory-maps the columns. The rule is therefore: every node must see
+the data files and the cache folder at the same absolute path -- a shared filesystem (NFS, a
+cluster filesystem, a bind mount on a single machine) with ``BARBUS_CACHE_DIR`` (or
+``--cache-dir``) pointing into it. Why this and not the columns in Ray's object store:
+
+* nothing is uploaded per batch: the cache entry already exists on the shared filesystem, while
+  ``ray.put`` of the columns would copy them into the driver's object store on every run and
+  then over the network to every node that runs a job;
+* on each node the columns are mapped read-only from the page cache, zero-copy and shared by
+  every worker process of that node, which is what the object store would give at best, but
+  without the store's memory budget, spilling and eviction;
+* it is the code path of the local backend (the same ``run_job`` with the same ``BarCache``), so
+  both backends are tested by the same determinism tests.
+
+A node that sees the data files but not the cache folder still works: its first job builds a
+private entry from the source file (one parse per node and dataset) and later jobs map it. A
+cluster with no shared filesystem at all would need the object store instead (``ray.put`` of each
+dataset's columns once per batch, tasks taking the reference); that fallback is not built here.
+
+Faults: the remote function has ``max_retries=1``, so Ray re-runs a task whose worker process or
+node died once; if that fails too the job is recorded failed with Ray's error. A job that fails in
+``run_job`` (a :class:`~daemon.errors.BarbusError`, or any exception in the task, which is caught
+there and turned into a failed row) is submitted once more, like the local backend's retry on a
+fresh worker. Results are journalled as they finish (``ray.wait`` with ``num_returns=1``), so a
+lost driver loses nothing finished and a rerun resumes. Ctrl-C or SIGTERM keeps every finished row
+and stops the rest by ending the driver's Ray job (``ray.shutdown``): Ray then kills the job's
+workers and drops its queued tasks. Not ``ray.cancel``: a cancel that races with a task finishing
+can abort the driver (a Ray core check, "Tried to complete task that was not pending", seen with
+Ray 2.60 here). In a process that was already connected to Ray, which the batch must not
+disconnect, the tasks in flight (at most the submission window) run to their end on the cluster
+and their results are dropped.
+
+Ray is an optional extra (``pip install 'barbus[ray]'``); it is imported only here, only when
+the Ray backend is chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from daemon.errors import ConfigError
+from replay.batch import MAX_ATTEMPTS, Job, JobOutcome, _row, run_job
+from replay.cache import BarCache
+
+__all__ = ["INSTALL_HINT", "JobFunction", "require_ray", "run_on_ray"]
+
+log = logging.getLogger("barbus.batch")
+
+INSTALL_HINT = "pip install 'barbus[ray]'"
+JobFunction = Callable[[Job, BarCache | None], JobOutcome]
+_WAIT_SECONDS = 0.5  # ray.wait slices: Ctrl-C and SIGTERM are seen between them
+_CONNECT_SECONDS = 5.0  # to reach a head node given as HOST:PORT
+
+
+def require_ray() -> ModuleType:
+    """The ``ray`` module, or a :class:`ConfigError` that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(f"--backend ray needs Ray, an optional extra: {INSTALL_HINT}") from None
+    module: ModuleType = ray
+    return module
+
+
+# -- on a Ray worker -------------------------------------------------------------------------
+
+# Per Ray worker process: the cache of the batch it last ran a job of. A worker process outlives
+# a batch (Ray reuses it), so a new batch token drops the old mappings, as a fresh local worker
+# would.
+_node_cache: dict[str, BarCache] = {}
+
+
+def _run_on_node(job: Job, cache_root: str, batch: str, job_function: JobFunction) -> JobOutcome:
+    """The Ray task: run one job against the cache folder at ``cache_root`` on this node."""
+    cache = _node_cache.get(batch)
+    if cache is None:
+        _node_cache.clear()
+        # The driver verified every entry's checksums just before submitting: map, don't rehash.
+        cache = _node_cache[batch] = BarCache(Path(cache_root), verify_checksums=False)
+    try:
+        outcome = job_function(job, cache)
+    except Exception as exc:  # a bug, not bad input: report it like a failed job
+        outcome = JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
+    try:
+        cache.flush_stats()  # a Ray worker has no exit hook: add this job's counters now
+    except OSError as exc:
+        log.warning("cache stats not written to %s: %s", cache_root, exc)
+    return outcome
+
+
+# -- on the driver ---------------------------------------------------------------------------
+
+
+def run_on_ray(
+    jobs: Sequence[Job],
+    cache_root: Path,
+    record: Callable[[JobOutcome], None],
+    *,
+    address: str | None = None,
+    max_in_flight: int | None = None,
+    max_retries: int = 1,
+    job_function: JobFunction = run_job,
+) -> int:
+    """Run ``jobs`` as Ray tasks; call ``record`` with each outcome as it finishes.
+
+    ``address`` goes to ``ray.init``: ``None`` connects to ``$RAY_ADDRESS`` or the cluster last
+    started on this machine, else starts a local one; ``"auto"`` requires a running cluster;
+    ``"local"`` always starts a local one; ``"HOST:PORT"`` connects to that head node. A process
+    already connected to Ray (``ray.is_initialized()``) keeps its connection and ``address`` is
+    not used; otherwise the connection made here is closed at the end.
+
+    At most ``max_in_flight`` tasks are submitted at once (default: twice the cluster's CPUs, so
+    every node has its next job queued). ``max_retries`` is Ray's retry count for a task whose
+    worker died. ``job_function`` replaces :func:`run_job` on the workers (tests inject faults).
+    Returns the pickled size of the job records sent, as the local backend counts them.
+    """
+    ray = require_ray()
+    with _connected(ray, address) as owned:
+        window = max_in_flight or max(1, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(
+            _run_on_node
+        )
+        root = str(Path(cache_root).resolve())  # the same absolute path on every node
+        return _dispatch(ray, remote, jobs, root, record, window, job_function, owned=owned)
+
+
+@contextlib.contextmanager
+def _connected(ray: ModuleType, address: str | None) -> Iterator[bool]:
+    """Connect unless already connected; yield whether the connection is ours to close."""
+    if ray.is_initialized():
+        yield False
+        return
+    # ray.init installs a SIGTERM handler that exits the process; keep the caller's (run_batch
+    # turns SIGTERM into an orderly stop that writes the finished results).
+    _check_reachable(address)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    try:
+        ray.init(address=address, include_dashboard=False)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = f"at {address}" if address else "(default address)"
+        raise ConfigError(f"cannot connect to a Ray cluster {where}: {exc}") from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    try:
+        yield True
+    finally:
+        ray.shutdown()  # ends the job: Ray stops whatever of it still runs
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail fast on a HOST:PORT that nothing listens on: ``ray.init`` retries it for minutes."""
+    if not address or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return  # "auto", "local": Ray's own rules
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Ray head node at {address}: {exc}") from None
+
+
+def _dispatch(
+    ray: ModuleType,
+    remote: Any,
+    jobs: Sequence[Job],
+    cache_root: str,
+    record: Callable[[JobOutcome], None],
+    window: int,
+    job_function: JobFunction,
+    *,
+    owned: bool,
+) -> int:
+    batch = uuid.uuid4().hex
+    queue = list(reversed(jobs))  # pop() from the end keeps the given order
+    pending: dict[Any, Job] = {}  # ObjectRef -> its job
+    attempts: dict[str, int] = {}
+    sent = 0
+
+    def submit(job: Job) -> None:
+        nonlocal sent
+        sent += len(pickle.dumps(job))
+        pending[remote.remote(job, cache_root, batch, job_function)] = job
+
+    try:
+        while queue or pending:
+            while queue and len(pending) < window:
+                job = queue.pop()
+                attempts[job.job_id] = 1
+                submit(job)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_SECONDS)
+            for ref in ready:
+                job = pending.pop(ref)
+                outcome, may_retry = _collect(ray, ref, job)
+                retry = may_retry and attempts[job.job_id] < MAX_ATTEMPTS
+                if outcome.row["status"] != "ok" and retry:
+                    attempts[job.job_id] += 1
+                    log.warning(
+                        "job %s failed (%s); retrying once on the cluster",
+                        job.job_id,
+                        outcome.row["error"],
+                    )
+                    submit(job)
+                    continue
+                record(outcome)
+    except BaseException:  # Ctrl-C, SIGTERM, a failing record(): no more submissions
+        if pending:
+            log.warning(
+                "stopping with %d job(s) in flight: %s",
+                len(pending),
+                "ending the Ray job"
+                if owned
+                else "they finish on the cluster and their results are dropped",
+            )
+        raise
+    return sent
+
+
+def _collect(ray: ModuleType, ref: Any, job: Job) -> tuple[JobOutcome, bool]:
+    """The outcome of a finished task, and whether a failure may be retried by us."""
+    try:
+        outcome: JobOutcome = ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:  # raised in the task before or after run_job
+        cause = getattr(exc, "cause", None) or exc
+        return JobOutcome(_row(job, None, f"{type(cause).__name__}: {_first_line(cause)}")), True
+    except ray.exceptions.RayError as exc:  # the worker or its node died; Ray already retried
+        error = f"worker died ({type(exc).__name__}: {_first_line(exc)})"
+        return JobOutcome(_row(job, None, error)), False
+    return outcome, True
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """Ray's messages run to many lines (tracebacks, hints): keep the first, bounded."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
