@@ -192,6 +192,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for reason in plan.invalid:
         log.info("skipped invalid combination: %s", reason)
     cache = BarCache(args.cache_dir)
+    metrics = None
+    if args.metrics_port is not None:
+        from replay.metrics import BatchMetrics
+
+        metrics = BatchMetrics.create()
+        try:
+            metrics.serve(args.metrics_port)
+        except OSError as exc:
+            raise ConfigError(f"--metrics-port {args.metrics_port}: {exc.strerror}") from None
     progress = BatchProgress(len(plan.jobs))
     try:
         outcome = run_batch(
@@ -207,6 +216,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             progress=progress,
             backend=args.backend,
             ray_address=args.ray_address,
+            metrics=metrics,
         )
     finally:
         progress.close()
@@ -392,6 +402,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="where jobs run: local worker processes (default) or a Ray cluster "
         "(pip install 'barbus[ray]'; --workers then caps the jobs in flight)",
+    )
+    batch.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve Prometheus metrics of the running batch on 127.0.0.1:P",
     )
     batch.add_argument(
         "--ray-address",

@@ -38,6 +38,7 @@ from typing import Any
 from daemon.broker import ExecutionConfig
 from daemon.errors import BarbusError, ConfigError
 from replay.cache import BarCache
+from replay.metrics import BatchMetrics
 from replay.runner import ReplayConfig, ReplayResult, run_replay
 from replay.series import symbol_from_name
 from strategies import create_strategy
@@ -119,6 +120,9 @@ class JobOutcome:
     row: dict[str, Any]
     bars: int = 0
     seconds: float = 0.0
+    worker: str = ""  # the worker slot that ran it (metrics label)
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 @dataclass
@@ -191,11 +195,18 @@ def expand_jobs(
 def run_job(job: Job, cache: BarCache | None) -> JobOutcome:
     """Run one job (in a worker or in-process); errors become a failed row, never an exception."""
     started = time.perf_counter()
+    hits, misses = (cache.stats.hits, cache.stats.misses) if cache is not None else (0, 0)
     try:
         result = run_replay(job.replay_config(), cache=cache)
     except BarbusError as exc:
         return JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
-    return JobOutcome(_row(job, result, ""), len(result.series), time.perf_counter() - started)
+    return JobOutcome(
+        _row(job, result, ""),
+        len(result.series),
+        time.perf_counter() - started,
+        cache_hits=cache.stats.hits - hits if cache is not None else 0,
+        cache_misses=cache.stats.misses - misses if cache is not None else 0,
+    )
 
 
 def _row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:
@@ -224,6 +235,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) ->
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
     # The parent verified every entry's checksums just before dispatching: map, don't rehash.
     cache = BarCache(Path(cache_dir), verify_checksums=False)
+    slot = multiprocessing.current_process().name.rpartition("-")[2]
     try:
         while True:
             payload = conn.recv_bytes()
@@ -234,7 +246,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) ->
                 outcome = run_job(job, cache)
             except Exception as exc:  # a bug, not bad input: report it like a failed job
                 outcome = JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
-            conn.send(outcome)
+            conn.send(dataclasses.replace(outcome, worker=slot))
     except (EOFError, KeyboardInterrupt):
         pass
     finally:
@@ -260,13 +272,16 @@ class _Pool:
         self._context = multiprocessing.get_context("forkserver")
         self._cache_dir = str(cache_dir)
         self._target = target
-        self.workers = [self._spawn() for _ in range(size)]
+        self.workers = [self._spawn(slot) for slot in range(size)]
         self.bytes_sent = 0
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, slot: int) -> _Worker:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=self._target, args=(child, self._cache_dir), daemon=True
+            target=self._target,
+            args=(child, self._cache_dir),
+            name=f"barbus-worker-{slot}",
+            daemon=True,
         )
         process.start()
         child.close()
@@ -285,8 +300,9 @@ class _Pool:
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join()
-        fresh = self._spawn()
-        self.workers[self.workers.index(worker)] = fresh
+        slot = self.workers.index(worker)
+        fresh = self._spawn(slot)
+        self.workers[slot] = fresh
         return fresh
 
     def wait(self) -> Iterator[tuple[_Worker, JobOutcome | None]]:
@@ -344,6 +360,7 @@ def run_batch(
     worker_target: WorkerTarget = _worker_main,
     backend: str = "local",
     ray_address: str | None = None,
+    metrics: BatchMetrics | None = None,
 ) -> BatchOutcome:
     """Run ``jobs`` and write ``results.jsonl``, ``results.csv`` and ``results.parquet``.
 
@@ -368,6 +385,10 @@ def run_batch(
     resumed = len(finished)
     todo = [job for job_id, job in unique.items() if job_id not in finished]
     _prepare_data(todo, cache)
+    concurrency = (workers or os.cpu_count() or 1) if parallel else 1
+    if metrics is not None:
+        metrics.cache_bytes_mapped.set(cache.stats.bytes_mapped)
+        metrics.set_progress(len(todo), 0, concurrency)
 
     started = time.perf_counter()
     bars_total = 0
@@ -382,6 +403,9 @@ def run_batch(
             bars_total += outcome.bars
             journal.write(json.dumps(outcome.row, sort_keys=True) + "\n")
             journal.flush()
+            if metrics is not None:
+                _count(metrics, outcome, backend, parallel)
+                metrics.set_progress(len(todo), len(finished) - resumed, concurrency)
             if progress is not None:
                 progress(
                     len(finished) - resumed, len(todo), bars_total, time.perf_counter() - started
@@ -440,6 +464,17 @@ def _check_backend(backend: str, *, parallel: bool, ray_address: str | None) -> 
         from replay.ray_backend import require_ray
 
         require_ray()  # fail now with the install hint, not after ingesting the data
+
+
+def _count(metrics: BatchMetrics, outcome: JobOutcome, backend: str, parallel: bool) -> None:
+    worker = outcome.worker or ("ray" if backend == "ray" else "0" if not parallel else "?")
+    metrics.finished.labels(outcome.row["status"]).inc()
+    metrics.bars.labels(worker).inc(outcome.bars)
+    if outcome.seconds > 0:
+        metrics.bars_per_second.labels(worker).set(outcome.bars / outcome.seconds)
+        metrics.job_seconds.observe(outcome.seconds)
+    metrics.cache_hits.inc(outcome.cache_hits)
+    metrics.cache_misses.inc(outcome.cache_misses)
 
 
 def _prepare_data(jobs: Iterable[Job], cache: BarCache) -> None:
