@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_cache
 	$(BIN)/python -m benchmarks.bench_batch
 	$(BIN)/python -m benchmarks.bench_daemon_lag
+	$(BIN)/python -m benchmarks.bench_metrics_overhead
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
