@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,8 @@ settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # Never touch the user's real cache: every test (and every subprocess it starts) gets its own.
-os.environ["BARBUS_CACHE_DIR"] = tempfile.mkdtemp(prefix="barbus-test-cache-")
+os.environ["BARBUS_CACHE_DIR"] = _CACHE_DIR = tempfile.mkdtemp(prefix="barbus-test-cache-")
+atexit.register(shutil.rmtree, _CACHE_DIR, True)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "replay" / "data"
