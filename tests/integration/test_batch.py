@@ -109,27 +109,6 @@ def cache(tmp_path: Path) -> BarCache:
     return BarCache(tmp_path / "cache")
 
 
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def batch_log() -> Iterator[list[logging.LogRecord]]:
-    """Records of the ``barbus.batch`` logger (whatever the ``barbus`` logger's propagation)."""
-    handler = _Collect()
-    logger = logging.getLogger("barbus.batch")
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
-
-
 # --------------------------------------------------------------------------------------------
 # 1. grid expansion
 
