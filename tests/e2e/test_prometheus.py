@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from replay.loader import bundled_data_path, load_bars
+from tests.net import free_port, get_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 OPS = REPO_ROOT / "ops"
@@ -35,17 +35,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None or shutil.which("promtool") is None,
     reason="Prometheus is not installed (Debian package 'prometheus')",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:

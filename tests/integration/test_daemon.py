@@ -43,6 +43,7 @@ from replay.runner import ReplayConfig, run_replay
 from replay.series import BarSeries
 from tests.conftest import BTC_2023_WITH_GAP, BTC_2025
 from tests.factories import bars_of
+from tests.net import free_port, free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -110,23 +111,6 @@ def eventually(
             detail = f"\n{watch.name} log:\n{watch.log()[-3000:]}" if watch is not None else ""
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
         time.sleep(0.05)
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct ports nothing listens on (all held at once while choosing)."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def free_port() -> int:
-    [port] = free_ports(1)
-    return port
 
 
 def http_get(port: int, path: str) -> tuple[int, str] | None:

@@ -7,7 +7,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,16 +20,11 @@ import pytest
 from daemon.state import StateStore
 from daemon.tradelog import trade_row
 from replay.loader import bundled_data_path, load_bars
+from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 CLI = [sys.executable, "-m", "daemon.cli", "--log-level", "WARNING"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def status(port: int) -> Any:

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,6 +30,7 @@ from daemon.feeds.sim import FaultConfig, SimExchange
 from replay.loader import load_bars
 from replay.series import BarSeries
 from tests.factories import bars_of
+from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYMBOL = "BTCUSDT"
@@ -103,14 +103,6 @@ async def running_sim(
         yield RunningSim(exchange, int(runner.addresses[0][1]))
     finally:
         await runner.cleanup()
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound once by the OS, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def get_json(url: str, **params: str) -> tuple[int, Any]:
