@@ -82,8 +82,6 @@ class FeedCounters:
     """What the feed saw; exported as metrics and shown in ``/status``."""
 
     messages: int = 0
-    live_bars: int = 0
-    backfilled: int = 0
     malformed: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -97,6 +95,16 @@ class FeedCounters:
     def count(self, symbol: str, source: str, bars: int) -> None:
         key = (symbol, source)
         self.received[key] = self.received.get(key, 0) + bars
+
+    @property
+    def live_bars(self) -> int:
+        """Closed candles delivered from the WebSocket, all symbols."""
+        return sum(n for (_, source), n in self.received.items() if source == "live")
+
+    @property
+    def backfilled(self) -> int:
+        """Bars fetched over REST to fill holes, all symbols."""
+        return sum(n for (_, source), n in self.received.items() if source == "backfill")
 
 
 class BinanceFeed:
@@ -225,7 +233,6 @@ class BinanceFeed:
         out.append(bar)
         self.last_open_ms[bar.symbol] = bar.open_time_ms
         self.received_monotonic[bar.symbol] = received
-        counters.live_bars += 1
         counters.count(bar.symbol, "live", 1)
         return out
 
@@ -255,7 +262,6 @@ class BinanceFeed:
                 break
         if fetched:
             self.last_open_ms[symbol] = last
-            self.counters.backfilled += len(fetched)
             self.counters.count(symbol, "backfill", len(fetched))
             log.info("feed: backfilled %d %s bar(s) over REST", len(fetched), symbol)
         return fetched
