@@ -91,6 +91,11 @@ class FeedCounters:
     last_message_monotonic: float = 0.0
     errors: list[str] = field(default_factory=list)
     received: dict[tuple[str, str], int] = field(default_factory=dict)  # (symbol, live|backfill)
+    # Bars or REST rows refused at the edge, by reason (future, misaligned, implausible, ...).
+    rejected: dict[str, int] = field(default_factory=dict)
+    # Holes the exchange could not fill after retries: recorded, never invented.
+    gaps_recorded: int = 0
+    recent_gaps: list[tuple[str, int, int]] = field(default_factory=list)  # (symbol, from, to) ms
 
     def count(self, symbol: str, source: str, bars: int) -> None:
         key = (symbol, source)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.integration.daemon_kit import Processes
 
 
 class _Collect(logging.Handler):
@@ -27,3 +30,12 @@ def batch_log() -> Iterator[list[logging.LogRecord]]:
         yield handler.records
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    procs = Processes(tmp_path / "processes")
+    try:
+        yield procs
+    finally:
+        procs.close()
