@@ -68,6 +68,9 @@ def test_unit_declares_notify_watchdog_restart_and_dedicated_user() -> None:
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "PrivateTmp=yes",
+        "PrivateMounts=yes",
+        "RemoveIPC=yes",
+        "MemoryDenyWriteExecute=yes",
         "ExecReload=/bin/kill -HUP $MAINPID",
     ):
         assert line in text
