@@ -386,7 +386,7 @@ class Daemon:
     async def _monitor(self) -> None:
         """Say so when no bar was processed for ``max_bar_age_seconds`` (and when bars flow
         again), with what the feed dropped meanwhile: a stalled daemon never stays silent."""
-        interval = min(1.0, self.config.max_bar_age_seconds / 2)
+        interval = max(0.05, min(1.0, self.config.max_bar_age_seconds / 2))
         while True:
             await asyncio.sleep(interval)
             self._check_stall(time.monotonic())
