@@ -12,7 +12,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,12 +65,26 @@ def tuned(config: Path, **feed: object) -> Path:
     return config
 
 
-class HostileExchange:
-    """A WebSocket that sends only closed candles of a symbol nobody subscribed to (and a REST
-    endpoint with no bars), on its own thread and event loop."""
+# A recent minute: bars of the hostile exchange are in the past, as a real exchange's are.
+RECENT_MS = (int(time.time() * 1000) // MINUTE_MS - 30) * MINUTE_MS
 
-    def __init__(self, symbol: str) -> None:
-        self.symbol = symbol
+
+def unsubscribed(i: int) -> Bar:
+    """Closed candles of a symbol the daemon did not subscribe to."""
+    return Bar("ETHUSDT", "1m", RECENT_MS + i * MINUTE_MS, 1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+def two_then_stale(i: int) -> Bar:
+    """Two good BTCUSDT candles, then the one before them again and again (stale)."""
+    return Bar("BTCUSDT", "1m", RECENT_MS + (i if i < 2 else -1) * MINUTE_MS, 1, 1, 1, 1, 1)
+
+
+class HostileExchange:
+    """A WebSocket that sends closed candles ``bars(0), bars(1), ...`` every 20 ms on every
+    connection (and a REST endpoint with no bars), on its own thread and event loop."""
+
+    def __init__(self, bars: Callable[[int], Bar]) -> None:
+        self.bars = bars
         self.port = free_port()
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -101,12 +115,12 @@ class HostileExchange:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.add(ws)
-        open_ms = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS
+        i = 0
         try:
             while not ws.closed:
-                bar = Bar(self.symbol, "1m", open_ms, 1.0, 1.0, 1.0, 1.0, 1.0)
-                await ws.send_str(encode_ws_kline(bar, event_time_ms=open_ms + MINUTE_MS))
-                open_ms += MINUTE_MS
+                bar = self.bars(i)
+                await ws.send_str(encode_ws_kline(bar, event_time_ms=int(time.time() * 1000)))
+                i += 1
                 await asyncio.sleep(0.02)
         except ConnectionError:
             pass  # the client went away
@@ -128,8 +142,9 @@ class HostileExchange:
 
 
 @pytest.fixture
-def hostile() -> Iterator[HostileExchange]:
-    exchange = HostileExchange("ETHUSDT")
+def hostile(request: pytest.FixtureRequest) -> Iterator[HostileExchange]:
+    """Parametrize indirectly with the bar function."""
+    exchange = HostileExchange(request.param)
     try:
         yield exchange
     finally:
@@ -224,6 +239,7 @@ def test_feed_metrics_say_disconnected_and_count_reconnects_during_an_outage(
     assert (http_get(http_port, "/readyz") or (0, ""))[0] == 503
 
 
+@pytest.mark.parametrize("hostile", [unsubscribed], indirect=True)
 def test_messages_of_unsubscribed_streams_are_counted_in_metrics(
     tmp_path: Path, hostile: HostileExchange, processes: Processes
 ) -> None:
@@ -344,4 +360,48 @@ def test_restart_on_state_ahead_of_the_exchange_waits_for_a_processed_bar(
         "not ready again after max_bar_age_seconds without a bar",
         watch=daemon,
     )
+    assert "Traceback" not in daemon.log()
+
+
+@pytest.mark.parametrize("hostile", [two_then_stale], indirect=True)
+def test_daemon_that_only_drops_bars_is_not_ready_and_says_so(
+    tmp_path: Path, hostile: HostileExchange, processes: Processes
+) -> None:
+    http_port = free_port()
+    config = tuned(
+        write_config(
+            tmp_path / "barbus.toml",
+            sim_port=hostile.port,
+            http_port=http_port,
+            state=tmp_path / "state.sqlite",
+            engines=ENGINES[:1],
+        ),
+        warmup_bars=0,
+        max_bar_age_seconds=1.0,
+    )
+    daemon = processes.daemon(config)
+
+    def logged() -> str | None:
+        lines = [line for line in daemon.log().splitlines() if "no bar processed for" in line]
+        return lines[0] if lines else None
+
+    line = eventually(logged, 30, "the stall logged", watch=daemon)
+    status = get_status(http_port)
+    readyz = http_get(http_port, "/readyz")
+
+    assert status is not None
+    assert status["bars_processed"] == 2
+    assert status["feed"]["connected"] is True
+    assert status["feed"]["out_of_order"] >= 20  # bars keep arriving, every one stale
+    assert readyz is not None
+    assert readyz[0] == 503
+    assert readyz[1].startswith("no bar processed for ")
+    assert "feed connected" in line
+    assert "since the last one" in line
+    dropped = int(line.split("the feed dropped ")[1].split()[0])
+    assert dropped >= 20
+    samples = scrape(http_port)
+    assert samples is not None
+    assert sample(samples, "barbus_ready") == 0.0
+    assert sample(samples, "barbus_feed_messages_out_of_order_total") >= dropped
     assert "Traceback" not in daemon.log()
