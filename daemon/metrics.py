@@ -45,6 +45,7 @@ _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 class DaemonMetrics:
     registry: CollectorRegistry
     bars: Counter
+    bars_dropped: Counter
     decision_lag: Histogram
     state_write: Histogram
     state_write_errors: Counter
@@ -70,6 +71,13 @@ class DaemonMetrics:
             registry=reg,
             bars=Counter(
                 "barbus_bars_processed", "Bars processed", ["symbol", "source"], registry=reg
+            ),
+            bars_dropped=Counter(
+                "barbus_bars_dropped",
+                "Bars that reached the daemon but failed its guard (older than the last, or "
+                "insane values): never recorded",
+                ["symbol", "source"],
+                registry=reg,
             ),
             decision_lag=Histogram(
                 "barbus_decision_lag_seconds",

@@ -30,7 +30,7 @@ from daemon.broker import ExecutionConfig
 from daemon.bus import EventBus
 from daemon.config import DaemonConfig, StrategyConfig, load_config
 from daemon.engine import StrategyEngine
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, DataError
 from daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
 from daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
 from daemon.http import make_app
@@ -82,6 +82,8 @@ class Daemon:
         self.streaming_since: float | None = None
         self.lags: deque[float] = deque(maxlen=10_000)
         self.bars_processed = 0
+        self.bars_dropped = 0  # bars that reached the daemon but failed its guard
+        self.dropped_run = 0  # of them, since the last processed bar
         self._stop = asyncio.Event()
         self._dropped_at_last_bar = 0  # the feed's dropped-bar total when a bar last went through
         self._stall_reported_at: float | None = None  # when the current stall was last logged
@@ -172,7 +174,7 @@ class Daemon:
         async for batch in feed.batches():
             for bar in batch:
                 self._process(bar, "live")
-            self._dropped_at_last_bar = _dropped(feed.counters)
+            self._dropped_at_last_bar = _dropped(feed.counters) + self.bars_dropped
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval_seconds()
@@ -219,6 +221,7 @@ class Daemon:
         for symbol in self.config.feed.symbols:
             for source in ("warmup", "live"):
                 self.metrics.bars.labels(symbol, source)
+                self.metrics.bars_dropped.labels(symbol, source)
             self.metrics.decision_lag.labels(symbol)
 
     def _timed(self, name: str, engine: StrategyEngine) -> Callable[[Bar], None]:
@@ -254,15 +257,15 @@ class Daemon:
             if symbol in self.live_from:
                 continue  # history already recorded: the feed backfills from there
             bars = await self._fetch_warmup(feed, symbol)
-            live_from = bars[-1].open_time_ms + MINUTE_MS if bars else 0
+            live_from = max(b.open_time_ms for b in bars) + MINUTE_MS if bars else 0
             self.live_from[symbol] = live_from
             for book in self.books.values():
                 if book.config.symbol == symbol:
                     book.engine.trade_from_ms = live_from
             for bar in bars:
                 self._process(bar, "warmup")
-            if bars:
-                feed.last_open_ms[symbol] = bars[-1].open_time_ms
+            if bars:  # the last bar accepted, whatever order the exchange sent them in
+                feed.last_open_ms[symbol] = self.guards[symbol].last_open_time_ms
             log.info(
                 "%s: warmed up on %d bars, trading from %s",
                 symbol,
@@ -292,7 +295,16 @@ class Daemon:
     def _process(self, bar: Bar, source: str) -> None:
         assert self.state is not None
         guard = self.guards.setdefault(bar.symbol, BarGuard())
-        guard.check(bar)  # the feed guarantees order; a violation is a bug worth a crash
+        try:
+            guard.check(bar)  # the feed guarantees order: this is the last line of defence
+        except DataError as exc:
+            self._drop(bar, source, exc)
+            return
+        if self.dropped_run:
+            log.warning(
+                "%d %s bar(s) dropped before %s", self.dropped_run, bar.symbol, bar.describe()
+            )
+            self.dropped_run = 0
         if self.live_from.get(bar.symbol, 0) == 0:
             self.live_from[bar.symbol] = bar.open_time_ms
         started = time.perf_counter()
@@ -352,6 +364,15 @@ class Daemon:
             lag = now - received
             self.lags.append(lag)
             self.metrics.decision_lag.labels(bar.symbol).observe(lag)
+
+    def _drop(self, bar: Bar, source: str, exc: DataError) -> None:
+        """A bar the feed let through but that would poison the record (older than the last
+        one, or insane values): never recorded, counted, and logged once per run of drops."""
+        self.bars_dropped += 1
+        self.dropped_run += 1
+        self.metrics.bars_dropped.labels(bar.symbol, source).inc()
+        if self.dropped_run == 1:
+            log.warning("%s bar dropped: %s", source, str(exc)[:200])
 
     # -- observability ------------------------------------------------------------------------
 
@@ -414,16 +435,18 @@ class Daemon:
             return
         what = "in this run" if self.last_live_bar_monotonic is None else "since the last one"
         log.warning(
-            "no bar processed for %.0f s (feed %s, %d reconnects); the feed dropped %d bars %s "
-            "(out of order %d, duplicates %d, rejected %d)",
+            "no bar processed for %.0f s (feed %s, %d reconnects); %d bars arrived and were "
+            "dropped %s (totals: out of order %d, duplicates %d, rejected %d, refused by the "
+            "daemon %d)",
             idle,
             "connected" if c.connected else "disconnected",
             c.reconnects,
-            _dropped(c) - self._dropped_at_last_bar,
+            _dropped(c) + self.bars_dropped - self._dropped_at_last_bar,
             what,
             c.out_of_order,
             c.duplicates,
             sum(c.rejected.values()),
+            self.bars_dropped,
         )
 
     def status(self) -> dict[str, Any]:
@@ -455,6 +478,7 @@ class Daemon:
             "readiness": why,
             "warm": self.warm,
             "bars_processed": self.bars_processed,
+            "bars_dropped": self.bars_dropped,
             "feed": None
             if counters is None
             else {

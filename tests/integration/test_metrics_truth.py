@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import signal
 import threading
 import time
@@ -17,11 +19,17 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from prometheus_client import generate_latest
 
+from daemon.config import load_config
 from daemon.events import MINUTE_MS, Bar
 from daemon.feeds.binance_codec import encode_ws_kline
+from daemon.service import Daemon
+from daemon.state import StateStore
+from replay.loader import load_bars
 from replay.series import BarSeries
 from tests.conftest import BTC_2025
+from tests.factories import bars_of
 from tests.integration.daemon_kit import (
     ENGINES,
     Processes,
@@ -336,7 +344,7 @@ def test_restart_on_state_ahead_of_the_exchange_waits_for_a_processed_bar(
     assert all(answer is None or answer[0] == 503 for answer, _, _ in seen)
     stall = [line for line in daemon.log().splitlines() if "no bar processed" in line]
     assert stall, daemon.log()[-3000:]
-    assert "dropped" in stall[0]
+    assert "bars arrived and were dropped in this run" in stall[0]
     assert len(stall[0]) < 300
 
     ready = eventually(
@@ -398,10 +406,63 @@ def test_daemon_that_only_drops_bars_is_not_ready_and_says_so(
     assert readyz[1].startswith("no bar processed for ")
     assert "feed connected" in line
     assert "since the last one" in line
-    dropped = int(line.split("the feed dropped ")[1].split()[0])
+    dropped = int(line.split("; ")[1].split()[0])
+    assert "bars arrived and were dropped" in line
     assert dropped >= 20
     samples = scrape(http_port)
     assert samples is not None
     assert sample(samples, "barbus_ready") == 0.0
     assert sample(samples, "barbus_feed_messages_out_of_order_total") >= dropped
     assert "Traceback" not in daemon.log()
+
+
+# -- the daemon's own guard: a bar the feed let through that would poison the record ------------
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_bars_failing_the_daemons_guard_are_dropped_counted_and_logged(tmp_path: Path) -> None:
+    """In process, with a real state file: the feed guarantees order, so a stale, duplicate or
+    insane bar reaching the daemon is a feed bug; it must not stop the daemon or be recorded."""
+    config = load_config(
+        write_config(
+            tmp_path / "barbus.toml",
+            sim_port=1,
+            http_port=0,
+            state=tmp_path / "state.sqlite",
+            engines=ENGINES[:1],
+        )
+    )
+    b = bars_of(load_bars(BTC_2025))[:4]
+    insane = b[2]._replace(high=math.inf)
+    records = _Records()
+    logger = logging.getLogger("barbus.daemon")
+    logger.addHandler(records)
+    daemon = Daemon(config)
+    daemon.state = StateStore(config.state_path)
+    try:
+        daemon._restore_engines()
+        for bar in (b[0], b[1], b[0], b[1], insane, b[2], b[3]):
+            daemon._process(bar, "live")
+        recorded = [bar for bar, _ in daemon.state.bars("BTCUSDT")]
+        samples = metric_samples(generate_latest(daemon.metrics.registry).decode())
+    finally:
+        daemon.state.close()
+        logger.removeHandler(records)
+
+    assert recorded == b
+    assert (daemon.bars_processed, daemon.bars_dropped) == (4, 3)
+    assert daemon.status()["bars_dropped"] == 3
+    assert sample(samples, "barbus_bars_dropped_total", symbol="BTCUSDT", source="live") == 3
+    assert sample(samples, "barbus_bars_dropped_total", symbol="BTCUSDT", source="warmup") == 0
+    dropped = [line for line in records.lines if "dropped" in line]
+    assert len(dropped) == 2, records.lines  # the first of the run, then the run's size
+    assert dropped[0].startswith("live bar dropped: ")
+    assert "3 BTCUSDT bar(s) dropped before" in dropped[1]
