@@ -85,6 +85,10 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], int]] = [
                 'sum by (reason) (rate(barbus_feed_bars_rejected_total{job="barbus"}[$__rate_interval]))',
                 "rejected {{reason}}",
             ),
+            (
+                'sum by (symbol) (rate(barbus_bars_dropped_total{job="barbus"}[$__rate_interval]))',
+                "refused by the daemon {{symbol}}",
+            ),
         ],
         6,
     ),
