@@ -85,7 +85,7 @@ class Daemon:
         self.bars_dropped = 0  # bars that reached the daemon but failed its guard
         self.dropped_run = 0  # of them, since the last processed bar
         self._stop = asyncio.Event()
-        self._dropped_at_last_bar = 0  # the feed's dropped-bar total when a bar last went through
+        self._dropped_at_last_bar = 0  # all drops so far when the last live bar went through
         self._stall_reported_at: float | None = None  # when the current stall was last logged
         self._stall_since = 0.0  # and since when it lasts
         self.metrics.registry.register(
@@ -174,7 +174,6 @@ class Daemon:
         async for batch in feed.batches():
             for bar in batch:
                 self._process(bar, "live")
-            self._dropped_at_last_bar = _dropped(feed.counters) + self.bars_dropped
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval_seconds()
@@ -347,12 +346,14 @@ class Daemon:
                 self._export_engine(book)
         self.bars_processed += 1
         now = time.monotonic()
+        feed = self.feed
         if source == "live":
             self.last_live_bar_monotonic = now
+            dropped = _dropped(feed.counters) if feed is not None else 0
+            self._dropped_at_last_bar = dropped + self.bars_dropped
         self.metrics.bars.labels(bar.symbol, source).inc()
         self.metrics.state_write.observe(self.state.last_commit_seconds)
         self.metrics.last_bar_time.labels(bar.symbol).set(bar.open_time_ms / 1000)
-        feed = self.feed
         received = feed.received_monotonic.get(bar.symbol) if feed is not None else None
         # Lag of the candle that just arrived live (not of bars fetched over REST before it).
         if (
