@@ -243,6 +243,80 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_promtool_rule_tests_fire_the_readiness_and_rejection_alerts(tmp_path: Path) -> None:
+    # The shipped rules on synthetic series: not ready for 5 minutes fires; a ready daemon and
+    # a disconnected one that is still within its minute do not; rejected bars fire at once.
+    shutil.copy(OPS / "alerts.yml", tmp_path / "alerts.yml")
+    up = 'barbus_ready{job="barbus", instance="up:1"}'
+    down = 'barbus_ready{job="barbus", instance="down:1"}'
+    rejected = 'barbus_feed_bars_rejected_total{job="barbus", instance="down:1", reason="future"}'
+    tests = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": up, "values": "1x10"},
+                    {"series": down, "values": "0x10"},
+                    {"series": rejected, "values": "0 0 0 3 3 3 3 3 3 3 3"},
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "4m", "alertname": "BarbusNotReady", "exp_alerts": []},
+                    {
+                        "eval_time": "6m",
+                        "alertname": "BarbusNotReady",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "alertname": "BarbusNotReady",
+                                    "job": "barbus",
+                                    "instance": "down:1",
+                                    "severity": "warning",
+                                },
+                                "exp_annotations": {
+                                    "summary": "barbus on down:1 has not been ready for 5 "
+                                    "minutes (see /readyz)"
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "2m", "alertname": "BarbusFeedRejectingBars", "exp_alerts": []},
+                    {
+                        "eval_time": "4m",
+                        "alertname": "BarbusFeedRejectingBars",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "alertname": "BarbusFeedRejectingBars",
+                                    "instance": "down:1",
+                                    "reason": "future",
+                                    "severity": "warning",
+                                },
+                                "exp_annotations": {
+                                    "summary": "barbus on down:1 refused future bars from the "
+                                    "exchange"
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests), encoding="utf-8")
+
+    result = subprocess.run(
+        ["promtool", "test", "rules", "tests.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_targets_are_up(stack: Stack) -> None:
     # Before the expressions: the batch is only a target while it runs (a minute or so).
     def up() -> bool:
