@@ -244,8 +244,8 @@ def test_promtool_accepts_the_config_and_the_rules() -> None:
 
 
 def test_promtool_rule_tests_fire_the_readiness_and_rejection_alerts(tmp_path: Path) -> None:
-    # The shipped rules on synthetic series: not ready for 5 minutes fires; a ready daemon and
-    # a disconnected one that is still within its minute do not; rejected bars fire at once.
+    # The shipped rules on synthetic series: not ready for 5 minutes fires (a ready daemon
+    # does not); the first rejected bar fires at once.
     shutil.copy(OPS / "alerts.yml", tmp_path / "alerts.yml")
     up = 'barbus_ready{job="barbus", instance="up:1"}'
     down = 'barbus_ready{job="barbus", instance="down:1"}'

@@ -186,6 +186,8 @@ def test_every_feed_series_exists_at_zero_before_the_feed_connects(
         assert sample(samples, name) == 0.0, name
     for source in ("live", "backfill"):
         assert sample(samples, "barbus_bars_received_total", symbol="BTCUSDT", source=source) == 0
+    for source in ("warmup", "live"):
+        assert sample(samples, "barbus_bars_dropped_total", symbol="BTCUSDT", source=source) == 0
     rejected = {k: v for k, v in samples.items() if k[0] == "barbus_feed_bars_rejected_total"}
     assert rejected, "no barbus_feed_bars_rejected_total{reason} series"
     assert set(rejected.values()) == {0.0}
