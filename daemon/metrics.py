@@ -1,13 +1,19 @@
 """Prometheus metrics of the daemon, made by a factory on a registry you pass in (no globals).
 
 Names follow ``barbus_<noun>_<unit>`` with ``_total`` on counters; labels are low-cardinality
-(strategy, symbol, source). Children are bound once at start-up so the per-bar cost is an
-increment, not a label lookup.
+(strategy, symbol, source, reason). Children are bound once at start-up so the per-bar cost is
+an increment, not a label lookup.
+
+The feed's state and the daemon's readiness are not pushed into metrics after each bar: a
+collector reads them when Prometheus scrapes, so an outage (no bars at all) is visible as it
+happens, and every series exists from the start, at 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,10 +24,19 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from daemon import __version__
 
-__all__ = ["DaemonMetrics"]
+if TYPE_CHECKING:
+    from daemon.feeds.binance import FeedCounters
+
+__all__ = ["REJECT_REASONS", "DaemonMetrics", "LiveStateCollector"]
+
+# Reasons for refusing a bar at the edge that always have a series (at 0 until one happens), so
+# alerts and dashboards see data; any other reason the feed counts is exported as it appears.
+REJECT_REASONS = ("future", "misaligned", "implausible")
 
 _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -30,18 +45,12 @@ _LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 class DaemonMetrics:
     registry: CollectorRegistry
     bars: Counter
+    bars_dropped: Counter
     decision_lag: Histogram
     state_write: Histogram
     state_write_errors: Counter
-    feed_connected: Gauge
-    feed_reconnects: Counter
-    feed_messages_malformed: Counter
-    feed_messages_duplicated: Counter
-    feed_messages_out_of_order: Counter
-    bars_backfilled: Counter
     fills: Counter
     orders: Counter
-    bars_received: Counter
     bus_publish: Histogram
     subscriber_errors: Counter
     on_bar: Histogram
@@ -63,6 +72,13 @@ class DaemonMetrics:
             bars=Counter(
                 "barbus_bars_processed", "Bars processed", ["symbol", "source"], registry=reg
             ),
+            bars_dropped=Counter(
+                "barbus_bars_dropped",
+                "Bars that reached the daemon but failed its guard (older than the last, or "
+                "insane values): never recorded",
+                ["symbol", "source"],
+                registry=reg,
+            ),
             decision_lag=Histogram(
                 "barbus_decision_lag_seconds",
                 "From receiving a closed candle to the strategies' decision being durable",
@@ -81,33 +97,11 @@ class DaemonMetrics:
                 "Failed state commits (the daemon stops on one)",
                 registry=reg,
             ),
-            feed_connected=Gauge(
-                "barbus_feed_connected", "1 when the WebSocket is connected", registry=reg
-            ),
-            feed_reconnects=Counter("barbus_feed_reconnects", "Feed reconnects", registry=reg),
-            feed_messages_malformed=Counter(
-                "barbus_feed_messages_malformed", "Malformed messages skipped", registry=reg
-            ),
-            feed_messages_duplicated=Counter(
-                "barbus_feed_messages_duplicated", "Duplicate closed candles dropped", registry=reg
-            ),
-            feed_messages_out_of_order=Counter(
-                "barbus_feed_messages_out_of_order", "Stale closed candles dropped", registry=reg
-            ),
-            bars_backfilled=Counter(
-                "barbus_feed_bars_backfilled", "Bars fetched over REST", registry=reg
-            ),
             fills=Counter("barbus_fills", "Fills", ["strategy", "side"], registry=reg),
             orders=Counter(
                 "barbus_orders",
                 "Market orders placed (signals and SL/TP exits)",
                 ["strategy", "side"],
-                registry=reg,
-            ),
-            bars_received=Counter(
-                "barbus_bars_received",
-                "Closed bars received from the feed",
-                ["symbol", "source"],
                 registry=reg,
             ),
             bus_publish=Histogram(
@@ -150,3 +144,85 @@ class DaemonMetrics:
                 registry=reg,
             ),
         )
+
+
+class LiveStateCollector(Collector):
+    """Feed counters and readiness, read at scrape time (never stale, even with no bars).
+
+    ``counters`` returns the running feed's counters, or None before the feed exists (then
+    every series is 0); ``ready`` is the daemon's readiness verdict.
+    """
+
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        counters: Callable[[], FeedCounters | None],
+        ready: Callable[[], bool],
+    ) -> None:
+        self.symbols = tuple(symbols)
+        self.counters = counters
+        self.ready = ready
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.counters()
+        yield GaugeMetricFamily(
+            "barbus_ready", "1 when /readyz answers 200", value=1 if self.ready() else 0
+        )
+        yield GaugeMetricFamily(
+            "barbus_feed_connected",
+            "1 when the WebSocket is connected",
+            value=1 if c is not None and c.connected else 0,
+        )
+        for name, doc, value in (
+            ("barbus_feed_reconnects", "Feed reconnects", c.reconnects if c else 0),
+            (
+                "barbus_feed_messages_malformed",
+                "Malformed messages skipped",
+                c.malformed if c else 0,
+            ),
+            (
+                "barbus_feed_messages_duplicated",
+                "Duplicate closed candles dropped",
+                c.duplicates if c else 0,
+            ),
+            (
+                "barbus_feed_messages_out_of_order",
+                "Stale closed candles dropped",
+                c.out_of_order if c else 0,
+            ),
+            (
+                "barbus_feed_messages_unexpected",
+                "Messages of streams the daemon did not subscribe to, skipped",
+                c.unexpected if c else 0,
+            ),
+            ("barbus_feed_bars_backfilled", "Bars fetched over REST", c.backfilled if c else 0),
+            (
+                "barbus_feed_gaps",
+                "Holes the exchange could not fill after retries, recorded as gaps",
+                c.gaps_recorded if c else 0,
+            ),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        received = CounterMetricFamily(
+            "barbus_bars_received",
+            "Closed bars received from the feed",
+            labels=["symbol", "source"],
+        )
+        counts = dict(c.received) if c is not None else {}
+        for symbol in self.symbols:
+            for source in ("live", "backfill"):
+                counts.setdefault((symbol, source), 0)
+        for (symbol, source), value in sorted(counts.items()):
+            received.add_metric([symbol, source], value)
+        yield received
+        rejected = CounterMetricFamily(
+            "barbus_feed_bars_rejected",
+            "Bars or REST rows refused at the edge, by reason",
+            labels=["reason"],
+        )
+        reasons = dict.fromkeys(REJECT_REASONS, 0)
+        if c is not None:
+            reasons.update(c.rejected)
+        for reason, value in sorted(reasons.items()):
+            rejected.add_metric([reason], value)
+        yield rejected

@@ -30,12 +30,12 @@ from daemon.broker import ExecutionConfig
 from daemon.bus import EventBus
 from daemon.config import DaemonConfig, StrategyConfig, load_config
 from daemon.engine import StrategyEngine
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, DataError
 from daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
-from daemon.feeds.binance import BinanceFeed, FeedTemporaryError
+from daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
 from daemon.http import make_app
 from daemon.log import configure_logging
-from daemon.metrics import DaemonMetrics
+from daemon.metrics import DaemonMetrics, LiveStateCollector
 from daemon.notify import sd_notify, watchdog_interval_seconds
 from daemon.state import EngineUpdate, StateStore
 from strategies import create_strategy
@@ -76,11 +76,25 @@ class Daemon:
         self.feed: BinanceFeed | None = None
         self.warm = False
         self.http_port: int | None = None
-        self.last_bar_monotonic: float | None = None
+        # When the last bar of this run went through the live path (WebSocket or its REST
+        # backfill): readiness follows it. Warm-up bars do not count (they only prove REST).
+        self.last_live_bar_monotonic: float | None = None
+        self.streaming_since: float | None = None
         self.lags: deque[float] = deque(maxlen=10_000)
         self.bars_processed = 0
+        self.bars_dropped = 0  # bars that reached the daemon but failed its guard
+        self.dropped_run = 0  # of them, since the last processed bar
         self._stop = asyncio.Event()
-        self._counted: dict[str, int] = {}
+        self._dropped_at_last_bar = 0  # all drops so far when the last live bar went through
+        self._stall_reported_at: float | None = None  # when the current stall was last logged
+        self._stall_since = 0.0  # and since when it lasts
+        self.metrics.registry.register(
+            LiveStateCollector(
+                config.feed.symbols,
+                lambda: self.feed.counters if self.feed is not None else None,
+                lambda: self.readiness()[0],
+            )
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -112,6 +126,7 @@ class Daemon:
             make_app(self.status, self.readiness, self.metrics.registry), handle_signals=False
         )
         watchdog: asyncio.Task[None] | None = None
+        monitor: asyncio.Task[None] | None = None
         try:
             self._restore_engines()
             await runner.setup()
@@ -126,14 +141,17 @@ class Daemon:
             except _StoppedError:
                 return 0  # stopped while waiting for the exchange
             self.warm = True
+            self.streaming_since = time.monotonic()
+            monitor = asyncio.create_task(self._monitor())
             symbols = ", ".join(self.config.feed.symbols)
             sd_notify("READY=1", f"STATUS=trading {len(self.books)} strategies on {symbols}")
             log.info("warmed up; trading %d strategies on %s", len(self.books), symbols)
             await self._stream(self.feed)
         finally:
             sd_notify("STOPPING=1", "STATUS=stopping")
-            if watchdog is not None:
-                watchdog.cancel()
+            for task in (watchdog, monitor):
+                if task is not None:
+                    task.cancel()
             await runner.cleanup()
             self.state.close()
             log.info("stopped after %d bars", self.bars_processed)
@@ -156,7 +174,6 @@ class Daemon:
         async for batch in feed.batches():
             for bar in batch:
                 self._process(bar, "live")
-            self._export_feed_counters(feed)
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval_seconds()
@@ -203,8 +220,7 @@ class Daemon:
         for symbol in self.config.feed.symbols:
             for source in ("warmup", "live"):
                 self.metrics.bars.labels(symbol, source)
-            for source in ("live", "backfill"):
-                self.metrics.bars_received.labels(symbol, source)
+                self.metrics.bars_dropped.labels(symbol, source)
             self.metrics.decision_lag.labels(symbol)
 
     def _timed(self, name: str, engine: StrategyEngine) -> Callable[[Bar], None]:
@@ -240,15 +256,15 @@ class Daemon:
             if symbol in self.live_from:
                 continue  # history already recorded: the feed backfills from there
             bars = await self._fetch_warmup(feed, symbol)
-            live_from = bars[-1].open_time_ms + MINUTE_MS if bars else 0
+            live_from = max(b.open_time_ms for b in bars) + MINUTE_MS if bars else 0
             self.live_from[symbol] = live_from
             for book in self.books.values():
                 if book.config.symbol == symbol:
                     book.engine.trade_from_ms = live_from
             for bar in bars:
                 self._process(bar, "warmup")
-            if bars:
-                feed.last_open_ms[symbol] = bars[-1].open_time_ms
+            if bars:  # the last bar accepted, whatever order the exchange sent them in
+                feed.last_open_ms[symbol] = self.guards[symbol].last_open_time_ms
             log.info(
                 "%s: warmed up on %d bars, trading from %s",
                 symbol,
@@ -278,7 +294,16 @@ class Daemon:
     def _process(self, bar: Bar, source: str) -> None:
         assert self.state is not None
         guard = self.guards.setdefault(bar.symbol, BarGuard())
-        guard.check(bar)  # the feed guarantees order; a violation is a bug worth a crash
+        try:
+            guard.check(bar)  # the feed guarantees order: this is the last line of defence
+        except DataError as exc:
+            self._drop(bar, source, exc)
+            return
+        if self.dropped_run:
+            log.warning(
+                "%d %s bar(s) dropped before %s", self.dropped_run, bar.symbol, bar.describe()
+            )
+            self.dropped_run = 0
         if self.live_from.get(bar.symbol, 0) == 0:
             self.live_from[bar.symbol] = bar.open_time_ms
         started = time.perf_counter()
@@ -321,11 +346,14 @@ class Daemon:
                 self._export_engine(book)
         self.bars_processed += 1
         now = time.monotonic()
-        self.last_bar_monotonic = now
+        feed = self.feed
+        if source == "live":
+            self.last_live_bar_monotonic = now
+            dropped = _dropped(feed.counters) if feed is not None else 0
+            self._dropped_at_last_bar = dropped + self.bars_dropped
         self.metrics.bars.labels(bar.symbol, source).inc()
         self.metrics.state_write.observe(self.state.last_commit_seconds)
         self.metrics.last_bar_time.labels(bar.symbol).set(bar.open_time_ms / 1000)
-        feed = self.feed
         received = feed.received_monotonic.get(bar.symbol) if feed is not None else None
         # Lag of the candle that just arrived live (not of bars fetched over REST before it).
         if (
@@ -337,6 +365,15 @@ class Daemon:
             lag = now - received
             self.lags.append(lag)
             self.metrics.decision_lag.labels(bar.symbol).observe(lag)
+
+    def _drop(self, bar: Bar, source: str, exc: DataError) -> None:
+        """A bar the feed let through but that would poison the record (older than the last
+        one, or insane values): never recorded, counted, and logged once per run of drops."""
+        self.bars_dropped += 1
+        self.dropped_run += 1
+        self.metrics.bars_dropped.labels(bar.symbol, source).inc()
+        if self.dropped_run == 1:
+            log.warning("%s bar dropped: %s", source, str(exc)[:200])
 
     # -- observability ------------------------------------------------------------------------
 
@@ -353,34 +390,65 @@ class Daemon:
         self.metrics.pnl.labels(name).set(equity - book.config.capital)
         self.metrics.strategy_halted.labels(name).set(1 if name in self.bus.halted else 0)
 
-    def _export_feed_counters(self, feed: BinanceFeed) -> None:
-        c = feed.counters
-        self.metrics.feed_connected.set(1 if c.connected else 0)
-        for key, counter in (
-            ("reconnects", self.metrics.feed_reconnects),
-            ("malformed", self.metrics.feed_messages_malformed),
-            ("duplicates", self.metrics.feed_messages_duplicated),
-            ("out_of_order", self.metrics.feed_messages_out_of_order),
-            ("backfilled", self.metrics.bars_backfilled),
-        ):
-            value = getattr(c, key)
-            counter.inc(value - self._counted.get(key, 0))
-            self._counted[key] = value
-        for (symbol, source), value in c.received.items():
-            key = f"received:{symbol}:{source}"
-            self.metrics.bars_received.labels(symbol, source).inc(value - self._counted.get(key, 0))
-            self._counted[key] = value
-
     def readiness(self) -> tuple[bool, str]:
+        """Ready = warmed up, feed connected, and a bar processed live in this run no longer
+        than ``max_bar_age_seconds`` ago. Bars that arrive but are dropped (stale, duplicate,
+        rejected) do not count: a daemon that only drops bars is not trading."""
         if not self.warm:
             return False, "warming up"
         if self.feed is None or not self.feed.counters.connected:
             return False, "feed disconnected"
-        if self.last_bar_monotonic is not None:
-            age = time.monotonic() - self.last_bar_monotonic
-            if age > self.config.max_bar_age_seconds:
-                return False, f"no bar for {age:.0f} s"
+        if self.last_live_bar_monotonic is None:
+            return False, "waiting for the first bar"
+        age = time.monotonic() - self.last_live_bar_monotonic
+        if age > self.config.max_bar_age_seconds:
+            return False, f"no bar processed for {age:.0f} s"
         return True, "ready"
+
+    async def _monitor(self) -> None:
+        """Say so when no bar was processed for ``max_bar_age_seconds`` (and when bars flow
+        again), with what the feed dropped meanwhile: a stalled daemon never stays silent."""
+        interval = max(0.05, min(1.0, self.config.max_bar_age_seconds / 2))
+        while True:
+            await asyncio.sleep(interval)
+            self._check_stall(time.monotonic())
+
+    def _check_stall(self, now: float) -> None:
+        since = self.last_live_bar_monotonic or self.streaming_since
+        if since is None:
+            return
+        idle = now - since
+        reported = self._stall_reported_at
+        if idle <= self.config.max_bar_age_seconds:
+            if reported is not None:
+                self._stall_reported_at = None
+                log.info(
+                    "processing bars again after %.0f s without one", since - self._stall_since
+                )
+            return
+        # Once per stall, then at most once a minute while it lasts.
+        if reported is not None and now - reported < max(60.0, self.config.max_bar_age_seconds):
+            return
+        self._stall_reported_at = now
+        self._stall_since = since
+        c = self.feed.counters if self.feed is not None else None
+        if c is None:
+            return
+        what = "in this run" if self.last_live_bar_monotonic is None else "since the last one"
+        log.warning(
+            "no bar processed for %.0f s (feed %s, %d reconnects); %d bars arrived and were "
+            "dropped %s (totals: out of order %d, duplicates %d, rejected %d, refused by the "
+            "daemon %d)",
+            idle,
+            "connected" if c.connected else "disconnected",
+            c.reconnects,
+            _dropped(c) + self.bars_dropped - self._dropped_at_last_bar,
+            what,
+            c.out_of_order,
+            c.duplicates,
+            sum(c.rejected.values()),
+            self.bars_dropped,
+        )
 
     def status(self) -> dict[str, Any]:
         strategies = []
@@ -411,6 +479,7 @@ class Daemon:
             "readiness": why,
             "warm": self.warm,
             "bars_processed": self.bars_processed,
+            "bars_dropped": self.bars_dropped,
             "feed": None
             if counters is None
             else {
@@ -430,6 +499,11 @@ class Daemon:
             },
             "strategies": strategies,
         }
+
+
+def _dropped(counters: FeedCounters) -> int:
+    """Bars of subscribed streams that arrived but were not delivered (counted by the feed)."""
+    return counters.duplicates + counters.out_of_order + sum(counters.rejected.values())
 
 
 def _engine_config(cfg: StrategyConfig, execution: ExecutionConfig) -> dict[str, Any]:

@@ -39,12 +39,21 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], int]] = [
         ],
         12,
     ),
-    ("Feed connected", "short", [('barbus_feed_connected{job="barbus"}', "connected")], 6),
     (
-        "Reconnects",
+        "Feed connected, daemon ready",
+        "short",
+        [
+            ('barbus_feed_connected{job="barbus"}', "connected {{instance}}"),
+            ('barbus_ready{job="barbus"}', "ready {{instance}}"),
+        ],
+        6,
+    ),
+    (
+        "Reconnects and recorded gaps",
         "short",
         [
             ('increase(barbus_feed_reconnects_total{job="barbus"}[$__range])', "reconnects"),
+            ('increase(barbus_feed_gaps_total{job="barbus"}[$__range])', "gaps recorded"),
         ],
         6,
     ),
@@ -67,6 +76,18 @@ PANELS: list[tuple[str, str, list[tuple[str, str]], int]] = [
             (
                 'rate(barbus_feed_bars_backfilled_total{job="barbus"}[$__rate_interval])',
                 "backfilled",
+            ),
+            (
+                'rate(barbus_feed_messages_unexpected_total{job="barbus"}[$__rate_interval])',
+                "unexpected streams",
+            ),
+            (
+                'sum by (reason) (rate(barbus_feed_bars_rejected_total{job="barbus"}[$__rate_interval]))',
+                "rejected {{reason}}",
+            ),
+            (
+                'sum by (symbol) (rate(barbus_bars_dropped_total{job="barbus"}[$__rate_interval]))',
+                "refused by the daemon {{symbol}}",
             ),
         ],
         6,
