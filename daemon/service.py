@@ -111,12 +111,17 @@ class Daemon:
         # Locked, checked and proven writable before anything else happens (warm-up included):
         # damaged, replaced, busy or read-only state stops the daemon here with one line.
         self.state = StateStore(self.config.state_path, exclusive=True, new_state=self.new_state)
+        try:
+            self._restore_engines()  # a snapshot that does not restore is damage: one line
+            self.state.check_writable()  # read-only or full: stop now, not after warm-up
+        except BaseException:
+            self.state.close()
+            raise
         runner = web.AppRunner(
             make_app(self.status, self.readiness, self.metrics.registry), handle_signals=False
         )
         watchdog: asyncio.Task[None] | None = None
         try:
-            self._restore_engines()
             await runner.setup()
             sock = socket.create_server((self.config.http.host, self.config.http.port))
             self.http_port = sock.getsockname()[1]

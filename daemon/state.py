@@ -342,7 +342,6 @@ class StateStore:
             db.execute("PRAGMA foreign_keys=ON")
             self._validate(version)
             self._migrate(version)
-            self._check_writable()
         except sqlite3.Error as exc:
             raise DataError(f"{self.path}: cannot use the state file: {exc}") from None
         state_id = self._state_id()
@@ -420,22 +419,26 @@ class StateStore:
                         self._db.execute("ROLLBACK")
                 raise
 
-    def _check_writable(self) -> None:
-        """A real write, so a read-only file or folder or a full disk stops us before warm-up."""
+    def check_writable(self) -> None:
+        """Commit a real write (the open time, in ``meta``), so that a read-only file or folder
+        or a full disk stops the daemon with one line before warm-up, not at its first bar."""
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
-                "INSERT INTO meta VALUES ('opened_at_ms', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(int(time.time() * 1000)),),
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            raise
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO meta VALUES ('opened_at_ms', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(int(time.time() * 1000)),),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.path}: cannot write the state file: {exc}") from None
 
     def _read_marker(self) -> str | None:
         try:
