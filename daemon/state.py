@@ -218,8 +218,10 @@ class StateStore:
         self.read_only = read_only
         self.last_commit_seconds = 0.0
         self._lock_fd: int | None = None
+        if self.path.exists() and not self.path.is_file():
+            raise DataError(f"{self.path}: not a regular file")
         if read_only:
-            if not self.path.is_file():
+            if not self.path.exists():
                 raise DataError(f"{self.path}: no such state file")
         else:
             try:

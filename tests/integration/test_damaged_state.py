@@ -347,3 +347,4 @@ def test_a_full_disk_stops_with_the_first_error_and_keeps_every_committed_bar(
     assert HISTORY < len(recorded) < ROWS
     assert recorded == bars_of(good.series)[: len(recorded)]  # every bar up to the failure
     assert format_time_ms(recorded[-1].open_time_ms + MINUTE_MS) == failed_at.group(1)
+    assert_parity_cli_identical(saved)  # what was committed is whole: trades and snapshots

@@ -256,6 +256,17 @@ def test_read_only_opens_never_write_a_marker_and_refuse_an_empty_file(tmp_path:
     assert not path.with_name("state.sqlite.id").exists()
 
 
+def test_a_folder_or_fifo_at_the_state_path_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "state.sqlite"
+    folder.mkdir()
+    fifo = tmp_path / "fifo.sqlite"
+    os.mkfifo(fifo)
+
+    for path in (folder, fifo):
+        refused(path, "not a regular file")
+        refused(path, "not a regular file", read_only=True)
+
+
 # -- schema 1 files still open ---------------------------------------------------------------
 
 
