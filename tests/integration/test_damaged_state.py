@@ -208,7 +208,10 @@ def test_a_second_daemon_on_the_same_state_exits_2_naming_the_first_ones_pid(
     port = int(re.findall(r"port = (\d+)", config.read_text(encoding="utf-8"))[-1])
     eventually(lambda: http_get(port, "/healthz"), 30, "the first daemon's HTTP", watch=first)
 
-    second = barbus("run", "--config", str(config))
+    # Another config (its own HTTP port), the same state file.
+    other = tmp_path / "other"
+    other.mkdir()
+    second = barbus("run", "--config", str(offline_config(other, state)))
 
     line = assert_one_error_line(second, state, 2)
     assert f"already in use by process {first.popen.pid}" in line
