@@ -320,10 +320,10 @@ class StateStore:
         empty = version == 0 and tables == 0
         if version == 0 and not empty:
             raise DataError(f"{self.path}: an SQLite database, but not a barbus state file")
+        if self.read_only and empty:
+            raise DataError(f"{self.path}: empty: no barbus state in it")
+        self._validate(version)
         if self.read_only:
-            if empty:
-                raise DataError(f"{self.path}: empty: no barbus state in it")
-            self._validate(version)
             return
         if marker is not None and not new_state:
             if empty:
@@ -342,7 +342,6 @@ class StateStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            self._validate(version)
             self._migrate(version)
         except sqlite3.Error as exc:
             raise DataError(f"{self.path}: cannot use the state file: {exc}") from None

@@ -137,6 +137,8 @@ DAMAGE: dict[str, tuple[str, str]] = {
     "a dropped table": ("DROP TABLE fills", "table 'fills' is missing"),
     "a dropped column": ("ALTER TABLE trades DROP COLUMN profit_pct", "lacks column.*profit_pct"),
     "a lost state id": ("DELETE FROM meta WHERE key = 'state_id'", "no state id"),
+    "a dropped meta table": ("DROP TABLE meta", "table 'meta' is missing"),
+    "a garbled state id": ("UPDATE meta SET value = 'x' WHERE key = 'state_id'", "state id 'x'"),
 }
 
 
