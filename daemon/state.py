@@ -252,7 +252,7 @@ class StateStore:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise DataError(
-                f"{self.lock_path}: cannot open the lock file: {exc.strerror}"
+                f"{self.path}: cannot open its lock file {self.lock_path.name}: {exc.strerror}"
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -266,7 +266,9 @@ class StateStore:
             ) from None
         except OSError as exc:
             os.close(fd)
-            raise DataError(f"{self.lock_path}: cannot lock: {exc.strerror}") from None
+            raise DataError(
+                f"{self.path}: cannot lock {self.lock_path.name}: {exc.strerror}"
+            ) from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -288,10 +290,7 @@ class StateStore:
             )
         try:
             if self.read_only:
-                uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
-                self._db = sqlite3.connect(
-                    uri, uri=True, isolation_level=None, check_same_thread=False
-                )
+                self._db = self._connect_read_only()
             else:
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -301,6 +300,25 @@ class StateStore:
         except BaseException:
             self._db.close()
             raise
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """``mode=ro``; in a folder we may not write (no ``-shm`` can be made there) and with no
+        ``-wal`` file to miss, ``immutable=1`` instead, which needs no ``-shm``."""
+        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if os.access(self.path.parent, os.W_OK) or wal.exists():
+                return db  # the real problem; the checks that follow report it
+        except sqlite3.DatabaseError:
+            return db  # not a database: the checks that follow report it
+        db.close()
+        return sqlite3.connect(
+            uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+        )
 
     def _check_and_migrate(self, marker: str | None, new_state: bool) -> None:
         db = self._db

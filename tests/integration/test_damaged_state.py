@@ -268,24 +268,23 @@ def in_private_mounts(setup: str, args: list[str]) -> subprocess.CompletedProces
 
 
 @needs_mounts
-def test_a_read_only_state_file_stops_the_daemon_before_warm_up(tmp_path: Path, good: Good) -> None:
-    state = copy_state(good, tmp_path)
+@pytest.mark.parametrize("read_only", ["file", "folder"])
+def test_a_read_only_state_stops_the_daemon_before_warm_up(
+    tmp_path: Path, good: Good, read_only: str
+) -> None:
+    state = copy_state(good, tmp_path / "state")
     config = offline_config(tmp_path, state)
     before = state.read_bytes()
+    target = state if read_only == "file" else state.parent
+    mount = f"mount --bind {target} {target}\nmount -o remount,bind,ro {target}"
 
-    done = in_private_mounts(
-        f"mount --bind {state} {state}\nmount -o remount,bind,ro {state}",
-        ["run", "--config", str(config)],
-    )
+    done = in_private_mounts(mount, ["run", "--config", str(config)])
 
     line = assert_one_error_line(done, state, 2)
-    assert "readonly" in line or "read-only" in line
+    assert re.search("readonly|read-only|Read-only", line), line
     assert "warmed up" not in done.stderr
     assert state.read_bytes() == before
-    checked = in_private_mounts(
-        f"mount --bind {state} {state}\nmount -o remount,bind,ro {state}",
-        ["parity", "--state", str(state)],
-    )
+    checked = in_private_mounts(mount, ["parity", "--state", str(state)])
     assert checked.returncode == 0, checked.stdout + checked.stderr  # reading needs no write
 
 
