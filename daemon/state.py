@@ -11,6 +11,10 @@ Schema version lives in ``PRAGMA user_version``; migrations are applied in order
 Opening is also where damage is caught, so nothing ever runs on it: ``PRAGMA quick_check``,
 every table and column present, every row of the right type and every number finite, every
 JSON document an object. Any failure is one :class:`DataError` naming the file and the problem.
+The daemon then commits one small write (:meth:`StateStore.check_writable`) before warm-up, so a
+read-only file or folder or a full disk stops it at once; a commit that fails later leaves
+every earlier bar committed, and the first error is the one reported (a failing ROLLBACK is
+never allowed to replace it).
 
 Identity: schema 2 stores a random ``state_id`` in the ``meta`` table, and a writable open
 keeps a copy next to the file (``<state>.id``). When that marker exists but the database is
