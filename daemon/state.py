@@ -397,6 +397,17 @@ class StateStore:
                         f"{self.path}: damaged: a row of {table!r} has a wrong type, a missing "
                         f"or non-finite number: {_short(bad)}"
                     )
+            # Where each stream resumes must be its last recorded bar (one index probe each).
+            off = db.execute(
+                "SELECT symbol, last_open_time_ms, (SELECT max(open_time_ms) FROM bars "
+                "WHERE bars.symbol = streams.symbol) AS last_bar FROM streams "
+                "WHERE last_bar IS NOT last_open_time_ms LIMIT 1"
+            ).fetchone()
+            if off is not None:
+                raise DataError(
+                    f"{self.path}: damaged: stream {_short(off[0])!r} says its last bar opened "
+                    f"at {off[1]}, but the last recorded bar opened at {off[2]}"
+                )
             for name, config, snapshot in db.execute("SELECT name, config, snapshot FROM engines"):
                 for what, text in (("config", config), ("snapshot", snapshot)):
                     self._parse(name, what, text)

@@ -134,6 +134,14 @@ DAMAGE: dict[str, tuple[str, str]] = {
         "UPDATE trades SET profit = -9e999 WHERE id = 4",
         "a row of 'trades'",
     ),
+    "a stream resuming past its last bar": (
+        "UPDATE streams SET last_open_time_ms = last_open_time_ms + 60000",
+        "stream 'BTCUSDT' says its last bar opened at",
+    ),
+    "the last bars deleted": (
+        f"DELETE FROM bars WHERE open_time_ms > {T0_MS + 100 * MINUTE_MS}",
+        "the last recorded bar opened at " + str(T0_MS + 100 * MINUTE_MS),
+    ),
     "a dropped table": ("DROP TABLE fills", "table 'fills' is missing"),
     "a dropped column": ("ALTER TABLE trades DROP COLUMN profit_pct", "lacks column.*profit_pct"),
     "a lost state id": ("DELETE FROM meta WHERE key = 'state_id'", "no state id"),
