@@ -242,11 +242,16 @@ class StateStore:
 
     @property
     def marker_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".id")
+        return self._beside(".id")
 
     @property
     def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
+        return self._beside(".lock")
+
+    def _beside(self, suffix: str) -> Path:
+        """A sidecar next to the real file, so two paths to one file (a symlink) share it."""
+        real = Path(os.path.realpath(self.path))
+        return real.with_name(real.name + suffix)
 
     # -- opening ------------------------------------------------------------------------------
 

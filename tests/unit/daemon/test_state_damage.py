@@ -321,6 +321,18 @@ def test_a_second_exclusive_open_is_refused_naming_the_holders_pid(state: Path) 
     StateStore(state, exclusive=True).close()  # released with the store
 
 
+def test_a_symlink_to_a_held_state_file_is_refused_too(state: Path, tmp_path: Path) -> None:
+    link = tmp_path / "elsewhere" / "link.sqlite"
+    link.parent.mkdir()
+    link.symlink_to(state)
+    holder = StateStore(state, exclusive=True)
+    try:
+        with pytest.raises(StateBusyError, match="already in use"):
+            StateStore(link, exclusive=True)
+    finally:
+        holder.close()
+
+
 # -- a full disk -------------------------------------------------------------------------------
 
 
