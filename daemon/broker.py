@@ -3,6 +3,12 @@
 Prices move against the trader by ``slippage_bps`` (buy higher, sell lower) and a fee of
 ``fee_bps`` of the notional is charged in quote currency. Sizing is all-in and fractional: a buy
 spends the whole cash balance, fee included, so cash returns to (about) zero.
+
+A fill is always made of finite, positive numbers. An order whose price, size, notional or fee
+would not be (a price of 1e307 times the position overflows to infinity, and infinite proceeds
+make cash NaN) is refused with :class:`OrderRejectedError` before anything changes; the bus then
+halts that strategy with one log line and counts it, and its last good state stays recorded.
+The checks run per fill only, never on a quiet bar.
 """
 
 from __future__ import annotations
@@ -11,10 +17,17 @@ import math
 from dataclasses import dataclass
 from typing import Literal, final
 
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, StrategyError
 from daemon.events import ExitReason, Fill, Side
 
-__all__ = ["ExecutionConfig", "FillTiming", "PaperBroker"]
+__all__ = ["ExecutionConfig", "FillTiming", "OrderRejectedError", "PaperBroker"]
+
+_INF = math.inf
+
+
+class OrderRejectedError(StrategyError):
+    """The broker refused an order whose fill would not be finite: the strategy is halted."""
+
 
 FillTiming = Literal["next_open", "close"]
 
@@ -55,13 +68,21 @@ class PaperBroker:
         """Buy as much as ``cash`` pays for, fee included."""
         price = ref_price * (1.0 + self.slippage_rate)
         notional = cash / (1.0 + self.fee_rate)
+        if not (0.0 < price < _INF and 0.0 < notional < _INF):
+            raise OrderRejectedError(
+                f"buy of {symbol} refused: price {ref_price!r} with cash {cash!r} "
+                "is not a finite positive order"
+            )
+        size = notional / price
+        if not 0.0 < size < _INF:
+            raise OrderRejectedError(f"buy of {symbol} refused: size {size!r} at {price!r}")
         return Fill(
             strategy,
             symbol,
             Side.BUY,
             time_ms,
             price,
-            notional / price,
+            size,
             notional * self.fee_rate,
             ExitReason.SIGNAL,
         )
@@ -77,6 +98,12 @@ class PaperBroker:
     ) -> Fill:
         """Sell ``size`` units; ``reason`` says why the position is closed."""
         price = ref_price * (1.0 - self.slippage_rate)
+        proceeds = size * price
+        if not (0.0 < price < _INF and 0.0 < size < _INF and 0.0 <= proceeds < _INF):
+            raise OrderRejectedError(
+                f"sell of {size!r} {symbol} refused: at price {ref_price!r} the proceeds "
+                f"{proceeds!r} are not finite"
+            )
         return Fill(
-            strategy, symbol, Side.SELL, time_ms, price, size, size * price * self.fee_rate, reason
+            strategy, symbol, Side.SELL, time_ms, price, size, proceeds * self.fee_rate, reason
         )

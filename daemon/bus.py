@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from daemon.errors import BarbusError
 from daemon.events import Bar
 
 __all__ = ["BarHandler", "EventBus", "Subscription"]
@@ -81,7 +82,9 @@ class EventBus:
         self.errors[sub.name] = self.errors.get(sub.name, 0) + 1
         reason = f"{type(exc).__name__}: {exc} (on {bar.describe()})"
         self.halted[sub.name] = reason
-        log.error("subscriber %s raised and is halted: %s", sub.name, reason, exc_info=exc)
+        # A BarbusError (e.g. the broker refusing a non-finite order) says all in one line.
+        trace = None if isinstance(exc, BarbusError) else exc
+        log.error("subscriber %s raised and is halted: %s", sub.name, reason, exc_info=trace)
         self.unsubscribe(sub.name)
 
     def _rebuild(self) -> None:

@@ -281,7 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     configure_logging(args.log_level if args.log_level_given else config.log_level)
-    return run_daemon(config)
+    return run_daemon(config, new_state=args.new_state)
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
@@ -507,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Paper-trade the configured strategies on a live (or simulated) feed.",
     )
     run.add_argument("--config", type=Path, required=True, help="daemon config file (TOML)")
+    run.add_argument(
+        "--new-state",
+        action="store_true",
+        help="accept the state file as it is now although its marker (<state>.id) says it was "
+        "emptied or replaced: a missing or empty file starts a new state; nothing is deleted",
+    )
     run.set_defaults(func=cmd_run)
 
     parity = commands.add_parser(

@@ -17,6 +17,7 @@ no allocation on quiet bars, attributes read into locals.
 
 from __future__ import annotations
 
+import math
 from typing import Any, final
 
 from daemon.broker import ExecutionConfig, PaperBroker
@@ -220,9 +221,16 @@ class StrategyEngine:
         if self._aggregator is not None:
             self._aggregator.restore(state["aggregator"])
         self.portfolio.restore(state["portfolio"])
-        self._pending = int(state["pending"])
-        self._stop_level = float(state["stop_level"])
-        self._target_level = float(state["target_level"])
+        pending = int(state["pending"])
+        stop_level = float(state["stop_level"])
+        target_level = float(state["target_level"])
+        if pending not in (_NO_ORDER, _BUY, _SELL) or (
+            math.isnan(stop_level) or math.isnan(target_level)
+        ):
+            raise ValueError(f"pending {pending}, stop {stop_level}, target {target_level}")
+        self._pending = pending
+        self._stop_level = stop_level
+        self._target_level = target_level
         self.bars = int(state["bars"])
         self.bars_in_market = int(state["bars_in_market"])
         self.unfilled_orders = int(state["unfilled_orders"])

@@ -4,16 +4,22 @@ The daemon stores every bar it processed (warm-up included), each engine's confi
 the open time from which it traded. Replaying those bars through ``replay.runner`` with the
 same settings must give the very same trade rows and final equity; the first difference, if
 any, is reported with both rows, so a user can see where live and backtest parted.
+
+The state file is opened read-only and without the daemon's lock, so parity works while the
+daemon runs; what it reads is validated (by the store, and each engine's saved configuration
+and account here), so a damaged file gives one line naming it, never a traceback.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon.broker import ExecutionConfig
-from daemon.errors import DataError
-from daemon.state import StateStore
+from daemon.errors import ConfigError, DataError
+from daemon.state import EngineRecord, StateStore
 from daemon.tradelog import trade_row
 from replay.runner import ReplayConfig, run_replay
 from replay.series import BarSeries
@@ -37,30 +43,26 @@ class EngineParity:
 
 def check_parity(state_path: Path) -> list[EngineParity]:
     """Replay every engine of the state file over its recorded bars and compare."""
-    if not Path(state_path).exists():
-        raise DataError(f"{state_path}: no such state file")
-    store = StateStore(state_path)
+    store = StateStore(state_path, read_only=True)
     try:
         engines = store.engines()
         if not engines:
             raise DataError(f"{state_path}: no strategy has processed a bar yet")
         reports = []
         for name, record in sorted(engines.items()):
+            inputs = _EngineInputs.read(state_path, record)
             cfg = record.config
             bars = [bar for bar, _ in store.bars(record.symbol)]
+            if not bars:
+                raise DataError(f"{state_path}: damaged: no bars of {record.symbol} recorded")
             series = BarSeries.from_bars(bars, f"{state_path}:{record.symbol}")
             result = run_replay(
                 ReplayConfig(
                     strategy=cfg["strategy"],
                     params=cfg["params"],
                     symbol=record.symbol,
-                    execution=ExecutionConfig(
-                        fee_bps=cfg["fee_bps"],
-                        slippage_bps=cfg["slippage_bps"],
-                        fill_at=cfg["fill_at"],
-                        starting_cash=cfg["capital"],
-                    ),
-                    trade_from_ms=int(record.snapshot["trade_from_ms"]),
+                    execution=inputs.execution,
+                    trade_from_ms=inputs.trade_from_ms,
                     close_at_end=False,
                     name=name,
                 ),
@@ -68,8 +70,7 @@ def check_parity(state_path: Path) -> list[EngineParity]:
             )
             daemon_rows = [trade_row(t) for t in store.trades(name)]
             replay_rows = [trade_row(t) for t in result.trades]
-            portfolio = record.snapshot["portfolio"]
-            daemon_equity = portfolio["cash"] + portfolio["size"] * bars[-1].close
+            daemon_equity = inputs.cash + inputs.size * bars[-1].close
             reports.append(
                 EngineParity(
                     name,
@@ -85,6 +86,54 @@ def check_parity(state_path: Path) -> list[EngineParity]:
         return reports
     finally:
         store.close()
+
+
+@dataclass(frozen=True)
+class _EngineInputs:
+    """What parity needs of one engine's saved record, checked: one line if it is damaged."""
+
+    execution: ExecutionConfig
+    trade_from_ms: int
+    cash: float
+    size: float
+
+    @classmethod
+    def read(cls, state_path: Path, record: EngineRecord) -> _EngineInputs:
+        where = f"{state_path}: damaged: strategy {record.name[:100]!r}"
+        cfg, snapshot = record.config, record.snapshot
+        portfolio = snapshot.get("portfolio")
+        if not isinstance(cfg.get("strategy"), str) or not isinstance(cfg.get("params"), dict):
+            raise DataError(f"{where}: its config lacks a strategy name or parameters")
+        if not isinstance(portfolio, dict):
+            raise DataError(f"{where}: its snapshot has no portfolio")
+        numbers: dict[str, float] = {}
+        for source, key in (
+            (cfg, "fee_bps"),
+            (cfg, "slippage_bps"),
+            (cfg, "capital"),
+            (portfolio, "cash"),
+            (portfolio, "size"),
+        ):
+            numbers[key] = _finite(source.get(key), f"{where}: {key}")
+        trade_from = snapshot.get("trade_from_ms")
+        if type(trade_from) is not int:
+            raise DataError(f"{where}: trade_from_ms is {str(trade_from)[:50]!r}, not an integer")
+        try:
+            execution = ExecutionConfig(
+                fee_bps=numbers["fee_bps"],
+                slippage_bps=numbers["slippage_bps"],
+                fill_at=cfg.get("fill_at"),  # type: ignore[arg-type]  # checked right here
+                starting_cash=numbers["capital"],
+            )
+        except ConfigError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        return cls(execution, trade_from, numbers["cash"], numbers["size"])
+
+
+def _finite(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DataError(f"{what} is {str(value)[:50]!r}, not a finite number")
+    return float(value)
 
 
 def _first_difference(
@@ -111,9 +160,7 @@ def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[st
     Returns, per file, the ``barbus replay`` command lines that reproduce each engine's trades
     from it (same parameters, fees, warm-up boundary, position left open).
     """
-    if not Path(state_path).exists():
-        raise DataError(f"{state_path}: no such state file")
-    store = StateStore(state_path)
+    store = StateStore(state_path, read_only=True)
     try:
         engines = store.engines()
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +175,9 @@ def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[st
                         f"{bar.close!r},{bar.volume!r}\n"
                     )
             commands = [
-                _replay_command(path, name, record.config, int(record.snapshot["trade_from_ms"]))
+                _replay_command(
+                    path, name, record.config, _EngineInputs.read(state_path, record).trade_from_ms
+                )
                 for name, record in sorted(engines.items())
                 if record.symbol == symbol
             ]

@@ -2,12 +2,18 @@
 
 Long-only and one position at a time, as the strategies are. Fills change it; nothing else does.
 Equity is marked to market by the engine on every 1-minute bar.
+
+A fill whose booking would make cash or the trade's numbers non-finite is refused
+(:class:`~daemon.broker.OrderRejectedError`) before anything changes, and :meth:`restore` refuses
+a snapshot with missing, mistyped or non-finite numbers, so the account never holds NaN or inf.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, final
 
+from daemon.broker import OrderRejectedError
 from daemon.events import Fill, Side, Trade
 
 __all__ = ["Portfolio"]
@@ -36,7 +42,10 @@ class Portfolio:
         if fill.side is Side.BUY:
             if self.size > 0.0:
                 raise ValueError(f"buy fill while already long: {fill}")
-            self.cash -= fill.size * fill.price + fill.fee
+            cash = self.cash - (fill.size * fill.price + fill.fee)
+            if not math.isfinite(cash):
+                raise OrderRejectedError(f"buy refused: cash would be {cash!r} after {fill}")
+            self.cash = cash
             self.size = fill.size
             self.entry_price = fill.price
             self.entry_time_ms = fill.time_ms
@@ -45,9 +54,15 @@ class Portfolio:
         if self.size <= 0.0 or fill.size != self.size:
             raise ValueError(f"sell fill does not close the open position of {self.size}: {fill}")
         proceeds = fill.size * fill.price
-        self.cash += proceeds - fill.fee
+        cash = self.cash + (proceeds - fill.fee)
         cost = self.size * self.entry_price
         profit = proceeds - cost - self.entry_fee - fill.fee
+        profit_pct = 100.0 * profit / (cost + self.entry_fee)
+        if not (math.isfinite(cash) and math.isfinite(profit_pct)):
+            raise OrderRejectedError(
+                f"sell refused: cash would be {cash!r}, profit {profit_pct!r} % after {fill}"
+            )
+        self.cash = cash
         trade = Trade(
             strategy=fill.strategy,
             symbol=fill.symbol,
@@ -59,7 +74,7 @@ class Portfolio:
             entry_fee=self.entry_fee,
             exit_fee=fill.fee,
             profit=profit,
-            profit_pct=100.0 * profit / (cost + self.entry_fee),
+            profit_pct=profit_pct,
             exit_reason=fill.reason,
         )
         self.trades.append(trade)
@@ -79,9 +94,20 @@ class Portfolio:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`snapshot`."""
-        self.cash = float(state["cash"])
-        self.size = float(state["size"])
-        self.entry_price = float(state["entry_price"])
-        self.entry_time_ms = int(state["entry_time_ms"])
-        self.entry_fee = float(state["entry_fee"])
+        """Restore a :meth:`snapshot`; ValueError/TypeError/KeyError if it is damaged."""
+        numbers = {}
+        for key in ("cash", "size", "entry_price", "entry_fee"):
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"portfolio {key} is {type(value).__name__}, not a number")
+            if not math.isfinite(value) or (key != "cash" and value < 0.0):
+                raise ValueError(f"portfolio {key} is {value!r}")
+            numbers[key] = float(value)
+        entry_time_ms = state["entry_time_ms"]
+        if type(entry_time_ms) is not int:
+            raise TypeError(f"portfolio entry_time_ms is {entry_time_ms!r}, not an integer")
+        self.cash = numbers["cash"]
+        self.size = numbers["size"]
+        self.entry_price = numbers["entry_price"]
+        self.entry_time_ms = entry_time_ms
+        self.entry_fee = numbers["entry_fee"]

@@ -37,7 +37,7 @@ from daemon.http import make_app
 from daemon.log import configure_logging
 from daemon.metrics import DaemonMetrics, LiveStateCollector
 from daemon.notify import sd_notify, watchdog_interval_seconds
-from daemon.state import EngineUpdate, StateStore
+from daemon.state import EngineUpdate, StateStore, StateWriteError
 from strategies import create_strategy
 
 __all__ = ["Daemon", "run_daemon"]
@@ -65,8 +65,9 @@ class _Book:
 class Daemon:
     """One daemon process; :meth:`run` returns the exit code."""
 
-    def __init__(self, config: DaemonConfig) -> None:
+    def __init__(self, config: DaemonConfig, *, new_state: bool = False) -> None:
         self.config = config
+        self.new_state = new_state
         self.metrics = DaemonMetrics.create()
         self.bus = EventBus()
         self.books: dict[str, _Book] = {}
@@ -121,14 +122,21 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
         sd_notify("STATUS=starting")
-        self.state = StateStore(self.config.state_path)
+        # Locked, checked and proven writable before anything else happens (warm-up included):
+        # damaged, replaced, busy or read-only state stops the daemon here with one line.
+        self.state = StateStore(self.config.state_path, exclusive=True, new_state=self.new_state)
+        try:
+            self._restore_engines()  # a snapshot that does not restore is damage: one line
+            self.state.check_writable()  # read-only or full: stop now, not after warm-up
+        except BaseException:
+            self.state.close()
+            raise
         runner = web.AppRunner(
             make_app(self.status, self.readiness, self.metrics.registry), handle_signals=False
         )
         watchdog: asyncio.Task[None] | None = None
         monitor: asyncio.Task[None] | None = None
         try:
-            self._restore_engines()
             await runner.setup()
             sock = socket.create_server((self.config.http.host, self.config.http.port))
             self.http_port = sock.getsockname()[1]
@@ -152,8 +160,13 @@ class Daemon:
             for task in (watchdog, monitor):
                 if task is not None:
                     task.cancel()
+            if self.feed is not None:
+                await self.feed.stop()
             await runner.cleanup()
-            self.state.close()
+            try:
+                self.state.close()
+            except sqlite3.Error as exc:  # the error that stopped us was reported already
+                log.warning("closing %s: %s", self.config.state_path, exc)
             log.info("stopped after %d bars", self.bars_processed)
         return 0
 
@@ -207,7 +220,13 @@ class Daemon:
                         f"configured as {wanted}; give it a new name (or use a new "
                         "state file) instead of changing a running strategy"
                     )
-                engine.restore(record.snapshot)
+                try:
+                    engine.restore(record.snapshot)
+                except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                    raise DataError(
+                        f"{self.config.state_path}: damaged: the snapshot of strategy "
+                        f"{cfg.name!r} does not restore: {type(exc).__name__}: {str(exc)[:200]}"
+                    ) from None
                 book.trades_before_restart = len(self.state.trades(cfg.name))
             elif cfg.symbol in streams:
                 self._catch_up_new_engine(book)
@@ -327,12 +346,15 @@ class Daemon:
             )
         try:
             self.state.commit_bar(bar, source, self.live_from[bar.symbol], updates)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             # Nothing of this bar is durable, so nothing may be acknowledged: stop here and
-            # let the service manager restart us; recovery redoes the bar.
+            # let the service manager restart us; recovery redoes the bar. Every bar before
+            # it is committed and stays.
             self.metrics.state_write_errors.inc()
-            log.critical("state write failed for %s; stopping", bar.describe())
-            raise
+            raise StateWriteError(
+                f"{self.config.state_path}: could not record the {bar.describe()} "
+                f"({type(exc).__name__}: {exc}); stopping, every earlier bar is kept"
+            ) from None
         for book in self.books.values():
             if book.config.symbol == bar.symbol:
                 for fill in book.engine.fills[book.committed_fills :]:
@@ -519,8 +541,9 @@ def _engine_config(cfg: StrategyConfig, execution: ExecutionConfig) -> dict[str,
     }
 
 
-def run_daemon(config: DaemonConfig) -> int:
-    """Run the daemon on uvloop until stopped; returns the exit code."""
+def run_daemon(config: DaemonConfig, *, new_state: bool = False) -> int:
+    """Run the daemon on uvloop until stopped; returns the exit code. ``new_state`` accepts an
+    emptied or replaced state file (see :mod:`daemon.state`)."""
     import uvloop
 
-    return uvloop.run(Daemon(config).run())
+    return uvloop.run(Daemon(config, new_state=new_state).run())

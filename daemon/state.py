@@ -7,24 +7,53 @@ a restart reads the last committed bar per stream and the snapshots, so processi
 exactly: no fill lost, none repeated. Crash-only: opening the store is the recovery.
 
 Schema version lives in ``PRAGMA user_version``; migrations are applied in order on open.
+
+Opening is also where damage is caught, so nothing ever runs on it: ``PRAGMA quick_check``,
+every table and column present, every row of the right type and every number finite, every
+JSON document an object. Any failure is one :class:`DataError` naming the file and the problem.
+The daemon then commits one small write (:meth:`StateStore.check_writable`) before warm-up, so a
+read-only file or folder or a full disk stops it at once; a commit that fails later leaves
+every earlier bar committed, and the first error is the one reported (a failing ROLLBACK is
+never allowed to replace it).
+
+Identity: schema 2 stores a random ``state_id`` in the ``meta`` table, and a writable open
+keeps a copy next to the file (``<state>.id``). When that marker exists but the database is
+missing, empty or holds another id, the file was emptied or replaced behind the daemon's back:
+the open is refused unless ``new_state=True`` (``barbus run --new-state``), which accepts the
+file as it is now (a fresh one if missing or empty) and rewrites the marker. Nothing is deleted.
+
+Exclusive use: the daemon opens with ``exclusive=True``, which holds ``flock`` on
+``<state>.lock`` (with the holder's pid in it) for the life of the store, so a second daemon on
+the same file stops at once with one line. Read-only opens (``barbus parity``) take no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.errors import ConfigError, DataError
+from daemon.errors import BarbusError, ConfigError, DataError
 from daemon.events import Bar, ExitReason, Fill, Trade
 
-__all__ = ["EngineRecord", "EngineUpdate", "StateStore", "StreamRecord"]
+__all__ = [
+    "EngineRecord",
+    "EngineUpdate",
+    "StateBusyError",
+    "StateStore",
+    "StateWriteError",
+    "StreamRecord",
+]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1
     """
@@ -54,6 +83,11 @@ _MIGRATIONS: tuple[str, ...] = (
         entry_fee REAL NOT NULL, exit_fee REAL NOT NULL, profit REAL NOT NULL,
         profit_pct REAL NOT NULL, exit_reason TEXT NOT NULL
     );
+    """,
+    # 1 -> 2: the state's identity (see the module docstring) and the last open time.
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta VALUES ('state_id', lower(hex(randomblob(16))));
     """,
 )
 
@@ -88,40 +122,400 @@ class EngineUpdate:
     new_trades: Sequence[Trade]
 
 
-class StateStore:
-    """The daemon's SQLite state; a value you pass around, never a global."""
+class StateBusyError(BarbusError):
+    """Another process holds the state file: stop it, or give this one another state file."""
 
-    def __init__(self, path: Path) -> None:
+
+class StateWriteError(BarbusError):
+    """A bar could not be recorded (disk full, file gone read-only, I/O error): the daemon stops,
+    everything committed before stays, and the service manager restarts it once fixed."""
+
+    exit_code = 1
+
+
+def _finite_sql(column: str) -> str:
+    return f"typeof({column}) IN ('real', 'integer') AND abs({column}) <= 1.7976931348623157e308"
+
+
+def _int_sql(column: str) -> str:
+    return f"typeof({column}) = 'integer'"
+
+
+def _text_sql(column: str) -> str:
+    return f"typeof({column}) = 'text'"
+
+
+# Per table: the columns it must have, and an SQL condition every row must meet.
+_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "meta": (("key", "value"), f"{_text_sql('key')} AND {_text_sql('value')}"),
+    "bars": (
+        ("symbol", "open_time_ms", "open", "high", "low", "close", "volume", "source"),
+        " AND ".join(
+            [_text_sql("symbol"), _int_sql("open_time_ms"), "source IN ('warmup', 'live')"]
+            + [_finite_sql(c) for c in ("open", "high", "low", "close", "volume")]
+        ),
+    ),
+    "streams": (
+        ("symbol", "last_open_time_ms", "live_from_ms"),
+        " AND ".join(
+            [_text_sql("symbol"), _int_sql("last_open_time_ms"), _int_sql("live_from_ms")]
+        ),
+    ),
+    "engines": (
+        ("name", "strategy", "symbol", "config", "snapshot", "last_open_time_ms"),
+        " AND ".join(
+            [_text_sql(c) for c in ("name", "strategy", "symbol", "config", "snapshot")]
+            + [_int_sql("last_open_time_ms")]
+        ),
+    ),
+    "fills": (
+        ("id", "engine", "symbol", "side", "time_ms", "price", "size", "fee", "reason",
+         "bar_open_time_ms"),
+        " AND ".join(
+            [_text_sql(c) for c in ("engine", "symbol")]
+            + ["side IN ('buy', 'sell')", _text_sql("reason")]
+            + [_int_sql(c) for c in ("time_ms", "bar_open_time_ms")]
+            + [_finite_sql(c) for c in ("price", "size", "fee")]
+        ),
+    ),
+    "trades": (
+        ("id", "engine", "symbol", "entry_time_ms", "exit_time_ms", "entry_price", "exit_price",
+         "size", "entry_fee", "exit_fee", "profit", "profit_pct", "exit_reason"),
+        " AND ".join(
+            [_text_sql(c) for c in ("engine", "symbol")]
+            + [f"exit_reason IN ({', '.join(repr(r.value) for r in ExitReason)})"]
+            + [_int_sql(c) for c in ("entry_time_ms", "exit_time_ms")]
+            + [
+                _finite_sql(c)
+                for c in ("entry_price", "exit_price", "size", "entry_fee", "exit_fee", "profit",
+                          "profit_pct")
+            ]
+        ),
+    ),
+}  # fmt: skip
+_ID_CHARS = frozenset("0123456789abcdef")
+
+
+def _short(text: object) -> str:
+    """At most ~200 characters of something read from the file, for an error line."""
+    words = str(text)
+    return words if len(words) <= 200 else words[:200] + "..."
+
+
+class StateStore:
+    """The daemon's SQLite state; a value you pass around, never a global.
+
+    ``read_only`` opens without writing anything (no migration, marker or lock): for
+    ``barbus parity``, also while a daemon runs. ``exclusive`` holds the lock file for the life
+    of the store. ``new_state`` accepts an emptied or replaced file (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        exclusive: bool = False,
+        new_state: bool = False,
+    ) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self.last_commit_seconds = 0.0
+        self._lock_fd: int | None = None
+        if self.path.exists() and not self.path.is_file():
+            raise DataError(f"{self.path}: not a regular file")
+        if read_only:
+            if not self.path.exists():
+                raise DataError(f"{self.path}: no such state file")
+        else:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DataError(f"{self.path}: cannot create its folder: {exc.strerror}") from None
+        if exclusive:
+            self._lock()
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self._open(new_state)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    @property
+    def marker_path(self) -> Path:
+        return self._beside(".id")
+
+    @property
+    def lock_path(self) -> Path:
+        return self._beside(".lock")
+
+    def _beside(self, suffix: str) -> Path:
+        """A sidecar next to the real file, so two paths to one file (a symlink) share it."""
+        real = Path(os.path.realpath(self.path))
+        return real.with_name(real.name + suffix)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _lock(self) -> None:
+        """Take the exclusive lock on ``<state>.lock`` or say who holds it."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DataError(
+                f"{self.path}: cannot open its lock file {self.lock_path.name}: {exc.strerror}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise StateBusyError(
+                f"{self.path}: already in use by {who} (lock {self.lock_path}); "
+                "one daemon per state file"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise DataError(
+                f"{self.path}: cannot lock {self.lock_path.name}: {exc.strerror}"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # the pid is a courtesy for the next one's message; the lock is what counts
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def _open(self, new_state: bool) -> None:
+        marker = None if self.read_only else self._read_marker()
+        if marker is not None and not new_state and not self.path.exists():
+            raise DataError(
+                f"{self.path}: missing, but {self.marker_path.name} says it held state {marker}; "
+                "restore the file, or pass --new-state to start a new state there"
+            )
+        try:
+            if self.read_only:
+                self._db = self._connect_read_only()
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.path}: cannot open: {exc}") from None
+        try:
+            self._check_and_migrate(marker, new_state)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """``mode=ro``; in a folder we may not write (no ``-shm`` can be made there) and with no
+        ``-wal`` file to miss, ``immutable=1`` instead, which needs no ``-shm``."""
+        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if os.access(self.path.parent, os.W_OK) or wal.exists():
+                return db  # the real problem; the checks that follow report it
+        except sqlite3.DatabaseError:
+            return db  # not a database: the checks that follow report it
+        db.close()
+        return sqlite3.connect(
+            uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False
+        )
+
+    def _check_and_migrate(self, marker: str | None, new_state: bool) -> None:
+        db = self._db
+        try:
+            problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+                raise DataError(f"{self.path}: integrity check failed: {_short(problems[0])}{more}")
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            tables = int(db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{self.path}: not a usable barbus state database: {exc}") from None
-        self.last_commit_seconds = 0.0
-
-    def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise ConfigError(
                 f"{self.path}: state schema {version} is newer than this barbus ({SCHEMA_VERSION})"
             )
+        empty = version == 0 and tables == 0
+        if version == 0 and not empty:
+            raise DataError(f"{self.path}: an SQLite database, but not a barbus state file")
+        if self.read_only and empty:
+            raise DataError(f"{self.path}: empty: no barbus state in it")
+        self._validate(version)
+        if self.read_only:
+            return
+        if marker is not None and not new_state:
+            if empty:
+                raise DataError(
+                    f"{self.path}: empty, but {self.marker_path.name} says it held state "
+                    f"{marker}: the file was emptied or replaced; restore it, or pass "
+                    "--new-state to start a new state there"
+                )
+            held = self._state_id() if version >= 2 else "(none: schema 1)"
+            if held != marker:
+                raise DataError(
+                    f"{self.path}: holds state {held}, but {self.marker_path.name} says "
+                    f"{marker}: the file was replaced; pass --new-state to accept it"
+                )
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._migrate(version)
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.path}: cannot use the state file: {exc}") from None
+        state_id = self._state_id()
+        if marker != state_id:
+            self._write_marker(state_id)
+
+    def _validate(self, version: int) -> None:
+        """Every table and column there, every row well-typed and finite, every JSON an object."""
+        if version == 0:
+            return
+        db = self._db
+        try:
+            for table, (columns, condition) in _TABLES.items():
+                if table == "meta" and version < 2:
+                    continue
+                present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                if not present:
+                    raise DataError(f"{self.path}: damaged: table {table!r} is missing")
+                missing = [c for c in columns if c not in present]
+                if missing:
+                    raise DataError(
+                        f"{self.path}: damaged: table {table!r} lacks column(s) "
+                        + ", ".join(missing)
+                    )
+                bad = db.execute(
+                    f"SELECT * FROM {table} WHERE NOT ({condition}) LIMIT 1"
+                ).fetchone()
+                if bad is not None:
+                    raise DataError(
+                        f"{self.path}: damaged: a row of {table!r} has a wrong type, a missing "
+                        f"or non-finite number: {_short(bad)}"
+                    )
+            # Where each stream resumes must be its last recorded bar (one index probe each).
+            off = db.execute(
+                "SELECT symbol, last_open_time_ms, (SELECT max(open_time_ms) FROM bars "
+                "WHERE bars.symbol = streams.symbol) AS last_bar FROM streams "
+                "WHERE last_bar IS NOT last_open_time_ms LIMIT 1"
+            ).fetchone()
+            if off is not None:
+                raise DataError(
+                    f"{self.path}: damaged: stream {_short(off[0])!r} says its last bar opened "
+                    f"at {off[1]}, but the last recorded bar opened at {off[2]}"
+                )
+            for name, config, snapshot in db.execute("SELECT name, config, snapshot FROM engines"):
+                for what, text in (("config", config), ("snapshot", snapshot)):
+                    self._parse(name, what, text)
+            if version >= 2:
+                state_id = self._state_id()
+                if len(state_id) != 32 or not set(state_id) <= _ID_CHARS:
+                    raise DataError(f"{self.path}: damaged: state id {_short(state_id)!r}")
+        except sqlite3.DatabaseError as exc:
+            raise DataError(f"{self.path}: damaged: {exc}") from None
+
+    def _parse(self, name: str, what: str, text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise DataError(
+                f"{self.path}: damaged: {what} of strategy {_short(name)!r} is not JSON: {exc}"
+            ) from None
+        if not isinstance(value, dict):
+            raise DataError(
+                f"{self.path}: damaged: {what} of strategy {_short(name)!r} is "
+                f"{type(value).__name__}, not an object"
+            )
+        return value
+
+    def _state_id(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'state_id'").fetchone()
+        if row is None:
+            raise DataError(f"{self.path}: damaged: no state id in table 'meta'")
+        return str(row[0])
+
+    def _migrate(self, version: int) -> None:
         for number in range(version, SCHEMA_VERSION):
-            self._db.execute("BEGIN IMMEDIATE")
+            # One transaction per step, the version bump included: a crash leaves either the
+            # old schema or the new one, never tables without their version.
+            script = _MIGRATIONS[number].replace("\n    ", "\n")
             try:
-                self._db.executescript(_MIGRATIONS[number].replace("\n    ", "\n"))
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
+                )
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            # executescript commits on its own; the version goes in its own transaction.
-            self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def check_writable(self) -> None:
+        """Commit a real write (the open time, in ``meta``), so that a read-only file or folder
+        or a full disk stops the daemon with one line before warm-up, not at its first bar."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT INTO meta VALUES ('opened_at_ms', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(int(time.time() * 1000)),),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.path}: cannot write the state file: {exc}") from None
+
+    def _read_marker(self) -> str | None:
+        try:
+            text = self.marker_path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{self.marker_path}: unreadable state marker: {exc}") from None
+        if len(text) != 32 or not set(text) <= _ID_CHARS:
+            raise DataError(
+                f"{self.marker_path}: not a state marker ({_short(text)!r}); delete it if the "
+                "state file next to it is the right one"
+            )
+        return text
+
+    def _write_marker(self, state_id: str) -> None:
+        """Atomically (temp file, fsync, rename) so a crash leaves the old marker or the new."""
+        temporary = self.marker_path.with_name(self.marker_path.name + ".tmp")
+        try:
+            with temporary.open("w", encoding="ascii") as handle:
+                handle.write(state_id + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(self.marker_path)
+        except OSError as exc:
+            raise DataError(f"{self.marker_path}: cannot write the state marker: {exc}") from None
+
+    @property
+    def state_id(self) -> str | None:
+        """The random id of this state (None for a read-only schema-1 file)."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return self._state_id() if version >= 2 else None
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        finally:
+            self._release_lock()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -134,7 +528,14 @@ class StateStore:
             "SELECT name, strategy, symbol, config, snapshot, last_open_time_ms FROM engines"
         )
         return {
-            r[0]: EngineRecord(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5])
+            r[0]: EngineRecord(
+                r[0],
+                r[1],
+                r[2],
+                self._parse(r[0], "config", r[3]),
+                self._parse(r[0], "snapshot", r[4]),
+                r[5],
+            )
             for r in rows
         }
 
@@ -262,6 +663,10 @@ class StateStore:
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): a failing ROLLBACK must
+            # not replace the error that matters.
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
         self.last_commit_seconds = time.perf_counter() - started
