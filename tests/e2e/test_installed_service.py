@@ -455,4 +455,17 @@ def test_shipped_unit_runs_hardened_reloads_survives_the_watchdog_and_stops_clea
     )
     assert parity.returncode == 0, parity.stdout + parity.stderr
     [line] = parity.stdout.splitlines()
-    assert line.startswith("sma-btc: ") and line.endswith(": identical"), line
+    assert line.startswith("sma-btc: "), line
+    assert line.endswith(": identical"), line
+
+    # A refusal (exit 2, here a config error) fails the unit at once instead of a restart loop.
+    sd.run("sh", "-c", "echo 'bogus = 1' >> /etc/barbus/barbus.toml")
+    sd.run("systemctl", "start", "--no-block", "barbus.service")
+
+    def failed_unit() -> dict[str, str] | None:
+        state = sd.show("ActiveState", "ExecMainStatus", "NRestarts")
+        return state if state["ActiveState"] == "failed" else None
+
+    failed = eventually(failed_unit, 30, "the misconfigured service to fail")
+    assert failed["ExecMainStatus"] == "2"
+    assert failed["NRestarts"] == "0", sd.journal()[-2000:]

@@ -63,6 +63,7 @@ def test_unit_declares_notify_watchdog_restart_and_dedicated_user() -> None:
         "Type=notify",
         "WatchdogSec=",
         "Restart=on-failure",
+        "RestartPreventExitStatus=2",
         "User=barbus",
         "StateDirectory=barbus",
         "NoNewPrivileges=yes",
