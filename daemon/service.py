@@ -422,6 +422,12 @@ class Daemon:
                 "duplicates": counters.duplicates,
                 "out_of_order": counters.out_of_order,
                 "reconnects": counters.reconnects,
+                "rejected": dict(sorted(counters.rejected.items())),
+                "gaps_recorded": counters.gaps_recorded,
+                "recent_gaps": [
+                    {"symbol": s, "from": format_time_ms(a), "to": format_time_ms(b)}
+                    for s, a, b in counters.recent_gaps
+                ],
             },
             "lag_ms": {
                 "samples": len(lags),

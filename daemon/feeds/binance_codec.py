@@ -252,6 +252,7 @@ def decode_rest_page(
     page = RestPage([], len(payload))
     step = INTERVAL_MS[interval]
     bars = page.bars
+    latest = -1
     for index, row in enumerate(payload):
         if not isinstance(row, list) or len(row) < 6:
             raise MessageError(f"klines row {index} is not an array of at least 6 fields")
@@ -282,8 +283,9 @@ def decode_rest_page(
         ):
             page.refuse("out_of_range_row", f"{bar.describe()}: outside the range asked for")
             continue
-        if bars and open_time < bars[-1].open_time_ms:
+        if open_time < latest:
             page.refuse("unsorted_row", f"{bar.describe()}: after a later row")
+        latest = max(latest, open_time)
         bars.append(bar)
     if "unsorted_row" in page.rejected:
         bars.sort(key=lambda b: b.open_time_ms)
