@@ -209,7 +209,6 @@ class SimExchange:
                 "finished": self.finished.is_set(),
                 "subscribers": len(self._subscribers),
                 "final_candles_sent": self.sent_final,
-                "rest_faults": self.rest_faults,
             }
         )
 

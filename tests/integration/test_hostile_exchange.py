@@ -508,3 +508,55 @@ def test_daemon_refuses_future_dated_bars_live_and_over_rest_and_keeps_trading_a
     assert "bar rejected (future)" in daemon.log()
     assert "Traceback" not in daemon.log()
     assert sim.running()
+
+
+def test_daemon_facing_duplicate_rows_in_rest_pages_keeps_running_and_records_the_real_bars(
+    tmp_path: Path, processes: Processes, slice_2025: BarSeries
+) -> None:
+    # Arrange: holes (every 9th candle never sent live) and reconnects make the daemon backfill
+    # all the time, and every backfill page repeats its first row. This used to kill it.
+    _, sim_port = processes.sim(
+        Path(slice_2025.source),
+        "--skip-every",
+        "9",
+        "--drop-every",
+        "200",
+        "--rest-fault",
+        "duplicate",
+        speed=150.0,
+        exit_at_end=False,
+    )
+    http_port = free_port()
+    state = tmp_path / "state.sqlite"
+    config = write_config(
+        tmp_path / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state, engines=()
+    )
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n',
+        encoding="utf-8",
+    )
+
+    # Act
+    daemon = processes.daemon(config)
+    healthz: list[int] = []
+
+    def finished() -> dict[str, Any] | None:
+        answer = http_get(http_port, "/healthz")
+        if answer is not None:
+            healthz.append(answer[0])
+        status: dict[str, Any] | None = all_bars_processed(http_port, slice_2025)()
+        return status
+
+    final = eventually(finished, 40, "every bar of the slice", watch=daemon)
+    daemon.signal(signal.SIGTERM)
+    code = daemon.wait(timeout=15)
+
+    # Assert
+    assert code == 0, daemon.log()[-3000:]
+    assert len(healthz) > 10
+    assert set(healthz) == {200}
+    assert_bars_are_the_slice(read_state(state), slice_2025)
+    assert final["feed"]["rejected"]["duplicate_row"] > 10
+    assert final["feed"]["backfilled"] > 50
+    assert "Traceback" not in daemon.log()
