@@ -249,13 +249,13 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
     from replay.cache import BarCache
     from replay.loader import bundled_data_path
 
+    try:
+        faults = _fault_config(args)  # before the data is loaded: a typo fails at once
+    except ValueError as exc:
+        raise ConfigError(f"sim-exchange: {exc}") from None
     cache = BarCache(args.cache_dir)
     files = args.data or [bundled_data_path()]
     series = [cache.load(path) for path in files]
-    try:
-        faults = _fault_config(args)
-    except ValueError as exc:
-        raise ConfigError(f"sim-exchange: {exc}") from None
     uvloop.run(
         serve(
             series,

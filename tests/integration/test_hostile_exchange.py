@@ -36,6 +36,7 @@ from tests.integration.daemon_kit import (
     Processes,
     all_bars_processed,
     assert_bars_are_the_slice,
+    barbus,
     eventually,
     get_status,
     http_get,
@@ -218,7 +219,8 @@ async def max_loop_stall(seconds: float) -> float:
     return worst
 
 
-async def test_400000_rows_for_limit_1000_neither_block_the_loop_nor_kill_the_feed() -> None:
+@pytest.mark.parametrize("limit", [100, 1000])
+async def test_400000_rows_for_a_page_neither_block_the_loop_nor_kill_the_feed(limit: int) -> None:
     # Arrange: an exchange whose every klines answer is 400,000 rows (~50 MB); its stream is
     # quiet, so the feed keeps reconnecting and asking again.
     body = flood_body(400_000)
@@ -240,7 +242,7 @@ async def test_400000_rows_for_limit_1000_neither_block_the_loop_nor_kill_the_fe
     app.router.add_get("/api/v3/klines", klines)
     app.router.add_get("/stream", stream)
     async with hostile_server(app) as (rest_url, ws_url):
-        config = FeedConfig(rest_url, ws_url, (SYMBOL,), **FAST)
+        config = FeedConfig(rest_url, ws_url, (SYMBOL,), rest_page_limit=limit, **FAST)
         async with feed_running(config, START_MS) as run:
             # Act
             stall = await max_loop_stall(2.0)
@@ -560,3 +562,12 @@ def test_daemon_facing_duplicate_rows_in_rest_pages_keeps_running_and_records_th
     assert final["feed"]["rejected"]["duplicate_row"] > 10
     assert final["feed"]["backfilled"] > 50
     assert "Traceback" not in daemon.log()
+
+
+def test_sim_exchange_refuses_an_unknown_fault_kind_in_one_line() -> None:
+    done = barbus("sim-exchange", "--port", "0", "--inject", "nonsense")
+
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "barbus: error: sim-exchange: inject must be one of future, misaligned, time_1e30, price"
+    ]

@@ -11,10 +11,12 @@ import logging
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from daemon.config import parse_config
 from daemon.errors import ConfigError
 from daemon.events import MINUTE_MS, Bar, parse_utc_ms
 from daemon.feeds.binance import BinanceFeed, FeedConfig
@@ -335,6 +337,38 @@ def test_without_a_previous_close_only_the_ceilings_apply() -> None:
 def test_edge_settings_out_of_range_are_config_errors(name: str, value: float) -> None:
     with pytest.raises(ConfigError, match=name):
         feed(**{name: value})
+
+
+def test_the_edge_settings_are_feed_keys_of_the_daemon_config(tmp_path: Path) -> None:
+    raw = {
+        "feed": {
+            "rest_url": "http://127.0.0.1:8765",
+            "ws_url": "ws://127.0.0.1:8765",
+            "symbols": ["BTCUSDT"],
+            "max_clock_skew_seconds": 2,
+            "max_price": 1e9,
+            "plausible_factor": 4.0,
+            "implausible_accept_after": 5,
+            "max_backfill_pages": 100,
+            "gap_retries": 0,
+        },
+        "strategy": [{"strategy": "sma_cross", "symbol": "BTCUSDT"}],
+    }
+
+    feed_config = parse_config(raw, tmp_path).feed
+
+    assert feed_config.max_clock_skew_seconds == 2
+    assert feed_config.max_price == 1e9
+    assert feed_config.plausible_factor == 4.0
+    assert feed_config.implausible_accept_after == 5
+    assert feed_config.max_backfill_pages == 100
+    assert feed_config.gap_retries == 0
+    raw["feed"]["plausible_factor"] = math.nan  # type: ignore[index]
+    with pytest.raises(ConfigError, match="plausible_factor"):
+        parse_config(raw, tmp_path)
+    raw["feed"]["plausible_factor"] = "10"  # type: ignore[index]
+    with pytest.raises(ConfigError, match="plausible_factor: expected int or float"):
+        parse_config(raw, tmp_path)
 
 
 # -- the log limiter -----------------------------------------------------------------------------
