@@ -8,6 +8,7 @@ left out because the journal adds its own.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -79,6 +80,7 @@ class RateLimitedLog:
         self.clock = clock
         # kind -> [window start, lines logged in the window, suppressed in the window]
         self._windows: dict[str, list[float]] = {}
+        self._due = math.inf  # when the first window with suppressed lines ends
 
     def warning(self, kind: str, message: str, *args: object) -> None:
         """Log ``message % args`` at WARNING unless ``kind`` already used up its burst."""
@@ -94,6 +96,20 @@ class RateLimitedLog:
             self.logger.warning(message, *args)
         else:
             window[2] += 1
+            self._due = min(self._due, window[0] + self.interval)
+
+    def tick(self, now: float) -> None:
+        """Tell what was suppressed in windows that ended by ``now`` (monotonic s), even if
+        no further line of that kind comes: call it often, it costs one comparison."""
+        if now < self._due:
+            return
+        self._due = math.inf
+        for kind, window in self._windows.items():
+            if window[2] and now - window[0] >= self.interval:
+                self._summarize(kind, window, now)
+                window[0], window[1], window[2] = now, 0, 0
+            elif window[2]:
+                self._due = min(self._due, window[0] + self.interval)
 
     def flush(self) -> None:
         """Say what was suppressed so far (on reconnect and stop), and start new windows."""
@@ -101,6 +117,7 @@ class RateLimitedLog:
         for kind, window in self._windows.items():
             self._summarize(kind, window, now)
         self._windows.clear()
+        self._due = math.inf
 
     def suppressed(self, kind: str) -> int:
         window = self._windows.get(kind)

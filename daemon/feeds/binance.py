@@ -297,6 +297,7 @@ class BinanceFeed:
         counters = self.counters
         counters.messages += 1
         received = counters.last_message_monotonic = time.monotonic()
+        self.warnings.tick(received)
         try:
             bar = decode_ws_message(text)
             if bar is not None and bar.interval == self.config.interval:

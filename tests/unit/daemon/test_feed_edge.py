@@ -438,6 +438,23 @@ def test_kinds_are_limited_separately_and_flush_tells_the_rest(lines: Lines) -> 
     ]
 
 
+def test_tick_tells_the_suppressed_lines_once_their_window_ends(lines: Lines) -> None:
+    clock = Clock()
+    limited = RateLimitedLog(
+        logging.getLogger("barbus.test.edge"), burst=1, interval=10.0, clock=clock
+    )
+    for _ in range(4):
+        limited.warning("malformed", "m")
+
+    limited.tick(clock.now + 9.0)
+    before_the_window_ends = list(lines.lines)
+    limited.tick(clock.now + 10.0)
+    limited.tick(clock.now + 11.0)
+
+    assert before_the_window_ends == ["m"]
+    assert lines.lines == ["m", "feed: 3 more malformed messages suppressed in the last 10 s"]
+
+
 def test_clip_cuts_long_input_and_says_how_long_it_was() -> None:
     assert clip("short") == "short"
     clipped = clip("x" * 1_000_000)
