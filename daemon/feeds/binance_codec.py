@@ -75,11 +75,13 @@ def check_edge(bar: Bar, limits: EdgeLimits, now_ms: int) -> None:
     ceilings.
     ``bar`` already passed :func:`validate_bar` (finite, low > 0, open/close in [low, high])."""
     open_ms = bar.open_time_ms
-    if open_ms + limits.step_ms > now_ms + limits.max_skew_ms:
+    ahead_ms = open_ms + limits.step_ms - now_ms
+    if ahead_ms > limits.max_skew_ms:
+        hint = "; is this machine's clock behind?" if ahead_ms < 3_600_000 else ""
         raise RejectedBarError(
             "future",
             f"{bar.describe()}: closes after now ({format_time_ms(now_ms)}) "
-            f"+ {limits.max_skew_ms / 1000:g} s clock-skew allowance",
+            f"+ {limits.max_skew_ms / 1000:g} s clock-skew allowance{hint}",
         )
     if open_ms < MIN_OPEN_TIME_MS:
         raise RejectedBarError("implausible", f"{bar.describe()}: opens before 2010")

@@ -64,7 +64,7 @@ def test_a_bar_closing_within_the_skew_allowance_passes_and_without_it_does_not(
     clock_behind_ms = NOW_MS - 4_000  # our clock is 4 s behind the exchange's
 
     check_edge(bar, LIMITS, clock_behind_ms)
-    with pytest.raises(RejectedBarError):
+    with pytest.raises(RejectedBarError, match="is this machine's clock behind"):
         check_edge(bar, EdgeLimits(MINUTE_MS, max_skew_ms=0), clock_behind_ms)
 
 
