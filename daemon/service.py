@@ -121,6 +121,7 @@ class Daemon:
             log.info("http on %s:%s", self.config.http.host, self.http_port)
             watchdog = asyncio.create_task(self._watchdog())
             self.feed = BinanceFeed(self.config.feed, self._last_open_times())
+            self._seed_plausibility(self.feed)
             try:
                 await self._warm_up(self.feed)
             except _StoppedError:
@@ -234,6 +235,13 @@ class Daemon:
             s: (g.last_open_time_ms if (g := self.guards.get(s)) else None)
             for s in self.config.feed.symbols
         }
+
+    def _seed_plausibility(self, feed: BinanceFeed) -> None:
+        """The feed judges a bar against the previous close: after a restart, the recorded one."""
+        for book in self.books.values():
+            last = book.engine.last_bar
+            if last is not None and feed.last_open_ms.get(last.symbol) == last.open_time_ms:
+                feed.last_close[last.symbol] = last.close
 
     async def _warm_up(self, feed: BinanceFeed) -> None:
         for symbol in self.config.feed.symbols:

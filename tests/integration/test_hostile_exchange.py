@@ -571,3 +571,68 @@ def test_sim_exchange_refuses_an_unknown_fault_kind_in_one_line() -> None:
     assert done.stderr.strip().splitlines() == [
         "barbus: error: sim-exchange: inject must be one of future, misaligned, time_1e30, price"
     ]
+
+
+def test_restarted_daemon_judges_prices_against_the_recorded_close_and_accepts_a_new_level(
+    tmp_path: Path, processes: Processes, slice_2025: BarSeries
+) -> None:
+    # Arrange: a daemon records the slice; then the exchange comes back with the next 100
+    # minutes at 20 times the price (a broken feed, or a redenomination).
+    first_sim, sim_port = processes.sim(Path(slice_2025.source), speed=300.0, exit_at_end=False)
+    http_port = free_port()
+    state = tmp_path / "state.sqlite"
+    engines = '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n'
+
+    def configure(port: int) -> Path:
+        path = write_config(
+            tmp_path / "barbus.toml", sim_port=port, http_port=http_port, state=state, engines=()
+        )
+        path.write_text(path.read_text(encoding="utf-8") + engines, encoding="utf-8")
+        return path
+
+    daemon = processes.daemon(configure(sim_port))
+    eventually(all_bars_processed(http_port, slice_2025), 30, "the slice", watch=daemon)
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=15) == 0
+    first_sim.stop()
+    later = bars_of(load_bars(BTC_2025))[30_000 + ROWS_FUTURE : 30_000 + ROWS_FUTURE + 100]
+    assert later[0].open_time_ms == int(slice_2025.open_time_ms[-1]) + MINUTE_MS
+    scaled = [
+        b._replace(open=b.open * 20, high=b.high * 20, low=b.low * 20, close=b.close * 20)
+        for b in later
+    ]
+    folder = tmp_path / "scaled"
+    folder.mkdir()
+    data = folder / "BTCUSDT_1m_scaled.csv"
+    data.write_text(
+        "open_time_ms,open,high,low,close,volume\n"
+        + "".join(
+            f"{b.open_time_ms},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}\n"
+            for b in scaled
+        ),
+        encoding="utf-8",
+    )
+    _, second_port = processes.sim(data, "--history-bars", "100", speed=300.0, exit_at_end=False)
+
+    # Act
+    daemon = processes.daemon(configure(second_port))
+    final = eventually(
+        lambda: (
+            (s := get_status(http_port)) is not None
+            and s["strategies"][0]["last_bar"] == format_time_ms(scaled[-1].open_time_ms)
+            and s
+        ),
+        30,
+        "the scaled bars",
+        watch=daemon,
+    )
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=15) == 0
+
+    # Assert: the first two scaled bars were refused, the third started the new level.
+    bars = [bar for bar, _ in read_state(state).bars]
+    assert bars == [*bars_of(slice_2025), *scaled[2:]]
+    assert final["feed"]["rejected"] == {"implausible": 2}
+    assert final["feed"]["gaps_recorded"] == 1
+    assert "accepted at a new price level" in daemon.log()
+    assert "Traceback" not in daemon.log()
