@@ -250,7 +250,7 @@ async def test_400000_rows_for_a_page_neither_block_the_loop_nor_kill_the_feed(l
 
     # Assert
     assert served >= 3
-    assert stall < 0.25, f"the event loop stalled for {stall:.2f} s"
+    assert stall < 0.5, f"the event loop stalled for {stall:.2f} s"
     assert run.counters.rejected["bad_page"] >= 3
     assert any("larger than" in e for e in run.counters.errors), run.counters.errors
     assert not run.received
@@ -275,7 +275,7 @@ async def test_a_long_backfill_is_paged_capped_and_yields_to_the_loop(
 
     # Assert
     assert run.received == source[1:]
-    assert stall < 0.25
+    assert stall < 0.5
     paused = [line for line in feed_log.lines() if "paused after 20 pages" in line]
     assert paused
     assert run.counters.gaps_recorded == 0
