@@ -21,6 +21,7 @@ from daemon.log import configure_logging
 
 if TYPE_CHECKING:
     from daemon.broker import ExecutionConfig
+    from daemon.feeds.sim import FaultConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -244,22 +245,17 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    from daemon.feeds.sim import FaultConfig, serve
+    from daemon.feeds.sim import serve
     from replay.cache import BarCache
     from replay.loader import bundled_data_path
 
+    try:
+        faults = _fault_config(args)  # before the data is loaded: a typo fails at once
+    except ValueError as exc:
+        raise ConfigError(f"sim-exchange: {exc}") from None
     cache = BarCache(args.cache_dir)
     files = args.data or [bundled_data_path()]
     series = [cache.load(path) for path in files]
-    faults = FaultConfig(
-        drop_every=args.drop_every,
-        malformed_every=args.malformed_every,
-        duplicate_probability=args.duplicate_probability,
-        reorder_probability=args.reorder_probability,
-        pause_every=args.pause_every,
-        pause_seconds=args.pause_seconds,
-        seed=args.seed,
-    )
     uvloop.run(
         serve(
             series,
@@ -273,6 +269,29 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _fault_config(args: argparse.Namespace) -> FaultConfig:
+    from daemon.feeds.sim import FaultConfig
+
+    return FaultConfig(
+        drop_every=args.drop_every,
+        malformed_every=args.malformed_every,
+        duplicate_probability=args.duplicate_probability,
+        reorder_probability=args.reorder_probability,
+        pause_every=args.pause_every,
+        pause_seconds=args.pause_seconds,
+        seed=args.seed,
+        skip_every=args.skip_every,
+        inject=args.inject,
+        inject_every=args.inject_every,
+        inject_price=args.inject_price,
+        silent=args.silent,
+        rest_fault=args.rest_fault,
+        rest_fault_every=args.rest_fault_every,
+        rest_fault_times=args.rest_fault_times,
+        oversize_rows=args.oversize_rows,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -492,6 +511,63 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--pause-seconds", type=float, default=0.0, help="length of each pause")
     sim.add_argument("--seed", type=int, default=1, help="seed of the fault dice (1)")
+    sim.add_argument(
+        "--skip-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="never send every N-th closed candle over WebSocket (a hole to backfill)",
+    )
+    sim.add_argument(
+        "--inject",
+        default="",
+        metavar="KIND",
+        help="hostile: send a fake closed candle before every N-th real one; KIND is future "
+        "(10 years ahead), misaligned (+1234 ms), time_1e30 or price (--inject-price)",
+    )
+    sim.add_argument(
+        "--inject-every", type=int, default=0, metavar="N", help="how often --inject fires"
+    )
+    sim.add_argument(
+        "--inject-price",
+        type=float,
+        default=1e300,
+        metavar="P",
+        help="price of an --inject price candle (1e300)",
+    )
+    sim.add_argument(
+        "--silent",
+        action="store_true",
+        help="hostile: WebSockets answer pings but never send data",
+    )
+    sim.add_argument(
+        "--rest-fault",
+        default="",
+        metavar="KIND",
+        help="hostile: damage backfill answers: duplicate, unsorted, past_end, oversize, "
+        "endless, empty, stale (these two: hole requests only), future, not_list",
+    )
+    sim.add_argument(
+        "--rest-fault-every",
+        type=int,
+        default=1,
+        metavar="N",
+        help="damage every N-th backfill answer (1)",
+    )
+    sim.add_argument(
+        "--rest-fault-times",
+        type=int,
+        default=0,
+        metavar="N",
+        help="damage at most N answers (0 = no limit)",
+    )
+    sim.add_argument(
+        "--oversize-rows",
+        type=int,
+        default=400_000,
+        metavar="N",
+        help="rows of an --rest-fault oversize answer (400000)",
+    )
     sim.add_argument("--exit-at-end", action="store_true", help="stop when the data ends")
     sim.add_argument(
         "--start-on-connect",

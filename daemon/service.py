@@ -144,6 +144,7 @@ class Daemon:
             log.info("http on %s:%s", self.config.http.host, self.http_port)
             watchdog = asyncio.create_task(self._watchdog())
             self.feed = BinanceFeed(self.config.feed, self._last_open_times())
+            self._seed_plausibility(self.feed)
             try:
                 await self._warm_up(self.feed)
             except _StoppedError:
@@ -269,6 +270,13 @@ class Daemon:
             s: (g.last_open_time_ms if (g := self.guards.get(s)) else None)
             for s in self.config.feed.symbols
         }
+
+    def _seed_plausibility(self, feed: BinanceFeed) -> None:
+        """The feed judges a bar against the previous close: after a restart, the recorded one."""
+        for book in self.books.values():
+            last = book.engine.last_bar
+            if last is not None and feed.last_open_ms.get(last.symbol) == last.open_time_ms:
+                feed.last_close[last.symbol] = last.close
 
     async def _warm_up(self, feed: BinanceFeed) -> None:
         for symbol in self.config.feed.symbols:
@@ -513,6 +521,12 @@ class Daemon:
                 "duplicates": counters.duplicates,
                 "out_of_order": counters.out_of_order,
                 "reconnects": counters.reconnects,
+                "rejected": dict(sorted(counters.rejected.items())),
+                "gaps_recorded": counters.gaps_recorded,
+                "recent_gaps": [
+                    {"symbol": s, "from": format_time_ms(a), "to": format_time_ms(b)}
+                    for s, a, b in counters.recent_gaps
+                ],
             },
             "lag_ms": {
                 "samples": len(lags),

@@ -6,13 +6,29 @@ hole that the exchange could have filled. On every (re)connect the WebSocket is 
 fetched over REST; a live bar that arrives after a hole triggers a REST fetch of the hole first.
 Duplicates and stale (out-of-order) bars are counted and dropped; malformed messages are
 logged, counted and skipped. Reconnects use exponential backoff with jitter; heartbeats and a
-receive timeout detect dead connections; the exchange's routine disconnects are just reconnects.
+receive timeout (counting data messages, not pings) detect dead connections; the exchange's
+routine disconnects are just reconnects.
+
+Nothing from the exchange is believed unchecked (see ``check_edge``): a candle closing after
+now + ``max_clock_skew_seconds``, an open time off the interval grid, a price above
+``max_price`` or a volume above ``max_volume`` is refused and counted in
+``counters.rejected[reason]``, and so is a bar whose range leaves [previous close /
+``plausible_factor``, previous close * ``plausible_factor``] -- unless
+``implausible_accept_after`` consecutive bars agree on the new level, which is then accepted and
+logged, so a real repricing cannot stall the feed for good. A refused bar never moves
+``last_open_ms``: the next good bar backfills its minute from REST, where the exchange may have
+the true bar. REST pages are checked row by row (``decode_rest_page``); a bad page is a
+retryable error; a backfill stops after ``max_backfill_pages`` pages (the next live bar carries
+on from there) and yields to the event loop between pages. A hole that REST cannot fill after
+``gap_retries`` retries is recorded (log line, ``gaps_recorded``, ``recent_gaps``), never
+invented. Warnings are rate-limited per kind, and echoed input is cut to 200 characters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
@@ -23,19 +39,26 @@ from typing import Any
 import aiohttp
 
 from daemon.errors import ConfigError
-from daemon.events import INTERVAL_MS, Bar
+from daemon.events import INTERVAL_MS, Bar, format_time_ms
 from daemon.feeds.binance_codec import (
+    EdgeLimits,
     MessageError,
-    decode_rest_klines,
+    RejectedBarError,
+    RestPage,
+    check_edge,
+    decode_rest_page,
     decode_ws_message,
     stream_name,
 )
+from daemon.log import RateLimitedLog, clip
 
 __all__ = ["BinanceFeed", "FeedConfig", "FeedCounters", "FeedTemporaryError"]
 
 log = logging.getLogger("barbus.feed")
 
 REST_PAGE_LIMIT = 1000
+PAGE_BYTES_PER_ROW = 512  # a Binance kline row is ~150 bytes: a larger body is not a page
+RECENT_GAPS = 10
 
 
 class FeedTemporaryError(Exception):
@@ -55,6 +78,18 @@ class FeedConfig:
     heartbeat_seconds: float = 20.0
     receive_timeout_seconds: float = 120.0
     request_timeout_seconds: float = 10.0
+    # The edge (see the module docstring): what a bar may look like before it is believed.
+    max_clock_skew_seconds: float = 5.0
+    max_price: float = 1e12
+    max_volume: float = 1e15
+    plausible_factor: float = 10.0
+    implausible_accept_after: int = 3
+    # REST backfill: rows per page, pages per backfill (200 x 1000 1m bars = 138 days),
+    # and how often an empty or stale answer for a hole is retried before it is a gap.
+    rest_page_limit: int = REST_PAGE_LIMIT
+    max_backfill_pages: int = 200
+    gap_retries: int = 2
+    gap_retry_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.symbols:
@@ -70,6 +105,30 @@ class FeedConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"feed: {name} must be > 0")
+        self._check_edge_settings()
+
+    def _check_edge_settings(self) -> None:
+        """The edge and backfill settings: finite numbers in range (NaN fails every test)."""
+        ranges: dict[str, tuple[float, float]] = {
+            "max_clock_skew_seconds": (0.0, 3600.0),
+            "max_price": (1.0, 1e300),
+            "max_volume": (1.0, 1e300),
+            "plausible_factor": (1.0, 1e300),
+            "implausible_accept_after": (1, 1_000_000),
+            "rest_page_limit": (1, REST_PAGE_LIMIT),
+            "max_backfill_pages": (1, 1_000_000),
+            "gap_retries": (0, 100),
+            "gap_retry_seconds": (0.0, 3600.0),
+        }
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"feed: {name} must be in [{low:g}, {high:g}], got {value!r}")
+        for name in ("implausible_accept_after", "rest_page_limit", "max_backfill_pages"):
+            if not isinstance(getattr(self, name), int):
+                raise ConfigError(f"feed: {name} must be an integer")
+        if not isinstance(self.gap_retries, int):
+            raise ConfigError("feed: gap_retries must be an integer")
 
     @property
     def stream_url(self) -> str:
@@ -119,11 +178,23 @@ class BinanceFeed:
         self.config = config
         self.step_ms = INTERVAL_MS[config.interval]
         self.last_open_ms: dict[str, int | None] = {s: last_open_ms.get(s) for s in config.symbols}
+        # The close of the last accepted bar per symbol: the plausibility reference.
+        self.last_close: dict[str, float] = {}
         self.counters = FeedCounters()
+        self.limits = EdgeLimits(
+            self.step_ms,
+            round(config.max_clock_skew_seconds * 1000),
+            config.max_price,
+            config.max_volume,
+        )
+        self.warnings = RateLimitedLog(log)
         self._stop_requested = False
         self._stop_event = asyncio.Event()  # wakes the reconnect backoff on stop()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._random = random.Random()
+        # symbol -> (level, consecutive implausible bars near it, last such open time)
+        self._new_level: dict[str, tuple[float, int, int]] = {}
+        self._backfill_complete = True
         # When the last live candle of each symbol arrived (monotonic s): decision-lag clock.
         self.received_monotonic: dict[str, float] = {}
 
@@ -134,20 +205,21 @@ class BinanceFeed:
         """Stop after the current message; the iterator of :meth:`batches` then ends."""
         self._stop_requested = True
         self._stop_event.set()
+        self.warnings.flush()
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
 
     async def fetch_recent(self, symbol: str, count: int) -> list[Bar]:
         """The ``count`` (<= 1000) most recent closed bars of ``symbol``, oldest first: warm-up."""
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_seconds)
+        limit = min(count, REST_PAGE_LIMIT)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            payload = await self._get_klines(
-                session, symbol, {"limit": str(min(count, REST_PAGE_LIMIT))}
-            )
-        try:
-            return decode_rest_klines(payload, symbol, self.config.interval, now_ms=_wall_ms())
-        except MessageError as exc:
-            raise FeedTemporaryError(f"klines response for {symbol}: {exc}") from None
+            payload = await self._get_klines(session, symbol, {"limit": str(limit)}, limit)
+        page = self._check_page(payload, symbol, None, None, limit)
+        bars = [bar for bar in page.bars if self._plausible(bar)]
+        if bars:
+            self.last_close[symbol] = bars[-1].close
+        return bars
 
     async def batches(self) -> AsyncIterator[Sequence[Bar]]:
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_seconds)
@@ -163,6 +235,7 @@ class BinanceFeed:
                 finally:
                     self.counters.connected = False
                     self._ws = None
+                self.warnings.flush()
                 if self._stopping():
                     break
                 self.counters.reconnects += 1
@@ -172,16 +245,20 @@ class BinanceFeed:
                 ) * self._random.uniform(0.5, 1.0)
                 attempt += 1
                 log.info("feed: reconnecting in %.2f s (attempt %d)", delay, attempt)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop_event.wait(), timeout=delay)
+                await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake at once on :meth:`stop`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), timeout=seconds)
 
     async def _session_batches(self, session: aiohttp.ClientSession) -> AsyncIterator[list[Bar]]:
+        # No ws_receive timeout: aiohttp restarts it on every ping/pong, so a stream that
+        # answers pings but sends no data would never time out. The loop below times data.
         async with session.ws_connect(
             self.config.stream_url,
             heartbeat=self.config.heartbeat_seconds,
-            timeout=aiohttp.ClientWSTimeout(
-                ws_receive=self.config.receive_timeout_seconds, ws_close=5.0
-            ),
+            timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
         ) as ws:
             self._ws = ws
             if self._stopping():  # stop() came while we were connecting
@@ -190,16 +267,25 @@ class BinanceFeed:
             log.info("feed: connected to %s", self.config.stream_url)
             # Subscribed first, then catch up: whatever closes meanwhile waits in the socket.
             for symbol in self.config.symbols:
-                caught_up = await self._backfill(session, symbol, up_to_ms=None)
-                if caught_up:
-                    yield caught_up
-            async for message in ws:
+                async for page in self._backfill(session, symbol, up_to_ms=None):
+                    yield page
+            patience = self.config.receive_timeout_seconds
+            while True:
+                try:
+                    async with asyncio.timeout(patience):
+                        message = await ws.receive()
+                except TimeoutError:
+                    if self._stopping():
+                        return
+                    raise TimeoutError(
+                        f"no message for {patience:g} s (receive_timeout_seconds); reconnecting"
+                    ) from None
                 if message.type == aiohttp.WSMsgType.TEXT:
-                    bars = await self._on_text(session, message.data)
-                    if bars:
+                    async for bars in self._on_text(session, message.data):
                         yield bars
                 elif message.type in (
                     aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSING,
                     aiohttp.WSMsgType.CLOSED,
                     aiohttp.WSMsgType.ERROR,
                 ):
@@ -207,91 +293,259 @@ class BinanceFeed:
             if not self._stopping():
                 log.info("feed: the exchange closed the connection (code %s)", ws.close_code)
 
-    async def _on_text(self, session: aiohttp.ClientSession, text: str) -> list[Bar]:
+    async def _on_text(self, session: aiohttp.ClientSession, text: str) -> AsyncIterator[list[Bar]]:
         counters = self.counters
         counters.messages += 1
         received = counters.last_message_monotonic = time.monotonic()
+        self.warnings.tick(received)
         try:
             bar = decode_ws_message(text)
+            if bar is not None and bar.interval == self.config.interval:
+                check_edge(bar, self.limits, _wall_ms())
+        except RejectedBarError as exc:
+            self._reject(exc.reason, str(exc))
+            return
         except MessageError as exc:
             counters.malformed += 1
-            log.warning("feed: malformed message skipped: %s", exc)
-            return []
+            self.warnings.warning("malformed", "feed: malformed message skipped: %s", clip(exc))
+            return
         if bar is None:
-            return []
+            return
         if bar.symbol not in self.last_open_ms or bar.interval != self.config.interval:
             counters.unexpected += 1
-            log.warning("feed: unexpected stream %s %s skipped", bar.symbol, bar.interval)
-            return []
+            self.warnings.warning(
+                "unexpected",
+                "feed: unexpected stream %s %s skipped",
+                clip(bar.symbol, 40),
+                bar.interval,
+            )
+            return
         last = self.last_open_ms[bar.symbol]
         if last is not None and bar.open_time_ms <= last:
-            if bar.open_time_ms == last:
+            kind = "duplicate" if bar.open_time_ms == last else "out_of_order"
+            if kind == "duplicate":
                 counters.duplicates += 1
             else:
                 counters.out_of_order += 1
-            return []
-        out: list[Bar] = []
-        if last is not None and bar.open_time_ms > last + self.step_ms:
-            out = await self._backfill(
-                session, bar.symbol, up_to_ms=bar.open_time_ms - self.step_ms
+            self.warnings.warning(
+                kind,
+                "feed: %s dropped (%s): not after the last delivered bar at %s",
+                bar.describe(),
+                kind.replace("_", " "),
+                format_time_ms(last),
             )
-        out.append(bar)
+            return
+        if last is not None and bar.open_time_ms > last + self.step_ms:
+            async for page in self._backfill(
+                session, bar.symbol, up_to_ms=bar.open_time_ms - self.step_ms
+            ):
+                yield page
+            if not self._backfill_complete or self._stopping():
+                return  # the hole is not filled yet: the next live bar carries on
+        if not self._plausible(bar):
+            return
         self.last_open_ms[bar.symbol] = bar.open_time_ms
+        self.last_close[bar.symbol] = bar.close
         self.received_monotonic[bar.symbol] = received
         counters.count(bar.symbol, "live", 1)
-        return out
+        yield [bar]
+
+    def _plausible(self, bar: Bar) -> bool:
+        """Whether ``bar`` stays within ``plausible_factor`` of the previous accepted close.
+
+        A bar outside is refused ("implausible") unless it is the ``implausible_accept_after``-th
+        bar in a row (distinct open times) near one new level: then the level is believed (a
+        real repricing) and the bar accepted, with a WARNING line. The first bar of a run has no
+        reference and is only held to the absolute ceilings."""
+        symbol = bar.symbol
+        reference = self.last_close.get(symbol)
+        if reference is None:
+            return True
+        factor = self.config.plausible_factor
+        if reference / factor <= bar.low and bar.high <= reference * factor:
+            self._new_level.pop(symbol, None)
+            return True
+        level, seen, last_open = self._new_level.get(symbol, (bar.close, 0, -1))
+        if not (level / factor <= bar.low and bar.high <= level * factor):
+            level, seen, last_open = bar.close, 0, -1
+        if bar.open_time_ms > last_open:
+            seen += 1
+            last_open = bar.open_time_ms
+        if seen >= self.config.implausible_accept_after:
+            self._new_level.pop(symbol, None)
+            log.warning(
+                "feed: %s accepted at a new price level (close %g; previous close %g): "
+                "%d bars in a row agree",
+                bar.describe(),
+                bar.close,
+                reference,
+                seen,
+            )
+            return True
+        self._new_level[symbol] = (level, seen, last_open)
+        self._reject(
+            "implausible",
+            f"{bar.describe()}: range {bar.low:g}..{bar.high:g} outside the previous close "
+            f"{reference:g} / * {factor:g}",
+        )
+        return False
 
     async def _backfill(
         self, session: aiohttp.ClientSession, symbol: str, up_to_ms: int | None
-    ) -> list[Bar]:
-        """Closed bars after the last delivered one (up to ``up_to_ms`` inclusive), in order."""
+    ) -> AsyncIterator[list[Bar]]:
+        """Closed bars after the last delivered one (up to ``up_to_ms`` inclusive), page by page
+        in order, ``last_open_ms`` moved after each page. Leaves ``_backfill_complete`` False
+        when it stopped at ``max_backfill_pages`` before reaching ``up_to_ms``."""
+        self._backfill_complete = True
         last = self.last_open_ms[symbol]
         if last is None:
-            return []  # nothing delivered yet: live bars start the series
-        fetched: list[Bar] = []
-        while True:
-            params = {"startTime": str(last + self.step_ms), "limit": str(REST_PAGE_LIMIT)}
+            return  # nothing delivered yet: live bars start the series
+        config, step = self.config, self.step_ms
+        limit = config.rest_page_limit
+        pages = misses = fetched = 0
+        while not self._stopping():
+            start = last + step
+            if up_to_ms is not None and start > up_to_ms:
+                break
+            if pages >= config.max_backfill_pages:
+                self._backfill_complete = up_to_ms is None
+                log.warning(
+                    "feed: backfill of %s paused after %d pages at %s; it goes on at the next bar",
+                    symbol,
+                    pages,
+                    format_time_ms(last),
+                )
+                break
+            params = {"startTime": str(start), "limit": str(limit)}
             if up_to_ms is not None:
                 params["endTime"] = str(up_to_ms)
-            payload = await self._get_klines(session, symbol, params)
-            try:
-                page = decode_rest_klines(payload, symbol, self.config.interval, now_ms=_wall_ms())
-            except MessageError as exc:
-                raise FeedTemporaryError(f"klines response for {symbol}: {exc}") from None
-            page = [b for b in page if b.open_time_ms > last]
-            if not page:
+            payload = await self._get_klines(session, symbol, params, limit)
+            pages += 1
+            page = self._check_page(payload, symbol, start, up_to_ms, limit)
+            accepted: list[Bar] = []
+            previous = last
+            for bar in page.bars:
+                if not self._plausible(bar):
+                    continue
+                if bar.open_time_ms > previous + step:
+                    self._record_gap(symbol, previous + step, bar.open_time_ms - step)
+                accepted.append(bar)
+                previous = bar.open_time_ms
+                self.last_close[symbol] = bar.close
+            if accepted:
+                last = self.last_open_ms[symbol] = previous
+                self.counters.count(symbol, "backfill", len(accepted))
+                fetched += len(accepted)
+                misses = 0
+                yield accepted
+                await asyncio.sleep(0)  # HTTP, signals and the watchdog run between pages
+                if page.rows >= limit:
+                    continue  # a full page: there may be more
+            if up_to_ms is None or last >= up_to_ms:
+                break  # caught up with the exchange
+            # An empty or stale answer while the hole is still open: ask again, then record it.
+            if misses >= config.gap_retries:
+                self._record_gap(symbol, last + step, up_to_ms)
                 break
-            fetched += page
-            last = page[-1].open_time_ms
-            if len(page) < REST_PAGE_LIMIT:
-                break
+            await self._sleep(config.gap_retry_seconds * 2**misses)
+            misses += 1
         if fetched:
-            self.last_open_ms[symbol] = last
-            self.counters.count(symbol, "backfill", len(fetched))
-            log.info("feed: backfilled %d %s bar(s) over REST", len(fetched), symbol)
-        return fetched
+            log.info("feed: backfilled %d %s bar(s) over REST", fetched, symbol)
+
+    def _check_page(
+        self,
+        payload: Any,
+        symbol: str,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+    ) -> RestPage:
+        try:
+            page = decode_rest_page(
+                payload,
+                symbol,
+                self.config.interval,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                limit=limit,
+                now_ms=_wall_ms(),
+                limits=self.limits,
+            )
+        except MessageError as exc:
+            self._count_rejected("bad_page")
+            raise FeedTemporaryError(f"klines response for {symbol}: {clip(exc)}") from None
+        for reason, count in page.rejected.items():
+            self._count_rejected(reason, count)
+            self.warnings.warning(
+                reason,
+                "feed: %d %s klines row(s) refused (%s), e.g. %s",
+                count,
+                symbol,
+                reason,
+                clip(page.example),
+            )
+        return page
 
     async def _get_klines(
-        self, session: aiohttp.ClientSession, symbol: str, params: dict[str, str]
+        self, session: aiohttp.ClientSession, symbol: str, params: dict[str, str], limit: int
     ) -> Any:
         url = f"{self.config.rest_url.rstrip('/')}/api/v3/klines"
         query = {"symbol": symbol, "interval": self.config.interval, **params}
+        cap = limit * PAGE_BYTES_PER_ROW + 4096
         try:
             async with session.get(url, params=query) as response:
                 if response.status != 200:
-                    body = (await response.text())[:200]
-                    raise FeedTemporaryError(f"GET klines {symbol}: HTTP {response.status} {body}")
-                return await response.json(content_type=None)
+                    body = (await response.content.read(200)).decode("utf-8", "replace")
+                    raise FeedTemporaryError(
+                        f"GET klines {symbol}: HTTP {response.status} {clip(body)}"
+                    )
+                body_bytes = bytearray()
+                async for chunk in response.content.iter_chunked(65536):
+                    body_bytes += chunk
+                    if len(body_bytes) > cap:
+                        self._count_rejected("bad_page")
+                        raise FeedTemporaryError(
+                            f"GET klines {symbol}: answer larger than {cap} bytes "
+                            f"for limit={limit}; not read further"
+                        )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise FeedTemporaryError(f"GET klines {symbol}: {type(exc).__name__}: {exc}") from None
+        try:
+            return json.loads(body_bytes)
         except ValueError as exc:
-            raise FeedTemporaryError(f"GET klines {symbol}: not JSON: {exc}") from None
+            self._count_rejected("bad_page")
+            raise FeedTemporaryError(f"GET klines {symbol}: not JSON: {clip(exc)}") from None
+
+    def _count_rejected(self, reason: str, count: int = 1) -> None:
+        rejected = self.counters.rejected
+        rejected[reason] = rejected.get(reason, 0) + count
+
+    def _reject(self, reason: str, text: str) -> None:
+        self._count_rejected(reason)
+        self.warnings.warning(reason, "feed: bar rejected (%s): %s", reason, clip(text))
+
+    def _record_gap(self, symbol: str, from_ms: int, to_ms: int) -> None:
+        counters = self.counters
+        counters.gaps_recorded += 1
+        counters.recent_gaps = [
+            *counters.recent_gaps[-(RECENT_GAPS - 1) :],
+            (symbol, from_ms, to_ms),
+        ]
+        self.warnings.warning(
+            "gap",
+            "feed: %s has no bars from %s to %s on the exchange (%d missing); recorded as a gap",
+            symbol,
+            format_time_ms(from_ms),
+            format_time_ms(to_ms),
+            (to_ms - from_ms) // self.step_ms + 1,
+        )
 
     def _note_error(self, text: str) -> None:
+        text = clip(text)
         log.warning("feed: %s", text)
         self.counters.errors = [*self.counters.errors[-9:], text]
 
 
 def _wall_ms() -> int:
-    """Wall-clock now: used only to drop a still-open candle from a REST answer."""
+    """Wall-clock now: what a closed candle must not be later than."""
     return int(time.time() * 1000)

@@ -5,20 +5,34 @@ events; only the final push of a candle (``k.x == true``) becomes a bar. REST: t
 ``/api/v3/klines`` array of 12-element rows. Prices arrive as JSON strings and are parsed with
 ``float`` (the bundled CSVs round-trip the same way). Every malformed message raises
 :class:`MessageError` saying what is wrong, so the feed can log, count and skip it.
+
+The edge rules (:func:`check_edge`, :func:`decode_rest_page`) refuse well-formed klines that
+would poison later bars: a candle that closes in the future (beyond a clock-skew allowance), an
+open time not aligned to the interval or before 2010, a price or volume above an absolute
+ceiling. They raise :class:`RejectedBarError` with a short reason that the feed counts by.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.errors import DataError
-from daemon.events import INTERVAL_MS, Bar, validate_bar
+from daemon.events import INTERVAL_MS, Bar, format_time_ms, validate_bar
+from daemon.log import clip
 
 __all__ = [
+    "MAX_OPEN_TIME_MS",
+    "MIN_OPEN_TIME_MS",
+    "EdgeLimits",
     "MessageError",
+    "RejectedBarError",
+    "RestPage",
+    "check_edge",
     "decode_rest_klines",
+    "decode_rest_page",
     "decode_ws_message",
     "encode_rest_kline",
     "encode_ws_kline",
@@ -26,8 +40,75 @@ __all__ = [
 ]
 
 
+MIN_OPEN_TIME_MS = 1_262_304_000_000  # 2010-01-01: no exchange had a kline before
+# 2200-01-01: a hard bound checked while decoding, before anything formats or stores the time
+# (10**30 overflows SQLite and time.gmtime); the feed's bound is tighter (now + skew).
+MAX_OPEN_TIME_MS = 7_258_118_400_000
+
+
 class MessageError(DataError):
     """A message that is not a well-formed kline event or row."""
+
+
+class RejectedBarError(MessageError):
+    """A well-formed kline refused at the edge; ``reason`` (future, misaligned, implausible)
+    is the label it is counted under."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What a bar may look like before it is believed (see :func:`check_edge`)."""
+
+    step_ms: int
+    max_skew_ms: int = 5_000
+    max_price: float = 1e12
+    max_volume: float = 1e15
+
+
+def check_edge(bar: Bar, limits: EdgeLimits, now_ms: int) -> None:
+    """Raise :class:`RejectedBarError` unless ``bar`` has closed by ``now_ms`` (+ the skew
+    allowance), opens on an interval boundary after 2010 and has prices and volume below the
+    ceilings.
+    ``bar`` already passed :func:`validate_bar` (finite, low > 0, open/close in [low, high])."""
+    open_ms = bar.open_time_ms
+    ahead_ms = open_ms + limits.step_ms - now_ms
+    if ahead_ms > limits.max_skew_ms:
+        hint = "; is this machine's clock behind?" if ahead_ms < 3_600_000 else ""
+        raise RejectedBarError(
+            "future",
+            f"{bar.describe()}: closes after now ({format_time_ms(now_ms)}) "
+            f"+ {limits.max_skew_ms / 1000:g} s clock-skew allowance{hint}",
+        )
+    if open_ms < MIN_OPEN_TIME_MS:
+        raise RejectedBarError("implausible", f"{bar.describe()}: opens before 2010")
+    if open_ms % limits.step_ms:
+        raise RejectedBarError(
+            "misaligned",
+            f"{bar.describe()}: open time {open_ms} is not a multiple of {limits.step_ms} ms",
+        )
+    if bar.high > limits.max_price:
+        raise RejectedBarError(
+            "implausible", f"{bar.describe()}: price {bar.high:g} above {limits.max_price:g}"
+        )
+    if bar.volume > limits.max_volume:
+        raise RejectedBarError(
+            "implausible",
+            f"{bar.describe()}: volume {bar.volume:g} above {limits.max_volume:g}",
+        )
+
+
+def _open_time(value: Any, what: str) -> int:
+    """An open time inside the hard bounds, so that formatting and storing it cannot fail."""
+    open_time = _int(value, what)
+    if open_time > MAX_OPEN_TIME_MS:
+        raise RejectedBarError("future", f"{what} {clip(open_time, 40)} is after the year 2200")
+    if open_time < 0:
+        raise RejectedBarError("implausible", f"{what} {clip(open_time, 40)} is before 1970")
+    return open_time
 
 
 def stream_name(symbol: str, interval: str) -> str:
@@ -37,19 +118,19 @@ def stream_name(symbol: str, interval: str) -> str:
 
 def _price(value: Any, what: str) -> float:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise MessageError(f"{what} is {value!r}, not a decimal string")
+        raise MessageError(f"{what} is {clip(repr(value), 60)}, not a decimal string")
     try:
         number = float(value)
     except ValueError:
-        raise MessageError(f"{what} is {value!r}, not a number") from None
+        raise MessageError(f"{what} is {clip(repr(value), 60)}, not a number") from None
     if not math.isfinite(number):
-        raise MessageError(f"{what} is {value!r}, not finite")
+        raise MessageError(f"{what} is {clip(repr(value), 60)}, not finite")
     return number
 
 
 def _int(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise MessageError(f"{what} is {value!r}, not an integer")
+        raise MessageError(f"{what} is {clip(repr(value), 60)}, not an integer")
     return value
 
 
@@ -78,13 +159,15 @@ def decode_ws_message(text: str | bytes) -> Bar | None:
     symbol = kline.get("s")
     interval = kline.get("i")
     if not isinstance(symbol, str) or not symbol:
-        raise MessageError(f"k.s is {symbol!r}, not a symbol")
+        raise MessageError(f"k.s is {clip(repr(symbol), 60)}, not a symbol")
     if interval not in INTERVAL_MS:
-        raise MessageError(f"k.i is {interval!r}, not a known interval")
-    open_time = _int(kline.get("t"), "k.t")
+        raise MessageError(f"k.i is {clip(repr(interval), 60)}, not a known interval")
+    open_time = _open_time(kline.get("t"), "k.t")
     close_time = kline.get("T")
     if close_time is not None and _int(close_time, "k.T") != open_time + INTERVAL_MS[interval] - 1:
-        raise MessageError(f"k.T {close_time} does not close the candle opened at {open_time}")
+        raise MessageError(
+            f"k.T {clip(close_time, 40)} does not close the candle opened at {open_time}"
+        )
     bar = Bar(
         symbol.upper(),
         interval,
@@ -112,7 +195,7 @@ def decode_rest_klines(
     for index, row in enumerate(payload):
         if not isinstance(row, list) or len(row) < 6:
             raise MessageError(f"klines row {index} is not an array of at least 6 fields")
-        open_time = _int(row[0], f"row {index} open time")
+        open_time = _open_time(row[0], f"row {index} open time")
         if now_ms is not None and open_time + step > now_ms:
             continue  # the newest candle may still be open: never a bar
         bar = Bar(
@@ -126,6 +209,96 @@ def decode_rest_klines(
         except DataError as exc:
             raise MessageError(str(exc)) from None
     return bars
+
+
+@dataclass
+class RestPage:
+    """One checked ``/api/v3/klines`` page: its usable bars in rising open time, how many rows
+    the exchange sent, and how many it refused by reason (with one example to log)."""
+
+    bars: list[Bar]
+    rows: int
+    rejected: dict[str, int] = field(default_factory=dict)
+    example: str = ""
+
+    def refuse(self, reason: str, why: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if not self.example:
+            self.example = why
+
+
+def decode_rest_page(
+    payload: Any,
+    symbol: str,
+    interval: str,
+    *,
+    start_ms: int | None,
+    end_ms: int | None,
+    limit: int,
+    now_ms: int,
+    limits: EdgeLimits,
+) -> RestPage:
+    """Check a klines page like WebSocket messages, row by row.
+
+    A page that is not a list, has more rows than ``limit`` (checked before any row is decoded,
+    so a flood costs nothing) or has a malformed row raises :class:`MessageError`: the whole page
+    is bad and is asked for again. Otherwise rows whose candle is still open are skipped, rows
+    failing :func:`check_edge` or outside ``[start_ms, end_ms]`` are refused and counted
+    (``out_of_range_row``), unsorted rows are put in order and counted (``unsorted_row``; dropping
+    them would punch a hole in the series), and repeated open times keep the first row
+    (``duplicate_row``)."""
+    if not isinstance(payload, list):
+        raise MessageError(f"klines response is {type(payload).__name__}, not a list")
+    if len(payload) > limit:
+        raise MessageError(f"klines page has {len(payload)} rows, more than the {limit} asked for")
+    page = RestPage([], len(payload))
+    step = INTERVAL_MS[interval]
+    bars = page.bars
+    latest = -1
+    for index, row in enumerate(payload):
+        if not isinstance(row, list) or len(row) < 6:
+            raise MessageError(f"klines row {index} is not an array of at least 6 fields")
+        try:
+            open_time = _open_time(row[0], f"row {index} open time")
+        except RejectedBarError as exc:
+            page.refuse(exc.reason, str(exc))
+            continue
+        if now_ms < open_time + step <= now_ms + limits.max_skew_ms:
+            continue  # the newest candle may still be open: never a bar
+        bar = Bar(
+            symbol,
+            interval,
+            open_time,
+            *(_price(row[i], f"row {index} field {i}") for i in range(1, 6)),
+        )
+        try:
+            validate_bar(bar)
+        except DataError as exc:
+            raise MessageError(str(exc)) from None
+        try:
+            check_edge(bar, limits, now_ms)
+        except RejectedBarError as exc:
+            page.refuse(exc.reason, str(exc))
+            continue
+        if (start_ms is not None and open_time < start_ms) or (
+            end_ms is not None and open_time > end_ms
+        ):
+            page.refuse("out_of_range_row", f"{bar.describe()}: outside the range asked for")
+            continue
+        if open_time < latest:
+            page.refuse("unsorted_row", f"{bar.describe()}: after a later row")
+        latest = max(latest, open_time)
+        bars.append(bar)
+    if "unsorted_row" in page.rejected:
+        bars.sort(key=lambda b: b.open_time_ms)
+    kept: list[Bar] = []
+    for bar in bars:
+        if kept and bar.open_time_ms == kept[-1].open_time_ms:
+            page.refuse("duplicate_row", f"{bar.describe()}: sent twice")
+            continue
+        kept.append(bar)
+    page.bars = kept
+    return page
 
 
 def _decimal(value: float) -> str:

@@ -6,8 +6,16 @@ virtual clock that closes one bar every ``1/speed`` seconds (or in real time). B
 starts, ``history_bars`` bars are already closed, so a client has something to warm up on.
 
 Fault switches make it misbehave the way real exchanges do: drop every connection after K
-messages, send a malformed message every M, duplicate or reorder final candles, pause. No fault
-ever changes the bars themselves: a correct client sees exactly the replayed series.
+messages, send a malformed message every M, duplicate, reorder or skip final candles, pause. No
+such fault ever changes the bars themselves: a correct client sees exactly the replayed series.
+
+Hostile switches go further, as a broken or malicious exchange would: ``inject`` sends a fake
+final candle before every N-th real one (dated ten years ahead, off the minute grid, at open
+time 10**30, or at an absurd price); ``silent`` streams answer pings but never send data;
+``rest_fault`` damages REST pages (duplicate, unsorted or past-endTime rows, far more rows than
+``limit``, pages that never end, empty or stale answers for a hole, a future-dated row, a
+non-list). A correct client refuses the fakes and, where the real bars are still served, still
+delivers exactly the replayed series.
 """
 
 from __future__ import annotations
@@ -16,11 +24,13 @@ import asyncio
 import bisect
 import json
 import logging
+import math
 import random
 import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -28,9 +38,24 @@ from daemon.events import MINUTE_MS, Bar
 from daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
 from replay.series import BarSeries
 
-__all__ = ["FaultConfig", "SimExchange", "serve"]
+__all__ = ["INJECT_KINDS", "REST_FAULTS", "FaultConfig", "SimExchange", "serve"]
 
 log = logging.getLogger("barbus.sim")
+
+TEN_YEARS_MS = 3652 * 24 * 60 * MINUTE_MS
+INJECT_KINDS = ("future", "misaligned", "time_1e30", "price")
+# empty and stale answer only hole requests (with endTime); the rest every backfill request.
+REST_FAULTS = (
+    "duplicate",
+    "unsorted",
+    "past_end",
+    "oversize",
+    "endless",
+    "empty",
+    "stale",
+    "future",
+    "not_list",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,23 @@ class FaultConfig:
     pause_seconds: float = 0.0
     partial_updates: bool = True  # also send an open-candle update (x=false) before each close
     seed: int = 1
+    skip_every: int = 0  # never send every N-th final candle over WebSocket (a hole to backfill)
+    # Hostile: a fake final candle (one of INJECT_KINDS) before every N-th real one.
+    inject: str = ""
+    inject_every: int = 0
+    inject_price: float = 1e300  # the price of an injected "price" candle (all of O/H/L/C)
+    silent: bool = False  # WebSockets answer pings but never send a message
+    # Hostile: damage every N-th backfill answer (one of REST_FAULTS), at most `times` (0: all).
+    rest_fault: str = ""
+    rest_fault_every: int = 1
+    rest_fault_times: int = 0
+    oversize_rows: int = 400_000  # rows of an "oversize" answer
+
+    def __post_init__(self) -> None:
+        if self.inject and self.inject not in INJECT_KINDS:
+            raise ValueError(f"inject must be one of {', '.join(INJECT_KINDS)}")
+        if self.rest_fault and self.rest_fault not in REST_FAULTS:
+            raise ValueError(f"rest_fault must be one of {', '.join(REST_FAULTS)}")
 
 
 @dataclass
@@ -85,6 +127,8 @@ class SimExchange:
         # Virtual "now": every bar that opened before now - 1 minute is closed.
         self.now_ms = first + history_bars * MINUTE_MS
         self.sent_final = 0
+        self.rest_requests = 0  # backfill requests eligible for rest_fault
+        self.rest_faults = 0  # answers damaged so far
         self._subscribers: set[_Subscriber] = set()
         self._clock_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -186,7 +230,60 @@ class SimExchange:
             bars = closed[-limit:]
         else:
             bars = self.closed_bars(symbol, start, end, limit)
-        return web.json_response([encode_rest_kline(bar) for bar in bars])
+        rows: Any = [encode_rest_kline(bar) for bar in bars]
+        if start is not None and self._rest_fault_due(end is not None):
+            rows = self._damage(self.faults.rest_fault, rows, symbol, start, end, limit)
+        return web.json_response(rows)
+
+    def _rest_fault_due(self, hole: bool) -> bool:
+        faults = self.faults
+        if not faults.rest_fault or (faults.rest_fault in ("empty", "stale") and not hole):
+            return False
+        if faults.rest_fault_times and self.rest_faults >= faults.rest_fault_times:
+            return False
+        self.rest_requests += 1
+        if self.rest_requests % max(1, faults.rest_fault_every):
+            return False
+        self.rest_faults += 1
+        return True
+
+    def _damage(
+        self, kind: str, rows: list[Any], symbol: str, start: int, end: int | None, limit: int
+    ) -> Any:
+        """``rows`` as a hostile exchange would send them (see REST_FAULTS)."""
+        book = self.books[symbol]
+        if kind == "duplicate" and rows:
+            return ([rows[0], *rows])[:limit]
+        if kind == "unsorted" and len(rows) >= 2:
+            return [rows[1], rows[0], *rows[2:]]
+        if kind == "past_end" and end is not None:
+            after = self.closed_bars(symbol, end + 1, None, 3)
+            return [*rows, *(encode_rest_kline(b) for b in after)]
+        if kind == "oversize":
+            base = rows or [encode_rest_kline(book.bars[0])]
+            copies = math.ceil(self.faults.oversize_rows / len(base))
+            return (base * copies)[: self.faults.oversize_rows]
+        if kind == "endless":  # always a full page from startTime on, made up past the data
+            last = book.bars[-1]
+            out = []
+            for i in range(limit):
+                t = start + i * MINUTE_MS
+                index = book.index_by_time.get(t)
+                bar = book.bars[index] if index is not None else last._replace(open_time_ms=t)
+                out.append(encode_rest_kline(bar))
+            return out
+        if kind == "empty":
+            return []
+        if kind == "stale":
+            older = self.closed_bars(symbol, start - 5 * MINUTE_MS, start - 1, 5)
+            return [encode_rest_kline(b) for b in older]
+        if kind == "future" and len(rows) < limit:
+            model = book.bars[-1]
+            fake = model._replace(open_time_ms=model.open_time_ms + TEN_YEARS_MS)
+            return [*rows, encode_rest_kline(fake)]
+        if kind == "not_list":
+            return {"code": 0, "msg": "this is not a page"}
+        return rows
 
     async def _ws_combined(self, request: web.Request) -> web.WebSocketResponse:
         names = [n for n in request.query.get("streams", "").split("/") if n]
@@ -202,7 +299,8 @@ class SimExchange:
         await ws.prepare(request)
         subscriber = _Subscriber(self, ws, combined)
         subscriber.subscribe(names)
-        self._subscribers.add(subscriber)
+        if not self.faults.silent:  # a silent stream still answers pings (aiohttp does that)
+            self._subscribers.add(subscriber)
         self._go.set()
         try:
             async for message in ws:
@@ -256,6 +354,17 @@ class _Subscriber:
                 )
             final = encode_ws_kline(bar, event_time_ms=now + 5, combined=self.combined)
             exchange.sent_final += 1
+            if faults.skip_every and exchange.sent_final % faults.skip_every == 0:
+                continue
+            if (
+                faults.inject
+                and faults.inject_every
+                and exchange.sent_final % faults.inject_every == 0
+            ):
+                fake = _fake(bar, faults.inject, faults.inject_price)
+                await self._send(
+                    encode_ws_kline(fake, event_time_ms=now + 5, combined=self.combined)
+                )
             rnd = exchange._random
             if self.held is None and rnd.random() < faults.reorder_probability:
                 self.held = final
@@ -286,6 +395,17 @@ class _Subscriber:
                 await self.ws.close()
         except ConnectionResetError:
             pass
+
+
+def _fake(bar: Bar, kind: str, price: float) -> Bar:
+    """A fake final candle of ``kind`` (see INJECT_KINDS) made from the real ``bar``."""
+    if kind == "future":
+        return bar._replace(open_time_ms=bar.open_time_ms + TEN_YEARS_MS)
+    if kind == "misaligned":
+        return bar._replace(open_time_ms=bar.open_time_ms + 1234)
+    if kind == "time_1e30":
+        return bar._replace(open_time_ms=10**30)
+    return bar._replace(open=price, high=price, low=price, close=price)
 
 
 async def serve(
