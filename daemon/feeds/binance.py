@@ -61,15 +61,24 @@ class FeedConfig:
             raise ConfigError("feed: at least one symbol is needed")
         if self.interval not in INTERVAL_MS:
             raise ConfigError(f"feed: unknown interval {self.interval!r}")
-        for name in (
-            "reconnect_initial_seconds",
-            "reconnect_max_seconds",
-            "heartbeat_seconds",
-            "receive_timeout_seconds",
-            "request_timeout_seconds",
+        # NaN compares false with everything, so each bound is written to fail on it.
+        for name, most in (
+            ("reconnect_initial_seconds", 3600.0),
+            ("reconnect_max_seconds", 3600.0),
+            ("heartbeat_seconds", 3600.0),
+            ("receive_timeout_seconds", 86400.0),
+            ("request_timeout_seconds", 3600.0),
         ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"feed: {name} must be > 0")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) and 0 < value <= most
+            ):
+                raise ConfigError(f"feed: {name} must be > 0 and <= {most:g} seconds, got {value}")
+        if self.reconnect_max_seconds < self.reconnect_initial_seconds:
+            raise ConfigError(
+                f"feed: reconnect_max_seconds ({self.reconnect_max_seconds}) must be >= "
+                f"reconnect_initial_seconds ({self.reconnect_initial_seconds})"
+            )
 
     @property
     def stream_url(self) -> str:
