@@ -114,7 +114,8 @@ class Daemon:
             self._restore_engines()
             await runner.setup()
             try:
-                sock = socket.create_server((http.host, http.port))
+                family = socket.AF_INET6 if ":" in http.host else socket.AF_INET
+                sock = socket.create_server((http.host, http.port), family=family)
             except OSError as exc:
                 raise ConfigError(
                     f"[http] cannot listen on {http.host}:{http.port}: {exc.strerror or exc}"

@@ -95,6 +95,16 @@ def healthz_ok(port: int) -> bool:
     return answer is not None and answer[0] == 200
 
 
+def healthz6_ok(port: int) -> bool:
+    """GET /healthz over IPv6 loopback (for a daemon bound to ``::``)."""
+    try:
+        with socket.create_connection(("::1", port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
 def open_idle(port: int, count: int) -> list[socket.socket]:
     """``count`` connections that never send a byte."""
     sockets = []
@@ -224,12 +234,13 @@ def test_idle_and_slowloris_connections_are_closed_after_the_idle_bound(tmp_path
     assert sample(samples, "barbus_http_connections_closed_total", reason="slow_request") >= 3
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_an_exposed_port_is_logged_once_as_a_warning(tmp_path: Path, host: str) -> None:
     port = free_port()
     config = write_daemon_config(tmp_path, port, f'host = "{host}"\nexpose = true\n')
     with daemon(config):
-        eventually(lambda: healthz_ok(port), 30, "the daemon's /healthz")
+        probe = (lambda: healthz_ok(port)) if host == "0.0.0.0" else (lambda: healthz6_ok(port))
+        eventually(probe, 30, "the daemon's /healthz")
     warnings = [line for line in daemon_log(config).splitlines() if "exposed" in line]
     assert len(warnings) == 1, daemon_log(config)
     assert "WARNING" in warnings[0]
