@@ -71,7 +71,7 @@ DEFAULT_BUDGET_BYTES = 2 * 1024**3
 DEFAULT_CHUNK_BYTES = 8 * 1024**2  # CSV files larger than this are ingested block by block
 # A problem in a chunked file up to this size is located by a one-shot text parse (the exact
 # file line); beyond it the error names the data row, as parsing it whole would not fit.
-EXACT_ERRORS_MAX_BYTES = 512 * 1024**2
+EXACT_ERRORS_MAX_BYTES = 256 * 1024**2
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -95,7 +95,7 @@ def regular_file_problem(path: Path) -> str | None:
         return None
     if stat.S_ISDIR(mode):
         return f"{path}: is a directory, not a data file"
-    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
     return f"{path}: is {kind}, not a regular file"
 
 
@@ -228,7 +228,7 @@ class BarCache:
         self.budget_bytes = budget_bytes
         self.verify_checksums = verify_checksums
         self.chunk_bytes = chunk_bytes
-        self.chunked_ingests = 0  # builds that went block by block (tests and logs)
+        self.chunked_ingests = 0  # builds of this instance that went block by block
         self.stats = CacheStats()
         self._flushed = CacheStats()
         self._lru: OrderedDict[str, tuple[BarSeries, CacheEntry]] = OrderedDict()
