@@ -7,6 +7,9 @@ port beyond loopback exposes metrics and status, so it needs ``[http] expose = t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import pytest
 
 from daemon.config import DaemonConfig, load_config
 from daemon.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 FEED_URLS = 'rest_url = "http://127.0.0.1:8765"\nws_url = "ws://127.0.0.1:8765"\n'
 FEED = "[feed]\n" + FEED_URLS + 'symbols = ["BTCUSDT"]\n'
@@ -203,3 +208,25 @@ def test_http_limits_have_defaults_and_load(tmp_path: Path) -> None:
 
     assert (default.max_connections, default.idle_timeout_seconds) == (100, 15.0)
     assert (custom.max_connections, custom.idle_timeout_seconds) == (20, 2.5)
+
+
+def test_barbus_run_with_a_nan_heartbeat_exits_2_with_one_line(tmp_path: Path) -> None:
+    # Before: accepted, and the daemon crashed with a traceback after its warm-up.
+    path = tmp_path / "barbus.toml"
+    path.write_text(FEED + "heartbeat_seconds = nan\n" + STRATEGY, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "daemon.cli", "run", "--config", str(path)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "[feed] heartbeat_seconds must be > 0 and <= 3600 seconds, got nan" in lines[0]

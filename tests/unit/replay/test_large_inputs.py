@@ -63,9 +63,21 @@ def fifo(tmp_path: Path) -> Path:
     return path
 
 
-def test_a_fifo_is_refused_by_cache_ingest_without_hanging(fifo: Path, tmp_path: Path) -> None:
+COMMANDS = {
+    "cache-ingest": ["cache", "ingest", "{data}"],
+    "replay": ["replay", "--strategy", "sma_cross", "--data", "{data}"],
+    "batch": ["batch", "--strategy", "sma_cross", "--data", "{data}", "--out", "{out}"],
+    "sim-exchange": ["sim-exchange", "--data", "{data}", "--port", "0"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_fifo_is_refused_by_every_command_without_hanging(
+    fifo: Path, tmp_path: Path, command: str
+) -> None:
     # Nobody writes to the FIFO: opening it for reading would block for ever.
-    done = barbus("cache", "ingest", fifo, "--cache-dir", tmp_path / "cache", timeout=30)
+    args = [a.format(data=fifo, out=tmp_path / "out") for a in COMMANDS[command]]
+    done = barbus(*args, "--cache-dir", tmp_path / "cache", timeout=30)
 
     line = one_error_line(done)
     assert str(fifo) in line
