@@ -447,7 +447,7 @@ class BarCache:
         from replay.loader import ChunkProblemError, load_bars  # pandas/pyarrow: load them late
 
         size = source.stat().st_size
-        if size <= self.chunk_bytes or source.suffix.lower() == ".parquet":
+        if size <= self.chunk_bytes:
             return self._write_entry(source, load_bars(source, symbol), key)
         try:
             entry = self._write_chunks(source, symbol, key)
@@ -462,8 +462,13 @@ class BarCache:
         return entry
 
     def _write_chunks(self, source: Path, symbol: str, key: str) -> CacheEntry:
-        from replay.loader import csv_chunks
+        from replay.loader import csv_chunks, parquet_chunks
 
+        if source.suffix.lower() == ".parquet":
+            # About chunk_bytes of decoded columns (48 bytes a row) per batch.
+            chunks = parquet_chunks(source, self.chunk_bytes // 48)
+        else:
+            chunks = csv_chunks(source, self.chunk_bytes)
         fingerprint = _fingerprint(source)
         tmp = self._fresh_tmp(key)
         writers = {name: _ColumnWriter(tmp / f"{name}.npy", _DTYPES[name]) for name in COLUMNS}
@@ -471,7 +476,7 @@ class BarCache:
         zero_volume = 0
         first_ms: int | None = None
         try:
-            for times, prices in csv_chunks(source, self.chunk_bytes):
+            for times, prices in chunks:
                 for name, column in zip(COLUMNS, (times, *prices), strict=True):
                     writers[name].append(column)
                 gaps.add(times)

@@ -41,7 +41,14 @@ from daemon.events import MINUTE_MS
 from replay.cache import regular_file_problem
 from replay.series import BarSeries, FloatArray, IntArray, symbol_from_name
 
-__all__ = ["BUNDLED_SAMPLE", "ChunkProblemError", "bundled_data_path", "csv_chunks", "load_bars"]
+__all__ = [
+    "BUNDLED_SAMPLE",
+    "ChunkProblemError",
+    "bundled_data_path",
+    "csv_chunks",
+    "load_bars",
+    "parquet_chunks",
+]
 
 BUNDLED_SAMPLE = "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -442,6 +449,61 @@ def _line_blocks(stream: io.BufferedIOBase, chunk_bytes: int) -> Iterator[memory
         yield memoryview(data)[:cut]  # no copy: pyarrow reads the buffer in place
 
 
+class _ChunkChecker:
+    """The rules of :func:`_first_problem` applied chunk by chunk, across boundaries too."""
+
+    def __init__(self, time_name: str) -> None:
+        self.time_name = time_name
+        self.rows = 0
+        self._first: int | None = None  # the file's first raw open time: its unit
+        self._previous: int | None = None
+        self._smallest_step: int | None = None
+
+    def check(self, table: pa.Table | pa.RecordBatch) -> tuple[IntArray, list[FloatArray]]:
+        """(times, prices) of a chunk whose six columns are time, open ... volume."""
+        if any(table.column(i).null_count for i in range(6)):
+            nulls = [table.column(i).is_null().to_numpy(zero_copy_only=False) for i in range(6)]
+            row = int(np.flatnonzero(np.logical_or.reduce(nulls))[0])
+            raise ChunkProblemError(self.rows + row, "a field is empty")
+        raw_times = table.column(0).to_numpy(zero_copy_only=False)
+        if self._first is None and raw_times.dtype.kind in "iuf":
+            self._first = int(raw_times[0])
+        times = _times_ms(raw_times, self._first)
+        if times is None:
+            raise ChunkProblemError(-1, f"column {self.time_name} holds invalid open times")
+        prices = [
+            np.ascontiguousarray(table.column(i).to_numpy(zero_copy_only=False), dtype=np.float64)
+            for i in range(1, 6)
+        ]
+        found = _first_problem(times, prices, spacing=False)
+        if found is not None:
+            raise ChunkProblemError(self.rows + found[0], found[1])
+        if self._previous is not None:
+            step = int(times[0]) - self._previous
+            if step <= 0:
+                what = "duplicated open time (same as the previous row)"
+                if step < 0:
+                    what = "open time earlier than the previous row (file not sorted)"
+                raise ChunkProblemError(self.rows, what)
+            self._step(step)
+        if times.size > 1:
+            self._step(int(np.diff(times).min()))
+        self.rows += times.size
+        self._previous = int(times[-1])
+        return times, prices
+
+    def _step(self, step: int) -> None:
+        if self._smallest_step is None or step < self._smallest_step:
+            self._smallest_step = step
+
+    def finish(self, path: Path) -> None:
+        """The whole-file rules: at least one row, 1-minute bars."""
+        if self.rows == 0:
+            raise DataError(f"{path}: no data rows")
+        if self._smallest_step is not None and self._smallest_step != MINUTE_MS:
+            raise ChunkProblemError(-1, _spacing_problem(self._smallest_step))
+
+
 def csv_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[IntArray, list[FloatArray]]]:
     """Validated (open times, [open, high, low, close, volume]) of a CSV, block by block.
 
@@ -459,10 +521,7 @@ def csv_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[IntArray, list[Fl
     if time_name != "timestamp":
         types[time_name] = pa.float64()
     convert = pa_csv.ConvertOptions(column_types=types, include_columns=names)
-    rows = 0
-    first: int | None = None
-    previous: int | None = None
-    smallest_step: int | None = None
+    checker = _ChunkChecker(time_name)
     with _open_text_stream(path) as stream:
         try:
             for number, block in enumerate(_line_blocks(stream, chunk_bytes)):
@@ -476,49 +535,43 @@ def csv_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[IntArray, list[Fl
                     pa.BufferReader(block), read_options=read, convert_options=convert
                 )
                 del block
-                if table.num_rows == 0:
-                    continue
-                if any(table.column(i).null_count for i in range(6)):
-                    nulls = [
-                        table.column(i).is_null().to_numpy(zero_copy_only=False) for i in range(6)
-                    ]
-                    row = int(np.flatnonzero(np.logical_or.reduce(nulls))[0])
-                    raise ChunkProblemError(rows + row, "a field is empty")
-                raw_times = table.column(0).to_numpy()
-                if first is None and raw_times.dtype.kind in "iuf":
-                    first = int(raw_times[0])
-                times = _times_ms(raw_times, first)
-                if times is None:
-                    raise ChunkProblemError(-1, f"column {time_name} holds invalid open times")
-                prices = [
-                    np.ascontiguousarray(table.column(i).to_numpy(), dtype=np.float64)
-                    for i in range(1, 6)
-                ]
-                del table
-                found = _first_problem(times, prices, spacing=False)
-                if found is not None:
-                    raise ChunkProblemError(rows + found[0], found[1])
-                if previous is not None:
-                    step = int(times[0]) - previous
-                    if step <= 0:
-                        what = "duplicated open time (same as the previous row)"
-                        if step < 0:
-                            what = "open time earlier than the previous row (file not sorted)"
-                        raise ChunkProblemError(rows, what)
-                    smallest_step = step if smallest_step is None else min(smallest_step, step)
-                if times.size > 1:
-                    inner = int(np.diff(times).min())
-                    smallest_step = inner if smallest_step is None else min(smallest_step, inner)
-                yield times, prices
-                rows += times.size
-                previous = int(times[-1])
+                if table.num_rows:
+                    yield checker.check(table)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowKeyError) as exc:
             raise ChunkProblemError(-1, f"cannot be parsed: {str(exc)[:200]}") from None
         except (OSError, EOFError, zlib.error) as exc:
             raise ChunkProblemError(
                 -1, f"corrupt gzip data or unreadable: {str(exc)[:200]}"
             ) from None
-    if rows == 0:
-        raise DataError(f"{path}: no data rows")
-    if smallest_step is not None and smallest_step != MINUTE_MS:
-        raise ChunkProblemError(-1, _spacing_problem(smallest_step))
+    checker.finish(path)
+
+
+def parquet_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[IntArray, list[FloatArray]]]:
+    """Like :func:`csv_chunks` for a Parquet file, ``chunk_rows`` rows at a time."""
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
+    with contextlib.closing(parquet):
+        schema = parquet.schema_arrow
+        by_lower = {name.lower(): name for name in schema.names}
+        time_name = next((n for n in TIME_NAMES if n in by_lower), None)
+        missing = [n for n in PRICE_COLUMNS if n not in by_lower]
+        if time_name is None or missing:
+            raise ChunkProblemError(-1, "lacks a time column or a price column")
+        for name in PRICE_COLUMNS:
+            kind = schema.field(by_lower[name]).type
+            if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+                raise ChunkProblemError(-1, f"Parquet column {name} is {kind}, not numeric")
+        columns = [by_lower[n] for n in (time_name, *PRICE_COLUMNS)]
+        checker = _ChunkChecker(time_name)
+        try:
+            for batch in parquet.iter_batches(batch_size=max(chunk_rows, 1), columns=columns):
+                if batch.num_rows:
+                    yield checker.check(batch)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise ChunkProblemError(-1, f"cannot be read: {str(exc)[:200]}") from None
+    checker.finish(path)

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from daemon.errors import DataError
@@ -370,3 +372,60 @@ def test_chunked_ingest_memory_is_bounded_by_the_chunk_not_the_file(
     assert streamed < 24, (streamed, whole, size_mib)
     assert streamed < whole / 3, (streamed, whole, size_mib)
     assert len(BarCache(tmp_path / "a").load(path)) == 6 * len(gap_series)
+
+
+def parquet_table(series: BarSeries, times: str) -> pa.Table:
+    stamps: object = series.open_time_ms
+    if times == "datetime":
+        stamps = pa.array(series.open_time_ms.astype("datetime64[ms]"), pa.timestamp("ms", "UTC"))
+    return pa.table(
+        {
+            "Open_Time_ms" if times == "ms" else "timestamp": stamps,
+            **{name: getattr(series, name) for name in COLUMNS[1:]},
+        }
+    )
+
+
+@pytest.mark.parametrize("times", ["ms", "datetime"])
+def test_chunked_parquet_ingest_writes_exactly_the_columns_of_a_one_shot_read(
+    gap_series: BarSeries, tmp_path: Path, times: str
+) -> None:
+    path = tmp_path / "BTCUSDT_1m_big.parquet"
+    pq.write_table(parquet_table(gap_series, times), path, row_group_size=10_000)
+
+    chunked = BarCache(tmp_path / "chunked", chunk_bytes=SMALL_CHUNK)
+    streamed = chunked.load(path)
+    BarCache(tmp_path / "one-shot", chunk_bytes=1 << 40).load(path)
+
+    assert chunked.chunked_ingests == 1
+    assert entry_files(tmp_path / "chunked") == entry_files(tmp_path / "one-shot")
+    assert comparable_meta(tmp_path / "chunked") == comparable_meta(tmp_path / "one-shot")
+    assert np.array_equal(streamed.open_time_ms, gap_series.open_time_ms)
+
+
+def test_a_problem_in_a_chunked_parquet_file_is_reported_like_a_one_shot_read(
+    gap_series: BarSeries, tmp_path: Path
+) -> None:
+    low = gap_series.low.copy()
+    low[30_000] = -1.0
+    damaged = BarSeries(
+        "BTCUSDT",
+        "1m",
+        "x",
+        gap_series.open_time_ms,
+        gap_series.open,
+        gap_series.high,
+        low,
+        gap_series.close,
+        gap_series.volume,
+    )
+    path = tmp_path / "BTCUSDT_1m_damaged.parquet"
+    pq.write_table(parquet_table(damaged, "ms"), path, row_group_size=10_000)
+    with pytest.raises(DataError) as one_shot:
+        load_bars(path)
+
+    with pytest.raises(DataError) as chunked:
+        BarCache(tmp_path / "cache", chunk_bytes=SMALL_CHUNK).load(path)
+
+    assert str(chunked.value) == str(one_shot.value)
+    assert "row 30001" in str(chunked.value)
