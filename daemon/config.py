@@ -7,7 +7,9 @@ See ``ops/barbus.example.toml`` for every key with its default.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +48,13 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "execution": {"fee_bps": (int, float), "slippage_bps": (int, float), "fill_at": str},
     "state": {"path": str},
-    "http": {"host": str, "port": int},
+    "http": {
+        "host": str,
+        "port": int,
+        "expose": bool,
+        "max_connections": int,
+        "idle_timeout_seconds": (int, float),
+    },
     "log": {"level": str},
 }
 _STRATEGY_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -71,8 +79,31 @@ class StrategyConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
+    """Where the health/metrics server listens and how long it lets a connection sit idle."""
+
     host: str = "127.0.0.1"
     port: int = 8080
+    expose: bool = False  # required for a host beyond loopback: metrics and status go public
+    max_connections: int = 100  # beyond this the longest-idle connection is closed
+    idle_timeout_seconds: float = 15.0  # a connection without a complete request is closed
+
+    @property
+    def exposed(self) -> bool:
+        """Whether the port is reachable from other machines (the host is not loopback)."""
+        return not is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine: ``localhost`` or a loopback IP.
+
+    Any other name may resolve to a public address, and "" binds every interface.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -100,7 +131,7 @@ def _check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str
     check_keys(table, schema, where)
     for key, value in table.items():
         expected = schema[key]
-        if isinstance(value, bool) or not isinstance(value, expected):
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
             names = (
                 expected.__name__
                 if isinstance(expected, type)
@@ -132,23 +163,33 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
     warmup = int(feed_raw.pop("warmup_bars", 500))
     if not 0 <= warmup <= 1000:
         raise ConfigError(f"{where}: [feed] warmup_bars must be in [0, 1000], got {warmup}")
-    max_age = float(feed_raw.pop("max_bar_age_seconds", 150.0))
-    feed = FeedConfig(
-        **{k: v for k, v in feed_raw.items() if k != "symbols"},
-        symbols=tuple(s.upper() for s in symbols),
-    )
+    raw_age = feed_raw.pop("max_bar_age_seconds", 150.0)
+    max_age = _seconds(raw_age, 86400.0)
+    if max_age is None:
+        raise ConfigError(
+            f"{where}: [feed] max_bar_age_seconds must be > 0 and <= 86400 seconds, got {raw_age}"
+        )
+    _check_url(feed_raw["rest_url"], ("http", "https"), f"{where}: [feed] rest_url")
+    _check_url(feed_raw["ws_url"], ("ws", "wss"), f"{where}: [feed] ws_url")
+    try:
+        feed = FeedConfig(
+            **{k: v for k, v in feed_raw.items() if k != "symbols"},
+            symbols=tuple(s.upper() for s in symbols),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [feed] {str(exc).removeprefix('feed: ')}") from None
     execution_raw = raw.get("execution", {})
-    execution = ExecutionConfig(
-        fee_bps=float(execution_raw.get("fee_bps", 10.0)),
-        slippage_bps=float(execution_raw.get("slippage_bps", 5.0)),
-        fill_at=execution_raw.get("fill_at", "next_open"),
-    )
+    try:
+        execution = ExecutionConfig(
+            fee_bps=float(execution_raw.get("fee_bps", 10.0)),
+            slippage_bps=float(execution_raw.get("slippage_bps", 5.0)),
+            fill_at=execution_raw.get("fill_at", "next_open"),
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: [execution] {exc}") from None
     strategies = _strategies(raw.get("strategy", []), feed.symbols, where)
     state_path = Path(raw.get("state", {}).get("path", "barbus-state.sqlite"))
-    http_raw = raw.get("http", {})
-    http = HttpConfig(http_raw.get("host", "127.0.0.1"), int(http_raw.get("port", 8080)))
-    if not 0 <= http.port <= 65535:
-        raise ConfigError(f"{where}: [http] port must be in [0, 65535]")
+    http = _http(raw.get("http", {}), where)
     level = str(raw.get("log", {}).get("level", "INFO")).upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(f"{where}: [log] level {level!r} is not a logging level")
@@ -163,6 +204,62 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
         max_bar_age_seconds=max_age,
         source=source,
     )
+
+
+def _seconds(value: float, most: float) -> float | None:
+    """``value`` as a float if it is finite, > 0 and <= ``most`` (NaN fails every test)."""
+    seconds = float(value)
+    return seconds if 0.0 < seconds <= most else None
+
+
+def _check_url(url: str, schemes: tuple[str, ...], where: str) -> None:
+    """A URL the feed can connect to: one of ``schemes``, a host, a valid port, no spaces."""
+    accepted = " or ".join(schemes)
+    shown = url if len(url) <= 200 else url[:200] + "..."
+    if any(c.isspace() for c in url):
+        raise ConfigError(f"{where} {shown!r} contains a space; expected {accepted}://host[:port]")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in [0, 65535]
+    except ValueError as exc:
+        raise ConfigError(f"{where} {shown!r} has an invalid port or host: {exc}") from None
+    if parts.scheme.lower() not in schemes:
+        raise ConfigError(f"{where} {shown!r} must start with {accepted}://")
+    if not parts.hostname:
+        raise ConfigError(f"{where} {shown!r} has no host; expected {accepted}://host[:port]")
+    if port == 0:
+        raise ConfigError(f"{where} {shown!r}: port 0 is not a port to connect to")
+
+
+def _http(table: Mapping[str, Any], where: str) -> HttpConfig:
+    """The [http] table; a host beyond loopback needs ``expose = true``."""
+    here = f"{where}: [http]"
+    port = int(table.get("port", 8080))
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{here} port must be in [0, 65535], got {port}")
+    connections = int(table.get("max_connections", 100))
+    if not 1 <= connections <= 10_000:
+        raise ConfigError(f"{here} max_connections must be in [1, 10000], got {connections}")
+    idle = _seconds(table.get("idle_timeout_seconds", 15.0), 3600.0)
+    if idle is None:
+        raise ConfigError(
+            f"{here} idle_timeout_seconds must be > 0 and <= 3600 seconds, "
+            f"got {table.get('idle_timeout_seconds')}"
+        )
+    http = HttpConfig(
+        host=table.get("host", "127.0.0.1"),
+        port=port,
+        expose=bool(table.get("expose", False)),
+        max_connections=connections,
+        idle_timeout_seconds=idle,
+    )
+    if http.exposed and not http.expose:
+        raise ConfigError(
+            f"{here} host {http.host!r} is not a loopback address: it would expose the port "
+            "(metrics, status) to the network; set [http] expose = true to allow it, "
+            'or use host = "127.0.0.1"'
+        )
+    return http
 
 
 def _strategies(

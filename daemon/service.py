@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-
 from daemon.broker import ExecutionConfig
 from daemon.bus import EventBus
 from daemon.config import DaemonConfig, StrategyConfig, load_config
@@ -33,7 +31,7 @@ from daemon.engine import StrategyEngine
 from daemon.errors import ConfigError, DataError
 from daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
 from daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
-from daemon.http import make_app
+from daemon.http import HttpLimits, app_runner, make_app, start_site
 from daemon.log import configure_logging
 from daemon.metrics import DaemonMetrics, LiveStateCollector
 from daemon.notify import sd_notify, watchdog_interval_seconds
@@ -131,17 +129,30 @@ class Daemon:
         except BaseException:
             self.state.close()
             raise
-        runner = web.AppRunner(
-            make_app(self.status, self.readiness, self.metrics.registry), handle_signals=False
-        )
+        http = self.config.http
+        limits = HttpLimits(http.max_connections, http.idle_timeout_seconds)
+        runner = app_runner(make_app(self.status, self.readiness, self.metrics.registry, limits))
         watchdog: asyncio.Task[None] | None = None
         monitor: asyncio.Task[None] | None = None
         try:
             await runner.setup()
-            sock = socket.create_server((self.config.http.host, self.config.http.port))
+            try:
+                family = socket.AF_INET6 if ":" in http.host else socket.AF_INET
+                sock = socket.create_server((http.host, http.port), family=family)
+            except OSError as exc:
+                raise ConfigError(
+                    f"[http] cannot listen on {http.host}:{http.port}: {exc.strerror or exc}"
+                ) from None
             self.http_port = sock.getsockname()[1]
-            await web.SockSite(runner, sock).start()
-            log.info("http on %s:%s", self.config.http.host, self.http_port)
+            await start_site(runner, sock)
+            log.info("http on %s:%s", http.host, self.http_port)
+            if http.exposed:
+                log.warning(
+                    "http on %s:%s is exposed to the network (metrics, status): "
+                    "[http] expose = true",
+                    http.host,
+                    self.http_port,
+                )
             watchdog = asyncio.create_task(self._watchdog())
             self.feed = BinanceFeed(self.config.feed, self._last_open_times())
             self._seed_plausibility(self.feed)

@@ -572,20 +572,80 @@ def _end_with_newline(path: Path) -> None:
                 handle.write(b"\n")
 
 
+_INT_METRICS = frozenset({"trades", "bars", "gaps"})
+_SHOWN_DAMAGE = 5  # damaged lines described in the summary; the rest are counted
+
+
 def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, Any]]:
-    """Successful rows of earlier runs for the jobs of this batch (failed ones run again)."""
+    """Successful rows of earlier runs for the jobs of this batch (failed ones run again).
+
+    A damaged line (cut short, garbage, JSON of the wrong shape or types, a row that does not
+    match its job) is skipped and its job runs again; one warning per file says which lines.
+    """
     rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return rows
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            log.warning("%s: line %d is not JSON (a write cut short?); ignored", path, number)
-            continue
-        if row.get("job_id") in wanted and row.get("status") == "ok":
+    damaged: list[str] = []
+    lines = path.read_bytes().split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the newline that ends the last row
+    for number, line in enumerate(lines, start=1):
+        row, problem = _journal_row(line, wanted)
+        if problem is not None:
+            damaged.append(f"line {number} {problem}")
+        elif row is not None:
             rows[row["job_id"]] = row
+    if damaged:
+        shown = "; ".join(damaged[:_SHOWN_DAMAGE])
+        more = f"; and {len(damaged) - _SHOWN_DAMAGE} more" if len(damaged) > _SHOWN_DAMAGE else ""
+        count = f"{len(damaged)} damaged line{'s' if len(damaged) > 1 else ''}"
+        runs = "their jobs run" if len(damaged) > 1 else "its job runs"
+        log.warning("%s: %s%s: skipped %s, %s again", path, shown, more, count, runs)
     return rows
+
+
+def _journal_row(
+    line: bytes, wanted: Mapping[str, Job]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """(the ok row of a wanted job, None), (None, None) to pass over, or (None, what is wrong)."""
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, "is not UTF-8 text (garbage?)"
+    except json.JSONDecodeError:
+        return None, "is not JSON (a write cut short?)"
+    if not isinstance(row, dict):
+        return None, f"is a JSON {type(row).__name__}, not a result row"
+    job_id, status = row.get("job_id"), row.get("status")
+    if not isinstance(job_id, str):
+        return None, "has no job_id string"
+    if status not in ("ok", "failed"):
+        return None, "has a status that is neither 'ok' nor 'failed'"
+    job = wanted.get(job_id)
+    if job is None or status != "ok":
+        return None, None  # another batch's job, or a failure that runs again
+    problem = _row_problem(row, _row(job, None, ""))
+    return (None, f"(job {job_id}) {problem}") if problem else (row, None)
+
+
+def _row_problem(row: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:
+    """What makes ``row`` unlike the row its job writes, or None."""
+    if set(row) != set(expected):
+        odd = sorted(set(row) ^ set(expected))
+        return f"has missing or unexpected keys {', '.join(odd)[:120]}"
+    for key, value in expected.items():
+        if key in METRICS:
+            continue
+        if json.dumps(row[key], sort_keys=True) != json.dumps(value, sort_keys=True):
+            return f"has a {key} that is not the job's"
+    for metric in METRICS:
+        value = row[metric]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if metric in _INT_METRICS and not (number and isinstance(value, int)):
+            return f"has a {metric} that is not an integer"
+        if value is not None and not number:
+            return f"has a {metric} that is not a number"
+    return None
 
 
 def _sorted_rows(rows: list[dict[str, Any]], sort: str, ascending: bool) -> list[dict[str, Any]]:

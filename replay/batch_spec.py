@@ -27,6 +27,7 @@ from daemon.configfile import check_keys, read_toml
 from daemon.errors import ConfigError
 from daemon.events import parse_utc_ms
 from replay.batch import METRICS, Job, expand_jobs
+from replay.cache import regular_file_problem
 from strategies.base import ParamValue
 
 __all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]
@@ -93,6 +94,9 @@ def plan_jobs(
     if not data:
         raise ConfigError(f"run of {strategy}: no data files given")
     for path in data:
+        special = regular_file_problem(Path(path))  # a FIFO exists, but is no data file
+        if special is not None:
+            raise ConfigError(special)
         if not Path(path).is_file():
             raise ConfigError(f"data file {path} does not exist")
     return expand_jobs(

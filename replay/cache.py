@@ -13,7 +13,11 @@ Every open re-checks the source's size and mtime (and, if they moved, its sha256
 source is rebuilt, never served stale; it checks each column's length and, unless told not to,
 its checksum (xxh3: ~10 GB/s), so a corrupt entry is reported and rebuilt from the source.
 Builds happen in a temporary folder renamed into place under a file lock, so concurrent
-workers never see half an entry and never build the same entry twice.
+workers never see half an entry and never build the same entry twice. A CSV larger than
+``chunk_bytes`` is parsed block by block and each column appended to its ``.npy`` file as it
+goes (the header is rewritten with the row count at the end), so ingest memory is bounded by the
+block, not by the file; the bytes are the same as a one-shot build's. Only regular files are
+read: a FIFO or a device is refused before it is opened.
 
 On top sits an in-process LRU of mapped series with a byte budget and counters. Counters are
 added to ``<root>/stats.json`` by :meth:`BarCache.flush_stats`, which ``barbus cache stats``
@@ -25,10 +29,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
+import stat
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -40,8 +46,8 @@ import numpy as np
 import xxhash
 
 from daemon.errors import DataError
-from daemon.events import format_time_ms
-from replay.series import BarSeries, symbol_from_name
+from daemon.events import MINUTE_MS, format_time_ms
+from replay.series import BarSeries, GapReport, symbol_from_name
 
 __all__ = [
     "COLUMNS",
@@ -53,6 +59,7 @@ __all__ = [
     "default_cache_dir",
     "format_entries",
     "format_stats",
+    "regular_file_problem",
 ]
 
 log = logging.getLogger("barbus.cache")
@@ -61,6 +68,41 @@ FORMAT_VERSION = 1
 COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
 _DTYPES = {name: np.dtype("<i8") if name == "open_time_ms" else np.dtype("<f8") for name in COLUMNS}
 DEFAULT_BUDGET_BYTES = 2 * 1024**3
+DEFAULT_CHUNK_BYTES = 8 * 1024**2  # CSV files larger than this are ingested block by block
+# A problem in a chunked file up to this size is located by a one-shot text parse (the exact
+# file line); beyond it the error names the data row, as parsing it whole would not fit.
+EXACT_ERRORS_MAX_BYTES = 256 * 1024**2
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a data file (not a regular file), or None.
+
+    ``stat`` does not open the file, so a FIFO nobody writes to cannot block here. A missing
+    file is None: each caller says "missing" its own way (the cache may still hold a copy).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return f"{path}: is a directory, not a data file"
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    return f"{path}: is {kind}, not a regular file"
+
+
+def _refuse_special(path: Path) -> None:
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
 
 
 def default_cache_dir() -> Path:
@@ -180,10 +222,13 @@ class BarCache:
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
         *,
         verify_checksums: bool = True,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     ) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.budget_bytes = budget_bytes
         self.verify_checksums = verify_checksums
+        self.chunk_bytes = chunk_bytes
+        self.chunked_ingests = 0  # builds of this instance that went block by block
         self.stats = CacheStats()
         self._flushed = CacheStats()
         self._lru: OrderedDict[str, tuple[BarSeries, CacheEntry]] = OrderedDict()
@@ -193,6 +238,7 @@ class BarCache:
     def load(self, source: Path, symbol: str | None = None) -> BarSeries:
         """The series of ``source``: from the LRU, else mapped from disk, else ingested."""
         source = Path(source)
+        _refuse_special(source)
         symbol = symbol or _symbol_of(source)
         key = _entry_key(source, symbol)
         cached = self._lru.get(key)
@@ -210,6 +256,7 @@ class BarCache:
     def ingest(self, source: Path, symbol: str | None = None, *, force: bool = False) -> CacheEntry:
         """Make sure ``source`` is cached (rebuilt if ``force``); return its entry."""
         source = Path(source)
+        _refuse_special(source)
         symbol = symbol or _symbol_of(source)
         key = _entry_key(source, symbol)
         self._forget(key)
@@ -379,11 +426,8 @@ class BarCache:
                     return found
             if reason:
                 log.warning("%s: rebuilding cache entry %s: %s", source, key, reason)
-            from replay.loader import load_bars  # parsing needs pandas/pyarrow: load them late
-
             started = time.perf_counter()
-            series = load_bars(source, symbol)
-            entry = self._write_entry(source, series, key)
+            entry = self._parse_and_write(source, symbol, key)
             if reason:
                 self.stats.rebuilds += 1
             else:
@@ -394,15 +438,95 @@ class BarCache:
                 f"{entry.rows:,}",
                 symbol,
                 time.perf_counter() - started,
-                series.gaps().describe(),
+                GapReport(**entry.gaps).describe(),
             )
             return self._map(directory, entry), entry
 
-    def _write_entry(self, source: Path, series: BarSeries, key: str) -> CacheEntry:
+    def _parse_and_write(self, source: Path, symbol: str, key: str) -> CacheEntry:
+        """Parse ``source`` (block by block if it is a large CSV) into a new entry."""
+        from replay.loader import ChunkProblemError, load_bars  # pandas/pyarrow: load them late
+
+        size = source.stat().st_size
+        if size <= self.chunk_bytes:
+            return self._write_entry(source, load_bars(source, symbol), key)
+        try:
+            entry = self._write_chunks(source, symbol, key)
+        except ChunkProblemError as problem:
+            if size <= EXACT_ERRORS_MAX_BYTES:
+                # Parse it whole to name the exact file line (or to read what the block
+                # reader could not, e.g. time stamps whose format changes after block one).
+                return self._write_entry(source, load_bars(source, symbol), key)
+            where = f" data row {problem.row + 1}:" if problem.row >= 0 else ""
+            raise DataError(f"{source}:{where} {problem.what}") from None
+        self.chunked_ingests += 1
+        return entry
+
+    def _write_chunks(self, source: Path, symbol: str, key: str) -> CacheEntry:
+        from replay.loader import csv_chunks, parquet_chunks
+
+        if source.suffix.lower() == ".parquet":
+            # About chunk_bytes of decoded columns (48 bytes a row) per batch.
+            chunks = parquet_chunks(source, self.chunk_bytes // 48)
+        else:
+            chunks = csv_chunks(source, self.chunk_bytes)
         fingerprint = _fingerprint(source)
+        tmp = self._fresh_tmp(key)
+        writers = {name: _ColumnWriter(tmp / f"{name}.npy", _DTYPES[name]) for name in COLUMNS}
+        gaps = _GapCounter()
+        zero_volume = 0
+        first_ms: int | None = None
+        try:
+            for times, prices in chunks:
+                for name, column in zip(COLUMNS, (times, *prices), strict=True):
+                    writers[name].append(column)
+                gaps.add(times)
+                zero_volume += int(np.count_nonzero(prices[4] == 0.0))
+                if first_ms is None:
+                    first_ms = int(times[0])
+            finished = {name: writer.finish() for name, writer in writers.items()}
+        except BaseException:
+            for writer in writers.values():
+                writer.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        assert first_ms is not None
+        assert gaps.last_ms is not None
+        entry = CacheEntry(
+            key=key,
+            symbol=symbol,
+            interval="1m",
+            rows=writers["open_time_ms"].rows,
+            first_open_time_ms=first_ms,
+            last_open_time_ms=gaps.last_ms,
+            source=fingerprint,
+            checksums={name: digest for name, (digest, _) in finished.items()},
+            column_bytes={name: size for name, (_, size) in finished.items()},
+            gaps=asdict(gaps.report()),
+            zero_volume_bars=zero_volume,
+            created_unix=time.time(),
+        )
+        self._install(tmp, entry)
+        return entry
+
+    def _fresh_tmp(self, key: str) -> Path:
         tmp = self.root / f".tmp-{key}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        return tmp
+
+    def _install(self, tmp: Path, entry: CacheEntry) -> None:
+        """Write the metadata and rename the finished folder into place."""
+        self._write_meta(tmp, entry)
+        directory = self.root / entry.key
+        if directory.exists():
+            trash = self.root / f".old-{entry.key}-{os.getpid()}"
+            directory.rename(trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        tmp.rename(directory)
+
+    def _write_entry(self, source: Path, series: BarSeries, key: str) -> CacheEntry:
+        fingerprint = _fingerprint(source)
+        tmp = self._fresh_tmp(key)
         arrays = dict(zip(COLUMNS, series.columns(), strict=True))
         checksums, column_bytes = {}, {}
         for name, array in arrays.items():
@@ -426,13 +550,7 @@ class BarCache:
             zero_volume_bars=series.zero_volume_bars(),
             created_unix=time.time(),
         )
-        self._write_meta(tmp, entry)
-        directory = self.root / key
-        if directory.exists():
-            trash = self.root / f".old-{key}-{os.getpid()}"
-            directory.rename(trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        tmp.rename(directory)
+        self._install(tmp, entry)
         return entry
 
     @staticmethod
@@ -449,6 +567,85 @@ class BarCache:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _npy_header(dtype: np.dtype[Any], rows: int) -> bytes:
+    """The ``.npy`` (version 1.0) header ``numpy.save`` writes for a 1-D array of ``rows``."""
+    buffer = io.BytesIO()
+    header = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": (rows,),
+    }
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+class _ColumnWriter:
+    """One ``.npy`` column written chunk by chunk, checksummed as it goes.
+
+    A placeholder header goes first; :meth:`finish` rewrites it with the final row count (the
+    header is padded to 128 bytes whatever the count, so the data never moves).
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype[Any]) -> None:
+        self.path = path
+        self.dtype = dtype
+        self.rows = 0
+        self._hash = xxhash.xxh3_64()
+        self._header_bytes = len(_npy_header(dtype, 0))
+        self._handle = path.open("wb")
+        self._handle.write(_npy_header(dtype, 0))
+
+    def append(self, column: np.ndarray[Any, Any]) -> None:
+        data = np.ascontiguousarray(column, dtype=self.dtype)
+        self._handle.write(data.data)
+        self._hash.update(data.data)
+        self.rows += data.size
+
+    def finish(self) -> tuple[str, int]:
+        """(xxh3 checksum, file size) once the real header is in place."""
+        header = _npy_header(self.dtype, self.rows)
+        if len(header) != self._header_bytes:
+            raise DataError(f"{self.path}: {self.rows} rows do not fit a fixed .npy header")
+        self._handle.seek(0)
+        self._handle.write(header)
+        self._handle.close()
+        return self._hash.hexdigest(), self.path.stat().st_size
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+class _GapCounter:
+    """:meth:`BarSeries.gaps` computed chunk by chunk (the same report for the same bars)."""
+
+    def __init__(self) -> None:
+        self.last_ms: int | None = None
+        self.count = 0
+        self.missing = 0
+        self.largest = 0
+        self.largest_after_ms: int | None = None
+
+    def add(self, times: np.ndarray[Any, Any]) -> None:
+        joined = times if self.last_ms is None else np.concatenate(([self.last_ms], times))
+        self.last_ms = int(times[-1])
+        if joined.size < 2:
+            return
+        steps = np.diff(joined)
+        holes = np.flatnonzero(steps > MINUTE_MS)
+        if holes.size == 0:
+            return
+        missing = steps[holes] // MINUTE_MS - 1
+        worst = int(np.argmax(missing))
+        self.count += int(holes.size)
+        self.missing += int(missing.sum())
+        if int(missing[worst]) > self.largest:  # the first largest, as argmax over the file
+            self.largest = int(missing[worst])
+            self.largest_after_ms = int(joined[holes[worst]])
+
+    def report(self) -> GapReport:
+        return GapReport(self.count, self.largest, self.missing, self.largest_after_ms)
 
 
 def format_entries(entries: list[CacheEntry]) -> str:

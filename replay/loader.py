@@ -13,14 +13,19 @@ Accepted inputs (CSV may be gzip-compressed; the layout is told apart by the fir
 CSV is parsed with pyarrow (several million rows a second). When anything is wrong, the file is
 parsed again with pandas row by row as text, so the error names the file line a user can open.
 Gaps (missing minutes) are legal in real data: they are reported, never filled.
+
+Only regular files are read (a FIFO would block for ever, a device never end). :func:`load_bars`
+reads the whole file; :func:`csv_chunks` streams a large CSV in blocks for the cache's chunked
+ingest, with the same validation, so memory is bounded by the block and not by the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -33,9 +38,17 @@ import pyarrow.parquet as pq
 
 from daemon.errors import DataError
 from daemon.events import MINUTE_MS
+from replay.cache import regular_file_problem
 from replay.series import BarSeries, FloatArray, IntArray, symbol_from_name
 
-__all__ = ["BUNDLED_SAMPLE", "bundled_data_path", "load_bars"]
+__all__ = [
+    "BUNDLED_SAMPLE",
+    "ChunkProblemError",
+    "bundled_data_path",
+    "csv_chunks",
+    "load_bars",
+    "parquet_chunks",
+]
 
 BUNDLED_SAMPLE = "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
@@ -78,6 +91,9 @@ def load_bars(path: Path, symbol: str | None = None) -> BarSeries:
 
 
 def _read_bytes(path: Path) -> bytes:
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -86,6 +102,10 @@ def _read_bytes(path: Path) -> bytes:
         raise DataError(f"{path}: is a directory, not a data file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise DataError(
+            f"{path}: too large to read into memory; ingest it into the cache"
+        ) from None
 
 
 def _decompress(path: Path, raw: bytes) -> bytes:
@@ -164,8 +184,12 @@ def _time_and_prices(
     return times, prices
 
 
-def _times_ms(raw: npt.NDArray[np.generic]) -> IntArray | None:
-    """Open times in epoch ms from numbers (s, ms or µs by magnitude) or date-time strings."""
+def _times_ms(raw: npt.NDArray[np.generic], first: int | None = None) -> IntArray | None:
+    """Open times in epoch ms from numbers (s, ms or µs by magnitude) or date-time strings.
+
+    The unit is told by the first open time: ``raw[0]``, or ``first`` (the file's first) when
+    ``raw`` is a later chunk of the file.
+    """
     if raw.dtype.kind in "Mm":
         return raw.astype("datetime64[ms]").astype(np.int64)
     if raw.dtype.kind == "O":
@@ -182,7 +206,7 @@ def _times_ms(raw: npt.NDArray[np.generic]) -> IntArray | None:
     if np.any(values != np.floor(values)):
         return None
     times = values.astype(np.int64)
-    first = int(times[0])
+    first = int(times[0]) if first is None else first
     if first < 10**11:  # epoch seconds (ms passed 1e11 in 1973)
         return times * 1000
     if first >= 10**14:  # epoch microseconds (ms reach 1e14 only in the year 5138)
@@ -305,8 +329,13 @@ def _fail_rows(
         raise DataError(f"{path}: line {frame.index[row]}: {what}{value}")
 
 
-def _first_problem(times: IntArray, prices: Sequence[FloatArray]) -> tuple[int, str] | None:
-    """(row, description) of the first invalid row, or None; the rules every source obeys."""
+def _first_problem(
+    times: IntArray, prices: Sequence[FloatArray], *, spacing: bool = True
+) -> tuple[int, str] | None:
+    """(row, description) of the first invalid row, or None; the rules every source obeys.
+
+    ``spacing=False`` leaves out the whole-file rule on the smallest step (for one chunk).
+    """
     o, h, lo, c, v = prices
     steps = np.diff(times)
     checks: list[tuple[npt.NDArray[np.bool_], str]] = [
@@ -328,12 +357,16 @@ def _first_problem(times: IntArray, prices: Sequence[FloatArray]) -> tuple[int, 
             rows = np.flatnonzero(mask)
             more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
             return int(rows[0]), what + more
-    if steps.size and int(steps.min()) != MINUTE_MS:
-        return -1, (
-            f"bars are at least {int(steps.min()) // 1000} s apart; barbus replays "
-            "1-minute bars (strategies aggregate them to their own timeframe)"
-        )
+    if spacing and steps.size and int(steps.min()) != MINUTE_MS:
+        return -1, _spacing_problem(int(steps.min()))
     return None
+
+
+def _spacing_problem(smallest_step_ms: int) -> str:
+    return (
+        f"bars are at least {smallest_step_ms // 1000} s apart; barbus replays "
+        "1-minute bars (strategies aggregate them to their own timeframe)"
+    )
 
 
 def _validate(
@@ -345,3 +378,200 @@ def _validate(
     row, what = problem
     where = f" {unit} {int(lines[row])}:" if row >= 0 else ""
     raise DataError(f"{path}:{where} {what}")
+
+
+# -- chunked parsing (large files, for the cache) ---------------------------------------------
+
+
+class ChunkProblemError(Exception):
+    """What :func:`csv_chunks` found wrong, by 0-based data row (-1: not one row's fault).
+
+    The caller decides the message: the exact file line from a one-shot parse when the file
+    is small enough to parse again, else the data row.
+    """
+
+    def __init__(self, row: int, what: str) -> None:
+        super().__init__(what)
+        self.row = row
+        self.what = what
+
+
+_HEAD_BYTES = 65536
+
+
+@contextlib.contextmanager
+def _open_text_stream(path: Path) -> Iterator[io.BufferedIOBase]:
+    """The file's CSV bytes as a stream, gunzipped on the fly if it is gzip."""
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        if not compressed:
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+            yield unzipped
+
+
+def _head(path: Path) -> bytes:
+    """The first 64 KiB of CSV text (gunzipped, without a byte-order mark)."""
+    try:
+        with _open_text_stream(path) as stream:
+            head = stream.read(_HEAD_BYTES)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt gzip data: {exc}") from None
+    head = head.removeprefix(b"\xef\xbb\xbf")
+    if not head.strip():
+        raise DataError(f"{path}: file is empty")
+    if b"\x00" in head:
+        raise DataError(f"{path}: not a UTF-8 text CSV file (binary data)")
+    return head
+
+
+def _line_blocks(stream: io.BufferedIOBase, chunk_bytes: int) -> Iterator[memoryview]:
+    """The stream in blocks of about ``chunk_bytes``, each ending at a line end.
+
+    Bar files have no quoted line breaks, so a block boundary never splits a row. A line
+    longer than a block makes the block grow until the line ends.
+    """
+    tail = b""
+    while True:
+        data = stream.read(chunk_bytes)
+        if not data:
+            if tail.strip():
+                yield memoryview(tail)
+            return
+        data = tail + data if tail else data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            tail = data
+            continue
+        tail = data[cut:]
+        yield memoryview(data)[:cut]  # no copy: pyarrow reads the buffer in place
+
+
+class _ChunkChecker:
+    """The rules of :func:`_first_problem` applied chunk by chunk, across boundaries too."""
+
+    def __init__(self, time_name: str) -> None:
+        self.time_name = time_name
+        self.rows = 0
+        self._first: int | None = None  # the file's first raw open time: its unit
+        self._previous: int | None = None
+        self._smallest_step: int | None = None
+
+    def check(self, table: pa.Table | pa.RecordBatch) -> tuple[IntArray, list[FloatArray]]:
+        """(times, prices) of a chunk whose six columns are time, open ... volume."""
+        if any(table.column(i).null_count for i in range(6)):
+            nulls = [table.column(i).is_null().to_numpy(zero_copy_only=False) for i in range(6)]
+            row = int(np.flatnonzero(np.logical_or.reduce(nulls))[0])
+            raise ChunkProblemError(self.rows + row, "a field is empty")
+        raw_times = table.column(0).to_numpy(zero_copy_only=False)
+        if self._first is None and raw_times.dtype.kind in "iuf":
+            self._first = int(raw_times[0])
+        times = _times_ms(raw_times, self._first)
+        if times is None:
+            raise ChunkProblemError(-1, f"column {self.time_name} holds invalid open times")
+        prices = [
+            np.ascontiguousarray(table.column(i).to_numpy(zero_copy_only=False), dtype=np.float64)
+            for i in range(1, 6)
+        ]
+        found = _first_problem(times, prices, spacing=False)
+        if found is not None:
+            raise ChunkProblemError(self.rows + found[0], found[1])
+        if self._previous is not None:
+            step = int(times[0]) - self._previous
+            if step <= 0:
+                what = "duplicated open time (same as the previous row)"
+                if step < 0:
+                    what = "open time earlier than the previous row (file not sorted)"
+                raise ChunkProblemError(self.rows, what)
+            self._step(step)
+        if times.size > 1:
+            self._step(int(np.diff(times).min()))
+        self.rows += times.size
+        self._previous = int(times[-1])
+        return times, prices
+
+    def _step(self, step: int) -> None:
+        if self._smallest_step is None or step < self._smallest_step:
+            self._smallest_step = step
+
+    def finish(self, path: Path) -> None:
+        """The whole-file rules: at least one row, 1-minute bars."""
+        if self.rows == 0:
+            raise DataError(f"{path}: no data rows")
+        if self._smallest_step is not None and self._smallest_step != MINUTE_MS:
+            raise ChunkProblemError(-1, _spacing_problem(self._smallest_step))
+
+
+def csv_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[IntArray, list[FloatArray]]]:
+    """Validated (open times, [open, high, low, close, volume]) of a CSV, block by block.
+
+    Every rule of :func:`load_bars` is applied, across block boundaries too. A problem is a
+    :class:`ChunkProblemError` (rows may already have been yielded: the caller discards them);
+    an empty, binary or unreadable file a :class:`DataError`.
+    """
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
+    has_header, time_name, width = _layout(path, _head(path))
+    names = [time_name, *PRICE_COLUMNS]
+    everything = [*names, *(f"extra{i}" for i in range(6, width))]
+    types: dict[str, pa.DataType] = {name: pa.float64() for name in PRICE_COLUMNS}
+    if time_name != "timestamp":
+        types[time_name] = pa.float64()
+    convert = pa_csv.ConvertOptions(column_types=types, include_columns=names)
+    checker = _ChunkChecker(time_name)
+    with _open_text_stream(path) as stream:
+        try:
+            for number, block in enumerate(_line_blocks(stream, chunk_bytes)):
+                read = pa_csv.ReadOptions(
+                    column_names=everything,
+                    skip_rows=1 if number == 0 and has_header else 0,
+                    autogenerate_column_names=False,
+                    block_size=1 << 20,
+                )
+                table = pa_csv.read_csv(
+                    pa.BufferReader(block), read_options=read, convert_options=convert
+                )
+                del block
+                if table.num_rows:
+                    yield checker.check(table)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowKeyError) as exc:
+            raise ChunkProblemError(-1, f"cannot be parsed: {str(exc)[:200]}") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ChunkProblemError(
+                -1, f"corrupt gzip data or unreadable: {str(exc)[:200]}"
+            ) from None
+    checker.finish(path)
+
+
+def parquet_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[IntArray, list[FloatArray]]]:
+    """Like :func:`csv_chunks` for a Parquet file, ``chunk_rows`` rows at a time."""
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DataError(problem)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{path}: not a readable Parquet file: {exc}") from None
+    with contextlib.closing(parquet):
+        schema = parquet.schema_arrow
+        by_lower = {name.lower(): name for name in schema.names}
+        time_name = next((n for n in TIME_NAMES if n in by_lower), None)
+        missing = [n for n in PRICE_COLUMNS if n not in by_lower]
+        if time_name is None or missing:
+            raise ChunkProblemError(-1, "lacks a time column or a price column")
+        for name in PRICE_COLUMNS:
+            kind = schema.field(by_lower[name]).type
+            if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+                raise ChunkProblemError(-1, f"Parquet column {name} is {kind}, not numeric")
+        columns = [by_lower[n] for n in (time_name, *PRICE_COLUMNS)]
+        checker = _ChunkChecker(time_name)
+        try:
+            for batch in parquet.iter_batches(batch_size=max(chunk_rows, 1), columns=columns):
+                if batch.num_rows:
+                    yield checker.check(batch)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+            raise ChunkProblemError(-1, f"cannot be read: {str(exc)[:200]}") from None
+    checker.finish(path)

@@ -96,15 +96,24 @@ class FeedConfig:
             raise ConfigError("feed: at least one symbol is needed")
         if self.interval not in INTERVAL_MS:
             raise ConfigError(f"feed: unknown interval {self.interval!r}")
-        for name in (
-            "reconnect_initial_seconds",
-            "reconnect_max_seconds",
-            "heartbeat_seconds",
-            "receive_timeout_seconds",
-            "request_timeout_seconds",
+        # NaN compares false with everything, so each bound is written to fail on it.
+        for name, most in (
+            ("reconnect_initial_seconds", 3600.0),
+            ("reconnect_max_seconds", 3600.0),
+            ("heartbeat_seconds", 3600.0),
+            ("receive_timeout_seconds", 86400.0),
+            ("request_timeout_seconds", 3600.0),
         ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"feed: {name} must be > 0")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) and 0 < value <= most
+            ):
+                raise ConfigError(f"feed: {name} must be > 0 and <= {most:g} seconds, got {value}")
+        if self.reconnect_max_seconds < self.reconnect_initial_seconds:
+            raise ConfigError(
+                f"feed: reconnect_max_seconds ({self.reconnect_max_seconds}) must be >= "
+                f"reconnect_initial_seconds ({self.reconnect_initial_seconds})"
+            )
         self._check_edge_settings()
 
     def _check_edge_settings(self) -> None:
@@ -124,11 +133,14 @@ class FeedConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"feed: {name} must be in [{low:g}, {high:g}], got {value!r}")
-        for name in ("implausible_accept_after", "rest_page_limit", "max_backfill_pages"):
+        for name in (
+            "implausible_accept_after",
+            "rest_page_limit",
+            "max_backfill_pages",
+            "gap_retries",
+        ):
             if not isinstance(getattr(self, name), int):
                 raise ConfigError(f"feed: {name} must be an integer")
-        if not isinstance(self.gap_retries, int):
-            raise ConfigError("feed: gap_retries must be an integer")
 
     @property
     def stream_url(self) -> str:
