@@ -231,13 +231,22 @@ class SimExchange:
         else:
             bars = self.closed_bars(symbol, start, end, limit)
         rows: Any = [encode_rest_kline(bar) for bar in bars]
-        if start is not None and self._rest_fault_due(end is not None):
+        if start is not None and self._rest_fault_due(end is not None, len(rows), limit):
             rows = self._damage(self.faults.rest_fault, rows, symbol, start, end, limit)
         return web.json_response(rows)
 
-    def _rest_fault_due(self, hole: bool) -> bool:
+    def _rest_fault_due(self, hole: bool, rows: int, limit: int) -> bool:
+        """Whether to damage this backfill answer: every ``rest_fault_every``-th one that the
+        fault can damage (a one-row page cannot be unsorted), at most ``rest_fault_times``."""
         faults = self.faults
-        if not faults.rest_fault or (faults.rest_fault in ("empty", "stale") and not hole):
+        kind = faults.rest_fault
+        cannot = (
+            (kind in ("empty", "stale", "past_end") and not hole)
+            or (kind == "unsorted" and rows < 2)
+            or (kind == "duplicate" and rows == 0)
+            or (kind == "future" and rows >= limit)
+        )
+        if not kind or cannot:
             return False
         if faults.rest_fault_times and self.rest_faults >= faults.rest_fault_times:
             return False

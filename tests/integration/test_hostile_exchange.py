@@ -57,7 +57,14 @@ from tests.integration.test_live_feed import (
 from tests.net import free_port
 
 START_MS = parse_utc_ms("2023-03-23T12:00")
-FAST: dict[str, Any] = {"reconnect_initial_seconds": 0.05, "reconnect_max_seconds": 0.3}
+# A short receive timeout: when the sim's data ends on a hole (a skipped last candle, or a REST
+# answer that came just before the sim's clock closed it), only a reconnect's backfill can
+# deliver the last bar; without it the test would wait for the default 120 s.
+FAST: dict[str, Any] = {
+    "reconnect_initial_seconds": 0.05,
+    "reconnect_max_seconds": 0.3,
+    "receive_timeout_seconds": 1.0,
+}
 QUICK_GAPS: dict[str, Any] = {"gap_retry_seconds": 0.02}
 
 
@@ -183,7 +190,9 @@ async def test_damaged_rest_pages_are_counted_and_the_real_bars_still_delivered(
 
     # Assert
     assert run.received == expected
-    assert sim["rest_faults"] >= 3
+    # How many answers were damaged depends on how far the feed lags (one backfill after a
+    # reconnect can cover several holes): at least one was, and the feed saw it.
+    assert sim["rest_faults"] >= 1
     assert run.counters.rejected.get(reason, 0) > 0
     assert run.counters.gaps_recorded == 0
     assert_counters_add_up(run)
@@ -353,7 +362,7 @@ async def test_a_silent_stream_that_answers_pings_is_left_after_the_receive_time
 ) -> None:
     # Arrange
     faults = FaultConfig(silent=True)
-    options = {"receive_timeout_seconds": 0.5, "heartbeat_seconds": 0.1, **FAST}
+    options = {**FAST, "receive_timeout_seconds": 0.5, "heartbeat_seconds": 0.1}
     async with (
         running_sim(slice_800, speed=10, history_bars=600, faults=faults) as sim,
         feed_running(sim.feed_config(**options), None) as run,
