@@ -173,6 +173,7 @@ def write_config(
     state: Path,
     level: str = "INFO",
     engines: tuple[Engine, ...] = ENGINES,
+    receive_timeout_seconds: float = 120.0,
 ) -> Path:
     path.write_text(
         textwrap.dedent(
@@ -185,6 +186,7 @@ def write_config(
             reconnect_initial_seconds = 0.05
             reconnect_max_seconds = 0.5
             request_timeout_seconds = 5
+            receive_timeout_seconds = {receive_timeout_seconds}
 
             [state]
             path = "{state}"

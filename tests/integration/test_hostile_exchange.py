@@ -539,8 +539,14 @@ def test_daemon_facing_duplicate_rows_in_rest_pages_keeps_running_and_records_th
     )
     http_port = free_port()
     state = tmp_path / "state.sqlite"
+    # A data end that falls on a skipped candle is only fetched by a reconnect's backfill.
     config = write_config(
-        tmp_path / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state, engines=()
+        tmp_path / "barbus.toml",
+        sim_port=sim_port,
+        http_port=http_port,
+        state=state,
+        engines=(),
+        receive_timeout_seconds=2.0,
     )
     config.write_text(
         config.read_text(encoding="utf-8")
