@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_kit import eventually, get_status, http_get
+from tests.integration.daemon_kit import Engine, eventually, get_status, http_get, write_config
 from tests.net import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -142,32 +141,7 @@ def venv(wheel: Path) -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _config(path: Path, *, sim_port: int, http_port: int, state: str) -> None:
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            [feed]
-            rest_url = "http://127.0.0.1:{sim_port}"
-            ws_url = "ws://127.0.0.1:{sim_port}"
-            symbols = ["BTCUSDT"]
-            reconnect_initial_seconds = 0.2
-            reconnect_max_seconds = 1
-
-            [[strategy]]
-            name = "sma-btc"
-            strategy = "sma_cross"
-            symbol = "BTCUSDT"
-            capital = 10000
-
-            [state]
-            path = "{state}"
-
-            [http]
-            port = {http_port}
-            """
-        ),
-        encoding="utf-8",
-    )
+SERVICE_ENGINES = (Engine("sma-btc", "sma_cross"),)
 
 
 class _Sim:
@@ -218,7 +192,13 @@ def test_installed_wheel_runs_the_sim_and_the_daemon(venv: Path, tmp_path: Path)
     sim = _Sim(venv, sim_port, tmp_path)
     try:
         config = tmp_path / "barbus.toml"
-        _config(config, sim_port=sim_port, http_port=http_port, state=str(tmp_path / "s.sqlite"))
+        write_config(
+            config,
+            sim_port=sim_port,
+            http_port=http_port,
+            state=tmp_path / "s.sqlite",
+            engines=SERVICE_ENGINES,
+        )
         with (tmp_path / "daemon.err").open("wb") as err:
             daemon = subprocess.Popen(
                 [str(venv / "bin" / "barbus"), "run", "--config", str(config)],
@@ -353,11 +333,12 @@ def systemd(venv: Path, tmp_path: Path) -> Iterator[tuple[_Systemd, int, Path]]:
     manager: _Systemd | None = None
     try:
         _units_folder(folder)
-        _config(
+        write_config(
             folder / "barbus.toml",
             sim_port=sim_port,
             http_port=http_port,
-            state="/var/lib/barbus/state.sqlite",
+            state=Path("/var/lib/barbus/state.sqlite"),
+            engines=SERVICE_ENGINES,
         )
         (folder / "test.conf").write_text(
             f"[Service]\nWatchdogSec={WATCHDOG_SECONDS}s\nRestartSec=1s\n", encoding="utf-8"
