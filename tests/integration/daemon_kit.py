@@ -307,16 +307,17 @@ class Processes:
             proc.stop()
 
 
-def barbus(*args: str) -> subprocess.CompletedProcess[str]:
+def barbus(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``barbus ARGS...`` from this checkout, to completion, its output captured."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("JOURNAL_STREAM", None)
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args],
+        [sys.executable, "-m", "daemon.cli", *map(str, args)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 

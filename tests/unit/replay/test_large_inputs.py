@@ -29,22 +29,10 @@ from replay import cache as cache_module
 from replay.cache import COLUMNS, BarCache
 from replay.loader import load_bars
 from replay.series import BarSeries
+from tests.integration.daemon_kit import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SMALL_CHUNK = 64 * 1024  # the 4 MB test file is parsed in ~70 chunks
-
-
-def barbus(*args: object, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *map(str, args)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
