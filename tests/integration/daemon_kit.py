@@ -173,7 +173,6 @@ def write_config(
     state: Path,
     level: str = "INFO",
     engines: tuple[Engine, ...] = ENGINES,
-    receive_timeout_seconds: float = 120.0,
 ) -> Path:
     path.write_text(
         textwrap.dedent(
@@ -186,7 +185,6 @@ def write_config(
             reconnect_initial_seconds = 0.05
             reconnect_max_seconds = 0.5
             request_timeout_seconds = 5
-            receive_timeout_seconds = {receive_timeout_seconds}
 
             [state]
             path = "{state}"
@@ -202,6 +200,16 @@ def write_config(
         encoding="utf-8",
     )
     return path
+
+
+def tuned(config: Path, **feed: object) -> Path:
+    """Set ``[feed]`` keys in a config written by ``write_config`` (its first table)."""
+    lines = config.read_text(encoding="utf-8").splitlines()
+    lines = [line for line in lines if line.split(" = ")[0] not in feed]
+    extra = [f"{key} = {json.dumps(value)}" for key, value in feed.items()]
+    text = "\n".join([lines[0], *extra, *lines[1:]]) + "\n"
+    config.write_text(text, encoding="utf-8")
+    return config
 
 
 class Proc:

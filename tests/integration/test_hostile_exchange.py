@@ -33,6 +33,7 @@ from tests.conftest import BTC_2025
 from tests.factories import bars_of
 from tests.integration.daemon_kit import (
     HISTORY,
+    Engine,
     Processes,
     all_bars_processed,
     assert_bars_are_the_slice,
@@ -41,6 +42,7 @@ from tests.integration.daemon_kit import (
     get_status,
     http_get,
     read_state,
+    tuned,
     write_config,
     write_slice,
 )
@@ -57,6 +59,8 @@ from tests.integration.test_live_feed import (
 from tests.net import free_port
 
 START_MS = parse_utc_ms("2023-03-23T12:00")
+SMA = (Engine("sma", "sma_cross"),)  # one plain engine for the daemon scenarios
+
 # A short receive timeout: when the sim's data ends on a hole (a skipped last candle, or a REST
 # answer that came just before the sim's clock closed it), only a reconnect's backfill can
 # deliver the last bar; without it the test would wait for the default 120 s.
@@ -483,12 +487,7 @@ def test_daemon_refuses_future_dated_bars_live_and_over_rest_and_keeps_trading_a
         sim_port=sim_port,
         http_port=http_port,
         state=state,
-        engines=(),
-    )
-    config.write_text(
-        config.read_text(encoding="utf-8")
-        + '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n',
-        encoding="utf-8",
+        engines=SMA,
     )
 
     # Act: run until 300 live bars are in, kill -9, restart, run to the end.
@@ -540,18 +539,15 @@ def test_daemon_facing_duplicate_rows_in_rest_pages_keeps_running_and_records_th
     http_port = free_port()
     state = tmp_path / "state.sqlite"
     # A data end that falls on a skipped candle is only fetched by a reconnect's backfill.
-    config = write_config(
-        tmp_path / "barbus.toml",
-        sim_port=sim_port,
-        http_port=http_port,
-        state=state,
-        engines=(),
+    config = tuned(
+        write_config(
+            tmp_path / "barbus.toml",
+            sim_port=sim_port,
+            http_port=http_port,
+            state=state,
+            engines=SMA,
+        ),
         receive_timeout_seconds=2.0,
-    )
-    config.write_text(
-        config.read_text(encoding="utf-8")
-        + '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n',
-        encoding="utf-8",
     )
 
     # Act
@@ -596,14 +592,11 @@ def test_restarted_daemon_judges_prices_against_the_recorded_close_and_accepts_a
     first_sim, sim_port = processes.sim(Path(slice_2025.source), speed=300.0, exit_at_end=False)
     http_port = free_port()
     state = tmp_path / "state.sqlite"
-    engines = '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n'
 
     def configure(port: int) -> Path:
-        path = write_config(
-            tmp_path / "barbus.toml", sim_port=port, http_port=http_port, state=state, engines=()
+        return write_config(
+            tmp_path / "barbus.toml", sim_port=port, http_port=http_port, state=state, engines=SMA
         )
-        path.write_text(path.read_text(encoding="utf-8") + engines, encoding="utf-8")
-        return path
 
     daemon = processes.daemon(configure(sim_port))
     eventually(all_bars_processed(http_port, slice_2025), 30, "the slice", watch=daemon)

@@ -8,7 +8,6 @@ message that arrived.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import signal
@@ -39,6 +38,7 @@ from tests.integration.daemon_kit import (
     http_get,
     metric_samples,
     sample,
+    tuned,
     write_config,
     write_slice,
 )
@@ -61,16 +61,6 @@ FEED_SERIES = (
 def scrape(port: int) -> Samples | None:
     answer = http_get(port, "/metrics")
     return metric_samples(answer[1]) if answer is not None and answer[0] == 200 else None
-
-
-def tuned(config: Path, **feed: object) -> Path:
-    """Set ``[feed]`` keys in a config written by ``write_config`` (its first table)."""
-    lines = config.read_text(encoding="utf-8").splitlines()
-    lines = [line for line in lines if line.split(" = ")[0] not in feed]
-    extra = [f"{key} = {json.dumps(value)}" for key, value in feed.items()]
-    text = "\n".join([lines[0], *extra, *lines[1:]]) + "\n"
-    config.write_text(text, encoding="utf-8")
-    return config
 
 
 # A recent minute: bars of the hostile exchange are in the past, as a real exchange's are.

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -28,6 +27,7 @@ from daemon.errors import DataError
 from replay.cache import COLUMNS, FORMAT_VERSION, BarCache, CacheStats, default_cache_dir
 from replay.loader import load_bars
 from replay.series import BarSeries
+from tests.integration.daemon_kit import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NPY_HEADER_BYTES = 128
@@ -878,20 +878,6 @@ def test_clear_of_a_missing_folder_removes_nothing(root: Path) -> None:
 
 # --------------------------------------------------------------------------------------------
 # the `barbus cache` command line
-
-
-def barbus(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("JOURNAL_STREAM", None)
-    return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *map(str, args)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def assert_ok(done: subprocess.CompletedProcess[str]) -> None:
