@@ -20,6 +20,7 @@ Closes are counted in ``barbus_http_connections_closed_total{reason}``; the abno
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
 import resource
@@ -37,11 +38,15 @@ from prometheus_client import (
     generate_latest,
 )
 
+from daemon.errors import ConfigError
+
 __all__ = [
     "ConnectionGuard",
     "HttpLimits",
     "app_runner",
+    "bind_problem",
     "connection_cap",
+    "listen",
     "make_app",
     "start_site",
 ]
@@ -59,6 +64,33 @@ class HttpLimits:
 
     max_connections: int = 100
     idle_timeout_seconds: float = 15.0
+
+
+def bind_problem(host: str, port: int, exc: OSError) -> str:
+    """Why ``host:port`` cannot be listened on, in words a person can act on."""
+    if isinstance(exc, socket.gaierror) or (exc.errno or 0) < 0:  # getaddrinfo's EAI_* codes
+        return f"cannot resolve the host name {host!r}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use (another barbus, or another program, listens there)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return exc.strerror or str(exc)
+
+
+def listen(host: str, port: int, what: str) -> socket.socket:
+    """A listening socket on ``host:port``; a bind failure is one :class:`ConfigError` line
+    starting with ``what`` (the option or config key that named the address)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} is out of range (0-65535)")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} cannot listen on {host}:{port}: {bind_problem(host, port, exc)}"
+        ) from None
 
 
 def connection_cap(wanted: int) -> int:

@@ -39,7 +39,7 @@ from daemon.broker import ExecutionConfig
 from daemon.errors import BarbusError, ConfigError
 from replay.cache import BarCache
 from replay.metrics import BatchMetrics
-from replay.runner import ReplayConfig, ReplayResult, run_replay
+from replay.runner import ReplayConfig, ReplayResult, check_out_dir, run_replay
 from replay.series import symbol_from_name
 from strategies import create_strategy
 from strategies.base import ParamValue
@@ -372,6 +372,9 @@ def run_batch(
     """
     if sort not in METRICS:
         raise ConfigError(f"--sort {sort!r} is not a metric; choose from {', '.join(METRICS)}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+    check_out_dir(out_dir)
     if not jobs:
         raise ConfigError("the batch has no jobs (empty grid, or every combination invalid)")
     _check_backend(backend, parallel=parallel, ray_address=ray_address)

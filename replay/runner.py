@@ -12,6 +12,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ import numpy as np
 from daemon.broker import ExecutionConfig
 from daemon.bus import EventBus
 from daemon.engine import StrategyEngine
-from daemon.errors import DataError, StrategyError
+from daemon.errors import ConfigError, DataError, StrategyError
 from daemon.events import Trade, format_time_ms
 from daemon.feed import pump
 from daemon.tradelog import write_trades_csv
@@ -34,7 +35,15 @@ from replay.series import BarSeries, GapReport
 from replay.stats import PerformanceStats, compute_stats
 from strategies import create_strategy
 
-__all__ = ["ReplayConfig", "ReplayResult", "format_report", "run_replay", "write_outputs"]
+__all__ = [
+    "ReplayConfig",
+    "ReplayResult",
+    "check_out_dir",
+    "empty_period_message",
+    "format_report",
+    "run_replay",
+    "write_outputs",
+]
 
 log = logging.getLogger("barbus.replay")
 
@@ -137,9 +146,10 @@ def run_replay(
 
         path = config.data if config.data is not None else bundled_data_path()
         series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)
+    whole = series
     series = series.between(config.start_ms, config.end_ms)
     if len(series) == 0:
-        raise DataError(f"{series.source}: no bars in the requested period")
+        raise DataError(empty_period_message(whole, config.start_ms, config.end_ms))
 
     engine = StrategyEngine(
         strategy,
@@ -185,6 +195,55 @@ def run_replay(
         unfilled_orders=engine.unfilled_orders,
         replay_seconds=replay_seconds,
     )
+
+
+def empty_period_message(series: BarSeries, start_ms: int | None, end_ms: int | None) -> str:
+    """Why ``[start_ms, end_ms)`` of ``series`` holds no bar, with the data's first and last bar."""
+    start = format_time_ms(start_ms) if start_ms is not None else "the first bar"
+    end = format_time_ms(end_ms) if end_ms is not None else "the last bar"
+    if len(series) == 0:
+        return f"{series.source}: no bars in the requested period {start} .. {end}: no data"
+    first, last = int(series.open_time_ms[0]), int(series.open_time_ms[-1])
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        why = f"its end is {'before' if end_ms < start_ms else 'the same as'} its start"
+    elif end_ms is not None and end_ms <= first:
+        why = "it ends before the data starts"
+    elif start_ms is not None and start_ms > last:
+        why = "it starts after the data ends"
+    else:
+        why = "it falls in a gap of the data"
+    return (
+        f"{series.source}: no bars in the requested period {start} .. {end} ({why}); the data "
+        f"runs from {format_time_ms(first)} to {format_time_ms(last)} (first and last bar)"
+    )
+
+
+def check_out_dir(path: Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be written, before any data is loaded or job run.
+
+    ``path`` may exist (a folder we can write to) or not (then its nearest existing parent must
+    be a folder we can write to); nothing is created here.
+    """
+    try:
+        _check_out_dir(path, option)
+    except OSError as exc:  # e.g. a parent that may not be searched
+        raise ConfigError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
+def _check_out_dir(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file, not a folder: give a folder to write into")
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():
+            raise ConfigError(f"{option} {path}: {probe} is a dangling symbolic link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{option} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        if probe == path:
+            raise ConfigError(f"{option} {path}: the folder is not writable")
+        raise ConfigError(f"{option} {path}: cannot create it, {probe} is not writable")
 
 
 def write_outputs(result: ReplayResult, out_dir: Path) -> dict[str, Path]:

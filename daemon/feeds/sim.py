@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import random
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from aiohttp import WSMsgType, web
 
 from daemon.events import MINUTE_MS, Bar
 from daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
+from daemon.http import listen
 from replay.series import BarSeries
 
 __all__ = ["INJECT_KINDS", "REST_FAULTS", "FaultConfig", "SimExchange", "serve"]
@@ -437,9 +437,9 @@ async def serve(
         faults=faults,
         start_on_connect=start_on_connect,
     )
+    sock = listen(host, port, "sim-exchange --host/--port")  # port 0 tells its number here
     runner = web.AppRunner(exchange.app(), handle_signals=False)
     await runner.setup()
-    sock = socket.create_server((host, port))  # bound here, so port 0 tells its number
     bound = sock.getsockname()[1]
     await web.SockSite(runner, sock).start()
     log.info("simulated exchange on http://%s:%s (%s bars/s)", host, bound, speed or "real time")
