@@ -91,6 +91,10 @@ def listen(host: str, port: int, what: str) -> socket.socket:
         raise ConfigError(
             f"{what} cannot listen on {host}:{port}: {bind_problem(host, port, exc)}"
         ) from None
+    except (UnicodeError, TypeError):  # the name cannot even be encoded (e.g. "ü..x", NUL)
+        raise ConfigError(
+            f"{what} cannot listen on {host}:{port}: {host!r} is not a valid host name"
+        ) from None
 
 
 def connection_cap(wanted: int) -> int:

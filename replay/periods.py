@@ -31,7 +31,7 @@ TimeValue = str | int | dt.date  # a TOML spec may hold bare integers, dates and
 def parse_time(value: TimeValue, what: str) -> int:
     """``value`` as epoch ms; ``what`` names the option or key in messages (e.g. ``--start``)."""
     if isinstance(value, bool):
-        raise ConfigError(f"{what} {value!r} is not a time: use {_FORMS}")
+        raise ConfigError(f"{what}: cannot read time {value!r}: use {_FORMS}")
     if isinstance(value, dt.date):
         moment = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
         if moment.tzinfo is None:
@@ -40,14 +40,14 @@ def parse_time(value: TimeValue, what: str) -> int:
     if isinstance(value, int):
         return _epoch(value, str(value), what)
     if not isinstance(value, str):
-        raise ConfigError(f"{what} {value!r} is not a time: use {_FORMS}")
+        raise ConfigError(f"{what}: cannot read time {value!r}: use {_FORMS}")
     text = value.strip()
     if text.isdigit():
         return _epoch(int(text), text, what)
     try:
         return parse_utc_ms(text)
     except BarbusError:
-        raise ConfigError(f"{what} {value!r} is not a time: use {_FORMS}") from None
+        raise ConfigError(f"{what}: cannot read time {value!r}: use {_FORMS}") from None
 
 
 def _epoch(number: int, shown: str, what: str) -> int:
