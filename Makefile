@@ -35,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_metrics_overhead
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .venv-newest out .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -564,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="pause sending after every N messages",
+        help="pause sending after every N-th message of the run (all connections together)",
     )
     sim.add_argument("--pause-seconds", type=float, default=0.0, help="length of each pause")
     sim.add_argument("--seed", type=int, default=1, help="seed of the fault dice (1)")
