@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 
 from daemon.errors import BarbusError, ConfigError
 from daemon.events import format_time_ms, parse_utc_ms
@@ -23,7 +22,6 @@ log = logging.getLogger("barbus.periods")
 
 EPOCH_SECONDS_BELOW = 100_000_000_000  # 1e11: smaller bare numbers are epoch seconds
 _FORMS = "an ISO date or time (2025-06-01, 2025-06-01T12:00) or epoch seconds or milliseconds"
-_DATE_FIRST = re.compile(r"\d{4}-\d\d-\d\d")
 
 TimeValue = str | int | dt.date  # a TOML spec may hold bare integers, dates and datetimes
 
@@ -78,8 +76,8 @@ def _is_time(text: str) -> bool:
 def split_period(text: str, what: str = "--period") -> tuple[str | None, str | None]:
     """``START:END`` as its two texts (None for an empty side).
 
-    Every colon is a candidate; the split is the one whose both sides are times or empty. Of
-    several such splits, the one whose END starts with a date wins; otherwise it is an error.
+    Every colon is a candidate; the split is the one whose both sides are times or empty (an
+    ISO time needs its date, so a colon inside a time of day never leaves one on both sides).
     """
     candidates = [
         (text[:i], text[i + 1 :])
@@ -88,9 +86,6 @@ def split_period(text: str, what: str = "--period") -> tuple[str | None, str | N
         and (not text[:i].strip() or _is_time(text[:i]))
         and (not text[i + 1 :].strip() or _is_time(text[i + 1 :]))
     ]
-    if len(candidates) > 1:
-        dated = [c for c in candidates if _DATE_FIRST.match(c[1].strip())]
-        candidates = dated if len(dated) == 1 else candidates
     if len(candidates) != 1:
         problem = "is ambiguous" if candidates else "is not a period"
         raise ConfigError(
