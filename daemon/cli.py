@@ -213,7 +213,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if not args.strategy or not args.data:
             raise ConfigError("without a SPEC file, --strategy and --data are required")
         periods = (
-            [parse_period(*split_period(p), what=f"--period {p}") for p in args.period]
+            [parse_period(*split_period(p), what="--period") for p in args.period]
             if args.period
             else [parse_period(args.start, args.end, "--start/--end", ("--start", "--end"))]
         )
