@@ -391,6 +391,15 @@ def write_batch_html(
     plots = run_plots or {}
 
     lead, params, figures, status, tail = _page_columns([str(c) for c in rows.columns], metric)
+    common = _common_columns(rows, [*lead, *params, *tail], metric)
+    lead, params, tail = ([c for c in part if c not in common] for part in (lead, params, tail))
+    # What the page shows readably (period, parameter columns) stays exact in results.csv only.
+    if "period" in rows.columns:
+        tail = [c for c in tail if c not in ("start_ms", "end_ms")]
+    if params or any(c in common for c in rows.columns if str(c).startswith("param_")):
+        tail = [c for c in tail if c != "params"]
+    if not failed.any():
+        status = []  # the summary says every job succeeded
     columns = [*lead, *params, *figures, *status, *tail]
     arrow = "&#9650;" if lowest_first else "&#9660;"
     head = "".join(_header_cell(c, c == metric, arrow) for c in columns)
@@ -419,9 +428,14 @@ def write_batch_html(
         f'alt="{html.escape(p.name)}"></figure>'
         for p in heatmaps
     )
+    shared = "".join(
+        f"<li><b>{html.escape(_column_label(c))}</b> {html.escape(_format_value(v))}</li>"
+        for c, v in common.items()
+    )
     page = _PAGE.format(
         title=html.escape(title),
         summary=html.escape(summary),
+        common=f'<ul class="common">{shared}</ul>' if shared else "",
         heatmaps=f'<section class="heatmaps">{images}</section>' if images else "",
         head=head,
         body="\n".join(body),
@@ -446,11 +460,25 @@ _COLUMN_LABELS = {
     "buy_and_hold_return_pct": "buy & hold %",
     "win_rate_pct": "win rate %",
     "profit_factor": "profit factor",
-    "expectancy": "expectancy",
+    "expectancy": "expect\u00adancy",  # a soft hyphen: the header may break there
     "avg_trade_pct": "avg trade %",
     "exposure_pct": "exposure %",
     "final_equity": "final equity",
 }
+
+
+def _common_columns(rows: pd.DataFrame, names: Sequence[str], metric: str) -> dict[str, Any]:
+    """Identity columns with one value in every row (of several): shown once above the table."""
+    if len(rows) < 2:
+        return {}
+    common: dict[str, Any] = {}
+    for name in names:
+        if name in (metric, "job_id"):
+            continue
+        values = rows[name].tolist()
+        if all(not _is_missing(v) and v == values[0] for v in values):
+            common[name] = values[0]
+    return common
 
 
 def _page_columns(
@@ -518,6 +546,10 @@ def _table_cell(
         return f"<td>{text}</td>"
     if column == "error" and not _is_missing(value):
         return _error_cell(str(value), 1)
+    if column == "period" and not _is_missing(value):  # may break after "..", not inside a date
+        start, dots, end = str(value).partition("..")
+        text = f"{html.escape(start)}{dots}<wbr>{html.escape(end)}" if dots else html.escape(start)
+        return f'<td class="period">{text}</td>'
     if column in _WRAPPED_COLUMNS and not _is_missing(value):
         return f'<td class="long">{html.escape(str(value))}</td>'
     numeric = (
@@ -584,30 +616,34 @@ _PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 1rem; color: #222; }}
 h1 {{ font-size: 1.4rem; margin-bottom: 0.3rem; }}
 p.summary {{ color: #555; margin-top: 0; }}
+ul.common {{ list-style: none; padding: 0; margin: 0.3rem 0; color: #444; font-size: 0.85rem;
+             display: flex; flex-wrap: wrap; gap: 0.2rem 1.2rem; overflow-wrap: anywhere; }}
 .heatmaps {{ display: flex; flex-wrap: wrap; gap: 1rem; margin: 1rem 0; }}
 .heatmaps figure {{ margin: 0; }}
 .heatmaps img {{ max-width: 100%; border: 1px solid #ddd; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; }}
-th, td {{ border: 1px solid #ddd; padding: 0.25rem 0.5rem; }}
+table {{ border-collapse: collapse; font-size: 0.8rem; }}
+th, td {{ border: 1px solid #ddd; padding: 0.2rem 0.35rem; }}
 th {{ background: #f0f0f0; position: sticky; top: 0; cursor: default; text-align: left;
-      vertical-align: bottom; max-width: 6rem; }}
+      vertical-align: bottom; max-width: 5rem; font-weight: 600; }}
 th.sorted {{ background: #dde8f5; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td.sorted {{ font-weight: 600; }}
 tr:nth-child(even) {{ background: #fafafa; }}
 tr.failed, tr.failed:nth-child(even) {{ background: #fde2e2; }}
 td {{ white-space: nowrap; }}
+td.period {{ white-space: normal; min-width: 5.5rem; }}
 td.error {{ color: #a00; max-width: 40rem; white-space: pre-wrap; overflow-wrap: anywhere; }}
-td.long {{ white-space: normal; overflow-wrap: anywhere; min-width: 10rem; max-width: 22rem;
+td.long {{ white-space: normal; overflow-wrap: anywhere; min-width: 8rem; max-width: 16rem;
            font-size: 0.75rem; color: #555; }}
 </style>
 </head>
 <body>
 <h1>{title}</h1>
 <p class="summary">{summary}</p>
+{common}
 {heatmaps}
 <table>
 <thead><tr>{head}</tr></thead>
