@@ -28,10 +28,12 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from daemon.broker import ExecutionConfig
+from daemon.errors import ConfigError
 from replay.batch import BatchOutcome, Job, expand_jobs, period_text, run_batch
 from replay.batch_report import write_batch_report
 from replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
 from replay.cache import BarCache
+from replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
 
@@ -399,6 +401,28 @@ def test_period_text_reads_like_the_period_was_written(
     start: str | None, end: str | None, text: str
 ) -> None:
     assert period_text(*parse_period(start, end)) == text
+
+
+def test_a_spec_without_ascending_ranks_by_the_metric_meaning(
+    tmp_path: Path, btc_2023_path: Path
+) -> None:
+    spec = tmp_path / "sweep.toml"
+    body = f'[[run]]\nstrategy = "sma_cross"\ndata = ["{btc_2023_path}"]\n'
+    spec.write_text(f'sort = "max_drawdown_pct"\n{body}', encoding="utf-8")
+    assert load_spec(spec).ascending is None
+    spec.write_text(f'ascending = "yes"\n{body}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="ascending must be true or false"):
+        load_spec(spec)
+
+
+def test_batch_help_names_every_lower_is_better_metric() -> None:
+    run = barbus("batch", "--help")
+
+    assert_succeeded(run)
+    text = " ".join(run.stdout.split())
+    assert "--ascending, --no-ascending" in text
+    for metric in LOWER_IS_BETTER:
+        assert metric in text
 
 
 # --------------------------------------------------------------------------------------------
