@@ -727,22 +727,19 @@ def format_top(rows: Sequence[dict[str, Any]], sort: str, top: int) -> str:
     """The first ``top`` rows as a fixed-width table: which data and period, figures, params."""
     shown = rows[:top]
     figures = [sort, *(m for m in _TOP_FIGURES if m != sort)]
-    head = ["job", "symbol", "file", "period"]
+    head = {"job": "job_id", "symbol": "symbol", "file": "file", "period": "period"}
     width = {
-        name: max(
-            [len(name), *(len(str(row[name if name != "job" else "job_id"])) for row in shown)]
-        )
-        for name in head
+        label: max([len(label), *(len(str(row[key])) for row in shown)])
+        for label, key in head.items()
     }
     labels = {m: _TOP_LABELS.get(m, m) for m in figures}
     number_width = {m: max(9, len(labels[m])) for m in figures}
 
     def left(row: dict[str, Any]) -> str:
-        values = [row["job_id"], row["symbol"], row["file"], row["period"]]
-        return " ".join(f"{v!s:<{width[n]}}" for n, v in zip(head, values, strict=True))
+        return " ".join(f"{row[key]!s:<{width[label]}}" for label, key in head.items())
 
     lines = [
-        " ".join(f"{n:<{width[n]}}" for n in head)
+        " ".join(f"{label:<{width[label]}}" for label in head)
         + " "
         + " ".join(f"{labels[m]:>{number_width[m]}}" for m in figures)
         + "  params"
