@@ -367,14 +367,15 @@ def write_batch_html(
     """Write ``out_dir/index.html``: summary, heatmaps and every job, best ``metric`` first.
 
     "Best" follows the metric (lowest first for :data:`replay.stats.LOWER_IS_BETTER`) unless
-    ``ascending`` is given. Columns read left to right: who the job is (id, strategy, symbol,
-    file, period), its parameters, the figures in the results' order (return, Sharpe, drawdown,
-    trades first), status, and last the long exact ones (data path, epoch bounds, params JSON),
-    which wrap instead of widening the page. A row failed when its ``status`` is not an ok word
-    or its ``error`` is not empty (without either column: when ``metric`` is missing); a failed
-    row is highlighted and shows its error where its figures would be. Rows without a
-    ``metric`` value sort last. ``run_plots`` maps ``str(job_id)`` to that run's PNG, linked
-    from the ``job_id`` cell.
+    ``ascending`` is given. The page fits a 1400 px screen: identity columns with one value in
+    every row (strategy, symbol, file, a fixed parameter, the data path) are listed once above
+    the table; columns then read: job, period, parameters, the figures in the results' order
+    (return, Sharpe, drawdown, trades first), status (only if a job failed), and last the long
+    exact ones, wrapped (epoch bounds and params JSON only when no readable form is shown).
+    A row failed when its ``status`` is not an ok word or its ``error`` is not empty (without
+    either column: when ``metric`` is missing); a failed row is highlighted and shows its error
+    where its figures would be. Rows without a ``metric`` value sort last. ``run_plots`` maps
+    ``str(job_id)`` to that run's PNG, linked from the ``job_id`` cell.
     """
     if metric not in results.columns:
         raise ValueError(
