@@ -1,16 +1,20 @@
-"""compute_stats against hand-computed figures and an independent pandas formula."""
+"""compute_stats against hand-computed figures and an independent pandas formula, alone and
+through a real replay's summary.json and report."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from daemon.events import ExitReason, Trade
+from daemon.events import ExitReason, Trade, parse_utc_ms
+from replay.runner import ReplayConfig, format_report, run_replay, write_outputs
 from replay.stats import (
     DAY_MS,
     LOWER_IS_BETTER,
@@ -360,3 +364,51 @@ def test_daily_sharpe_and_sortino_match_empyrical_when_installed() -> None:
     assert stats.sortino == pytest.approx(
         empyrical.sortino_ratio(returns, annualization=365), rel=1e-9
     )
+
+
+# --------------------------------------------------------------------------------------------
+# through a real replay: summary.json and the report
+
+
+def test_a_replay_summary_has_daily_figures_matching_pandas(tmp_path: Path) -> None:
+    config = ReplayConfig(
+        strategy="sma_cross",
+        start_ms=parse_utc_ms("2025-06-02"),
+        end_ms=parse_utc_ms("2025-06-16"),
+    )
+    result = run_replay(config)
+    returns = reference_daily_returns(
+        result.equity, np.asarray(result.series.open_time_ms, dtype=np.int64)
+    )
+    profits = pd.Series([t.profit for t in result.trades])
+
+    summary = json.loads(write_outputs(result, tmp_path)["summary"].read_text(encoding="utf-8"))
+
+    assert len(returns) == 14 == summary["days"]
+    assert summary["sharpe"] == pytest.approx(returns.mean() / returns.std() * math.sqrt(365))
+    downside = math.sqrt((returns.clip(upper=0.0) ** 2).mean())
+    assert summary["sortino"] == pytest.approx(returns.mean() / downside * math.sqrt(365))
+    assert summary["profit_factor"] == pytest.approx(
+        profits[profits > 0].sum() / -profits[profits < 0].sum()
+    )
+    assert summary["expectancy"] == pytest.approx(profits.mean())
+    for key in ("cagr_pct", "calmar", "avg_trade_pct", "max_drawdown_days"):
+        assert isinstance(summary[key], float), key
+    report = format_report(result)
+    assert "(daily returns, 14 UTC days, x sqrt(365))" in report
+    assert "profit factor" in report
+
+
+def test_a_replay_within_one_day_writes_null_annualised_figures(tmp_path: Path) -> None:
+    config = ReplayConfig(
+        strategy="sma_cross",
+        start_ms=parse_utc_ms("2025-06-02"),
+        end_ms=parse_utc_ms("2025-06-02T12:00"),
+    )
+    result = run_replay(config)
+
+    summary = json.loads(write_outputs(result, tmp_path)["summary"].read_text(encoding="utf-8"))
+
+    assert summary["days"] == 1
+    assert [summary[k] for k in ("sharpe", "sortino", "cagr_pct", "calmar")] == [None] * 4
+    assert "sharpe        n/a   sortino n/a" in format_report(result)
