@@ -228,6 +228,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         plan = BatchPlan(jobs, invalid)
     sort = args.sort or plan.sort
+    ascending = plan.ascending if args.ascending is None else args.ascending
     workers = args.workers or plan.workers
     for reason in plan.invalid:
         log.info("skipped invalid combination: %s", reason)
@@ -255,7 +256,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             parallel=not args.no_parallel,
             cache=cache,
             sort=sort,
-            ascending=args.ascending or plan.ascending,
+            ascending=ascending,
             resume=not args.no_resume,
             skipped_invalid=plan.invalid,
             progress=progress,
@@ -278,7 +279,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 130
     if args.plots:
         page = write_batch_report(
-            outcome, replace(plan, sort=sort), args.out, cache, plots=args.plots
+            outcome,
+            replace(plan, sort=sort, ascending=ascending),
+            args.out,
+            cache,
+            plots=args.plots,
         )
         print(f"report        {page}")
     print(f"results       {outcome.paths['csv']} and {outcome.paths['parquet']}")
@@ -492,8 +497,18 @@ def build_parser() -> argparse.ArgumentParser:
         "one here, HOST:PORT = that head node (default: $RAY_ADDRESS or the last cluster "
         "started on this machine, else a local one)",
     )
-    batch.add_argument("--sort", help="metric to rank by (default sharpe)")
-    batch.add_argument("--ascending", action="store_true", help="rank lowest first")
+    batch.add_argument(
+        "--sort",
+        metavar="METRIC",
+        help="metric to rank by, best first: highest first, lowest first for max_drawdown_pct "
+        "and max_drawdown_days (default sharpe)",
+    )
+    batch.add_argument(
+        "--ascending",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rank lowest first (--no-ascending: highest first) whatever the metric means",
+    )
     batch.add_argument("--top", type=int, default=10, help="rows to print (10)")
     batch.add_argument(
         "--plots",

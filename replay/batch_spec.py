@@ -3,7 +3,7 @@
 A spec file (paths are relative to the file's folder)::
 
     workers = 2                 # optional; default: CPU count
-    sort = "sharpe"             # metric to rank by (descending unless ascending = true)
+    sort = "sharpe"             # metric to rank by, best first (ascending = true/false overrides)
     fee_bps = 10                # execution settings shared by every run (optional)
 
     [[run]]
@@ -45,7 +45,7 @@ class BatchPlan:
     invalid: list[str]
     workers: int | None = None
     sort: str = "sharpe"
-    ascending: bool = False
+    ascending: bool | None = None  # None: best first by the metric's meaning
 
     @property
     def grid_names(self) -> list[str]:
@@ -172,4 +172,7 @@ def load_spec(path: Path) -> BatchPlan:
         not isinstance(workers, int) or isinstance(workers, bool) or workers < 1
     ):
         raise ConfigError(f"{path}: workers must be a positive integer, got {workers!r}")
-    return BatchPlan(jobs, invalid, workers, sort, bool(spec.get("ascending", False)))
+    ascending = spec.get("ascending")
+    if ascending is not None and not isinstance(ascending, bool):
+        raise ConfigError(f"{path}: ascending must be true or false, got {ascending!r}")
+    return BatchPlan(jobs, invalid, workers, sort, ascending)

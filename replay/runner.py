@@ -47,6 +47,8 @@ __all__ = [
 
 log = logging.getLogger("barbus.replay")
 
+_BAR_MS = 60_000  # replay series are 1-minute bars
+
 
 @dataclass(frozen=True)
 class ReplayConfig:
@@ -106,10 +108,18 @@ class ReplayResult:
             "total_return_pct": self.stats.total_return_pct,
             "buy_and_hold_return_pct": self.stats.buy_and_hold_return_pct,
             "max_drawdown_pct": self.stats.max_drawdown_pct,
+            "max_drawdown_days": self.stats.max_drawdown_days,
             "sharpe": self.stats.sharpe,
+            "sortino": self.stats.sortino,
+            "cagr_pct": self.stats.cagr_pct,
+            "calmar": self.stats.calmar,
             "trades": self.stats.trades,
             "win_rate_pct": self.stats.win_rate_pct,
+            "profit_factor": self.stats.profit_factor,
+            "expectancy": self.stats.expectancy,
+            "avg_trade_pct": self.stats.avg_trade_pct,
             "exposure_pct": self.stats.exposure_pct,
+            "days": self.stats.days,
             "unfilled_orders_at_end": self.unfilled_orders,
             "replay_seconds": self.replay_seconds,
             "bars_per_second": self.bars_per_second,
@@ -174,12 +184,16 @@ def run_replay(
     equity = np.empty(len(engine.equity_curve) + 1)
     equity[0] = config.execution.starting_cash
     equity[1:] = engine.equity_curve
+    mark_ms = np.empty(len(equity), dtype=np.int64)  # the start, then each bar's close
+    mark_ms[0] = series.open_time_ms[0]
+    mark_ms[1:] = np.asarray(series.open_time_ms, dtype=np.int64) + _BAR_MS
     stats = compute_stats(
         equity,
         engine.trades,
         first_open=float(series.open[0]),
         last_close=float(series.close[-1]),
         bars_in_market=engine.bars_in_market,
+        mark_ms=mark_ms,
     )
     gaps = series.gaps()
     if gaps.count:
@@ -267,10 +281,19 @@ def format_report(result: ReplayResult) -> str:
         f"total return  {st.total_return_pct:+.2f} %   "
         f"(buy and hold {st.buy_and_hold_return_pct:+.2f} %)",
         f"final equity  {st.final_equity:,.2f}  from {result.config.execution.starting_cash:,.2f}",
-        f"max drawdown  {st.max_drawdown_pct:.2f} %",
-        f"sharpe        {st.sharpe:.2f}  (annualised, 1-minute returns, 24/7 year)",
+        f"max drawdown  {st.max_drawdown_pct:.2f} %   longest {st.max_drawdown_days:.1f} days",
+        f"sharpe        {_fig(st.sharpe)}   sortino {_fig(st.sortino)}   "
+        f"(daily returns, {st.days} UTC days, x sqrt(365))",
+        f"cagr          {_fig(st.cagr_pct, '+.2f', ' %')}   calmar {_fig(st.calmar)}",
         f"trades        {st.trades}   win rate {st.win_rate_pct:.1f} %   "
         f"exposure {st.exposure_pct:.1f} %",
+        f"per trade     average {_fig(st.avg_trade_pct, '+.2f', ' %')}   expectancy "
+        f"{_fig(st.expectancy, '+,.2f')}   profit factor {_fig(st.profit_factor)}",
         f"speed         {result.bars_per_second:,.0f} bars/s ({result.replay_seconds:.2f} s)",
     ]
     return "\n".join(lines)
+
+
+def _fig(value: float | None, spec: str = ".2f", unit: str = "") -> str:
+    """A report figure, or ``n/a`` where it is undefined (too few days, no losing trade)."""
+    return "n/a" if value is None else f"{value:{spec}}{unit}"
