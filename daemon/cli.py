@@ -256,6 +256,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
     cache = BarCache(args.cache_dir)
     files = args.data or [bundled_data_path()]
     series = [cache.load(path) for path in files]
+    cache.flush_stats()  # now: the exchange serves until it is stopped
     uvloop.run(
         serve(
             series,
