@@ -297,9 +297,16 @@ class BarCache:
         symbol = symbol or _symbol_of(source)
         key = _entry_key(source, symbol)
         self._forget(key)
-        if force:
-            return self._build(source, symbol, key, reason="forced", force=True)[1]
-        return self._open_or_build(source, symbol, key, fallback=False)[1]
+        try:
+            if force:
+                return self._build(source, symbol, key, reason="forced", force=True)[1]
+            return self._open_or_build(source, symbol, key, fallback=False)[1]
+        except OSError as exc:
+            if not self._inside_root(exc):
+                raise
+            raise DataError(
+                f"cache folder {self.root} cannot be written ({_describe(exc)})"
+            ) from None
 
     def entries(self) -> list[CacheEntry]:
         """Every readable entry on disk, by symbol then first open time."""
