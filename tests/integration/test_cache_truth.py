@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from replay.batch import expand_jobs, run_batch
+from replay.batch_spec import parse_period
+from replay.cache import BarCache
+from tests.integration import batch_workers
 from tests.integration.daemon_kit import (
     REPO_ROOT,
     Processes,
@@ -120,6 +124,34 @@ def test_a_replay_reports_the_gap_once(tmp_path: Path, btc_2023_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert sum(GAP_LINE in line for line in done.stderr.splitlines()) == 1, done.stderr
     assert "1 gap(s), 80 missing minute(s)" in done.stdout  # the report still says so
+
+
+def test_a_worker_killed_by_sigkill_loses_none_of_its_finished_jobs_counts(
+    tmp_path: Path, btc_2023_path: Path
+) -> None:
+    cache = BarCache(tmp_path / "cache")
+    jobs, _ = expand_jobs(
+        "sma_cross",
+        [btc_2023_path],
+        grid={"fast": [5, 10, 15], "slow": [20, 40]},
+        periods=[parse_period("2023-03-20", "2023-03-21")],
+    )
+    # The fourth job goes to a worker that has finished at least one job already; it dies on
+    # receiving it (SIGKILL: no exit hook runs) and the job is retried on a fresh worker.
+    batch_workers.order_death(cache.root, jobs[3], always=False)
+
+    outcome = run_batch(
+        jobs, tmp_path / "out", workers=2, cache=cache,
+        worker_target=batch_workers.dies_once_worker,
+    )  # fmt: skip
+
+    assert outcome.failed == 0
+    assert batch_workers.attempts(cache.root, jobs[3]) == 2
+    stats = cache.shared_stats()
+    # The parent built the entry; each of the 6 finished jobs loaded it once in some worker.
+    assert (stats.builds, stats.rebuilds) == (1, 0)
+    assert stats.memory_hits + stats.disk_hits == len(jobs)
+    assert stats.disk_hits == 3  # 2 first workers + the replacement: one first load each
 
 
 def test_sim_exchange_loads_are_counted_and_parity_loads_nothing_from_the_cache(

@@ -865,7 +865,7 @@ def test_clear_removes_entries_and_counters(
     assert removed == 2
     assert cache.entries() == []
     assert entry_dirs(root) == []
-    assert not (root / "stats.json").exists()
+    assert not (root / "stats.sqlite").exists()
     assert BarCache(root).shared_stats() == CacheStats()
     assert cache.stats.bytes_mapped == 0
     # The next load parses the source again.
