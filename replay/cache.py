@@ -401,7 +401,10 @@ class BarCache:
         self.unwritable = _describe(exc)
         if self.announce:
             log.warning(
-                "cache folder %s is not usable (%s); %s", self.root, self.unwritable, consequence
+                "cache folder %s cannot be written (%s); %s",
+                self.root,
+                self.unwritable,
+                consequence,
             )
 
     # -- internals ------------------------------------------------------------------------
@@ -444,6 +447,7 @@ class BarCache:
                 if not fallback or not self._inside_root(exc):
                     raise
                 self._cannot_write(exc, "running without the cache (data parsed from the source)")
+                shutil.rmtree(self.root / f".tmp-{key}-{os.getpid()}", ignore_errors=True)
         return self._uncached(source, symbol, key)
 
     def _inside_root(self, exc: OSError) -> bool:

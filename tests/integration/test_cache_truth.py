@@ -245,7 +245,7 @@ def assert_one_cache_warning(done: subprocess.CompletedProcess[str], cache: Path
     assert done.returncode == 0, done.stderr
     warnings = warning_lines(done.stderr)
     assert len(warnings) == 1, done.stderr
-    assert f"cache folder {cache} is not usable" in warnings[0]
+    assert f"cache folder {cache} cannot be written" in warnings[0]
     assert "running without the cache" in warnings[0]
     assert "Traceback" not in done.stderr
 
@@ -284,6 +284,30 @@ def test_batch_with_an_unwritable_cache_runs_every_job_with_one_warning(
     assert (tmp_path / "out" / "results.csv").is_file()
 
 
+def test_a_read_only_cache_that_holds_the_entry_is_mapped_not_parsed(
+    tmp_path: Path, btc_2025_path: Path
+) -> None:
+    reason = _read_only_mount_works()
+    if reason is not None:
+        pytest.skip(reason)
+    cache = tmp_path / "ro-cache"
+    assert barbus("cache", "ingest", btc_2025_path, "--cache-dir", cache).returncode == 0
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in cache.rglob("*"))
+
+    done = barbus_read_only(
+        cache, "replay", "--strategy", "sma_cross", "--data", btc_2025_path, "--cache-dir", cache
+    )
+
+    assert done.returncode == 0, done.stderr
+    warnings = warning_lines(done.stderr)
+    assert len(warnings) == 1, done.stderr
+    assert f"cache folder {cache} cannot be written" in warnings[0]
+    assert "cache counters are not recorded" in warnings[0]
+    uncached = barbus("replay", "--strategy", "sma_cross", "--data", btc_2025_path, "--no-cache")
+    assert without_speed(done.stdout) == without_speed(uncached.stdout)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in cache.rglob("*")) == before
+
+
 def test_sim_exchange_with_an_unwritable_cache_serves_with_one_warning(
     tmp_path: Path, processes: Processes, btc_2025_path: Path
 ) -> None:
@@ -297,7 +321,7 @@ def test_sim_exchange_with_an_unwritable_cache_serves_with_one_warning(
     assert sim.running()
     warnings = warning_lines(sim.log())
     assert len(warnings) == 1, sim.log()
-    assert f"cache folder {cache} is not usable" in warnings[0]
+    assert f"cache folder {cache} cannot be written" in warnings[0]
 
 
 def test_cache_ingest_into_an_unwritable_folder_is_one_error_line(
