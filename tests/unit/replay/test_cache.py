@@ -836,6 +836,31 @@ def test_flush_stats_adds_the_counters_of_two_instances(
     assert totals.peak_bytes_mapped == second.stats.peak_bytes_mapped
 
 
+def flush_many(root: str, times: int, barrier: Barrier) -> None:
+    """A child: one memory hit and one disk hit per flush, ``times`` flushes, all at once."""
+    cache = BarCache(Path(root))
+    barrier.wait(timeout=60)
+    for _ in range(times):
+        cache.stats.memory_hits += 1
+        cache.stats.disk_hits += 1
+        cache.flush_stats()
+
+
+def test_concurrent_flushes_from_many_processes_lose_no_count(root: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    children = [context.Process(target=flush_many, args=(str(root), 40, barrier)) for _ in range(4)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+        assert child.exitcode == 0
+
+    totals = BarCache(root).shared_stats()
+
+    assert (totals.memory_hits, totals.disk_hits) == (4 * 40, 4 * 40)
+
+
 def test_flushing_twice_adds_only_what_is_new(root: Path, btc_2023_path: Path) -> None:
     cache = BarCache(root)
     cache.load(btc_2023_path)
