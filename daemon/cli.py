@@ -131,7 +131,8 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus)",
+        help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus); one "
+        "that cannot be written is only read: data it lacks is parsed, with one warning",
     )
 
 
@@ -379,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--force", action="store_true", help="rebuild even if up to date")
     for action, help_text in (
         ("ls", "list cached series"),
-        ("stats", "hits, misses, evictions and bytes mapped, summed over processes"),
+        ("stats", "memory hits, disk hits, builds, evictions, peak mapped (all processes)"),
         ("clear", "delete every cache entry and the counters"),
     ):
         cache_commands.add_parser(action, help=help_text)
