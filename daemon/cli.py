@@ -167,7 +167,8 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus)",
+        help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus); one "
+        "that cannot be written is only read: data it lacks is parsed, with one warning",
     )
 
 
@@ -305,6 +306,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
     cache = BarCache(args.cache_dir)
     files = args.data or [bundled_data_path()]
     series = [cache.load(path) for path in files]
+    cache.flush_stats()  # now: the exchange serves until it is stopped
     uvloop.run(
         serve(
             series,
@@ -431,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--force", action="store_true", help="rebuild even if up to date")
     for action, help_text in (
         ("ls", "list cached series"),
-        ("stats", "hits, misses, evictions and bytes mapped, summed over processes"),
+        ("stats", "memory hits, disk hits, builds, evictions, peak mapped (all processes)"),
         ("clear", "delete every cache entry and the counters"),
     ):
         cache_commands.add_parser(action, help=help_text)

@@ -271,8 +271,9 @@ def _bound_text(ms: int | None) -> str:
 def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
     """Worker loop: receive a pickled job, send back its outcome, until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
-    # The parent verified every entry's checksums just before dispatching: map, don't rehash.
-    cache = BarCache(Path(cache_dir), verify_checksums=False)
+    # The parent verified every entry's checksums just before dispatching: map, don't rehash;
+    # it also reported each dataset's gaps (or an unusable cache folder) once: stay quiet.
+    cache = BarCache(Path(cache_dir), verify_checksums=False, announce=False)
     slot = multiprocessing.current_process().name.rpartition("-")[2]
     try:
         while True:
@@ -284,6 +285,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) ->
                 outcome = run_job(job, cache)
             except Exception as exc:  # a bug, not bad input: report it like a failed job
                 outcome = JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
+            cache.flush_stats()  # per job: a worker killed later loses no counts
             conn.send(dataclasses.replace(outcome, worker=slot))
     except (EOFError, KeyboardInterrupt):
         pass

@@ -150,6 +150,7 @@ def run_replay(
     """Replay ``config.strategy`` over a preloaded ``series``, else the configured data file
     (through ``cache`` when given, else parsed directly)."""
     strategy = create_strategy(config.strategy, config.params)
+    from_file = series is None
     if series is None:
         # Late import: workers that only map cached data never load pandas or pyarrow.
         from replay.loader import bundled_data_path, load_bars
@@ -196,7 +197,7 @@ def run_replay(
         mark_ms=mark_ms,
     )
     gaps = series.gaps()
-    if gaps.count:
+    if gaps.count and (cache is None or not from_file):  # the cache reports a file's gaps once
         log.warning("%s: %s (replayed as is, no bars invented)", series.source, gaps.describe())
     return ReplayResult(
         config=config,
