@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Final, final
 
 __all__ = ["EMA", "SMA"]
@@ -68,6 +69,7 @@ _ROUND: Final = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) - _ROUND rounds 
 _DECIMAL_LIMIT: Final = 2.0**51
 _BINARY_BITS: Final = 80
 _BINARY_SCALE: Final = 2.0**_BINARY_BITS
+_BINARY_ONE: Final = 1 << _BINARY_BITS
 
 
 def _decimal_units(x: float, limit: float = _DECIMAL_LIMIT) -> float:
@@ -85,7 +87,7 @@ def _binary_units(x: float) -> int:
     return int(x * _BINARY_SCALE)
 
 
-def _ages(window: deque[float], limit: float = _DECIMAL_LIMIT) -> tuple[int, int]:
+def _ages(window: Iterable[float], limit: float = _DECIMAL_LIMIT) -> tuple[int, int]:
     """Updates until no non-decimal, and until no non-finite, value is left in a full window."""
     odd = bad = 0
     for age, x in enumerate(window, start=1):
@@ -112,6 +114,7 @@ class SMA:
         "_binary_den",
         "_decimal_den",
         "_dsum",
+        "_fast_limit",
         "_isum",
         "_limit",
         "_odd",
@@ -123,7 +126,8 @@ class SMA:
 
     def __init__(self, period: int) -> None:
         self.period: Final = _require_period(period)
-        # Raw inputs, except in decimal mode (``_odd == 0``) where it holds their decimal units.
+        # Raw inputs while warming up or while a NaN/inf is in the window, else the inputs' units:
+        # decimal units (floats) in decimal mode (``_odd == 0``), binary units (ints) otherwise.
         self._window: deque[float] = deque(maxlen=period)
         self._decimal_den: Final = period * _DECIMAL_SCALE
         self._binary_den: Final = period << _BINARY_BITS
@@ -137,6 +141,7 @@ class SMA:
         self._dsum = 0.0  # sum of the decimal units in the window, in decimal mode
         self._isum = 0  # sum of binary units over the window, in binary mode
         self._odd = -1  # updates until every value in the window is decimal; -1: warming up
+        self._fast_limit = 0.0
         self._bad = 0  # updates until no NaN or inf is left in the window
         self.value: float = _NAN
         self.ready: bool = False
@@ -145,8 +150,8 @@ class SMA:
         # The hot path, inline: x is a decimal and so is the whole window (``_odd == 0``).
         m = x * 1e8
         m = (m + 6755399441055744.0) - 6755399441055744.0
-        limit = self._limit
-        if m / 1e8 == x and -limit < m < limit and self._odd == 0:
+        limit = self._fast_limit  # the unit bound in decimal mode, 0 (nothing passes) otherwise
+        if -limit < m < limit and m / 1e8 == x:
             window = self._window
             total = self._dsum + (m - window[0])
             window.append(m)
@@ -154,65 +159,71 @@ class SMA:
             value = total / self._decimal_den
             self.value = value
             return value
-        return self._update_slow(x, m / 1e8 == x and -limit < m < limit)
-
-    def _update_slow(self, x: float, decimal: bool) -> float:
-        """Warm-up, binary mode and the switches between the modes."""
-        window = self._window
+        decimal = m / 1e8 == x and -self._limit < m < self._limit
         odd = self._odd
-        if odd < 0:  # warming up: raw values
+        if odd > 0 and not self._bad and x - x == 0.0:  # binary mode, x finite (x - x not NaN)
+            if not decimal:
+                odd = self.period
+            elif odd == 1:  # the last non-decimal value leaves now: back to decimal units
+                return self._rebuild([*self._raw_window()[1:], x])
+            else:
+                odd -= 1
+            self._odd = odd
+            units: deque[int] = self._window  # type: ignore[assignment]  # binary mode: ints
+            q = int(x * 1208925819614629174706176.0)  # 2**80
+            isum = self._isum + (q - units[0])
+            units.append(q)
+            self._isum = isum
+            value = isum / self._binary_den
+            self.value = value
+            return value
+        return self._update_slow(x)
+
+    def _update_slow(self, x: float) -> float:
+        """Warm-up, and the switches of mode that only the whole window can decide."""
+        window = self._window
+        if self._odd < 0:  # warming up
             window.append(x)
             if len(window) < self.period:
                 return self.value
             self.ready = True
-            return self._rebuild()
-        if odd == 0:  # decimal mode meets a non-decimal value: back to raw values
-            raw = [v / _DECIMAL_SCALE for v in window]
-            window.clear()
-            window.extend(raw)
-            window.append(x)
-            return self._rebuild()
-        out = window[0]
-        window.append(x)
-        if decimal:
-            odd -= 1
-            if odd == 0:
-                return self._rebuild()
-        else:
-            odd = self.period
-        self._odd = odd
-        if self._bad or x - x != 0.0:  # a NaN or inf in the window (x - x is NaN for both)
-            return self._rebuild()
-        isum = self._isum + (_binary_units(x) - _binary_units(out))
-        self._isum = isum
-        value = isum / self._binary_den
-        self.value = value
-        return value
+            return self._rebuild(list(window))
+        # A non-decimal value meets decimal mode, or a NaN/inf is or comes in the window.
+        return self._rebuild([*self._raw_window()[1:], x])
 
-    def _rebuild(self) -> float:
-        """Mode, sums and value from the full window of raw values alone."""
+    def _rebuild(self, raw: list[float]) -> float:
+        """Mode, window, sums and value from the full window's raw values alone."""
         window = self._window
+        window.clear()
         limit = self._limit
-        odd, self._bad = _ages(window, limit)
+        odd, bad = _ages(raw, limit)
         self._odd = odd
+        self._bad = bad
+        self._fast_limit = limit if odd == 0 else 0.0
         if odd == 0:
-            units = [_decimal_units(x, limit) for x in window]
-            window.clear()
+            units = [_decimal_units(x, limit) for x in raw]
             window.extend(units)
             self._dsum = total = math.fsum(units)
             value = total / self._decimal_den
-        elif self._bad == 0:
-            self._isum = isum = sum([_binary_units(x) for x in window])
+        elif bad == 0:
+            binary = [_binary_units(x) for x in raw]
+            window.extend(binary)  # ints: exact units of these floats
+            self._isum = isum = sum(binary)
             value = isum / self._binary_den
-        else:  # NaN or inf in the window: recomputed from it on every update while it stays
-            value = sum(window) / self.period
+        else:  # NaN or inf in the window: raw values, recomputed on every update while it stays
+            window.extend(raw)
+            value = sum(raw) / self.period
         self.value = value
         return value
 
     def _raw_window(self) -> list[float]:
+        """The window's inputs: decimal units / 1e8 and binary units / 2**80 are exact."""
+        window = self._window
         if self._odd == 0:
-            return [v / _DECIMAL_SCALE for v in self._window]
-        return list(self._window)
+            return [v / _DECIMAL_SCALE for v in window]
+        if self._odd > 0 and self._bad == 0:
+            return [v / _BINARY_ONE for v in window]
+        return list(window)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -231,10 +242,11 @@ class SMA:
         if len(values) > self.period or bool(state["ready"]) != (len(values) == self.period):
             raise ValueError(f"SMA snapshot has {len(values)} of {self.period} values")
         self.reset()
-        self._window.extend(values)
         if len(values) == self.period:
             self.ready = True
-            self._rebuild()
+            self._rebuild(values)
+        else:
+            self._window.extend(values)
 
 
 @final
