@@ -4,7 +4,7 @@ Prices move against the trader by ``slippage_bps`` (buy higher, sell lower) and 
 ``fee_bps`` of the notional is charged in quote currency. Sizing is all-in and fractional: a buy
 spends the whole cash balance, fee included, so cash returns to exactly zero: ``size * price``
 never exceeds the notional and the fee is what the cash leaves after it (``fee_bps`` of the
-notional, give or take an ulp).
+notional, give or take an ulp of the cash).
 
 A fill is always made of finite, positive numbers. An order whose price, size, notional or fee
 would not be (a price of 1e307 times the position overflows to infinity, and infinite proceeds
