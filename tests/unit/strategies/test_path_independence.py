@@ -93,3 +93,20 @@ def test_an_old_sma_snapshot_with_sum_and_since_restores_from_its_window() -> No
         fresh.update(x)
     assert sma.value == fresh.value == float(sum(Fraction(str(x)) for x in window) / 3)
     assert sma.update(28_080.0) == fresh.update(28_080.0)
+
+
+def test_an_old_bollinger_snapshot_with_pivot_and_m2_restores_from_its_window() -> None:
+    # The previous version's layout (a sliding Welford state); only the window counts now.
+    window = [28_080.0, 28_080.0, 28_080.0, 28_080.0]
+    old = {"kind": "BollingerBands", "period": 4, "num_std": 2.0, "window": window}
+    old |= {"pivot": 28_080.000000001, "mean": -1e-9, "m2": 3.2e-17, "noise": 1e-9, "since": 3}
+    old |= {"outputs": [28_080.0, 2.8e-9, 28_080.0, 28_080.0, 0.5, 2e-13], "ready": True}
+    bands = BollingerBands(4, 2.0)
+    bands.restore(old)
+    bands.update(28_080.0)
+    assert (bands.middle, bands.std, bands.upper, bands.lower) == (
+        28_080.0,
+        0.0,
+        28_080.0,
+        28_080.0,
+    )
