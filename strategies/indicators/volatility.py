@@ -241,7 +241,7 @@ class BollingerBands:
 
     def update(self, x: float) -> float:
         window = self._window
-        decimal = _decimal_units(x) == _decimal_units(x)  # not NaN
+        decimal = not math.isnan(_decimal_units(x))
         if not self.ready:
             window.append(x)
             if len(window) < self.period:
