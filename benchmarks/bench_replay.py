@@ -3,13 +3,18 @@
 Usage: ``python benchmarks/bench_replay.py [--bars N] [--repeat R]`` (``make bench``).
 The series is a deterministic synthetic random walk (``replay.synthetic``), already in memory,
 so this measures the replay hot path, not CSV parsing. Reports the best of R runs per strategy.
+``--decimal`` rounds it as exchange data are (prices to cents, volumes to 1e-5): windowed
+indicators take their decimal fast path there, and their exact-integer path on the raw walk.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import sys
+
+import numpy as np
 
 from replay.runner import ReplayConfig, run_replay
 from replay.synthetic import synthetic_series
@@ -22,12 +27,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--decimal", action="store_true", help="round like exchange data")
     args = parser.parse_args()
 
     series = synthetic_series(args.bars)
+    if args.decimal:
+        series = dataclasses.replace(
+            series,
+            open=np.round(series.open, 2),
+            high=np.round(series.high, 2),
+            low=np.round(series.low, 2),
+            close=np.round(series.close, 2),
+            volume=np.round(series.volume, 5),
+        )
     print(
         f"python {platform.python_version()} on {platform.machine()}, "
-        f"{args.bars:,} synthetic 1m bars"
+        f"{args.bars:,} synthetic 1m bars{' (decimal)' if args.decimal else ''}"
     )
     print(f"{'strategy':<10} {'timeframe':>9} {'trades':>7} {'bars/s':>12}")
     results: dict[str, float] = {}

@@ -2,7 +2,9 @@
 
 Prices move against the trader by ``slippage_bps`` (buy higher, sell lower) and a fee of
 ``fee_bps`` of the notional is charged in quote currency. Sizing is all-in and fractional: a buy
-spends the whole cash balance, fee included, so cash returns to (about) zero.
+spends the whole cash balance, fee included, so cash returns to exactly zero: ``size * price``
+never exceeds the notional and the fee is what the cash leaves after it (``fee_bps`` of the
+notional, give or take an ulp of the cash).
 
 A fill is always made of finite, positive numbers. An order whose price, size, notional or fee
 would not be (a price of 1e307 times the position overflows to infinity, and infinite proceeds
@@ -76,16 +78,15 @@ class PaperBroker:
         size = notional / price
         if not 0.0 < size < _INF:
             raise OrderRejectedError(f"buy of {symbol} refused: size {size!r} at {price!r}")
-        return Fill(
-            strategy,
-            symbol,
-            Side.BUY,
-            time_ms,
-            price,
-            size,
-            notional * self.fee_rate,
-            ExitReason.SIGNAL,
-        )
+        cost = size * price
+        while cost > notional:  # rounded up: an ulp less size, so the fee below stays >= its rate
+            size = math.nextafter(size, 0.0)
+            cost = size * price
+        # With a fee, the fee is the rest of the cash: cost is within a factor 2 of cash
+        # (fee_bps < 10000), so cash - cost is exact (Sterbenz) and cost + fee == cash exactly.
+        # Without one, cost <= cash and the portfolio books the last ulps of dust as 0.
+        fee = cash - cost if self.fee_rate > 0.0 else 0.0
+        return Fill(strategy, symbol, Side.BUY, time_ms, price, size, fee, ExitReason.SIGNAL)
 
     def sell(
         self,

@@ -2,8 +2,10 @@
 
 Per 1-minute bar, in this order:
 
-1. a higher-timeframe bucket whose last minute never came is released and decided on;
-2. a pending market order fills at this minute's open (default ``fill_at="next_open"``);
+1. a pending market order fills at this minute's open (default ``fill_at="next_open"``);
+2. a higher-timeframe bucket whose last minute never came is released by this minute and decided
+   on; a resulting order fills at the *next* minute's open, because live the releasing minute
+   has closed before the decision (its open is a price from before the decision);
 3. stop loss / take profit are checked against this minute's low / high;
 4. the minute is aggregated; when it completes the strategy's bar, the strategy decides, and
    a resulting order fills at the next minute's open (or, with ``fill_at="close"``, now at the
@@ -109,14 +111,16 @@ class StrategyEngine:
         portfolio = self.portfolio
         strategy_on_bar = self._strategy_on_bar
         aggregator = self._aggregator
+        if self._pending:
+            self._execute(self._pending, bar.open, bar.open_time_ms, ExitReason.SIGNAL)
         if aggregator is not None:
             late = aggregator.pending_release(bar)
             if late is not None:
+                # Decided only now that this minute has closed: its open is already in the past,
+                # so a resulting order waits for the next minute's open, as it would live.
                 signal = strategy_on_bar(late, portfolio.size)
                 if signal is not None:
                     self._act(signal, late)
-        if self._pending:
-            self._execute(self._pending, bar.open, bar.open_time_ms, ExitReason.SIGNAL)
         if portfolio.size > 0.0 and (bar.low <= self._stop_level or bar.high >= self._target_level):
             self._exit_at_level(bar)
         decision_bar = bar if aggregator is None else aggregator.add(bar)

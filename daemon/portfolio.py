@@ -1,6 +1,7 @@
 """One strategy's account: cash, a long position, and the round trips it has closed.
 
 Long-only and one position at a time, as the strategies are. Fills change it; nothing else does.
+A buy that leaves at most rounding dust (a few ulps) of the cash leaves exactly 0, never -1e-12.
 Equity is marked to market by the engine on every 1-minute bar.
 
 A fill whose booking would make cash or the trade's numbers non-finite is refused
@@ -17,6 +18,9 @@ from daemon.broker import OrderRejectedError
 from daemon.events import Fill, Side, Trade
 
 __all__ = ["Portfolio"]
+
+# Rounding leaves at most a few ulps of the cash after an all-in buy (2**-52 relative each).
+_DUST = 2.0**-48
 
 
 @final
@@ -45,6 +49,8 @@ class Portfolio:
             cash = self.cash - (fill.size * fill.price + fill.fee)
             if not math.isfinite(cash):
                 raise OrderRejectedError(f"buy refused: cash would be {cash!r} after {fill}")
+            if abs(cash) <= _DUST * self.cash:
+                cash = 0.0  # an all-in buy spends the cash: rounding dust is no balance
             self.cash = cash
             self.size = fill.size
             self.entry_price = fill.price

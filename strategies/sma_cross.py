@@ -28,7 +28,10 @@ class SmaCrossParams(BaseParams):
 
 @final
 class SmaCross(Strategy[SmaCrossParams]):
-    """A cross up is fast > slow on this bar while fast <= slow on the previous bar, both ready."""
+    """Symmetric crosses, both SMAs ready on both bars: up is fast > slow now and fast <= slow on
+    the previous bar; down is fast < slow now and fast >= slow before. An exact tie is no cross,
+    so a flat stretch (fast == slow exactly) neither enters nor exits.
+    """
 
     name: ClassVar[str] = "sma_cross"
     params_type: ClassVar[type[BaseParams]] = SmaCrossParams
@@ -49,7 +52,7 @@ class SmaCross(Strategy[SmaCrossParams]):
         # NaN compares false, so nothing fires until both SMAs were ready on two bars.
         if diff > 0.0 and prev <= 0.0:
             return Signal.BUY
-        if diff <= 0.0 and prev > 0.0:
+        if diff < 0.0 and prev >= 0.0:
             return Signal.SELL
         return None
 

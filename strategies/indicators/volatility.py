@@ -11,8 +11,13 @@ from collections import deque
 from typing import Any, Final, Literal, final
 
 from strategies.indicators.averages import (
+    _BINARY_BITS,
+    _DECIMAL_INT_SCALE,
     SMA,
+    _ages,
+    _binary_units,
     _check_state,
+    _decimal_units,
     _require_period,
     _require_positive,
 )
@@ -20,12 +25,6 @@ from strategies.indicators.averages import (
 __all__ = ["ATR", "BollingerBands", "TrueRange"]
 
 _NAN: Final = math.nan
-
-# A sliding update's rounding error in M2 is a few ulps of the terms it added and removed
-# (accumulated in ``_noise``), times up to ``period`` for the drift of the running mean. Below
-# ``period * 2**-20 * noise`` M2 could be mostly that error, so it is recomputed exactly; above it
-# the relative error of M2 is at most a few times 2**-32.
-_NOISE_FLOOR: Final = 2.0**-20
 
 
 @final
@@ -177,23 +176,21 @@ class BollingerBands:
     (upper - lower) / middle (NaN when middle is 0). ``band(k)`` gives (lower, upper) at another
     multiplier from the same mean and std. Ready after ``period`` inputs.
 
-    Variance is never E[x^2] - E[x]^2 (at BTC ~1e5 with std ~10 that cancels catastrophically).
-    Mean and M2 slide Welford-style by (x_in, x_out) in coordinates shifted by a pivot near the
-    mean, and are recomputed exactly (two-pass, ``math.fsum``) every ``period`` updates and
-    whenever M2 falls to the rounding noise its sliding updates may have left: a purely sliding
-    M2 keeps a residue of ~eps * jump^2 when a window turns flat after a jump, i.e. a std of
-    ~1e-8 * jump instead of 0. Such a collapse needs an outlier to leave the window, so these
-    recomputes are rare (a handful per 130k real 1-minute bars at period >= 14; for tiny periods
-    they are cheap anyway) and the update stays amortised O(1).
+    Middle and deviation are functions of the window's contents alone: the window's values are
+    exact integers on the SMA's grids (decimal units of 1e-8 while every value in the window is
+    such a decimal, else units of 2**-80; see ``strategies.indicators.averages``), their sum S
+    and sum of squares Q are kept as Python ints, and ``middle = S / (n * scale)`` and
+    ``variance = (n * Q - S**2) / (n * scale)**2`` are each one correctly rounded int division.
+    So there is no cancellation, no drift, no residue when a window turns flat (the std of a
+    constant window is exactly 0) and no dependence on where the series started. The cost is
+    a few big-int operations per update (bbrs updates it once per 1h bar).
     """
 
     __slots__ = (
-        "_m2",
-        "_mean",
-        "_noise",
-        "_pivot",
-        "_since",
-        "_threshold",
+        "_bad",
+        "_odd",
+        "_s1",
+        "_s2",
         "_window",
         "bandwidth",
         "lower",
@@ -210,18 +207,16 @@ class BollingerBands:
     def __init__(self, period: int = 20, num_std: float = 2.0) -> None:
         self.period: Final = _require_period(period)
         self.num_std: Final = _require_positive(num_std, "num_std")
-        self._threshold: Final = period * _NOISE_FLOOR
         self._window: deque[float] = deque(maxlen=period)
         self.reset()
 
     def reset(self) -> None:
         """Forget every input: back to the warm-up state of a new instance."""
         self._window.clear()
-        self._pivot = 0.0  # window values are used as x - pivot
-        self._mean = 0.0  # mean of x - pivot over the window
-        self._m2 = 0.0  # sum of squared deviations from the mean
-        self._noise = 0.0  # bound on the rounding error M2 picked up since the last recompute
-        self._since = 0  # updates since the last exact recompute
+        self._s1 = 0  # sum of the window's units (decimal or binary, as _odd says)
+        self._s2 = 0  # sum of their squares
+        self._odd = 0  # updates until every value in the window is decimal again
+        self._bad = 0  # updates until no NaN or inf is left in the window
         self.value: float = _NAN
         self.middle: float = _NAN
         self.std: float = _NAN
@@ -231,54 +226,54 @@ class BollingerBands:
         self.bandwidth: float = _NAN
         self.ready: bool = False
 
-    def _recompute(self) -> None:
-        """Exact two-pass mean and M2 over the window, pivoted on the window's mean."""
-        window = self._window
-        period = self.period
-        pivot = math.fsum(window) / period
-        shifted = [v - pivot for v in window]
-        mean = math.fsum(shifted) / period
-        self._pivot = pivot
-        self._mean = mean
-        self._m2 = math.fsum([(y - mean) * (y - mean) for y in shifted])
-        self._noise = 0.0
-        self._since = 0
+    def _units(self, x: float) -> int:
+        if self._odd == 0:
+            return int(_decimal_units(x))
+        return _binary_units(x)
+
+    def _rebuild(self) -> None:
+        """Mode and sums from the full window alone."""
+        self._odd, self._bad = _ages(self._window)
+        if self._bad == 0:
+            units = [self._units(x) for x in self._window]
+            self._s1 = sum(units)
+            self._s2 = sum([u * u for u in units])
 
     def update(self, x: float) -> float:
         window = self._window
-        period = self.period
-        if self.ready:
-            pivot = self._pivot
-            y_in = x - pivot
-            y_out = window[0] - pivot
+        decimal = not math.isnan(_decimal_units(x))
+        if not self.ready:
             window.append(x)
-            delta = y_in - y_out
-            old_mean = self._mean
-            mean = old_mean + delta / period
-            dev_in = y_in - mean
-            dev_out = y_out - old_mean
-            m2 = self._m2 + delta * (dev_in + dev_out)
-            noise = self._noise + abs(delta) * (abs(dev_in) + abs(dev_out) + abs(mean))
-            self._since += 1
-            if self._since >= period or m2 < noise * self._threshold:
-                self._recompute()
-            else:
-                self._mean = mean
-                self._m2 = m2
-                self._noise = noise
-        else:
-            window.append(x)
-            if len(window) < period:
+            if len(window) < self.period:
                 return self.value
-            self._recompute()
             self.ready = True
-        middle = self._pivot + self._mean
-        m2 = self._m2
-        std = math.sqrt(m2 / period) if m2 > 0.0 else 0.0
+            self._rebuild()
+        else:
+            out = window[0]
+            window.append(x)
+            odd = self._odd
+            if self._bad or x - x != 0.0 or (odd == 0 and not decimal) or (decimal and odd == 1):
+                self._rebuild()  # a switch of mode, or a NaN/inf in the window
+            else:
+                self._odd = odd - 1 if decimal and odd else odd if decimal else self.period
+                a = self._units(x)
+                b = self._units(out)
+                self._s1 += a - b
+                self._s2 += a * a - b * b
+        period = self.period
+        if self._bad:
+            middle = sum(window) / period
+            std = _NAN
+        else:
+            scale = _DECIMAL_INT_SCALE if self._odd == 0 else 1 << _BINARY_BITS
+            s1 = self._s1
+            middle = s1 / (period * scale)
+            variance = (period * self._s2 - s1 * s1) / (period * scale) ** 2
+            std = math.sqrt(variance)
         width = self.num_std * std
         upper = middle + width
         lower = middle - width
-        spread = upper - lower
+        spread = 2.0 * width  # upper - lower without its cancellation
         self.value = middle
         self.middle = middle
         self.std = std
@@ -299,11 +294,6 @@ class BollingerBands:
             "period": self.period,
             "num_std": self.num_std,
             "window": list(self._window),
-            "pivot": self._pivot,
-            "mean": self._mean,
-            "m2": self._m2,
-            "noise": self._noise,
-            "since": self._since,
             "outputs": [
                 self.middle,
                 self.std,
@@ -316,14 +306,14 @@ class BollingerBands:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
+        """Sums from the saved window alone (older snapshots' pivot, mean, m2, noise and since
+        are ignored); the outputs are those of the last update, as saved."""
         _check_state(state, "BollingerBands", period=self.period, num_std=self.num_std)
-        self._window.clear()
-        self._window.extend(float(v) for v in state["window"])
-        self._pivot = float(state["pivot"])
-        self._mean = float(state["mean"])
-        self._m2 = float(state["m2"])
-        self._noise = float(state["noise"])
-        self._since = int(state["since"])
+        values = [float(v) for v in state["window"]]
+        if len(values) > self.period or bool(state["ready"]) != (len(values) == self.period):
+            raise ValueError(f"BollingerBands snapshot has {len(values)} of {self.period} values")
+        self.reset()
+        self._window.extend(values)
         middle, std, upper, lower, percent_b, bandwidth = (float(v) for v in state["outputs"])
         self.value = middle
         self.middle = middle
@@ -332,4 +322,6 @@ class BollingerBands:
         self.lower = lower
         self.percent_b = percent_b
         self.bandwidth = bandwidth
-        self.ready = bool(state["ready"])
+        if len(values) == self.period:
+            self.ready = True
+            self._rebuild()

@@ -176,14 +176,59 @@ def test_higher_timeframe_decides_on_bucket_close_and_fills_next_minute() -> Non
     assert engine.trades[0].entry_time_ms == at(5)
 
 
-def test_late_bucket_decision_fills_at_the_open_of_the_minute_that_released_it() -> None:
+def test_late_bucket_decision_fills_at_the_open_of_the_minute_after_the_one_that_released_it() -> (
+    None
+):
+    # Live, minute 6 has closed when it releases the bucket, so its open is a price from before
+    # the decision: the order fills at minute 7's open.
     bars = bars_from_closes([100.0 + i for i in range(4)])  # minutes 0..3, minute 4 missing
     bars.append(make_bar(150.0, minute=6, open=149.0))
-    bars.append(make_bar(151.0, minute=7, open=150.0))
+    bars.append(make_bar(151.0, minute=7, open=150.5))
+    bars.append(make_bar(152.0, minute=8, open=151.0))
     engine, strategy = run(bars, {at(0): Signal.BUY}, timeframe="5m")
     assert strategy.seen[0][0].close == 103.0
-    assert engine.trades[0].entry_time_ms == at(6)
-    assert engine.trades[0].entry_price == pytest.approx(149.0 * 1.0005)
+    assert engine.trades[0].entry_time_ms == at(7)
+    assert engine.trades[0].entry_price == 150.5 * (1.0 + 5.0 / 10_000.0)
+
+
+def test_late_bucket_sell_after_a_late_buy_each_fill_one_minute_after_the_release() -> None:
+    # Buckets 0-4 and 5-9 both miss their last minute: a late BUY filled at minute 7's open and
+    # a late SELL released by minute 10 filled at minute 11's open, never at the releasing open.
+    bars = bars_from_closes([100.0 + i for i in range(4)])  # minutes 0..3
+    bars += [make_bar(110.0 + m, minute=m, open=109.0 + m) for m in (6, 7, 8)]
+    bars += [make_bar(130.0 + m, minute=m, open=129.0 + m) for m in (10, 11, 12)]
+    engine, _ = run(
+        bars, {at(0): Signal.BUY, at(5): Signal.SELL}, ExecutionConfig(0.0, 0.0), timeframe="5m"
+    )
+    [trade] = engine.trades
+    assert (trade.entry_time_ms, trade.entry_price) == (at(7), 116.0)
+    assert (trade.exit_time_ms, trade.exit_price) == (at(11), 140.0)
+    assert trade.exit_reason is ExitReason.SIGNAL
+
+
+@pytest.mark.parametrize("fee_bps", [10.0, 0.0, 7.5])
+def test_an_all_in_buy_leaves_exactly_zero_cash(fee_bps: float) -> None:
+    # The old rounding: cash 10000, fee 10 bps, slippage 5 bps, open 28080.12 left
+    # 10000 - (size * price + fee) = -1.8e-12 in the account. Every buy here must leave 0.0.
+    leftovers = []
+    for k in range(200):
+        price = 28_080.12 + 0.37 * k
+        cash = 10_000.0 + 13.1 * k
+        strategy = Scripted(ScriptParams(), {at(0): Signal.BUY})
+        engine = StrategyEngine(
+            strategy, "BTCUSDT", ExecutionConfig(fee_bps, 5.0, "next_open", cash)
+        )
+        engine.on_bar(make_bar(price, minute=0))
+        engine.on_bar(make_bar(price, minute=1, open=price))
+        [fill] = engine.fills
+        leftovers.append(engine.portfolio.cash)
+        assert fill.fee >= 0.0
+        # The fee is still fee_bps of the notional, to rounding (hand formula).
+        notional = cash / (1.0 + fee_bps / 10_000.0)
+        assert fill.fee == pytest.approx(notional * fee_bps / 10_000.0, rel=1e-9, abs=1e-9)
+        assert fill.price == price * (1.0 + 5.0 / 10_000.0)
+        assert fill.size * fill.price <= notional
+    assert leftovers == [0.0] * 200
 
 
 def test_order_pending_at_end_of_data_is_counted_not_filled() -> None:

@@ -17,7 +17,7 @@ from replay.loader import load_bars
 from strategies import STRATEGIES, create_strategy
 from strategies.base import AnyStrategy, ParamValue
 from tests import reference
-from tests.factories import aggregate, bars_of
+from tests.factories import aggregate, bars_of, make_bar
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -58,7 +58,7 @@ def test_sma_cross_signals_match_vectorised_crossovers(
     closes = frame_of(btc_minutes)["close"].to_numpy()
     diff = reference.sma(closes, fast) - reference.sma(closes, slow)
     prev = np.concatenate(([np.nan], diff[:-1]))
-    expected = signals_from_masks((diff > 0) & (prev <= 0), (diff <= 0) & (prev > 0))
+    expected = signals_from_masks((diff > 0) & (prev <= 0), (diff < 0) & (prev >= 0))
 
     actual = signals_of(create_strategy("sma_cross", {"fast": fast, "slow": slow}), btc_minutes)
 
@@ -70,6 +70,18 @@ def test_sma_cross_signals_match_vectorised_crossovers(
         assert tie[index] or tie[index - 1], f"signal mismatch at bar {index} without a tie"
     if fast == 10:
         assert actual == expected
+
+
+def test_sma_cross_is_symmetric_an_exact_tie_is_no_cross() -> None:
+    # fast=2, slow=4 over integer closes (every sum exact): up, then flat so fast == slow exactly
+    # on bars 8..10, then down. Hand-computed fast - slow: bar 3: 0, bar 4: +0.5 -> BUY; bars 8..10:
+    # 0 (a tie: no cross either way; the old rule sold at bar 8); bar 11: -0.25 after 0 -> SELL;
+    # bar 15: +0.75 after -0.25 -> BUY.
+    closes = [10.0, 10.0, 10.0, 10.0, 12.0, 14.0, 14.0, 14.0, 14.0, 14.0, 14.0, 13.0]
+    closes += [12.0, 12.0, 12.0, 15.0]
+    strategy = create_strategy("sma_cross", {"fast": 2, "slow": 4})
+    bars = [make_bar(c, minute=i) for i, c in enumerate(closes)]
+    assert signals_of(strategy, bars) == [(4, 1), (11, -1), (15, 1)]
 
 
 def test_metatrend_signals_match_three_reference_supertrends(btc_2025_path: Path) -> None:
