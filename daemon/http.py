@@ -2,7 +2,9 @@
 
 ``/healthz`` answers while the process runs; ``/readyz`` only when the feed is connected, the
 strategies are warmed up and bars are not overdue; ``/status`` is JSON for people and scripts;
-``/metrics`` is the Prometheus exposition. Binds to 127.0.0.1 unless configured otherwise.
+``/trades`` the recorded closed trades, newest first (``limit``, ``since``, ``strategy``; a bad
+value is a 400 with a one-line JSON error); ``/metrics`` is the Prometheus exposition. Binds to
+127.0.0.1 unless configured otherwise.
 
 Connections are guarded so that idle or hostile clients cannot take the health checks down:
 
@@ -37,9 +39,15 @@ from prometheus_client import (
     generate_latest,
 )
 
+from daemon.errors import DataError
+from daemon.events import parse_utc_ms
+
 __all__ = [
+    "TRADES_LIMIT_DEFAULT",
+    "TRADES_LIMIT_MAX",
     "ConnectionGuard",
     "HttpLimits",
+    "TradesProvider",
     "app_runner",
     "connection_cap",
     "make_app",
@@ -51,6 +59,11 @@ log = logging.getLogger("barbus.http")
 FD_RESERVE = 64  # descriptors kept for the state file, the exchange and the event loop
 LOG_EVERY_SECONDS = 60.0
 _REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+TRADES_LIMIT_DEFAULT = 100
+TRADES_LIMIT_MAX = 1000  # one answer stays small however long the daemon has traded
+# (strategy or None, since epoch ms or None, limit) -> trades as JSON objects, newest first;
+# raises KeyError naming an unknown strategy.
+TradesProvider = Callable[[str | None, int | None, int], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -262,8 +275,10 @@ def make_app(
     readiness: Callable[[], tuple[bool, str]],
     registry: CollectorRegistry,
     limits: HttpLimits | None = None,
+    trades: TradesProvider | None = None,
 ) -> web.Application:
-    """An aiohttp application serving the four endpoints from the given providers."""
+    """An aiohttp application serving the endpoints from the given providers (``/trades``
+    only with a ``trades`` provider)."""
     guard = ConnectionGuard(limits or HttpLimits(), registry)
 
     @web.middleware
@@ -289,6 +304,16 @@ def make_app(
     async def status_json(_: web.Request) -> web.Response:
         return web.json_response(status())
 
+    async def trades_json(request: web.Request) -> web.Response:
+        assert trades is not None
+        try:
+            strategy, since_ms, limit = _trades_query(request.query)
+            return web.json_response(trades(strategy, since_ms, limit))
+        except (ValueError, DataError) as exc:
+            return web.json_response({"error": str(exc)[:300]}, status=400)
+        except KeyError as exc:
+            return web.json_response({"error": str(exc.args[0])[:300]}, status=404)
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -300,7 +325,31 @@ def make_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/status", status_json)
     app.router.add_get("/metrics", metrics)
+    if trades is not None:
+        app.router.add_get("/trades", trades_json)
     return app
+
+
+def _trades_query(query: Any) -> tuple[str | None, int | None, int]:
+    """``strategy``, ``since`` (ISO UTC or epoch ms) and ``limit`` of a ``/trades`` request;
+    ValueError (or DataError for a time) names what is wrong."""
+    unknown = sorted(set(query) - {"strategy", "since", "limit"})
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0][:50]!r}; known: limit, since, strategy")
+    if any(len(query.getall(key)) > 1 for key in query):
+        raise ValueError("each parameter at most once")
+    text = query.get("limit", str(TRADES_LIMIT_DEFAULT))
+    if not (text.isascii() and text.isdigit() and len(text) < 8 and int(text) >= 1):
+        raise ValueError(
+            f"limit must be an integer from 1 to {TRADES_LIMIT_MAX}, got {text[:50]!r}"
+        )
+    if int(text) > TRADES_LIMIT_MAX:
+        raise ValueError(f"limit must be an integer from 1 to {TRADES_LIMIT_MAX}, got {text}")
+    since = query.get("since")
+    since_ms = parse_utc_ms(since[:100]) if since is not None else None
+    if since_ms is not None and not -(2**62) < since_ms < 2**62:
+        raise ValueError(f"since is out of range: {since[:50]!r}")
+    return query.get("strategy"), since_ms, int(text)
 
 
 def app_runner(app: web.Application) -> web.AppRunner:
