@@ -557,8 +557,8 @@ class StateStore:
         limit: int | None = None,
         newest_first: bool = False,
     ) -> list[Trade]:
-        """Closed trades in the order they were recorded (``newest_first`` reverses it), of one
-        engine or all, closed at or after ``since_ms``, at most ``limit`` of them."""
+        """Closed trades, oldest exit first (``newest_first`` reverses it), of one engine or
+        all, closed at or after ``since_ms``, at most ``limit`` of them."""
         query = (
             "SELECT engine, symbol, entry_time_ms, exit_time_ms, entry_price, exit_price, size, "
             "entry_fee, exit_fee, profit, profit_pct, exit_reason FROM trades"
@@ -573,7 +573,11 @@ class StateStore:
             args.append(since_ms)
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY id DESC" if newest_first else " ORDER BY id"
+        # By exit time: a returning strategy's caught-up trades are recorded after newer ones
+        # of the others (one engine's are recorded in exit order either way).
+        query += (
+            " ORDER BY exit_time_ms DESC, id DESC" if newest_first else " ORDER BY exit_time_ms, id"
+        )
         if limit is not None:
             query += " LIMIT ?"
             args.append(limit)
