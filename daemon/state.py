@@ -24,7 +24,8 @@ file as it is now (a fresh one if missing or empty) and rewrites the marker. Not
 
 Exclusive use: the daemon opens with ``exclusive=True``, which holds ``flock`` on
 ``<state>.lock`` (with the holder's pid in it) for the life of the store, so a second daemon on
-the same file stops at once with one line. Read-only opens (``barbus parity``) take no lock.
+the same file stops at once with one line. Read-only opens (``barbus parity``, ``barbus trades``)
+take no lock.
 """
 
 from __future__ import annotations
