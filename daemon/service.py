@@ -96,6 +96,7 @@ class Daemon:
         # until its first WebSocket bar, which logs what the backfill brought.
         self._resume_backfill: dict[str, list[int]] = {}
         self._backfill_seen: dict[str, int] = {}  # the feed's backfill counter at the last batch
+        self._restore_log: list[str] = []  # what the restore did, logged once it is accepted
         self.metrics.registry.register(
             LiveStateCollector(
                 config.feed.symbols,
@@ -135,6 +136,9 @@ class Daemon:
         try:
             self._restore_engines()  # a snapshot that does not restore is damage: one line
             self.state.check_writable()  # read-only or full: stop now, not after warm-up
+            for line in self._restore_log:  # a start refused above says one line, no more
+                log.info("%s", line)
+            self._restore_log.clear()
         except BaseException:
             self.state.close()
             raise
@@ -313,7 +317,7 @@ class Daemon:
         if portfolio.size > 0.0:
             fields["entry_time"] = format_time_ms(portfolio.entry_time_ms)
             fields["entry_price"] = portfolio.entry_price
-        log.info("restored %s", _kv(fields))
+        self._restore_log.append(f"restored {_kv(fields)}")
 
     def _log_resumed(self, streams: dict[str, Any], saved: dict[str, EngineRecord]) -> None:
         """One line: what this start resumed from the state file."""
@@ -329,7 +333,7 @@ class Daemon:
             ),
             "open_positions": sum(b.engine.portfolio.size > 0.0 for b in self.books.values()),
         }
-        log.info("resumed %s", _kv(fields))
+        self._restore_log.append(f"resumed {_kv(fields)}")
         for symbol, stream in streams.items():
             if symbol in self.config.feed.symbols:
                 self._resume_backfill[symbol] = [stream.last_open_time_ms, 0, 0, 0]
@@ -360,21 +364,17 @@ class Daemon:
                 self.bus.errors[name] = self.bus.errors.get(name, 0) + 1
                 log.error("subscriber %s raised and is halted: %s", name, reason)
                 break
-        log.info(
-            "caught up %s",
-            _kv(
-                {
-                    "strategy": name,
-                    "symbol": symbol,
-                    "bars": len(missed),
-                    "from": format_time_ms(missed[0].open_time_ms),
-                    "to": format_time_ms(missed[-1].open_time_ms),
-                    "fills": len(engine.fills) - fills,
-                    "trades": len(engine.trades) - trades,
-                    "position": engine.portfolio.size,
-                }
-            ),
-        )
+        fields = {
+            "strategy": name,
+            "symbol": symbol,
+            "bars": len(missed),
+            "from": format_time_ms(missed[0].open_time_ms),
+            "to": format_time_ms(missed[-1].open_time_ms),
+            "fills": len(engine.fills) - fills,
+            "trades": len(engine.trades) - trades,
+            "position": engine.portfolio.size,
+        }
+        self._restore_log.append(f"caught up {_kv(fields)}")
 
     def _timed(self, name: str, engine: StrategyEngine) -> Callable[[Bar], None]:
         """The engine's bus handler, timed into barbus_strategy_on_bar_seconds{strategy}."""
@@ -396,7 +396,7 @@ class Daemon:
         engine.trade_from_ms = recorded[-1][0].open_time_ms + MINUTE_MS
         for bar, _ in recorded:
             engine.on_bar(bar)
-        log.info("%s: warmed up on %d recorded bars", book.config.name, len(recorded))
+        self._restore_log.append(f"{book.config.name}: warmed up on {len(recorded)} recorded bars")
 
     def _last_open_times(self) -> dict[str, int | None]:
         return {

@@ -308,8 +308,9 @@ def test_a_returning_strategy_whose_bars_are_gone_is_refused_with_one_line(
     done = barbus("run", "--config", config, timeout=60)
 
     assert done.returncode == 2, done.stderr[-3000:]
-    errors = [line for line in done.stderr.splitlines() if line.startswith("barbus: error:")]
-    assert len(errors) == 1, done.stderr
+    errors = done.stderr.splitlines()
+    assert len(errors) == 1, done.stderr  # nothing "restored" before a refused start
+    assert errors[0].startswith("barbus: error: ")
     assert f"{RANDOM.name!r}" in errors[0]
     assert "new [[strategy]] name" in errors[0]
     assert "Traceback" not in done.stderr
