@@ -645,7 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     trades = commands.add_parser(
         "trades",
         help="list the trades a daemon recorded in its state file",
-        description="List the closed trades recorded in a daemon state file, oldest first. "
+        description="List the closed trades recorded in a daemon state file, oldest exit first. "
         "Opens the file read-only without the daemon's lock: works while the daemon runs, and "
         "on a read-only copy.",
     )
