@@ -27,12 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## Every benchmark, one after the other, then a summary; fails if any missed its target.
+## BENCH="--only bench_cache bench_replay" runs a subset.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.bench_replay
-	$(BIN)/python -m benchmarks.bench_cache
-	$(BIN)/python -m benchmarks.bench_batch
-	$(BIN)/python -m benchmarks.bench_daemon_lag
-	$(BIN)/python -m benchmarks.bench_metrics_overhead
+	$(BIN)/python -m benchmarks.run_all $(BENCH)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) .venv-newest out .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

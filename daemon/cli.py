@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -44,20 +45,51 @@ def _params_dict(pairs: Sequence[tuple[str, str]]) -> dict[str, str | int | floa
     return params
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from daemon.events import parse_utc_ms
-    from replay.cache import BarCache
-    from replay.runner import ReplayConfig, format_report, run_replay, write_outputs
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {text!r}")
+    return value
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from replay.cache import BarCache
+    from replay.periods import parse_period, parse_time
+    from replay.runner import (
+        ReplayConfig,
+        check_out_dir,
+        format_report,
+        run_replay,
+        write_outputs,
+    )
+
+    if args.out is not None:
+        check_out_dir(args.out)  # before any data is loaded: a bad folder fails at once
+    start_ms, end_ms = parse_period(
+        args.start, args.end, what="--start/--end", names=("--start", "--end")
+    )
     config = ReplayConfig(
         strategy=args.strategy,
         params=_params_dict(args.param),
         data=args.data,
         symbol=args.symbol,
-        start_ms=parse_utc_ms(args.start) if args.start else None,
-        end_ms=parse_utc_ms(args.end) if args.end else None,
+        start_ms=start_ms,
+        end_ms=end_ms,
         execution=_execution(args),
-        trade_from_ms=parse_utc_ms(args.trade_from) if args.trade_from else 0,
+        trade_from_ms=parse_time(args.trade_from, "--trade-from") if args.trade_from else 0,
         close_at_end=not args.keep_open,
         name=args.name,
     )
@@ -92,8 +124,12 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """Options every backtest command shares: symbol, period, execution, parameters."""
     parser.add_argument("--symbol", help="symbol (default: from the file name, e.g. BTCUSDT_...)")
-    parser.add_argument("--start", help="first bar, inclusive: ISO date/time UTC or epoch ms")
-    parser.add_argument("--end", help="end, exclusive: ISO date/time UTC or epoch ms")
+    parser.add_argument(
+        "--start",
+        help="first bar, inclusive: ISO date/time (UTC unless an offset is given), or epoch "
+        "seconds (numbers below 1e11) or milliseconds",
+    )
+    parser.add_argument("--end", help="end, exclusive: same forms as --start")
     parser.add_argument("--fee-bps", type=float, default=10.0, help="fee in basis points (10)")
     parser.add_argument(
         "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
@@ -131,7 +167,8 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
         "--cache-dir",
         type=Path,
         default=None,
-        help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus)",
+        help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus); one "
+        "that cannot be written is only read: data it lacks is parsed, with one warning",
     )
 
 
@@ -161,9 +198,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from replay.batch import format_top, run_batch
     from replay.batch_report import BatchProgress, write_batch_report
-    from replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
+    from replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
     from replay.cache import BarCache
+    from replay.periods import parse_period, split_period
+    from replay.runner import check_out_dir
 
+    check_out_dir(args.out)  # before the spec, the data or any job: a bad folder fails at once
     if args.spec is not None:
         if args.strategy or args.data or args.grid or args.param or args.period:
             raise ConfigError(
@@ -174,9 +214,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if not args.strategy or not args.data:
             raise ConfigError("without a SPEC file, --strategy and --data are required")
         periods = (
-            [parse_period(*p.split(":", 1)) for p in args.period]
+            [parse_period(*split_period(p), what="--period") for p in args.period]
             if args.period
-            else [parse_period(args.start, args.end)]
+            else [parse_period(args.start, args.end, "--start/--end", ("--start", "--end"))]
         )
         jobs, invalid = plan_jobs(
             args.strategy,
@@ -189,6 +229,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         plan = BatchPlan(jobs, invalid)
     sort = args.sort or plan.sort
+    ascending = plan.ascending if args.ascending is None else args.ascending
     workers = args.workers or plan.workers
     for reason in plan.invalid:
         log.info("skipped invalid combination: %s", reason)
@@ -201,7 +242,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         try:
             metrics.serve(args.metrics_port)
         except OSError as exc:
-            raise ConfigError(f"--metrics-port {args.metrics_port}: {exc.strerror}") from None
+            from daemon.http import bind_problem
+
+            raise ConfigError(
+                f"--metrics-port {args.metrics_port} cannot listen on 127.0.0.1:"
+                f"{args.metrics_port}: {bind_problem('127.0.0.1', args.metrics_port, exc)}"
+            ) from None
     progress = BatchProgress(len(plan.jobs))
     try:
         outcome = run_batch(
@@ -211,7 +257,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             parallel=not args.no_parallel,
             cache=cache,
             sort=sort,
-            ascending=args.ascending or plan.ascending,
+            ascending=ascending,
             resume=not args.no_resume,
             skipped_invalid=plan.invalid,
             progress=progress,
@@ -234,7 +280,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 130
     if args.plots:
         page = write_batch_report(
-            outcome, replace(plan, sort=sort), args.out, cache, plots=args.plots
+            outcome,
+            replace(plan, sort=sort, ascending=ascending),
+            args.out,
+            cache,
+            plots=args.plots,
         )
         print(f"report        {page}")
     print(f"results       {outcome.paths['csv']} and {outcome.paths['parquet']}")
@@ -256,6 +306,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
     cache = BarCache(args.cache_dir)
     files = args.data or [bundled_data_path()]
     series = [cache.load(path) for path in files]
+    cache.flush_stats()  # now: the exchange serves until it is stopped
     uvloop.run(
         serve(
             series,
@@ -327,11 +378,11 @@ def cmd_trades(args: argparse.Namespace) -> int:
     import json
 
     from daemon.errors import did_you_mean
-    from daemon.events import parse_utc_ms
     from daemon.state import StateStore
     from daemon.tradelog import format_trades_table, trade_dict, write_trades
+    from replay.periods import parse_time
 
-    since_ms = parse_utc_ms(args.since) if args.since is not None else None
+    since_ms = parse_time(args.since, "--since") if args.since is not None else None
     if since_ms is not None and not -(2**62) < since_ms < 2**62:
         raise ConfigError(f"--since {args.since[:50]!r} is out of range")
     store = StateStore(args.state, read_only=True)
@@ -384,11 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(replay)
     replay.add_argument(
-        "--out", type=Path, help="folder for trades.csv, summary.json and replay.png"
+        "--out",
+        type=Path,
+        help="folder for trades.csv, summary.json and replay.png (a writable folder, or one "
+        "that can be created: checked before any data is loaded)",
     )
     replay.add_argument("--no-plot", action="store_true", help="skip replay.png")
     replay.add_argument(
-        "--trade-from", help="warm up before this time (UTC or epoch ms): no orders earlier"
+        "--trade-from",
+        help="warm up before this time (same forms as --start): no orders earlier",
     )
     replay.add_argument(
         "--keep-open",
@@ -414,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--force", action="store_true", help="rebuild even if up to date")
     for action, help_text in (
         ("ls", "list cached series"),
-        ("stats", "hits, misses, evictions and bytes mapped, summed over processes"),
+        ("stats", "memory hits, disk hits, builds, evictions, peak mapped (all processes)"),
         ("clear", "delete every cache entry and the counters"),
     ):
         cache_commands.add_parser(action, help=help_text)
@@ -429,7 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
         "them over worker processes; results go to OUT/results.{csv,parquet}.",
     )
     batch.add_argument("spec", nargs="?", type=Path, help="batch spec file (TOML)")
-    batch.add_argument("--out", type=Path, required=True, help="output folder")
+    batch.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (a writable folder, or one that can be created: checked before "
+        "any job runs)",
+    )
     batch.add_argument("--strategy", help="strategy (without a SPEC file)")
     batch.add_argument(
         "--data", type=Path, action="append", default=[], help="data file, repeatable"
@@ -447,9 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="START:END",
-        help="a period, repeatable (instead of --start/--end)",
+        help="a period, repeatable (instead of --start/--end); each side has the forms of "
+        "--start or is empty, e.g. 2025-07-01T12:00:2025-07-02",
     )
-    batch.add_argument("--workers", type=int, help="worker processes (default: CPU count)")
+    batch.add_argument(
+        "--workers", type=_positive_int, help="worker processes, at least 1 (default: CPU count)"
+    )
     batch.add_argument("--no-parallel", action="store_true", help="run every job in-process")
     batch.add_argument(
         "--backend",
@@ -460,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         metavar="P",
         help="serve Prometheus metrics of the running batch on 127.0.0.1:P",
     )
@@ -471,8 +535,18 @@ def build_parser() -> argparse.ArgumentParser:
         "one here, HOST:PORT = that head node (default: $RAY_ADDRESS or the last cluster "
         "started on this machine, else a local one)",
     )
-    batch.add_argument("--sort", help="metric to rank by (default sharpe)")
-    batch.add_argument("--ascending", action="store_true", help="rank lowest first")
+    batch.add_argument(
+        "--sort",
+        metavar="METRIC",
+        help="metric to rank by, best first: highest first, lowest first for max_drawdown_pct "
+        "and max_drawdown_days (default sharpe)",
+    )
+    batch.add_argument(
+        "--ascending",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="rank lowest first (--no-ascending: highest first) whatever the metric means",
+    )
     batch.add_argument("--top", type=int, default=10, help="rows to print (10)")
     batch.add_argument(
         "--plots",
@@ -500,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="bar file, one per symbol, repeatable (default: the bundled BTCUSDT sample)",
     )
     sim.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
-    sim.add_argument("--port", type=int, default=8765, help="port (8765; 0 = any free port)")
+    sim.add_argument("--port", type=_port, default=8765, help="port (8765; 0 = any free port)")
     sim.add_argument(
         "--speed", type=float, default=10.0, help="bars per second (10); 0 = real time"
     )
@@ -543,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="pause sending after every N messages",
+        help="pause sending after every N-th message of the run (all connections together)",
     )
     sim.add_argument("--pause-seconds", type=float, default=0.0, help="length of each pause")
     sim.add_argument("--seed", type=int, default=1, help="seed of the fault dice (1)")
@@ -654,7 +728,8 @@ def build_parser() -> argparse.ArgumentParser:
     trades.add_argument(
         "--since",
         metavar="TIME",
-        help="only trades closed at or after TIME: ISO date/time UTC or epoch ms",
+        help="only trades closed at or after TIME (same forms as replay --start: ISO "
+        "date/time UTC, epoch seconds below 1e11 or milliseconds)",
     )
     trades.add_argument(
         "--format",
@@ -671,7 +746,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``barbus`` console script; returns the process exit code."""
+    """Entry point of the ``barbus`` console script; returns the process exit code.
+
+    Output piped into a reader that stops early (``barbus strategies | head -1``) ends quietly
+    with exit 0: stdout is flushed here, where a closed pipe can still be caught, and then
+    pointed at /dev/null so the interpreter's own final flush has nowhere to fail.
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.log_level_given = args.log_level is not None

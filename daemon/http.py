@@ -22,6 +22,7 @@ Closes are counted in ``barbus_http_connections_closed_total{reason}``; the abno
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import math
 import resource
@@ -39,7 +40,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from daemon.errors import DataError
+from daemon.errors import ConfigError, DataError
 from daemon.events import parse_utc_ms
 
 __all__ = [
@@ -49,7 +50,9 @@ __all__ = [
     "HttpLimits",
     "TradesProvider",
     "app_runner",
+    "bind_problem",
     "connection_cap",
+    "listen",
     "make_app",
     "start_site",
 ]
@@ -60,6 +63,7 @@ FD_RESERVE = 64  # descriptors kept for the state file, the exchange and the eve
 LOG_EVERY_SECONDS = 60.0
 _REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 TRADES_LIMIT_DEFAULT = 100
+_EPOCH_SECONDS_BELOW = 100_000_000_000  # replay.periods' rule for bare numbers
 TRADES_LIMIT_MAX = 1000  # one answer stays small however long the daemon has traded
 # (strategy or None, since epoch ms or None, limit) -> trades as JSON objects, newest first;
 # raises KeyError naming an unknown strategy.
@@ -72,6 +76,37 @@ class HttpLimits:
 
     max_connections: int = 100
     idle_timeout_seconds: float = 15.0
+
+
+def bind_problem(host: str, port: int, exc: OSError) -> str:
+    """Why ``host:port`` cannot be listened on, in words a person can act on."""
+    if isinstance(exc, socket.gaierror) or (exc.errno or 0) < 0:  # getaddrinfo's EAI_* codes
+        return f"cannot resolve the host name {host!r}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} is already in use (another barbus, or another program, listens there)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return exc.strerror or str(exc)
+
+
+def listen(host: str, port: int, what: str) -> socket.socket:
+    """A listening socket on ``host:port``; a bind failure is one :class:`ConfigError` line
+    starting with ``what`` (the option or config key that named the address)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} is out of range (0-65535)")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} cannot listen on {host}:{port}: {bind_problem(host, port, exc)}"
+        ) from None
+    except (UnicodeError, TypeError):  # the name cannot even be encoded (e.g. "ü..x", NUL)
+        raise ConfigError(
+            f"{what} cannot listen on {host}:{port}: {host!r} is not a valid host name"
+        ) from None
 
 
 def connection_cap(wanted: int) -> int:
@@ -331,7 +366,7 @@ def make_app(
 
 
 def _trades_query(query: Any) -> tuple[str | None, int | None, int]:
-    """``strategy``, ``since`` (ISO UTC or epoch ms) and ``limit`` of a ``/trades`` request;
+    """``strategy``, ``since`` (ISO UTC, epoch s or ms) and ``limit`` of a ``/trades`` request;
     ValueError (or DataError for a time) names what is wrong."""
     unknown = sorted(set(query) - {"strategy", "since", "limit"})
     if unknown:
@@ -346,7 +381,11 @@ def _trades_query(query: Any) -> tuple[str | None, int | None, int]:
     if int(text) > TRADES_LIMIT_MAX:
         raise ValueError(f"limit must be an integer from 1 to {TRADES_LIMIT_MAX}, got {text}")
     since = query.get("since")
-    since_ms = parse_utc_ms(since[:100]) if since is not None else None
+    since_ms = None
+    if since is not None:
+        since_ms = parse_utc_ms(since[:100])
+        if since.isascii() and since.isdigit() and since_ms < _EPOCH_SECONDS_BELOW:
+            since_ms *= 1000  # a bare number below 1e11 is epoch seconds, as on the CLI
     if since_ms is not None and not -(2**62) < since_ms < 2**62:
         raise ValueError(f"since is out of range: {since[:50]!r}")
     return query.get("strategy"), since_ms, int(text)

@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import signal
-import socket
 import sqlite3
 import time
 from collections import deque
@@ -35,7 +34,7 @@ from daemon.engine import StrategyEngine
 from daemon.errors import ConfigError, DataError
 from daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
 from daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
-from daemon.http import HttpLimits, app_runner, make_app, start_site
+from daemon.http import HttpLimits, app_runner, listen, make_app, start_site
 from daemon.log import configure_logging
 from daemon.metrics import DaemonMetrics, LiveStateCollector
 from daemon.notify import sd_notify, watchdog_interval_seconds
@@ -153,13 +152,7 @@ class Daemon:
         monitor: asyncio.Task[None] | None = None
         try:
             await runner.setup()
-            try:
-                family = socket.AF_INET6 if ":" in http.host else socket.AF_INET
-                sock = socket.create_server((http.host, http.port), family=family)
-            except OSError as exc:
-                raise ConfigError(
-                    f"[http] cannot listen on {http.host}:{http.port}: {exc.strerror or exc}"
-                ) from None
+            sock = listen(http.host, http.port, "[http]")
             self.http_port = sock.getsockname()[1]
             await start_site(runner, sock)
             log.info("http on %s:%s", http.host, self.http_port)

@@ -31,6 +31,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,9 @@ from daemon.broker import ExecutionConfig
 from daemon.errors import BarbusError, ConfigError
 from replay.cache import BarCache
 from replay.metrics import BatchMetrics
-from replay.runner import ReplayConfig, ReplayResult, run_replay
+from replay.runner import ReplayConfig, ReplayResult, check_out_dir, run_replay
 from replay.series import symbol_from_name
+from replay.stats import lower_is_better
 from strategies import create_strategy
 from strategies.base import ParamValue
 
@@ -50,25 +52,39 @@ __all__ = [
     "Job",
     "JobOutcome",
     "expand_jobs",
+    "format_top",
+    "period_text",
     "run_batch",
     "run_job",
+    "sort_ascending",
 ]
 
 log = logging.getLogger("barbus.batch")
 
+# Result columns, the headline figures first (the order of results.csv and index.html).
 METRICS = (
     "total_return_pct",
-    "buy_and_hold_return_pct",
-    "max_drawdown_pct",
     "sharpe",
+    "max_drawdown_pct",
     "trades",
+    "sortino",
+    "cagr_pct",
+    "calmar",
+    "max_drawdown_days",
+    "buy_and_hold_return_pct",
     "win_rate_pct",
+    "profit_factor",
+    "expectancy",
+    "avg_trade_pct",
     "exposure_pct",
     "final_equity",
+    "days",
     "bars",
     "gaps",
 )
-_ROW_HEAD = ("job_id", "strategy", "symbol", "data", "start_ms", "end_ms", "params")
+# Who and what a row is, readable (first in the tables) and exact (last: long paths, JSON).
+_ROW_HEAD = ("job_id", "strategy", "symbol", "file", "period")
+_ROW_TAIL = ("data", "start_ms", "end_ms", "params")
 MAX_ATTEMPTS = 2  # the first try and one retry on a fresh worker
 
 
@@ -210,10 +226,12 @@ def run_job(job: Job, cache: BarCache | None) -> JobOutcome:
 
 
 def _row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:
-    row: dict[str, Any] = {  # keys in _ROW_HEAD order
+    row: dict[str, Any] = {
         "job_id": job.job_id,
         "strategy": job.strategy,
         "symbol": job.symbol,
+        "file": Path(job.data).name,
+        "period": period_text(job.start_ms, job.end_ms),
         "data": job.data,
         "start_ms": job.start_ms,
         "end_ms": job.end_ms,
@@ -227,14 +245,35 @@ def _row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:
     return row
 
 
+def period_text(start_ms: int | None, end_ms: int | None) -> str:
+    """A job's period as people write it: ``2025-05-20..2025-06-20`` (end exclusive).
+
+    Dates when a bound is a UTC midnight, else minutes (``2025-05-20T09:30``); an open side is
+    left blank (``..2025-06-20``); ``all`` when the job replays the whole file.
+    """
+    if start_ms is None and end_ms is None:
+        return "all"
+    return f"{_bound_text(start_ms)}..{_bound_text(end_ms)}"
+
+
+def _bound_text(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    moment = datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+    if ms % 86_400_000 == 0:
+        return moment.strftime("%Y-%m-%d")
+    return moment.strftime("%Y-%m-%dT%H:%M" if ms % 60_000 == 0 else "%Y-%m-%dT%H:%M:%S.%f")
+
+
 # -- the worker pool -------------------------------------------------------------------------
 
 
 def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
     """Worker loop: receive a pickled job, send back its outcome, until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
-    # The parent verified every entry's checksums just before dispatching: map, don't rehash.
-    cache = BarCache(Path(cache_dir), verify_checksums=False)
+    # The parent verified every entry's checksums just before dispatching: map, don't rehash;
+    # it also reported each dataset's gaps (or an unusable cache folder) once: stay quiet.
+    cache = BarCache(Path(cache_dir), verify_checksums=False, announce=False)
     slot = multiprocessing.current_process().name.rpartition("-")[2]
     try:
         while True:
@@ -246,6 +285,7 @@ def _worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) ->
                 outcome = run_job(job, cache)
             except Exception as exc:  # a bug, not bad input: report it like a failed job
                 outcome = JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
+            cache.flush_stats()  # per job: a worker killed later loses no counts
             conn.send(dataclasses.replace(outcome, worker=slot))
     except (EOFError, KeyboardInterrupt):
         pass
@@ -353,7 +393,7 @@ def run_batch(
     parallel: bool = True,
     cache: BarCache | None = None,
     sort: str = "sharpe",
-    ascending: bool = False,
+    ascending: bool | None = None,
     resume: bool = True,
     skipped_invalid: Sequence[str] = (),
     progress: Callable[[int, int, int, float], None] | None = None,
@@ -369,9 +409,14 @@ def run_batch(
     ``backend`` is where jobs run: ``"local"`` worker processes, or ``"ray"`` tasks on the Ray
     cluster at ``ray_address`` (see :mod:`replay.ray_backend`; ``workers`` then caps the tasks
     in flight). Ctrl-C / SIGTERM stop the batch cleanly: finished results are kept and written.
+    Rows rank by ``sort``, best first (lowest first for :data:`~replay.stats.LOWER_IS_BETTER`
+    metrics) unless ``ascending`` says otherwise.
     """
     if sort not in METRICS:
         raise ConfigError(f"--sort {sort!r} is not a metric; choose from {', '.join(METRICS)}")
+    if workers is not None and (isinstance(workers, bool) or workers < 1):
+        raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+    check_out_dir(out_dir)
     if not jobs:
         raise ConfigError("the batch has no jobs (empty grid, or every combination invalid)")
     _check_backend(backend, parallel=parallel, ray_address=ray_address)
@@ -436,7 +481,7 @@ def run_batch(
                 len(todo),
             )
 
-    rows = _sorted_rows(list(finished.values()), sort, ascending)
+    rows = _sorted_rows(list(finished.values()), sort, sort_ascending(sort, ascending))
     paths = _write_tables(rows, out_dir)
     paths["journal"] = journal_path
     cache.flush_stats()
@@ -572,7 +617,7 @@ def _end_with_newline(path: Path) -> None:
                 handle.write(b"\n")
 
 
-_INT_METRICS = frozenset({"trades", "bars", "gaps"})
+_INT_METRICS = frozenset({"trades", "days", "bars", "gaps"})
 _SHOWN_DAMAGE = 5  # damaged lines described in the summary; the rest are counted
 
 
@@ -648,7 +693,14 @@ def _row_problem(row: Mapping[str, Any], expected: Mapping[str, Any]) -> str | N
     return None
 
 
+def sort_ascending(sort: str, ascending: bool | None = None) -> bool:
+    """The direction to rank ``sort`` in: as given, else best first by the metric's meaning."""
+    return lower_is_better(sort) if ascending is None else ascending
+
+
 def _sorted_rows(rows: list[dict[str, Any]], sort: str, ascending: bool) -> list[dict[str, Any]]:
+    """Ok rows by ``sort`` (ties by job id), then rows without a value, then failed rows."""
+
     def key(row: dict[str, Any]) -> tuple[int, float, str]:
         value = row.get(sort)
         if row["status"] != "ok" or value is None:
@@ -666,7 +718,7 @@ def _write_tables(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
     import pandas as pd  # cold path: only when the batch is over
 
     params = sorted({key for row in rows for key in row if key.startswith("param_")})
-    columns = [*_ROW_HEAD, *params, *METRICS, "status", "error"]
+    columns = [*_ROW_HEAD, *params, *METRICS, "status", "error", *_ROW_TAIL]
     frame = pd.DataFrame(rows, columns=columns)
     csv_path = out_dir / "results.csv"
     parquet_path = out_dir / "results.parquet"
@@ -677,19 +729,43 @@ def _write_tables(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, Path]:
 
 
 def format_top(rows: Sequence[dict[str, Any]], sort: str, top: int) -> str:
-    """The first ``top`` rows as a small fixed-width table."""
-    header = (
-        f"{'job':<12} {'symbol':<9} {sort:>14} {'return %':>9} {'max dd %':>9} "
-        f"{'trades':>6}  params"
-    )
-    lines = [header]
-    for row in rows[:top]:
+    """The first ``top`` rows as a fixed-width table: which data and period, figures, params."""
+    shown = rows[:top]
+    figures = [sort, *(m for m in _TOP_FIGURES if m != sort)]
+    head = {"job": "job_id", "symbol": "symbol", "file": "file", "period": "period"}
+    width = {
+        label: max([len(label), *(len(str(row[key])) for row in shown)])
+        for label, key in head.items()
+    }
+    labels = {m: _TOP_LABELS.get(m, m) for m in figures}
+    number_width = {m: max(9, len(labels[m])) for m in figures}
+
+    def left(row: dict[str, Any]) -> str:
+        return " ".join(f"{row[key]!s:<{width[label]}}" for label, key in head.items())
+
+    lines = [
+        " ".join(f"{label:<{width[label]}}" for label in head)
+        + " "
+        + " ".join(f"{labels[m]:>{number_width[m]}}" for m in figures)
+        + "  params"
+    ]
+    for row in shown:
         if row["status"] != "ok":
-            lines.append(f"{row['job_id']:<12} {row['symbol']:<9} failed: {row['error']}")
+            lines.append(f"{left(row)} failed: {row['error']}")
             continue
-        lines.append(
-            f"{row['job_id']:<12} {row['symbol']:<9} {float(row[sort]):>14.4g} "
-            f"{row['total_return_pct']:>9.2f} {row['max_drawdown_pct']:>9.2f} "
-            f"{row['trades']:>6}  {row['params']}"
-        )
+        cells = " ".join(f"{_top_number(row[m]):>{number_width[m]}}" for m in figures)
+        params = " ".join(f"{k}={v}" for k, v in json.loads(row["params"]).items())
+        lines.append(f"{left(row)} {cells}  {params}")
     return "\n".join(lines)
+
+
+_TOP_FIGURES = ("total_return_pct", "sharpe", "max_drawdown_pct", "trades")
+_TOP_LABELS = {"total_return_pct": "return %", "max_drawdown_pct": "max dd %"}
+
+
+def _top_number(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return str(value)
+    return f"{float(value):.4g}" if abs(float(value)) >= 1e5 else f"{float(value):.2f}"

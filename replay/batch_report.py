@@ -21,6 +21,7 @@ from replay.batch_spec import BatchPlan
 from replay.cache import BarCache
 from replay.reports import plot_heatmap, plot_run, write_batch_html
 from replay.runner import run_replay
+from replay.stats import lower_is_better
 
 __all__ = ["BatchProgress", "write_batch_report"]
 
@@ -58,11 +59,18 @@ class BatchProgress:
 def write_batch_report(
     outcome: BatchOutcome, plan: BatchPlan, out_dir: Path, cache: BarCache, *, plots: int
 ) -> Path:
-    """Plot the ``plots`` best runs, a heatmap of a 2-parameter grid, and ``index.html``."""
+    """Plot the ``plots`` best runs, a heatmap of a 2-parameter grid, and ``index.html``.
+
+    "Best" is by the sort metric's meaning (lowest first for a drawdown), whatever direction
+    the table is sorted in.
+    """
     results = pd.DataFrame(outcome.rows)
     by_id: dict[str, Job] = {job.job_id: job for job in plan.jobs}
     run_plots: dict[str, Path] = {}
-    best = [row["job_id"] for row in outcome.rows if row["status"] == "ok"][:plots]
+    ok = [row for row in outcome.rows if row["status"] == "ok" and row[plan.sort] is not None]
+    sign = 1.0 if lower_is_better(plan.sort) else -1.0
+    ok.sort(key=lambda row: (sign * float(row[plan.sort]), row["job_id"]))
+    best = [row["job_id"] for row in ok[:plots]]
     for job_id in best:
         job = by_id.get(job_id)
         if job is None:
@@ -81,6 +89,7 @@ def write_batch_report(
         out_dir,
         title=f"barbus batch: {len(outcome.rows)} jobs",
         metric=plan.sort,
+        ascending=plan.ascending,
         run_plots=run_plots,
         heatmaps=heatmaps,
     )

@@ -3,7 +3,7 @@
 A spec file (paths are relative to the file's folder)::
 
     workers = 2                 # optional; default: CPU count
-    sort = "sharpe"             # metric to rank by (descending unless ascending = true)
+    sort = "sharpe"             # metric to rank by, best first (ascending = true/false overrides)
     fee_bps = 10                # execution settings shared by every run (optional)
 
     [[run]]
@@ -21,13 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon.broker import ExecutionConfig
 from daemon.configfile import check_keys, read_toml
 from daemon.errors import ConfigError
-from daemon.events import parse_utc_ms
 from replay.batch import METRICS, Job, expand_jobs
 from replay.cache import regular_file_problem
+from replay.periods import parse_period
 from strategies.base import ParamValue
 
 __all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]
@@ -44,7 +45,7 @@ class BatchPlan:
     invalid: list[str]
     workers: int | None = None
     sort: str = "sharpe"
-    ascending: bool = False
+    ascending: bool | None = None  # None: best first by the metric's meaning
 
     @property
     def grid_names(self) -> list[str]:
@@ -54,15 +55,6 @@ class BatchPlan:
             for name, value in job.params:
                 values.setdefault(name, set()).add(repr(value))
         return sorted(name for name, seen in values.items() if len(seen) > 1)
-
-
-def parse_period(start: str | None, end: str | None) -> tuple[int | None, int | None]:
-    """A [start, end) period from two optional time texts; end must come after start."""
-    start_ms = parse_utc_ms(start) if start else None
-    end_ms = parse_utc_ms(end) if end else None
-    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
-        raise ConfigError(f"period end {end} is not after its start {start}")
-    return start_ms, end_ms
 
 
 def parse_grid(texts: Sequence[str]) -> dict[str, list[str]]:
@@ -110,6 +102,23 @@ def plan_jobs(
     )
 
 
+def _spec_periods(run: Mapping[str, Any], where: str) -> list[tuple[int | None, int | None]]:
+    """A run's ``periods`` (pairs of times) plus its ``start``/``end``, each checked."""
+    listed = run.get("periods", [])
+    if not isinstance(listed, list):
+        raise ConfigError(f"{where}: periods must be a list of [start, end] pairs")
+    periods = []
+    for number, pair in enumerate(listed, start=1):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(
+                f"{where}: periods #{number} must be a [start, end] pair, got {pair!r}"
+            )
+        periods.append(parse_period(pair[0], pair[1], what=f"{where}: periods #{number}"))
+    if "start" in run or "end" in run:
+        periods.append(parse_period(run.get("start"), run.get("end"), what=where))
+    return periods
+
+
 def load_spec(path: Path) -> BatchPlan:
     """Read a batch spec file (TOML) into a :class:`BatchPlan`."""
     spec = read_toml(path, "batch spec")
@@ -138,9 +147,7 @@ def load_spec(path: Path) -> BatchPlan:
             raise ConfigError(f"{where}: missing 'strategy'")
         data = run.get("data", [])
         data_list = [data] if isinstance(data, str) else list(data)
-        periods = [parse_period(*p) for p in run.get("periods", [])]
-        if "start" in run or "end" in run:
-            periods.append(parse_period(run.get("start"), run.get("end")))
+        periods = _spec_periods(run, where)
         grid = run.get("grid", {})
         if not all(isinstance(v, list) and v for v in grid.values()):
             raise ConfigError(f"{where}: every grid entry must be a non-empty list")
@@ -161,6 +168,11 @@ def load_spec(path: Path) -> BatchPlan:
             f"{path}: sort {sort!r} is not a metric; choose from {', '.join(METRICS)}"
         )
     workers = spec.get("workers")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
+    if workers is not None and (
+        not isinstance(workers, int) or isinstance(workers, bool) or workers < 1
+    ):
         raise ConfigError(f"{path}: workers must be a positive integer, got {workers!r}")
-    return BatchPlan(jobs, invalid, workers, sort, bool(spec.get("ascending", False)))
+    ascending = spec.get("ascending")
+    if ascending is not None and not isinstance(ascending, bool):
+        raise ConfigError(f"{path}: ascending must be true or false, got {ascending!r}")
+    return BatchPlan(jobs, invalid, workers, sort, ascending)

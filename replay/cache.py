@@ -19,9 +19,19 @@ goes (the header is rewritten with the row count at the end), so ingest memory i
 block, not by the file; the bytes are the same as a one-shot build's. Only regular files are
 read: a FIFO or a device is refused before it is opened.
 
-On top sits an in-process LRU of mapped series with a byte budget and counters. Counters are
-added to ``<root>/stats.json`` by :meth:`BarCache.flush_stats`, which ``barbus cache stats``
-reads, so figures from batch workers add up across processes.
+On top sits an in-process LRU of mapped series with a byte budget and counters that tell a
+memory hit (the LRU), a disk hit (an entry mapped from disk) and a build (the source parsed)
+apart. :meth:`BarCache.flush_stats` adds them to ``<root>/stats.sqlite``, which ``barbus cache
+stats`` reads. SQLite rather than a JSON file rewritten under a lock: each flush is one
+transaction of ``value = value + ?`` updates, so concurrent batch workers cannot lose each
+other's counts (no read-modify-write in Python, SQLite's own locking with a busy timeout, no
+separate lock file), and a process killed mid-flush leaves the totals as they were (journal).
+
+A cache folder that cannot be written (a path under a regular file, a read-only mount, no
+space) does not stop a run: existing entries are still mapped, anything else is parsed straight
+from the source, with one WARNING per process. A data file's gaps are reported once per
+process when the file is first loaded; batch workers are told not to (``announce=False``),
+because the parent already did for every dataset before dispatching.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
 import stat
 import time
 from collections import OrderedDict
@@ -63,6 +74,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("barbus.cache")
+data_log = logging.getLogger("barbus.replay")  # what is in the data, not about the cache
 
 FORMAT_VERSION = 1
 COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
@@ -168,18 +180,34 @@ class CacheEntry:
 
 @dataclass
 class CacheStats:
-    """Counters of one process (or, from ``stats.json``, of all processes so far)."""
+    """Counters of one process (or, from ``stats.sqlite``, of all processes so far).
 
-    hits: int = 0
-    misses: int = 0
+    ``hits`` (memory + disk) and ``misses`` (builds + rebuilds: the source had to be parsed)
+    are derived, so a warm open from disk is never counted as a miss.
+    """
+
+    memory_hits: int = 0  # served from this process's LRU
+    disk_hits: int = 0  # an existing entry mapped from disk
+    builds: int = 0  # a new entry parsed from its source
+    rebuilds: int = 0  # a stale or corrupt entry parsed again
     evictions: int = 0
-    builds: int = 0
-    rebuilds: int = 0
     bytes_mapped: int = 0
     peak_bytes_mapped: int = 0
 
+    @property
+    def hits(self) -> int:
+        return self.memory_hits + self.disk_hits
+
+    @property
+    def misses(self) -> int:
+        return self.builds + self.rebuilds
+
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        return {**asdict(self), "hits": self.hits, "misses": self.misses}
+
+
+_ADDED = ("memory_hits", "disk_hits", "builds", "rebuilds", "evictions")  # summed over processes
+_STATS_FILE = "stats.sqlite"
 
 
 class CorruptCacheError(Exception):
@@ -223,15 +251,21 @@ class BarCache:
         *,
         verify_checksums: bool = True,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        announce: bool = True,
     ) -> None:
+        """``announce=False`` keeps data-level warnings (gaps, an unusable cache folder) quiet:
+        for batch workers, whose parent has already reported them once for every dataset."""
         self.root = Path(root) if root is not None else default_cache_dir()
         self.budget_bytes = budget_bytes
         self.verify_checksums = verify_checksums
         self.chunk_bytes = chunk_bytes
+        self.announce = announce
         self.chunked_ingests = 0  # builds of this instance that went block by block
         self.stats = CacheStats()
         self._flushed = CacheStats()
         self._lru: OrderedDict[str, tuple[BarSeries, CacheEntry]] = OrderedDict()
+        self._announced: set[str] = set()  # keys whose gaps were reported
+        self.unwritable: str | None = None  # why the folder cannot be written, once seen
 
     # -- public API -----------------------------------------------------------------------
 
@@ -244,13 +278,16 @@ class BarCache:
         cached = self._lru.get(key)
         if cached is not None and self._source_unchanged(source, cached[1]):
             self._lru.move_to_end(key)
-            self.stats.hits += 1
+            self.stats.memory_hits += 1
             return cached[0]
         if cached is not None:
             self._forget(key)
-        self.stats.misses += 1
         series, entry = self._open_or_build(source, symbol, key)
         self._remember(key, series, entry)
+        if self.announce and entry.gaps.get("count") and key not in self._announced:
+            self._announced.add(key)
+            gaps = GapReport(**entry.gaps).describe()
+            data_log.warning("%s: %s (replayed as is, no bars invented)", entry.source.path, gaps)
         return series
 
     def ingest(self, source: Path, symbol: str | None = None, *, force: bool = False) -> CacheEntry:
@@ -260,9 +297,16 @@ class BarCache:
         symbol = symbol or _symbol_of(source)
         key = _entry_key(source, symbol)
         self._forget(key)
-        if force:
-            return self._build(source, symbol, key, reason="forced", force=True)[1]
-        return self._open_or_build(source, symbol, key)[1]
+        try:
+            if force:
+                return self._build(source, symbol, key, reason="forced", force=True)[1]
+            return self._open_or_build(source, symbol, key, fallback=False)[1]
+        except OSError as exc:
+            if not self._inside_root(exc):
+                raise
+            raise DataError(
+                f"cache folder {self.root} cannot be written ({_describe(exc)})"
+            ) from None
 
     def entries(self) -> list[CacheEntry]:
         """Every readable entry on disk, by symbol then first open time."""
@@ -292,31 +336,76 @@ class BarCache:
         return removed
 
     def flush_stats(self) -> CacheStats:
-        """Add this process's counters since the last flush to ``stats.json``; return totals."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with self._locked("stats"):
-            path = self.root / "stats.json"
-            totals = CacheStats()
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                totals = CacheStats(**json.loads(path.read_text(encoding="utf-8")))
-            mine, before = self.stats.as_dict(), self._flushed.as_dict()
-            for name in ("hits", "misses", "evictions", "builds", "rebuilds"):
-                setattr(totals, name, getattr(totals, name) + mine[name] - before[name])
-            totals.peak_bytes_mapped = max(totals.peak_bytes_mapped, self.stats.peak_bytes_mapped)
-            totals.bytes_mapped = 0  # a gauge of live processes, meaningless once they are gone
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(totals.as_dict(), indent=2) + "\n", encoding="utf-8")
-            tmp.replace(path)
-            self._flushed = CacheStats(**mine)
-            return totals
+        """Add this process's counters since the last flush to ``stats.sqlite``; return totals.
+
+        Never fails a run: a folder that cannot be written was reported once already (or is
+        reported here, once), and the counts are then simply not recorded.
+        """
+        mine, before = asdict(self.stats), asdict(self._flushed)
+        deltas = [(name, mine[name] - before[name]) for name in _ADDED]
+        if not any(delta for _, delta in deltas) and mine["peak_bytes_mapped"] == 0:
+            return self.shared_stats()  # nothing to add: no folder or file created for zeros
+        if self.unwritable is not None:
+            return self.shared_stats()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with contextlib.closing(self._stats_db()) as db, db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER)"
+                )
+                db.executemany(
+                    "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = value + excluded.value",
+                    deltas,
+                )
+                db.execute(
+                    "INSERT INTO counters VALUES ('peak_bytes_mapped', ?) ON CONFLICT(name) "
+                    "DO UPDATE SET value = max(value, excluded.value)",
+                    (mine["peak_bytes_mapped"],),
+                )
+        except (OSError, sqlite3.Error) as exc:
+            self._cannot_write(exc, "cache counters are not recorded")
+            return self.shared_stats()
+        self._flushed = CacheStats(**mine)
+        return self.shared_stats()
 
     def shared_stats(self) -> CacheStats:
-        """The counters accumulated in ``stats.json`` by every process (zero if none yet)."""
-        try:
-            raw = json.loads((self.root / "stats.json").read_text(encoding="utf-8"))
-            return CacheStats(**raw)
-        except (OSError, ValueError, TypeError):
+        """The counters accumulated in ``stats.sqlite`` by every process (zero if none yet)."""
+        path = self.root / _STATS_FILE
+        if not path.is_file():
             return CacheStats()
+        try:
+            with contextlib.closing(self._stats_db(read_only=True)) as db:
+                rows = dict(db.execute("SELECT name, value FROM counters").fetchall())
+        except sqlite3.Error as exc:
+            log.warning("%s: unreadable cache counters (%s)", path, exc)
+            return CacheStats()
+        known = {name: int(rows[name]) for name in (*_ADDED, "peak_bytes_mapped") if name in rows}
+        return CacheStats(**known)
+
+    def _stats_db(self, *, read_only: bool = False) -> sqlite3.Connection:
+        path = self.root / _STATS_FILE
+        if read_only:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        else:
+            db = sqlite3.connect(path, timeout=30.0)  # waits out other writers' transactions
+            # A killed process cannot corrupt the file either way (the journal is still
+            # written); OFF only skips the fsyncs a counter does not need.
+            db.execute("PRAGMA synchronous = OFF")
+        return db
+
+    def _cannot_write(self, exc: BaseException, consequence: str) -> None:
+        """Remember (and, once per process, say) that the folder cannot be written."""
+        if self.unwritable is not None:
+            return
+        self.unwritable = _describe(exc)
+        if self.announce:
+            log.warning(
+                "cache folder %s cannot be written (%s); %s",
+                self.root,
+                self.unwritable,
+                consequence,
+            )
 
     # -- internals ------------------------------------------------------------------------
 
@@ -342,18 +431,64 @@ class BarCache:
             return True  # the source is gone: what is mapped is still the last good copy
         return stat.st_size == entry.source.size and stat.st_mtime_ns == entry.source.mtime_ns
 
-    def _open_or_build(self, source: Path, symbol: str, key: str) -> tuple[BarSeries, CacheEntry]:
+    def _open_or_build(
+        self, source: Path, symbol: str, key: str, *, fallback: bool = True
+    ) -> tuple[BarSeries, CacheEntry]:
+        """The entry mapped from disk, else built; else (``fallback``, the folder cannot be
+        written) the source parsed into memory."""
         found = self._open_existing(source, key)
         if isinstance(found, tuple):
+            self.stats.disk_hits += 1
             return found
-        return self._build(source, symbol, key, reason=found)
+        if self.unwritable is None or not fallback:
+            try:
+                return self._build(source, symbol, key, reason=found)
+            except OSError as exc:
+                if not fallback or not self._inside_root(exc):
+                    raise
+                self._cannot_write(exc, "running without the cache (data parsed from the source)")
+                shutil.rmtree(self.root / f".tmp-{key}-{os.getpid()}", ignore_errors=True)
+        return self._uncached(source, symbol, key)
+
+    def _inside_root(self, exc: OSError) -> bool:
+        """Whether ``exc`` is about the cache folder (not, say, the source file)."""
+        if exc.filename is None:
+            return True
+        root = os.path.abspath(self.root)
+        name = os.path.abspath(os.fsdecode(exc.filename))
+        return name == root or name.startswith(root + os.sep) or root.startswith(name + os.sep)
+
+    def _uncached(self, source: Path, symbol: str, key: str) -> tuple[BarSeries, CacheEntry]:
+        """``source`` parsed straight into memory, with an entry that lives in the LRU only."""
+        from replay.loader import load_bars
+
+        if not source.exists():
+            raise DataError(f"{source}: no such data file")
+        series = load_bars(source, symbol)
+        stat_ = source.stat()
+        columns = dict(zip(COLUMNS, series.columns(), strict=True))
+        entry = CacheEntry(
+            key=key,
+            symbol=series.symbol,
+            interval=series.interval,
+            rows=len(series),
+            first_open_time_ms=int(series.open_time_ms[0]),
+            last_open_time_ms=int(series.open_time_ms[-1]),
+            source=SourceFingerprint(str(source.resolve()), stat_.st_size, stat_.st_mtime_ns, ""),
+            checksums={},
+            column_bytes={name: int(array.nbytes) for name, array in columns.items()},
+            gaps=asdict(series.gaps()),
+            zero_volume_bars=series.zero_volume_bars(),
+            created_unix=time.time(),
+        )
+        return series, entry
 
     def _open_existing(self, source: Path, key: str) -> tuple[BarSeries, CacheEntry] | str | None:
         """The mapped entry; else why it cannot be used; None when there is no entry."""
         directory = self.root / key
         try:
             entry = CacheEntry.from_json((directory / "meta.json").read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             return f"unreadable metadata ({exc})"
@@ -381,7 +516,10 @@ class BarCache:
             return entry, "the source file changed"
         # Same content, new mtime (copied or touched): record the new stat, keep the data.
         refreshed = CacheEntry(**{**asdict(entry), "source": current})
-        self._write_meta(directory, refreshed)
+        try:
+            self._write_meta(directory, refreshed)
+        except OSError as exc:  # a read-only cache: serve it, re-hashing next time
+            log.debug("%s: new mtime not recorded (%s)", directory, exc)
         return refreshed, None
 
     def _map(self, directory: Path, entry: CacheEntry) -> BarSeries:
@@ -423,6 +561,7 @@ class BarCache:
                 # Another process may have (re)built it while we waited for the lock.
                 found = self._open_existing(source, key)
                 if isinstance(found, tuple):
+                    self.stats.disk_hits += 1
                     return found
             if reason:
                 log.warning("%s: rebuilding cache entry %s: %s", source, key, reason)
@@ -569,6 +708,13 @@ class BarCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {os.fsdecode(exc.filename)}" if exc.filename is not None else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _npy_header(dtype: np.dtype[Any], rows: int) -> bytes:
     """The ``.npy`` (version 1.0) header ``numpy.save`` writes for a 1-D array of ``rows``."""
     buffer = io.BytesIO()
@@ -670,11 +816,11 @@ def format_stats(cache: BarCache) -> str:
             f"cache          {cache.root}",
             f"entries        {len(entries)} ({sum(e.rows for e in entries):,} rows, "
             f"{sum(e.nbytes for e in entries) / 1e6:.1f} MB on disk)",
-            f"hits           {totals.hits}",
-            f"misses         {totals.misses}",
-            f"evictions      {totals.evictions}",
+            f"memory hits    {totals.memory_hits}",
+            f"disk hits      {totals.disk_hits}",
             f"builds         {totals.builds} "
             f"(+ {totals.rebuilds} rebuilds of stale or corrupt entries)",
+            f"evictions      {totals.evictions}",
             f"peak mapped    {totals.peak_bytes_mapped / 1e6:.1f} MB in one process",
         ]
     )

@@ -55,10 +55,12 @@ class BatchMetrics:
                 registry=reg,
             ),
             cache_hits=Counter(
-                "barbus_cache_hits", "Cache loads served from a worker's LRU", registry=reg
+                "barbus_cache_hits",
+                "Cache loads served from memory or mapped from disk",
+                registry=reg,
             ),
             cache_misses=Counter(
-                "barbus_cache_misses", "Cache loads that mapped or built", registry=reg
+                "barbus_cache_misses", "Cache loads that parsed the source", registry=reg
             ),
             cache_bytes_mapped=Gauge(
                 "barbus_cache_bytes_mapped",

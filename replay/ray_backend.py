@@ -98,7 +98,9 @@ def _run_on_node(job: Job, cache_root: str, batch: str, job_function: JobFunctio
     if cache is None:
         _node_cache.clear()
         # The driver verified every entry's checksums just before submitting: map, don't rehash.
-        cache = _node_cache[batch] = BarCache(Path(cache_root), verify_checksums=False)
+        cache = _node_cache[batch] = BarCache(
+            Path(cache_root), verify_checksums=False, announce=False
+        )
     try:
         outcome = job_function(job, cache)
     except Exception as exc:  # a bug, not bad input: report it like a failed job

@@ -28,6 +28,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from daemon.events import INTERVAL_MS, ExitReason, format_time_ms
+from replay.stats import lower_is_better
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -144,10 +145,15 @@ def run_figure(result: ReplayResult) -> Figure:
         f"{first} to {last}\n"
         f"return {stats.total_return_pct:+.2f} % (buy and hold "
         f"{stats.buy_and_hold_return_pct:+.2f} %)   max drawdown {stats.max_drawdown_pct:.2f} %"
-        f"   Sharpe {stats.sharpe:.2f}   trades {stats.trades}",
+        f"   Sharpe {_figure_text(stats.sharpe)}   Sortino {_figure_text(stats.sortino)}"
+        f"   trades {stats.trades}",
         fontsize="medium",
     )
     return fig
+
+
+def _figure_text(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _plot_trades(ax: Axes, result: ReplayResult) -> None:
@@ -354,15 +360,22 @@ def write_batch_html(
     *,
     title: str,
     metric: str,
+    ascending: bool | None = None,
     run_plots: Mapping[str, Path] | None = None,
     heatmaps: Sequence[Path] = (),
 ) -> Path:
     """Write ``out_dir/index.html``: summary, heatmaps and every job, best ``metric`` first.
 
+    "Best" follows the metric (lowest first for :data:`replay.stats.LOWER_IS_BETTER`) unless
+    ``ascending`` is given. The page fits a 1400 px screen: identity columns with one value in
+    every row (strategy, symbol, file, a fixed parameter, the data path) are listed once above
+    the table; columns then read: job, period, parameters, the figures in the results' order
+    (return, Sharpe, drawdown, trades first), status (only if a job failed), and last the long
+    exact ones, wrapped (epoch bounds and params JSON only when no readable form is shown).
     A row failed when its ``status`` is not an ok word or its ``error`` is not empty (without
-    either column: when ``metric`` is missing); failed rows are highlighted. Rows without a
-    ``metric`` value sort last.
-    ``run_plots`` maps ``str(job_id)`` to that run's PNG, linked from the ``job_id`` cell.
+    either column: when ``metric`` is missing); a failed row is highlighted and shows its error
+    where its figures would be. Rows without a ``metric`` value sort last. ``run_plots`` maps
+    ``str(job_id)`` to that run's PNG, linked from the ``job_id`` cell.
     """
     if metric not in results.columns:
         raise ValueError(
@@ -371,46 +384,138 @@ def write_batch_html(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     index = out_dir / "index.html"
+    lowest_first = lower_is_better(metric) if ascending is None else ascending
     key = _numeric_column(results, metric)
-    order = np.argsort(-key, kind="stable")  # NaN (no result) sorts last
+    order = np.argsort(key if lowest_first else -key, kind="stable")  # NaN sorts last
     rows = results.iloc[order]
     failed = _failed_rows(rows, key[order])
     plots = run_plots or {}
 
-    columns = [str(c) for c in rows.columns]
-    head = "".join(
-        f'<th class="sorted">{html.escape(c)} &#9660;</th>'
-        if c == metric
-        else f"<th>{html.escape(c)}</th>"
-        for c in columns
-    )
+    lead, params, figures, status, tail = _page_columns([str(c) for c in rows.columns], metric)
+    common = _common_columns(rows, [*lead, *params, *tail], metric)
+    lead, params, tail = ([c for c in part if c not in common] for part in (lead, params, tail))
+    # What the page shows readably (period, parameter columns) stays exact in results.csv only.
+    if "period" in rows.columns:
+        tail = [c for c in tail if c not in ("start_ms", "end_ms")]
+    if params or any(c in common for c in rows.columns if str(c).startswith("param_")):
+        tail = [c for c in tail if c != "params"]
+    if not failed.any():
+        status = []  # the summary says every job succeeded
+    columns = [*lead, *params, *figures, *status, *tail]
+    arrow = "&#9650;" if lowest_first else "&#9660;"
+    head = "".join(_header_cell(c, c == metric, arrow) for c in columns)
     body: list[str] = []
-    for position, is_failed in enumerate(failed):
-        cells = []
-        for column, value in zip(columns, rows.iloc[position].tolist(), strict=True):
-            cells.append(_table_cell(column, value, metric, plots, out_dir))
+    records = rows.to_dict("records")
+    for record, is_failed in zip(records, failed, strict=True):
+        cells = [_table_cell(c, record[c], metric, plots, out_dir) for c in lead + params]
+        error = record.get("error")
+        if is_failed and figures:
+            text = "failed" if _is_missing(error) or not str(error).strip() else str(error)
+            cells.append(_error_cell(text, len(figures)))
+        else:
+            cells += [_table_cell(c, record[c], metric, plots, out_dir) for c in figures]
+        cells += [_table_cell(c, record[c], metric, plots, out_dir) for c in status + tail]
         css = ' class="failed"' if is_failed else ""
         body.append(f"<tr{css}>{''.join(cells)}</tr>")
 
     n_failed = int(np.count_nonzero(failed))
+    direction = "lowest first" if lowest_first else "highest first"
     summary = (
         f"{len(rows)} job{'s' if len(rows) != 1 else ''}: {len(rows) - n_failed} succeeded, "
-        f"{n_failed} failed. Sorted by {metric}, best first."
+        f"{n_failed} failed. Sorted by {metric}, {direction}."
     )
     images = "".join(
         f'<figure><img src="{html.escape(_relative_url(p, out_dir))}" '
         f'alt="{html.escape(p.name)}"></figure>'
         for p in heatmaps
     )
+    shared = "".join(
+        f"<li><b>{html.escape(_column_label(c))}</b> {html.escape(_format_value(v))}</li>"
+        for c, v in common.items()
+    )
     page = _PAGE.format(
         title=html.escape(title),
         summary=html.escape(summary),
+        common=f'<ul class="common">{shared}</ul>' if shared else "",
         heatmaps=f'<section class="heatmaps">{images}</section>' if images else "",
         head=head,
         body="\n".join(body),
     )
     index.write_text(page, encoding="utf-8")
     return index
+
+
+# Who a job is (first), and the long exact columns (last); figures are everything else.
+_LEAD_COLUMNS = ("job_id", "strategy", "symbol", "file", "period")
+_TAIL_COLUMNS = ("data", "start_ms", "end_ms", "params")
+_WRAPPED_COLUMNS = frozenset({"data", "params"})
+_COLUMN_LABELS = {
+    "job_id": "job",
+    "total_return_pct": "return %",
+    "sharpe": "Sharpe",
+    "max_drawdown_pct": "max DD %",
+    "sortino": "Sortino",
+    "cagr_pct": "CAGR %",
+    "calmar": "Calmar",
+    "max_drawdown_days": "longest DD days",
+    "buy_and_hold_return_pct": "buy & hold %",
+    "win_rate_pct": "win rate %",
+    "profit_factor": "profit factor",
+    "expectancy": "expect\u00adancy",  # a soft hyphen: the header may break there
+    "avg_trade_pct": "avg trade %",
+    "exposure_pct": "exposure %",
+    "final_equity": "final equity",
+}
+
+
+def _common_columns(rows: pd.DataFrame, names: Sequence[str], metric: str) -> dict[str, Any]:
+    """Identity columns with one value in every row (of several): shown once above the table."""
+    if len(rows) < 2:
+        return {}
+    common: dict[str, Any] = {}
+    for name in names:
+        if name in (metric, "job_id"):
+            continue
+        values = rows[name].tolist()
+        if all(not _is_missing(v) and v == values[0] for v in values):
+            common[name] = values[0]
+    return common
+
+
+def _page_columns(
+    names: Sequence[str], metric: str
+) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """(lead, params, figures, status, tail) column names, in page order; ``error`` is dropped
+    (a failed row shows it in place of its figures)."""
+    lead = [c for c in _LEAD_COLUMNS if c in names]
+    tail = [c for c in _TAIL_COLUMNS if c in names]
+    params = [c for c in names if c.startswith("param_") and c != metric]
+    status = ["status"] if "status" in names else []
+    taken = {*lead, *tail, *params, *status, "error"}
+    figures = [c for c in names if c not in taken]
+    return lead, params, figures, status, tail
+
+
+def _header_cell(column: str, sorted_by: bool, arrow: str) -> str:
+    name = html.escape(column)
+    label = html.escape(_column_label(column))
+    if sorted_by:
+        return f'<th class="sorted" title="{name}">{label} {arrow}</th>'
+    return f'<th title="{name}">{label}</th>'
+
+
+def _column_label(column: str) -> str:
+    """A short header (the full column name is the header's tooltip)."""
+    if column.startswith("param_"):
+        return column.removeprefix("param_")
+    return _COLUMN_LABELS.get(column, column.replace("_", " "))
+
+
+def _error_cell(text: str, span: int) -> str:
+    shown = text if len(text) <= _ERROR_PREVIEW_CHARS else text[:_ERROR_PREVIEW_CHARS] + "…"
+    return (
+        f'<td class="error" colspan="{span}" title="{html.escape(text)}">{html.escape(shown)}</td>'
+    )
 
 
 def _failed_rows(rows: pd.DataFrame, key: FloatArray) -> npt.NDArray[np.bool_]:
@@ -441,9 +546,13 @@ def _table_cell(
             text = f'<a href="{html.escape(_relative_url(plot, out_dir))}">{text}</a>'
         return f"<td>{text}</td>"
     if column == "error" and not _is_missing(value):
-        full = str(value)
-        shown = full if len(full) <= _ERROR_PREVIEW_CHARS else full[:_ERROR_PREVIEW_CHARS] + "…"
-        return f'<td class="error" title="{html.escape(full)}">{html.escape(shown)}</td>'
+        return _error_cell(str(value), 1)
+    if column == "period" and not _is_missing(value):  # may break after "..", not inside a date
+        start, dots, end = str(value).partition("..")
+        text = f"{html.escape(start)}{dots}<wbr>{html.escape(end)}" if dots else html.escape(start)
+        return f'<td class="period">{text}</td>'
+    if column in _WRAPPED_COLUMNS and not _is_missing(value):
+        return f'<td class="long">{html.escape(str(value))}</td>'
     numeric = (
         isinstance(value, int | float | np.integer | np.floating)
         and not isinstance(value, bool | np.bool_)
@@ -508,26 +617,34 @@ _PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 1rem; color: #222; }}
 h1 {{ font-size: 1.4rem; margin-bottom: 0.3rem; }}
 p.summary {{ color: #555; margin-top: 0; }}
+ul.common {{ list-style: none; padding: 0; margin: 0.3rem 0; color: #444; font-size: 0.85rem;
+             display: flex; flex-wrap: wrap; gap: 0.2rem 1.2rem; overflow-wrap: anywhere; }}
 .heatmaps {{ display: flex; flex-wrap: wrap; gap: 1rem; margin: 1rem 0; }}
 .heatmaps figure {{ margin: 0; }}
 .heatmaps img {{ max-width: 100%; border: 1px solid #ddd; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; }}
-th, td {{ border: 1px solid #ddd; padding: 0.25rem 0.5rem; }}
-th {{ background: #f0f0f0; position: sticky; top: 0; cursor: default; text-align: left; }}
+table {{ border-collapse: collapse; font-size: 0.8rem; }}
+th, td {{ border: 1px solid #ddd; padding: 0.2rem 0.35rem; }}
+th {{ background: #f0f0f0; position: sticky; top: 0; cursor: default; text-align: left;
+      vertical-align: bottom; max-width: 5rem; font-weight: 600; }}
 th.sorted {{ background: #dde8f5; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td.sorted {{ font-weight: 600; }}
 tr:nth-child(even) {{ background: #fafafa; }}
 tr.failed, tr.failed:nth-child(even) {{ background: #fde2e2; }}
-td.error {{ color: #a00; max-width: 40rem; white-space: pre-wrap; }}
+td {{ white-space: nowrap; }}
+td.period {{ white-space: normal; min-width: 5.5rem; }}
+td.error {{ color: #a00; max-width: 40rem; white-space: pre-wrap; overflow-wrap: anywhere; }}
+td.long {{ white-space: normal; overflow-wrap: anywhere; min-width: 8rem; max-width: 16rem;
+           font-size: 0.75rem; color: #555; }}
 </style>
 </head>
 <body>
 <h1>{title}</h1>
 <p class="summary">{summary}</p>
+{common}
 {heatmaps}
 <table>
 <thead><tr>{head}</tr></thead>

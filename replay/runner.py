@@ -12,6 +12,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ import numpy as np
 from daemon.broker import ExecutionConfig
 from daemon.bus import EventBus
 from daemon.engine import StrategyEngine
-from daemon.errors import DataError, StrategyError
+from daemon.errors import ConfigError, DataError, StrategyError
 from daemon.events import Trade, format_time_ms
 from daemon.feed import pump
 from daemon.tradelog import write_trades_csv
@@ -34,9 +35,19 @@ from replay.series import BarSeries, GapReport
 from replay.stats import PerformanceStats, compute_stats
 from strategies import create_strategy
 
-__all__ = ["ReplayConfig", "ReplayResult", "format_report", "run_replay", "write_outputs"]
+__all__ = [
+    "ReplayConfig",
+    "ReplayResult",
+    "check_out_dir",
+    "empty_period_message",
+    "format_report",
+    "run_replay",
+    "write_outputs",
+]
 
 log = logging.getLogger("barbus.replay")
+
+_BAR_MS = 60_000  # replay series are 1-minute bars
 
 
 @dataclass(frozen=True)
@@ -97,10 +108,18 @@ class ReplayResult:
             "total_return_pct": self.stats.total_return_pct,
             "buy_and_hold_return_pct": self.stats.buy_and_hold_return_pct,
             "max_drawdown_pct": self.stats.max_drawdown_pct,
+            "max_drawdown_days": self.stats.max_drawdown_days,
             "sharpe": self.stats.sharpe,
+            "sortino": self.stats.sortino,
+            "cagr_pct": self.stats.cagr_pct,
+            "calmar": self.stats.calmar,
             "trades": self.stats.trades,
             "win_rate_pct": self.stats.win_rate_pct,
+            "profit_factor": self.stats.profit_factor,
+            "expectancy": self.stats.expectancy,
+            "avg_trade_pct": self.stats.avg_trade_pct,
             "exposure_pct": self.stats.exposure_pct,
+            "days": self.stats.days,
             "unfilled_orders_at_end": self.unfilled_orders,
             "replay_seconds": self.replay_seconds,
             "bars_per_second": self.bars_per_second,
@@ -131,15 +150,17 @@ def run_replay(
     """Replay ``config.strategy`` over a preloaded ``series``, else the configured data file
     (through ``cache`` when given, else parsed directly)."""
     strategy = create_strategy(config.strategy, config.params)
+    from_file = series is None
     if series is None:
         # Late import: workers that only map cached data never load pandas or pyarrow.
         from replay.loader import bundled_data_path, load_bars
 
         path = config.data if config.data is not None else bundled_data_path()
         series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)
+    whole = series
     series = series.between(config.start_ms, config.end_ms)
     if len(series) == 0:
-        raise DataError(f"{series.source}: no bars in the requested period")
+        raise DataError(empty_period_message(whole, config.start_ms, config.end_ms))
 
     engine = StrategyEngine(
         strategy,
@@ -164,15 +185,19 @@ def run_replay(
     equity = np.empty(len(engine.equity_curve) + 1)
     equity[0] = config.execution.starting_cash
     equity[1:] = engine.equity_curve
+    mark_ms = np.empty(len(equity), dtype=np.int64)  # the start, then each bar's close
+    mark_ms[0] = series.open_time_ms[0]
+    mark_ms[1:] = np.asarray(series.open_time_ms, dtype=np.int64) + _BAR_MS
     stats = compute_stats(
         equity,
         engine.trades,
         first_open=float(series.open[0]),
         last_close=float(series.close[-1]),
         bars_in_market=engine.bars_in_market,
+        mark_ms=mark_ms,
     )
     gaps = series.gaps()
-    if gaps.count:
+    if gaps.count and (cache is None or not from_file):  # the cache reports a file's gaps once
         log.warning("%s: %s (replayed as is, no bars invented)", series.source, gaps.describe())
     return ReplayResult(
         config=config,
@@ -185,6 +210,55 @@ def run_replay(
         unfilled_orders=engine.unfilled_orders,
         replay_seconds=replay_seconds,
     )
+
+
+def empty_period_message(series: BarSeries, start_ms: int | None, end_ms: int | None) -> str:
+    """Why ``[start_ms, end_ms)`` of ``series`` holds no bar, with the data's first and last bar."""
+    start = format_time_ms(start_ms) if start_ms is not None else "the first bar"
+    end = format_time_ms(end_ms) if end_ms is not None else "the last bar"
+    if len(series) == 0:
+        return f"{series.source}: no bars in the requested period {start} .. {end}: no data"
+    first, last = int(series.open_time_ms[0]), int(series.open_time_ms[-1])
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        why = f"its end is {'before' if end_ms < start_ms else 'the same as'} its start"
+    elif end_ms is not None and end_ms <= first:
+        why = "it ends before the data starts"
+    elif start_ms is not None and start_ms > last:
+        why = "it starts after the data ends"
+    else:
+        why = "it falls in a gap of the data"
+    return (
+        f"{series.source}: no bars in the requested period {start} .. {end} ({why}); the data "
+        f"runs from {format_time_ms(first)} to {format_time_ms(last)} (first and last bar)"
+    )
+
+
+def check_out_dir(path: Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be written, before any data is loaded or job run.
+
+    ``path`` may exist (a folder we can write to) or not (then its nearest existing parent must
+    be a folder we can write to); nothing is created here.
+    """
+    try:
+        _check_out_dir(path, option)
+    except OSError as exc:  # e.g. a parent that may not be searched
+        raise ConfigError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
+def _check_out_dir(path: Path, option: str) -> None:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file, not a folder: give a folder to write into")
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink():
+            raise ConfigError(f"{option} {path}: {probe} is a dangling symbolic link")
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{option} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        if probe == path:
+            raise ConfigError(f"{option} {path}: the folder is not writable")
+        raise ConfigError(f"{option} {path}: cannot create it, {probe} is not writable")
 
 
 def write_outputs(result: ReplayResult, out_dir: Path) -> dict[str, Path]:
@@ -208,10 +282,19 @@ def format_report(result: ReplayResult) -> str:
         f"total return  {st.total_return_pct:+.2f} %   "
         f"(buy and hold {st.buy_and_hold_return_pct:+.2f} %)",
         f"final equity  {st.final_equity:,.2f}  from {result.config.execution.starting_cash:,.2f}",
-        f"max drawdown  {st.max_drawdown_pct:.2f} %",
-        f"sharpe        {st.sharpe:.2f}  (annualised, 1-minute returns, 24/7 year)",
+        f"max drawdown  {st.max_drawdown_pct:.2f} %   longest {st.max_drawdown_days:.1f} days",
+        f"sharpe        {_fig(st.sharpe)}   sortino {_fig(st.sortino)}   "
+        f"(daily returns, {st.days} UTC days, x sqrt(365))",
+        f"cagr          {_fig(st.cagr_pct, '+.2f', ' %')}   calmar {_fig(st.calmar)}",
         f"trades        {st.trades}   win rate {st.win_rate_pct:.1f} %   "
         f"exposure {st.exposure_pct:.1f} %",
+        f"per trade     average {_fig(st.avg_trade_pct, '+.2f', ' %')}   expectancy "
+        f"{_fig(st.expectancy, '+,.2f')}   profit factor {_fig(st.profit_factor)}",
         f"speed         {result.bars_per_second:,.0f} bars/s ({result.replay_seconds:.2f} s)",
     ]
     return "\n".join(lines)
+
+
+def _fig(value: float | None, spec: str = ".2f", unit: str = "") -> str:
+    """A report figure, or ``n/a`` where it is undefined (too few days, no losing trade)."""
+    return "n/a" if value is None else f"{value:{spec}}{unit}"

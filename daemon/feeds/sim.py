@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import random
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from aiohttp import WSMsgType, web
 
 from daemon.events import MINUTE_MS, Bar
 from daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
+from daemon.http import listen
 from replay.series import BarSeries
 
 __all__ = ["INJECT_KINDS", "REST_FAULTS", "FaultConfig", "SimExchange", "serve"]
@@ -66,7 +66,9 @@ class FaultConfig:
     malformed_every: int = 0  # replace every N-th message by garbage (the real one follows)
     duplicate_probability: float = 0.0  # send a final candle twice
     reorder_probability: float = 0.0  # hold a final candle back and send it after the next
-    pause_every: int = 0  # after every N messages, stop sending for pause_seconds
+    # After every N-th message of the run (all connections together, so that --drop-every
+    # cannot keep it from firing), stop sending for pause_seconds.
+    pause_every: int = 0
     pause_seconds: float = 0.0
     partial_updates: bool = True  # also send an open-candle update (x=false) before each close
     seed: int = 1
@@ -127,6 +129,8 @@ class SimExchange:
         # Virtual "now": every bar that opened before now - 1 minute is closed.
         self.now_ms = first + history_bars * MINUTE_MS
         self.sent_final = 0
+        self.sent_messages = 0  # WebSocket messages of the whole run, for pause_every
+        self.pauses = 0
         self.rest_requests = 0  # backfill requests eligible for rest_fault
         self.rest_faults = 0  # answers damaged so far
         self._subscribers: set[_Subscriber] = set()
@@ -209,6 +213,7 @@ class SimExchange:
                 "finished": self.finished.is_set(),
                 "subscribers": len(self._subscribers),
                 "final_candles_sent": self.sent_final,
+                "pauses": self.pauses,
             }
         )
 
@@ -392,13 +397,16 @@ class _Subscriber:
     async def _send(self, text: str) -> None:
         if self.ws.closed:
             return
-        faults = self.exchange.faults
+        exchange = self.exchange
+        faults = exchange.faults
         self.sent += 1
+        exchange.sent_messages += 1
         try:
             if faults.malformed_every and self.sent % faults.malformed_every == 0:
                 await self.ws.send_str('{"e": "kline", "k": {"t": "garbage"')
             await self.ws.send_str(text)
-            if faults.pause_every and self.sent % faults.pause_every == 0:
+            if faults.pause_every and exchange.sent_messages % faults.pause_every == 0:
+                exchange.pauses += 1
                 await asyncio.sleep(faults.pause_seconds)
             if faults.drop_every and self.sent % faults.drop_every == 0:
                 await self.ws.close()
@@ -437,9 +445,9 @@ async def serve(
         faults=faults,
         start_on_connect=start_on_connect,
     )
+    sock = listen(host, port, "sim-exchange --host/--port")  # port 0 tells its number here
     runner = web.AppRunner(exchange.app(), handle_signals=False)
     await runner.setup()
-    sock = socket.create_server((host, port))  # bound here, so port 0 tells its number
     bound = sock.getsockname()[1]
     await web.SockSite(runner, sock).start()
     log.info("simulated exchange on http://%s:%s (%s bars/s)", host, bound, speed or "real time")

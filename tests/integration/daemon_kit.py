@@ -315,15 +315,19 @@ class Processes:
             proc.stop()
 
 
-def barbus(*args: object, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``barbus ARGS...`` from this checkout, to completion, its output captured."""
+def barbus(
+    *args: object, timeout: float = 120, stdout: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``barbus ARGS...`` from this checkout, to completion, its output captured (stdout goes
+    to the file descriptor ``stdout`` instead when given, e.g. a pipe's write end)."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("JOURNAL_STREAM", None)
     return subprocess.run(
         [sys.executable, "-m", "daemon.cli", *map(str, args)],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=timeout,
         check=False,

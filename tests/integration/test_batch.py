@@ -28,9 +28,12 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from daemon.broker import ExecutionConfig
-from replay.batch import BatchOutcome, Job, expand_jobs, run_batch
-from replay.batch_spec import load_spec, parse_grid, parse_period, plan_jobs
+from daemon.errors import ConfigError
+from replay.batch import BatchOutcome, Job, expand_jobs, period_text, run_batch
+from replay.batch_report import write_batch_report
+from replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
 from replay.cache import BarCache
+from replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
 
@@ -262,6 +265,17 @@ def variants(
         "ascending": run_batch(
             mixed_jobs, root / "asc", parallel=False, cache=cache, ascending=True
         ),
+        "drawdown": run_batch(
+            mixed_jobs, root / "dd", parallel=False, cache=cache, sort="max_drawdown_pct"
+        ),
+        "drawdown descending": run_batch(
+            mixed_jobs,
+            root / "dd-desc",
+            parallel=False,
+            cache=cache,
+            sort="max_drawdown_pct",
+            ascending=False,
+        ),
     }
 
 
@@ -316,6 +330,101 @@ def test_ascending_ranks_lowest_first_and_keeps_failed_rows_last(
     assert outcome.rows[-1]["status"] == "failed"
 
 
+def test_sort_by_drawdown_ranks_the_smallest_drawdown_first(
+    variants: dict[str, BatchOutcome],
+) -> None:
+    outcome = variants["drawdown"]
+    drawdowns = [row["max_drawdown_pct"] for row in outcome.rows if row["status"] == "ok"]
+
+    assert_ranked(outcome.rows, "max_drawdown_pct", ascending=True)
+    assert drawdowns[0] == 0.0  # the flat jobs never enter: no drawdown is the best one
+    assert drawdowns[-1] > 0.0
+    assert outcome.rows[-1]["status"] == "failed"
+
+
+def test_an_explicit_direction_overrides_the_metric_meaning(
+    variants: dict[str, BatchOutcome],
+) -> None:
+    assert_ranked(variants["drawdown descending"].rows, "max_drawdown_pct", ascending=False)
+
+
+def test_best_plots_are_the_best_by_the_metric_meaning_whatever_the_table_order(
+    variants: dict[str, BatchOutcome], mixed_jobs: list[Job], tmp_path: Path
+) -> None:
+    # The table lists the largest drawdown first (asked for); "best" is still the smallest.
+    outcome = variants["drawdown descending"]
+    ok = [row for row in outcome.rows if row["status"] == "ok"]
+    smallest = min(ok, key=lambda row: (row["max_drawdown_pct"], row["job_id"]))
+    assert ok[0]["max_drawdown_pct"] > smallest["max_drawdown_pct"]
+    plan = BatchPlan(mixed_jobs, [], sort="max_drawdown_pct", ascending=False)
+
+    page = write_batch_report(outcome, plan, tmp_path, BarCache(tmp_path / "cache"), plots=1)
+
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == [f"{smallest['job_id']}.png"]
+    text = page.read_text(encoding="utf-8")
+    assert "Sorted by max_drawdown_pct, highest first." in text
+
+
+def test_rows_name_their_data_file_and_period_readably(
+    variants: dict[str, BatchOutcome], btc_2023_path: Path
+) -> None:
+    written = csv_rows(variants["workers=1"].paths["csv"])
+    failed = [row for row in written if row["status"] == "failed"]
+
+    assert {row["file"] for row in written} == {btc_2023_path.name}
+    assert {row["period"] for row in written} - {failed[0]["period"]} == {"2023-03-20..2023-03-22"}
+    assert failed[0]["period"] == "2020-01-01..2020-01-02"
+    header = list(written[0])
+    # who and what first, the figures right after the parameters, long exact columns last
+    assert header[:5] == ["job_id", "strategy", "symbol", "file", "period"]
+    assert header[-4:] == ["data", "start_ms", "end_ms", "params"]
+    first_figure = header.index("total_return_pct")
+    assert all(name.startswith("param_") for name in header[5:first_figure])
+    assert header[first_figure : first_figure + 4] == [
+        "total_return_pct",
+        "sharpe",
+        "max_drawdown_pct",
+        "trades",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "text"),
+    [
+        ("2025-05-20", "2025-06-20", "2025-05-20..2025-06-20"),
+        ("2025-05-20T09:30", None, "2025-05-20T09:30.."),
+        (None, "2025-06-20", "..2025-06-20"),
+        (None, None, "all"),
+    ],
+)
+def test_period_text_reads_like_the_period_was_written(
+    start: str | None, end: str | None, text: str
+) -> None:
+    assert period_text(*parse_period(start, end)) == text
+
+
+def test_a_spec_without_ascending_ranks_by_the_metric_meaning(
+    tmp_path: Path, btc_2023_path: Path
+) -> None:
+    spec = tmp_path / "sweep.toml"
+    body = f'[[run]]\nstrategy = "sma_cross"\ndata = ["{btc_2023_path}"]\n'
+    spec.write_text(f'sort = "max_drawdown_pct"\n{body}', encoding="utf-8")
+    assert load_spec(spec).ascending is None
+    spec.write_text(f'ascending = "yes"\n{body}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="ascending must be true or false"):
+        load_spec(spec)
+
+
+def test_batch_help_names_every_lower_is_better_metric() -> None:
+    run = barbus("batch", "--help")
+
+    assert_succeeded(run)
+    text = " ".join(run.stdout.split())
+    assert "--ascending, --no-ascending" in text
+    for metric in LOWER_IS_BETTER:
+        assert metric in text
+
+
 # --------------------------------------------------------------------------------------------
 # 3. workers receive job records, never bars, and map the parent's cache entry
 
@@ -362,8 +471,9 @@ def test_the_parent_builds_the_cache_once_and_workers_only_map_it(
 
     assert stats.builds == 1
     assert stats.rebuilds == 0
-    assert stats.misses == 1 + 2  # the parent's build, then each worker's first map
-    assert stats.hits == len(parallel_run.jobs) - 2
+    assert stats.misses == 1  # the parent's build; each worker's first load maps it from disk
+    assert stats.disk_hits == 2
+    assert stats.memory_hits == len(parallel_run.jobs) - 2
 
 
 def test_progress_is_reported_after_every_job(parallel_run: ParallelRun) -> None:
@@ -862,11 +972,13 @@ def test_cli_batch_prints_the_top_table_and_a_summary(cli_runs: CliRuns) -> None
     assert_succeeded(run)
     lines = run.stdout.splitlines()
     header = lines[0].split()
-    assert header[:3] == ["job", "symbol", "sharpe"]
-    assert "params" in header
+    assert header[:5] == ["job", "symbol", "file", "period", "sharpe"]
+    assert header[-1] == "params"
     ranked = [row["job_id"] for row in csv_rows(cli_runs.cli_out / "results.csv")]
     assert [line.split()[0] for line in lines[1:5]] == ranked
-    assert '{"fast": 5, "slow": 20}' in run.stdout
+    for line in lines[1:5]:
+        assert f"BTCUSDT {cli_runs.data.name} 2023-03-20..2023-03-22 " in line
+    assert "fast=5 slow=20" in run.stdout
     assert "jobs          4 done (0 failed, 0 from an earlier run), 0 invalid" in run.stdout
     assert f"results       {cli_runs.cli_out / 'results.csv'}" in run.stdout
 

@@ -415,7 +415,10 @@ def test_replay_damaged_gzip_fails_with_one_error_line(tmp_path: Path) -> None:
         ),
         pytest.param(
             ["--strategy", "sma_cross", "--start", "2025-06-08", "--end", "2025-06-01"],
-            ["no bars in the requested period"],
+            [
+                "--start/--end 2025-06-08 .. 2025-06-01 is empty: its end (2025-06-01T00:00:00Z) "
+                "is before its start (2025-06-08T00:00:00Z)"
+            ],
             id="end-before-start",
         ),
         pytest.param(

@@ -188,6 +188,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         cli["since_ms"] = barbus(
             "trades", "--state", state, "--since", middle["exit_time_ms"], "--format", "json"
         )
+        seconds = middle["exit_time_ms"] // 1000
+        cli["since_s"] = barbus("trades", "--state", state, "--since", seconds, "--format", "json")
         since = urllib.parse.quote(middle["exit_time"])
         queries = {
             "default": "/trades",
@@ -196,6 +198,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             "since": f"/trades?since={since}",
             "since_ms": f"/trades?since={middle['exit_time_ms']}&strategy={RANDOM.name}",
             "strategy": f"/trades?strategy={RANDOM.name}&limit=2",
+            "since_s": f"/trades?since={middle['exit_time_ms'] // 1000}",
             "limit_0": "/trades?limit=0",
             "limit_big": "/trades?limit=1001",
             "limit_text": "/trades?limit=ten",
@@ -512,6 +515,7 @@ def test_trades_filters_by_strategy_and_since(runs: Runs) -> None:
     expected = [t for t in trades if t["exit_time_ms"] >= middle["exit_time_ms"]]
     assert json.loads(runs.cli["since"].stdout) == expected
     assert json.loads(runs.cli["since_ms"].stdout) == expected
+    assert json.loads(runs.cli["since_s"].stdout) == expected  # epoch seconds, as --start
 
 
 @pytest.mark.parametrize(
@@ -580,6 +584,7 @@ def test_trades_endpoint_is_newest_first_with_limit_since_and_strategy(runs: Run
         "since": since[:100],
         "since_ms": [t for t in since if t["strategy"] == RANDOM.name][:100],
         "strategy": [t for t in newest_first if t["strategy"] == RANDOM.name][:2],
+        "since_s": since[:100],
     }
     for key, trades in expected.items():
         assert _answer(runs, key) == (200, trades), key

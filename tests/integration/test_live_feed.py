@@ -362,6 +362,7 @@ async def test_sim_status_before_the_clock_moves(
         "finished": False,
         "subscribers": 0,
         "final_candles_sent": 0,
+        "pauses": 0,
     }
 
 
@@ -642,6 +643,29 @@ async def test_sim_started_later_on_the_port_is_picked_up_and_backfilled(
     closed_at_start = [b for b in source if b.open_time_ms < SLICE_START_MS + 1501 * MINUTE_MS]
     assert run.counters.backfilled >= len(closed_at_start) - 1 > 1000
     assert_counters_add_up(run)
+
+
+async def test_pause_fault_counts_messages_of_the_run_so_connection_drops_cannot_hide_it(
+    halt_slice: BarSeries,
+) -> None:
+    # Arrange: every connection is closed after 5 messages, a pause is due every 7th message.
+    # Counted per connection (as it once was), 7 is never reached and the pause never fires.
+    series = first_bars(halt_slice, 80)
+    source = bars_of(series)
+    faults = FaultConfig(drop_every=5, pause_every=7, pause_seconds=0.01, partial_updates=False)
+    options = {"reconnect_initial_seconds": 0.02, "reconnect_max_seconds": 0.1}
+    async with running_sim(series, speed=200, history_bars=40, faults=faults) as sim:
+        warm = await warm_up(sim)
+        async with feed_running(sim.feed_config(**options), warm[-1].open_time_ms) as run:
+            # Act
+            await run.wait_for_bar(source[-1].open_time_ms, timeout=30)
+            await run.stop()
+        status = await sim_status(sim)
+
+    # Assert: one pause per 7 messages sent, and the bars still arrive exactly once.
+    assert run.received == after(source, warm[-1].open_time_ms)
+    assert run.counters.reconnects > 0
+    assert status["pauses"] == sim.exchange.sent_messages // 7 > 0
 
 
 # -- the feed with a receive timeout -------------------------------------------------------------

@@ -146,7 +146,7 @@ def test_second_instance_maps_the_entry_instead_of_parsing(
 
     assert fresh.stats.builds == 0
     assert fresh.stats.rebuilds == 0
-    assert fresh.stats.misses == 1
+    assert (fresh.stats.disk_hits, fresh.stats.memory_hits, fresh.stats.misses) == (1, 0, 0)
     for name in COLUMNS:
         column = getattr(series, name)
         assert isinstance(column, np.memmap), name
@@ -223,7 +223,7 @@ def test_hit_on_the_same_instance_returns_the_same_object(root: Path, btc_2023_p
     second = cache.load(btc_2023_path)
 
     assert second is first
-    assert cache.stats.hits == 1
+    assert (cache.stats.memory_hits, cache.stats.disk_hits) == (1, 0)
     assert cache.stats.misses == 1
     assert cache.stats.builds == 1
 
@@ -244,10 +244,11 @@ def test_budget_below_two_entries_evicts_the_older_one(
     assert cache.stats.peak_bytes_mapped == size_2023 + size_2025
     # An evicted series stays usable by whoever still holds it.
     assert_same_columns(old, btc_2023)
-    # Loading it again is a miss that maps (no build) and evicts the other one.
+    # Loading it again is a disk hit (mapped, no build) that evicts the other one.
     again = cache.load(btc_2023_path)
     assert again is not old
-    assert (cache.stats.hits, cache.stats.misses, cache.stats.builds) == (0, 3, 2)
+    assert (cache.stats.memory_hits, cache.stats.disk_hits, cache.stats.builds) == (0, 1, 2)
+    assert cache.stats.misses == 2
     assert cache.stats.evictions == 2
     assert cache.stats.bytes_mapped == size_2023
 
@@ -274,9 +275,9 @@ def test_lru_evicts_the_least_recently_used_not_the_oldest(
     hits_before = cache.stats.hits
     assert cache.load(a) is series_a
     assert cache.stats.hits == hits_before + 1
-    misses_before = cache.stats.misses
-    cache.load(b)
-    assert cache.stats.misses == misses_before + 1
+    disk_hits_before = cache.stats.disk_hits
+    cache.load(b)  # evicted: mapped again from disk, not parsed
+    assert cache.stats.disk_hits == disk_hits_before + 1
 
 
 def test_budget_smaller_than_one_entry_still_keeps_the_last_one(
@@ -388,7 +389,7 @@ def test_touched_source_while_in_the_lru_is_remapped_then_hit(
     assert second is not first
     assert third is second
     assert (cache.stats.builds, cache.stats.rebuilds) == (1, 0)
-    assert (cache.stats.misses, cache.stats.hits) == (2, 1)
+    assert (cache.stats.disk_hits, cache.stats.memory_hits) == (1, 1)  # re-mapped, then hit
     assert_same_columns(second, btc_2023)
     assert read_meta(entry_dir(root))["source"]["mtime_ns"] == source.stat().st_mtime_ns
 
@@ -783,7 +784,8 @@ def test_two_processes_loading_a_new_source_build_it_once(
         assert digests == expected
     assert sum(stats["builds"] for _, _, stats in outcomes) == 1
     totals = BarCache(root).shared_stats()
-    assert (totals.builds, totals.rebuilds, totals.misses) == (1, 0, 2)
+    # The other one waited for the lock and mapped what the builder wrote.
+    assert (totals.builds, totals.rebuilds, totals.disk_hits, totals.memory_hits) == (1, 0, 1, 0)
     assert len(entry_dirs(root)) == 1
     assert not any(p.name.startswith((".tmp-", ".old-")) for p in root.iterdir())
 
@@ -825,13 +827,38 @@ def test_flush_stats_adds_the_counters_of_two_instances(
     totals = second.flush_stats()
 
     assert totals == BarCache(root).shared_stats()
-    assert totals.hits == 1
-    assert totals.misses == 3
+    assert (totals.memory_hits, totals.disk_hits) == (1, 1)
+    assert totals.misses == 2
     assert totals.builds == 2
     assert totals.rebuilds == 0
     assert totals.evictions == 0
     assert totals.bytes_mapped == 0
     assert totals.peak_bytes_mapped == second.stats.peak_bytes_mapped
+
+
+def flush_many(root: str, times: int, barrier: Barrier) -> None:
+    """A child: one memory hit and one disk hit per flush, ``times`` flushes, all at once."""
+    cache = BarCache(Path(root))
+    barrier.wait(timeout=60)
+    for _ in range(times):
+        cache.stats.memory_hits += 1
+        cache.stats.disk_hits += 1
+        cache.flush_stats()
+
+
+def test_concurrent_flushes_from_many_processes_lose_no_count(root: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    children = [context.Process(target=flush_many, args=(str(root), 40, barrier)) for _ in range(4)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(timeout=120)
+        assert child.exitcode == 0
+
+    totals = BarCache(root).shared_stats()
+
+    assert (totals.memory_hits, totals.disk_hits) == (4 * 40, 4 * 40)
 
 
 def test_flushing_twice_adds_only_what_is_new(root: Path, btc_2023_path: Path) -> None:
@@ -863,7 +890,7 @@ def test_clear_removes_entries_and_counters(
     assert removed == 2
     assert cache.entries() == []
     assert entry_dirs(root) == []
-    assert not (root / "stats.json").exists()
+    assert not (root / "stats.sqlite").exists()
     assert BarCache(root).shared_stats() == CacheStats()
     assert cache.stats.bytes_mapped == 0
     # The next load parses the source again.
@@ -927,8 +954,8 @@ def test_cli_stats_prints_the_counters_of_every_process(root: Path, btc_2023_pat
 
     assert_ok(done)
     assert re.search(r"^entries\s+1 \(71,041 rows", done.stdout, re.M)
-    assert re.search(r"^hits\s+1$", done.stdout, re.M)
-    assert re.search(r"^misses\s+1$", done.stdout, re.M)
+    assert re.search(r"^memory hits\s+1$", done.stdout, re.M)
+    assert re.search(r"^disk hits\s+0$", done.stdout, re.M)
     assert re.search(r"^builds\s+1 \(\+ 0 rebuilds", done.stdout, re.M)
 
 

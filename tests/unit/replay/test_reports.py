@@ -289,3 +289,81 @@ def test_write_batch_html_without_status_counts_missing_metric_as_failed(
 def test_write_batch_html_rejects_an_unknown_metric(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="metric column 'sharpe'"):
         write_batch_html(batch_results(), tmp_path, title="t", metric="sharpe")
+
+
+def batch_rows() -> pd.DataFrame:
+    """Rows shaped like results.csv: identity, parameters, figures, status, exact columns."""
+    return pd.DataFrame(
+        {
+            "job_id": ["a1", "b2", "c3"],
+            "strategy": ["sma_cross"] * 3,
+            "symbol": ["BTCUSDT"] * 3,
+            "file": ["x.csv"] * 3,
+            "period": ["2025-05-20..2025-06-20", "2025-06-20..2025-07-20", "all"],
+            "param_fast": [5, 10, 20],
+            "total_return_pct": [1.5, -2.0, math.nan],
+            "sharpe": [0.8, -1.2, math.nan],
+            "max_drawdown_pct": [7.5, 2.25, math.nan],
+            "trades": [3, 4, math.nan],
+            "status": ["ok", "ok", "failed"],
+            "error": [None, None, "DataError: x.csv: no bars in the requested period"],
+            "data": ["/a/very/long/path/to/x.csv"] * 3,
+            "start_ms": [1, 2, None],
+            "end_ms": [3, 4, None],
+            "params": ['{"fast": 5}', '{"fast": 10}', '{"fast": 20}'],
+        }
+    )
+
+
+def page_rows(page: str) -> list[str]:
+    return re.findall(r"<tr[^>]*>(.*?)</tr>", page, flags=re.DOTALL)
+
+
+def test_batch_page_ranks_a_drawdown_lowest_first(tmp_path: Path) -> None:
+    page = write_batch_html(batch_rows(), tmp_path, title="t", metric="max_drawdown_pct")
+    text = page.read_text(encoding="utf-8")
+
+    assert re.findall(r"<td>(\w\d)</td>", text) == ["b2", "a1", "c3"]
+    assert "Sorted by max_drawdown_pct, lowest first." in text
+    flipped = write_batch_html(
+        batch_rows(), tmp_path / "desc", title="t", metric="max_drawdown_pct", ascending=False
+    ).read_text(encoding="utf-8")
+    assert re.findall(r"<td>(\w\d)</td>", flipped) == ["a1", "b2", "c3"]
+
+
+def test_batch_page_puts_figures_after_parameters_and_long_columns_last(tmp_path: Path) -> None:
+    text = write_batch_html(batch_rows(), tmp_path, title="t", metric="sharpe").read_text(
+        encoding="utf-8"
+    )
+    headers = re.findall(r'<th[^>]* title="([^"]+)"', text)
+
+    assert headers == [
+        "job_id",
+        "period",
+        "param_fast",
+        "total_return_pct",
+        "sharpe",
+        "max_drawdown_pct",
+        "trades",
+        "status",
+    ]
+    # Columns with one value in every row are shown once above the table, the long path too.
+    common = re.search(r'<ul class="common">(.*?)</ul>', text, flags=re.DOTALL)
+    assert common is not None
+    for shown in ("sma_cross", "BTCUSDT", "x.csv", "/a/very/long/path/to/x.csv"):
+        assert shown in common.group(1)
+
+
+def test_a_failed_row_shows_its_error_where_its_figures_would_be(tmp_path: Path) -> None:
+    text = write_batch_html(batch_rows(), tmp_path, title="t", metric="sharpe").read_text(
+        encoding="utf-8"
+    )
+    failed = [row for row in page_rows(text) if "c3" in row]
+
+    assert len(failed) == 1
+    cells = re.findall(r"<td([^>]*)>(.*?)</td>", failed[0])
+    # job, period, fast, then one cell over the four figures with the error, then the status
+    assert [body for _, body in cells][:3] == ["c3", "all", "20"]
+    assert 'colspan="4"' in cells[3][0]
+    assert cells[3][1] == "DataError: x.csv: no bars in the requested period"
+    assert cells[4][1] == "failed"
