@@ -373,6 +373,42 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return 0 if all(r.identical for r in reports) else 1
 
 
+def cmd_trades(args: argparse.Namespace) -> int:
+    """The closed trades a daemon recorded, read-only (also while it runs, or from a copy)."""
+    import json
+
+    from daemon.errors import did_you_mean
+    from daemon.state import StateStore
+    from daemon.tradelog import format_trades_table, trade_dict, write_trades
+    from replay.periods import parse_time
+
+    since_ms = parse_time(args.since, "--since") if args.since is not None else None
+    if since_ms is not None and not -(2**62) < since_ms < 2**62:
+        raise ConfigError(f"--since {args.since[:50]!r} is out of range")
+    store = StateStore(args.state, read_only=True)
+    try:
+        if args.strategy is not None:
+            names = sorted(store.engines())
+            if args.strategy not in names:
+                known = ", ".join(names) or "none yet"
+                raise ConfigError(
+                    f"{args.state}: no strategy named {args.strategy!r} (strategies: {known})"
+                    + did_you_mean(args.strategy, names)
+                )
+        trades = store.trades(args.strategy, since_ms=since_ms)
+    finally:
+        store.close()
+    if args.format == "csv":
+        write_trades(sys.stdout, trades)
+    elif args.format == "json":
+        print(json.dumps([trade_dict(t) for t in trades], indent=1))
+    elif trades:
+        print("\n".join(format_trades_table(trades)))
+    else:
+        print("no trades", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
@@ -679,6 +715,30 @@ def build_parser() -> argparse.ArgumentParser:
         "barbus replay commands that reproduce each strategy's trades",
     )
     parity.set_defaults(func=cmd_parity)
+
+    trades = commands.add_parser(
+        "trades",
+        help="list the trades a daemon recorded in its state file",
+        description="List the closed trades recorded in a daemon state file, oldest exit first. "
+        "Opens the file read-only without the daemon's lock: works while the daemon runs, and "
+        "on a read-only copy.",
+    )
+    trades.add_argument("--state", type=Path, required=True, help="daemon state file (SQLite)")
+    trades.add_argument("--strategy", metavar="NAME", help="only this strategy ([[strategy]] name)")
+    trades.add_argument(
+        "--since",
+        metavar="TIME",
+        help="only trades closed at or after TIME (same forms as replay --start: ISO "
+        "date/time UTC, epoch seconds below 1e11 or milliseconds)",
+    )
+    trades.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table: aligned columns, ISO UTC times, rounded numbers (default); csv: the "
+        "columns of replay's trades.csv, exact; json: a list of objects with those keys",
+    )
+    trades.set_defaults(func=cmd_trades)
 
     listing = commands.add_parser("strategies", help="list strategies and their parameters")
     listing.set_defaults(func=cmd_strategies)

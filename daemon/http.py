@@ -2,7 +2,9 @@
 
 ``/healthz`` answers while the process runs; ``/readyz`` only when the feed is connected, the
 strategies are warmed up and bars are not overdue; ``/status`` is JSON for people and scripts;
-``/metrics`` is the Prometheus exposition. Binds to 127.0.0.1 unless configured otherwise.
+``/trades`` the recorded closed trades, newest first (``limit``, ``since``, ``strategy``; a bad
+value is a 400 with a one-line JSON error); ``/metrics`` is the Prometheus exposition. Binds to
+127.0.0.1 unless configured otherwise.
 
 Connections are guarded so that idle or hostile clients cannot take the health checks down:
 
@@ -38,11 +40,15 @@ from prometheus_client import (
     generate_latest,
 )
 
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, DataError
+from daemon.events import parse_utc_ms
 
 __all__ = [
+    "TRADES_LIMIT_DEFAULT",
+    "TRADES_LIMIT_MAX",
     "ConnectionGuard",
     "HttpLimits",
+    "TradesProvider",
     "app_runner",
     "bind_problem",
     "connection_cap",
@@ -56,6 +62,12 @@ log = logging.getLogger("barbus.http")
 FD_RESERVE = 64  # descriptors kept for the state file, the exchange and the event loop
 LOG_EVERY_SECONDS = 60.0
 _REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+TRADES_LIMIT_DEFAULT = 100
+_EPOCH_SECONDS_BELOW = 100_000_000_000  # replay.periods' rule for bare numbers
+TRADES_LIMIT_MAX = 1000  # one answer stays small however long the daemon has traded
+# (strategy or None, since epoch ms or None, limit) -> trades as JSON objects, newest first;
+# raises KeyError naming an unknown strategy.
+TradesProvider = Callable[[str | None, int | None, int], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -298,8 +310,10 @@ def make_app(
     readiness: Callable[[], tuple[bool, str]],
     registry: CollectorRegistry,
     limits: HttpLimits | None = None,
+    trades: TradesProvider | None = None,
 ) -> web.Application:
-    """An aiohttp application serving the four endpoints from the given providers."""
+    """An aiohttp application serving the endpoints from the given providers (``/trades``
+    only with a ``trades`` provider)."""
     guard = ConnectionGuard(limits or HttpLimits(), registry)
 
     @web.middleware
@@ -325,6 +339,16 @@ def make_app(
     async def status_json(_: web.Request) -> web.Response:
         return web.json_response(status())
 
+    async def trades_json(request: web.Request) -> web.Response:
+        assert trades is not None
+        try:
+            strategy, since_ms, limit = _trades_query(request.query)
+            return web.json_response(trades(strategy, since_ms, limit))
+        except (ValueError, DataError) as exc:
+            return web.json_response({"error": str(exc)[:300]}, status=400)
+        except KeyError as exc:
+            return web.json_response({"error": str(exc.args[0])[:300]}, status=404)
+
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
@@ -336,7 +360,35 @@ def make_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/status", status_json)
     app.router.add_get("/metrics", metrics)
+    if trades is not None:
+        app.router.add_get("/trades", trades_json)
     return app
+
+
+def _trades_query(query: Any) -> tuple[str | None, int | None, int]:
+    """``strategy``, ``since`` (ISO UTC, epoch s or ms) and ``limit`` of a ``/trades`` request;
+    ValueError (or DataError for a time) names what is wrong."""
+    unknown = sorted(set(query) - {"strategy", "since", "limit"})
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0][:50]!r}; known: limit, since, strategy")
+    if any(len(query.getall(key)) > 1 for key in query):
+        raise ValueError("each parameter at most once")
+    text = query.get("limit", str(TRADES_LIMIT_DEFAULT))
+    if not (text.isascii() and text.isdigit() and len(text) < 8 and int(text) >= 1):
+        raise ValueError(
+            f"limit must be an integer from 1 to {TRADES_LIMIT_MAX}, got {text[:50]!r}"
+        )
+    if int(text) > TRADES_LIMIT_MAX:
+        raise ValueError(f"limit must be an integer from 1 to {TRADES_LIMIT_MAX}, got {text}")
+    since = query.get("since")
+    since_ms = None
+    if since is not None:
+        since_ms = parse_utc_ms(since[:100])
+        if since.isascii() and since.isdigit() and since_ms < _EPOCH_SECONDS_BELOW:
+            since_ms *= 1000  # a bare number below 1e11 is epoch seconds, as on the CLI
+    if since_ms is not None and not -(2**62) < since_ms < 2**62:
+        raise ValueError(f"since is out of range: {since[:50]!r}")
+    return query.get("strategy"), since_ms, int(text)
 
 
 def app_runner(app: web.Application) -> web.AppRunner:

@@ -1,10 +1,13 @@
 """The paper-trading daemon: feed -> bus -> engines -> SQLite, with HTTP, signals and sd_notify.
 
 Start-up is recovery (crash-only): open the state, rebuild every engine from its last
-committed snapshot, warm up what has no history (REST bars fed with trading disabled), then
-stream. Each bar is published on the bus and committed with everything it caused in one SQLite
-transaction before the next bar is read, so ``kill -9`` at any moment loses nothing that was
-acknowledged and a restart redoes at most the bar in flight, identically.
+committed snapshot, catch up an engine that was left out of the config for a while on the bars
+recorded meanwhile (trading on them as if it had never left, so parity holds), warm up what has
+no history (REST bars fed with trading disabled), then stream. What was restored, caught up and
+then backfilled is logged in one ``key=value`` line each. Each bar is published on the bus and
+committed with everything it caused in one SQLite transaction before the next bar is read, so
+``kill -9`` at any moment loses nothing that was acknowledged and a restart redoes at most the
+bar in flight, identically.
 
 SIGTERM / SIGINT stop intake at the next await point (a bar is never half-processed), close
 the feed, flush and close the state, and exit 0. SIGHUP re-reads the log level from the config.
@@ -14,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +38,8 @@ from daemon.http import HttpLimits, app_runner, listen, make_app, start_site
 from daemon.log import configure_logging
 from daemon.metrics import DaemonMetrics, LiveStateCollector
 from daemon.notify import sd_notify, watchdog_interval_seconds
-from daemon.state import EngineUpdate, StateStore, StateWriteError
+from daemon.state import EngineRecord, EngineUpdate, StateStore, StateWriteError
+from daemon.tradelog import trade_dict
 from strategies import create_strategy
 
 __all__ = ["Daemon", "run_daemon"]
@@ -86,6 +91,11 @@ class Daemon:
         self._dropped_at_last_bar = 0  # all drops so far when the last live bar went through
         self._stall_reported_at: float | None = None  # when the current stall was last logged
         self._stall_since = 0.0  # and since when it lasts
+        # After a restart, per symbol: [last bar before it, bars backfilled, first, last]
+        # until its first WebSocket bar, which logs what the backfill brought.
+        self._resume_backfill: dict[str, list[int]] = {}
+        self._backfill_seen: dict[str, int] = {}  # the feed's backfill counter at the last batch
+        self._restore_log: list[str] = []  # what the restore did, logged once it is accepted
         self.metrics.registry.register(
             LiveStateCollector(
                 config.feed.symbols,
@@ -125,12 +135,19 @@ class Daemon:
         try:
             self._restore_engines()  # a snapshot that does not restore is damage: one line
             self.state.check_writable()  # read-only or full: stop now, not after warm-up
+            for line in self._restore_log:  # a start refused above says one line, no more
+                log.info("%s", line)
+            self._restore_log.clear()
         except BaseException:
             self.state.close()
             raise
         http = self.config.http
         limits = HttpLimits(http.max_connections, http.idle_timeout_seconds)
-        runner = app_runner(make_app(self.status, self.readiness, self.metrics.registry, limits))
+        runner = app_runner(
+            make_app(
+                self.status, self.readiness, self.metrics.registry, limits, self.recorded_trades
+            )
+        )
         watchdog: asyncio.Task[None] | None = None
         monitor: asyncio.Task[None] | None = None
         try:
@@ -190,8 +207,34 @@ class Daemon:
 
     async def _consume(self, feed: BinanceFeed) -> None:
         async for batch in feed.batches():
+            if self._resume_backfill and batch:
+                self._note_resume_backfill(feed.counters, batch)
             for bar in batch:
                 self._process(bar, "live")
+
+    def _note_resume_backfill(self, counters: FeedCounters, batch: Sequence[Bar]) -> None:
+        """Count the REST pages that follow a restart; the first WebSocket bar of the symbol
+        ends them and logs one line with what they brought."""
+        symbol = batch[0].symbol
+        report = self._resume_backfill.get(symbol)
+        if report is None:
+            return
+        backfilled = counters.received.get((symbol, "backfill"), 0)
+        seen, self._backfill_seen[symbol] = self._backfill_seen.get(symbol, 0), backfilled
+        if backfilled - seen >= len(batch):  # a REST page (counted by the feed as it came)
+            report[1] += len(batch)
+            if not report[2]:
+                report[2] = batch[0].open_time_ms
+            report[3] = batch[-1].open_time_ms
+            return
+        del self._resume_backfill[symbol]
+        resumed_after, bars, first, last = report
+        fields: dict[str, object] = {"symbol": symbol, "bars": bars}
+        if bars:
+            fields.update(**{"from": format_time_ms(first), "to": format_time_ms(last)})
+        fields["resumed_after"] = format_time_ms(resumed_after)
+        fields["first_live_bar"] = format_time_ms(batch[0].open_time_ms)
+        log.info("backfilled after restart %s", _kv(fields))
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval_seconds()
@@ -233,19 +276,98 @@ class Daemon:
                         f"{cfg.name!r} does not restore: {type(exc).__name__}: {str(exc)[:200]}"
                     ) from None
                 book.trades_before_restart = len(self.state.trades(cfg.name))
+                self._log_restored(book, record)
+                ran = streams.get(cfg.symbol)
+                if ran is not None and record.last_open_time_ms < ran.last_open_time_ms:
+                    self._catch_up_returning_engine(book, record)
             elif cfg.symbol in streams:
                 self._catch_up_new_engine(book)
             self.books[cfg.name] = book
-            self.bus.subscribe(cfg.name, [cfg.symbol], ["1m"], self._timed(cfg.name, engine))
+            if cfg.name not in self.bus.halted:  # it may have failed while catching up
+                self.bus.subscribe(cfg.name, [cfg.symbol], ["1m"], self._timed(cfg.name, engine))
             self._export_engine(book)
             for side in Side:  # every series exists from the start, at 0
                 self.metrics.fills.labels(cfg.name, side.value)
                 self.metrics.orders.labels(cfg.name, side.value)
+        if streams:
+            self._log_resumed(streams, saved)
         for symbol in self.config.feed.symbols:
             for source in ("warmup", "live"):
                 self.metrics.bars.labels(symbol, source)
                 self.metrics.bars_dropped.labels(symbol, source)
             self.metrics.decision_lag.labels(symbol)
+
+    def _log_restored(self, book: _Book, record: EngineRecord) -> None:
+        portfolio = book.engine.portfolio
+        fields: dict[str, object] = {
+            "strategy": book.config.name,
+            "symbol": book.config.symbol,
+            "last_bar": format_time_ms(record.last_open_time_ms),
+            "trades": book.trades_before_restart,
+            "cash": portfolio.cash,
+            "position": portfolio.size,
+        }
+        if portfolio.size > 0.0:
+            fields["entry_time"] = format_time_ms(portfolio.entry_time_ms)
+            fields["entry_price"] = portfolio.entry_price
+        self._restore_log.append(f"restored {_kv(fields)}")
+
+    def _log_resumed(self, streams: dict[str, Any], saved: dict[str, EngineRecord]) -> None:
+        """One line: what this start resumed from the state file."""
+        configured = [cfg.name for cfg in self.config.strategies]
+        fields: dict[str, object] = {
+            "state": self.config.state_path,
+            "restored": ",".join(n for n in configured if n in saved) or "none",
+            "new": ",".join(n for n in configured if n not in saved) or "none",
+            "not_configured": ",".join(sorted(set(saved) - set(configured))) or "none",
+            "last_bar": ",".join(
+                f"{symbol}@{format_time_ms(stream.last_open_time_ms)}"
+                for symbol, stream in sorted(streams.items())
+            ),
+            "open_positions": sum(b.engine.portfolio.size > 0.0 for b in self.books.values()),
+        }
+        self._restore_log.append(f"resumed {_kv(fields)}")
+        for symbol, stream in streams.items():
+            if symbol in self.config.feed.symbols:
+                self._resume_backfill[symbol] = [stream.last_open_time_ms, 0, 0, 0]
+
+    def _catch_up_returning_engine(self, book: _Book, record: EngineRecord) -> None:
+        """A strategy left out of the config and now back: fed the bars recorded while it was
+        away, trading on them as it would have (a backfill, from the state), so its log stays
+        what a replay of the recorded bars gives. Without those bars it is refused."""
+        assert self.state is not None
+        name, symbol, engine = book.config.name, book.config.symbol, book.engine
+        last_ms = record.last_open_time_ms
+        recorded = self.state.bars(symbol, from_ms=last_ms)
+        if not recorded or recorded[0][0].open_time_ms != last_ms:
+            raise ConfigError(
+                f"strategy {name!r} last ran on the {symbol} bar at {format_time_ms(last_ms)}, "
+                f"but {self.config.state_path} no longer holds the bars since, so it cannot be "
+                "caught up; start it over under a new [[strategy]] name (it then learns from "
+                "the recorded bars and trades from the next one)"
+            )
+        missed = [bar for bar, _ in recorded[1:]]
+        fills, trades = len(engine.fills), len(engine.trades)
+        for bar in missed:
+            try:
+                engine.on_bar(bar)
+            except Exception as exc:  # as the bus isolates a failing subscriber
+                reason = f"{type(exc).__name__}: {exc} (on {bar.describe()}, catching up)"
+                self.bus.halted[name] = reason
+                self.bus.errors[name] = self.bus.errors.get(name, 0) + 1
+                log.error("subscriber %s raised and is halted: %s", name, reason)
+                break
+        fields = {
+            "strategy": name,
+            "symbol": symbol,
+            "bars": len(missed),
+            "from": format_time_ms(missed[0].open_time_ms),
+            "to": format_time_ms(missed[-1].open_time_ms),
+            "fills": len(engine.fills) - fills,
+            "trades": len(engine.trades) - trades,
+            "position": engine.portfolio.size,
+        }
+        self._restore_log.append(f"caught up {_kv(fields)}")
 
     def _timed(self, name: str, engine: StrategyEngine) -> Callable[[Bar], None]:
         """The engine's bus handler, timed into barbus_strategy_on_bar_seconds{strategy}."""
@@ -267,7 +389,7 @@ class Daemon:
         engine.trade_from_ms = recorded[-1][0].open_time_ms + MINUTE_MS
         for bar, _ in recorded:
             engine.on_bar(bar)
-        log.info("%s: warmed up on %d recorded bars", book.config.name, len(recorded))
+        self._restore_log.append(f"{book.config.name}: warmed up on {len(recorded)} recorded bars")
 
     def _last_open_times(self) -> dict[str, int | None]:
         return {
@@ -503,6 +625,7 @@ class Daemon:
                     "last_bar": format_time_ms(last.open_time_ms) if last is not None else None,
                     "trading_from": format_time_ms(engine.trade_from_ms),
                     "halted": self.bus.halted.get(name),
+                    "open_position": _open_position(engine),
                 }
             )
         counters = self.feed.counters if self.feed is not None else None
@@ -539,6 +662,51 @@ class Daemon:
             },
             "strategies": strategies,
         }
+
+    def recorded_trades(
+        self, strategy: str | None, since_ms: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """``/trades``: from the state file, newest first; KeyError for an unknown strategy."""
+        assert self.state is not None
+        found = self.state.trades(strategy, since_ms=since_ms, limit=limit, newest_first=True)
+        if strategy is not None and not found and strategy not in self.books:
+            raise KeyError(f"no strategy named {strategy[:100]!r}")
+        return [trade_dict(t) for t in found]
+
+
+UNREALISED_BASIS = (
+    "size x (close of the last processed 1m bar - entry price) - entry fee; no exit fee or slippage"
+)
+
+
+def _open_position(engine: StrategyEngine) -> dict[str, Any] | None:
+    """The open long of ``engine`` marked at the last processed bar's close, or None if flat."""
+    portfolio, last = engine.portfolio, engine.last_bar
+    if portfolio.size <= 0.0 or last is None:
+        return None
+    return {
+        "entry_time": format_time_ms(portfolio.entry_time_ms),
+        "entry_time_ms": portfolio.entry_time_ms,
+        "entry_price": portfolio.entry_price,
+        "size": portfolio.size,
+        "entry_fee": portfolio.entry_fee,
+        "mark_price": last.close,
+        "mark_bar": format_time_ms(last.open_time_ms),
+        "unrealised_pnl": portfolio.size * (last.close - portfolio.entry_price)
+        - portfolio.entry_fee,
+        "unrealised_pnl_basis": UNREALISED_BASIS,
+    }
+
+
+def _kv(fields: dict[str, object]) -> str:
+    """``key=value`` words for one log line; a value with a space, quote or ``=`` is quoted."""
+    words = []
+    for key, value in fields.items():
+        text = repr(value) if isinstance(value, float) else str(value)
+        if not text or any(c in text for c in ' "=\n\t'):
+            text = json.dumps(text)
+        words.append(f"{key}={text}")
+    return " ".join(words)
 
 
 def _dropped(counters: FeedCounters) -> int:

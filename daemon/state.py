@@ -24,7 +24,8 @@ file as it is now (a fresh one if missing or empty) and rewrites the marker. Not
 
 Exclusive use: the daemon opens with ``exclusive=True``, which holds ``flock`` on
 ``<state>.lock`` (with the holder's pid in it) for the life of the store, so a second daemon on
-the same file stops at once with one line. Read-only opens (``barbus parity``) take no lock.
+the same file stops at once with one line. Read-only opens (``barbus parity``, ``barbus trades``)
+take no lock.
 """
 
 from __future__ import annotations
@@ -539,25 +540,49 @@ class StateStore:
             for r in rows
         }
 
-    def bars(self, symbol: str) -> list[tuple[Bar, str]]:
-        """Every recorded bar of ``symbol`` with its source ('warmup' or 'live'), in order."""
+    def bars(self, symbol: str, *, from_ms: int | None = None) -> list[tuple[Bar, str]]:
+        """Every recorded bar of ``symbol`` with its source ('warmup' or 'live'), in order;
+        with ``from_ms``, only those opened at or after it (an index range, not a scan)."""
         rows = self._db.execute(
             "SELECT open_time_ms, open, high, low, close, volume, source FROM bars "
-            "WHERE symbol = ? ORDER BY open_time_ms",
-            (symbol,),
+            "WHERE symbol = ? AND open_time_ms >= ? ORDER BY open_time_ms",
+            (symbol, -(2**63) if from_ms is None else from_ms),
         )
         return [(Bar(symbol, "1m", *r[:6]), r[6]) for r in rows]
 
-    def trades(self, engine: str | None = None) -> list[Trade]:
+    def trades(
+        self,
+        engine: str | None = None,
+        *,
+        since_ms: int | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Trade]:
+        """Closed trades, oldest exit first (``newest_first`` reverses it), of one engine or
+        all, closed at or after ``since_ms``, at most ``limit`` of them."""
         query = (
             "SELECT engine, symbol, entry_time_ms, exit_time_ms, entry_price, exit_price, size, "
             "entry_fee, exit_fee, profit, profit_pct, exit_reason FROM trades"
         )
-        args: tuple[str, ...] = ()
+        where: list[str] = []
+        args: list[str | int] = []
         if engine is not None:
-            query += " WHERE engine = ?"
-            args = (engine,)
-        rows = self._db.execute(query + " ORDER BY id", args)
+            where.append("engine = ?")
+            args.append(engine)
+        if since_ms is not None:
+            where.append("exit_time_ms >= ?")
+            args.append(since_ms)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        # By exit time: a returning strategy's caught-up trades are recorded after newer ones
+        # of the others (one engine's are recorded in exit order either way).
+        query += (
+            " ORDER BY exit_time_ms DESC, id DESC" if newest_first else " ORDER BY exit_time_ms, id"
+        )
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(limit)
+        rows = self._db.execute(query, args)
         return [
             Trade(
                 strategy=r[0],

@@ -1,7 +1,8 @@
-"""The trade log file format, shared by replay and the daemon so their logs compare byte for byte.
+"""The trade log formats, shared by replay and the daemon so their logs compare byte for byte.
 
-Floats are written with ``repr`` (shortest round-trip form): the file is exact, and two runs that
-made the same decisions produce the same bytes.
+Floats are written with ``repr`` (shortest round-trip form): the CSV is exact, and two runs that
+made the same decisions produce the same bytes. The same columns serve ``barbus trades`` (CSV,
+JSON objects, an aligned table for a terminal) and the daemon's ``/trades`` endpoint.
 """
 
 from __future__ import annotations
@@ -9,10 +10,19 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, TextIO
 
 from daemon.events import Trade, format_time_ms
 
-__all__ = ["TRADE_COLUMNS", "trade_row", "write_trades_csv"]
+__all__ = [
+    "TABLE_COLUMNS",
+    "TRADE_COLUMNS",
+    "format_trades_table",
+    "trade_dict",
+    "trade_row",
+    "write_trades",
+    "write_trades_csv",
+]
 
 TRADE_COLUMNS = (
     "strategy",
@@ -52,9 +62,81 @@ def trade_row(trade: Trade) -> list[str]:
     ]
 
 
-def write_trades_csv(path: Path, trades: Iterable[Trade]) -> None:
+def trade_dict(trade: Trade) -> dict[str, Any]:
+    """``trade`` as a JSON object with :data:`TRADE_COLUMNS` keys (numbers stay numbers)."""
+    return {
+        "strategy": trade.strategy,
+        "symbol": trade.symbol,
+        "entry_time": format_time_ms(trade.entry_time_ms),
+        "exit_time": format_time_ms(trade.exit_time_ms),
+        "entry_time_ms": trade.entry_time_ms,
+        "exit_time_ms": trade.exit_time_ms,
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "size": trade.size,
+        "entry_fee": trade.entry_fee,
+        "exit_fee": trade.exit_fee,
+        "profit": trade.profit,
+        "profit_pct": trade.profit_pct,
+        "exit_reason": trade.exit_reason.value,
+    }
+
+
+def write_trades(handle: TextIO, trades: Iterable[Trade]) -> None:
     """Write ``trades`` (one row per round trip) with a header line, ``\\n`` line endings."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(TRADE_COLUMNS)
+    writer.writerows(trade_row(t) for t in trades)
+
+
+def write_trades_csv(path: Path, trades: Iterable[Trade]) -> None:
+    """:func:`write_trades` to the file ``path``."""
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(TRADE_COLUMNS)
-        writer.writerows(trade_row(t) for t in trades)
+        write_trades(handle, trades)
+
+
+# The table leaves out the millisecond twins of the times; numbers are rounded for reading
+# (csv and json keep them exact).
+TABLE_COLUMNS = (
+    "strategy",
+    "symbol",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "size",
+    "fees",
+    "profit",
+    "profit_pct",
+    "exit_reason",
+)
+
+
+def _table_cells(trade: Trade) -> list[str]:
+    return [
+        trade.strategy,
+        trade.symbol,
+        format_time_ms(trade.entry_time_ms),
+        format_time_ms(trade.exit_time_ms),
+        f"{trade.entry_price:.2f}",
+        f"{trade.exit_price:.2f}",
+        f"{trade.size:.6f}",
+        f"{trade.entry_fee + trade.exit_fee:.2f}",
+        f"{trade.profit:+.2f}",
+        f"{trade.profit_pct:+.3f}",
+        trade.exit_reason.value,
+    ]
+
+
+def format_trades_table(trades: Iterable[Trade]) -> list[str]:
+    """Lines of an aligned table (header first): text left-aligned, numbers right-aligned."""
+    rows = [list(TABLE_COLUMNS), *(_table_cells(t) for t in trades)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    text = {0, 1, 2, 3, len(TABLE_COLUMNS) - 1}
+    return [
+        "  ".join(
+            cell.ljust(width) if i in text else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
