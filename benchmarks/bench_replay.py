@@ -3,18 +3,16 @@
 Usage: ``python benchmarks/bench_replay.py [--bars N] [--repeat R]`` (``make bench``).
 The series is a deterministic synthetic random walk (``replay.synthetic``), already in memory,
 so this measures the replay hot path, not CSV parsing. Reports the best of R runs per strategy.
-``--decimal`` rounds it as exchange data are (prices to cents, volumes to 1e-5): windowed
-indicators take their decimal fast path there, and their exact-integer path on the raw walk.
+Its prices are on a 0.01 tick and volumes on a 1e-5 step, as exchange data are, so windowed
+indicators take their decimal fast path; ``--raw`` keeps the walk's full binary floats (data that
+are not decimals), where they take their exact-integer path.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import platform
 import sys
-
-import numpy as np
 
 from replay.runner import ReplayConfig, run_replay
 from replay.synthetic import synthetic_series
@@ -27,22 +25,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--decimal", action="store_true", help="round like exchange data")
+    parser.add_argument("--raw", action="store_true", help="prices not rounded to a tick")
     args = parser.parse_args()
 
-    series = synthetic_series(args.bars)
-    if args.decimal:
-        series = dataclasses.replace(
-            series,
-            open=np.round(series.open, 2),
-            high=np.round(series.high, 2),
-            low=np.round(series.low, 2),
-            close=np.round(series.close, 2),
-            volume=np.round(series.volume, 5),
-        )
+    series = synthetic_series(args.bars, raw=args.raw)
     print(
         f"python {platform.python_version()} on {platform.machine()}, "
-        f"{args.bars:,} synthetic 1m bars{' (decimal)' if args.decimal else ''}"
+        f"{args.bars:,} synthetic 1m bars{' (raw floats)' if args.raw else ''}"
     )
     print(f"{'strategy':<10} {'timeframe':>9} {'trades':>7} {'bars/s':>12}")
     results: dict[str, float] = {}

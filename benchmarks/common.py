@@ -7,7 +7,6 @@ import multiprocessing.connection
 import os
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
@@ -19,17 +18,14 @@ def write_synthetic_csv(path: Path, rows: int, seed: int = 7) -> Path:
     if path.exists():
         return path
     s = synthetic_series(rows, seed=seed, symbol="SYNTHUSDT")
-    o, c = s.open.round(2), s.close.round(2)
-    h = np.maximum(s.high.round(2), np.maximum(o, c))
-    lo = np.minimum(s.low.round(2), np.minimum(o, c))
     table = pa.table(
         {
             "open_time_ms": s.open_time_ms,
-            "open": o,
-            "high": h,
-            "low": lo,
-            "close": c,
-            "volume": s.volume.round(5),
+            "open": s.open,
+            "high": s.high,
+            "low": s.low,
+            "close": s.close,
+            "volume": s.volume,
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)

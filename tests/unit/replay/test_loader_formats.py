@@ -557,19 +557,10 @@ def test_header_csv_takes_the_pyarrow_fast_path(tmp_path: Path) -> None:
 # a large synthetic file
 
 
-def rounded_synthetic(n: int) -> BarSeries:
-    """synthetic_series with prices rounded to cents (OHLC kept consistent), volume to 1e-5."""
-    raw = synthetic_series(n, seed=11, symbol="SYNTHUSDT")
-    o, c = np.round(raw.open, 2), np.round(raw.close, 2)
-    h = np.maximum(np.round(raw.high, 2), np.maximum(o, c))
-    lo = np.minimum(np.round(raw.low, 2), np.minimum(o, c))
-    v = np.round(raw.volume, 5)
-    return BarSeries(raw.symbol, "1m", raw.source, raw.open_time_ms, o, h, lo, c, v)
-
-
 @pytest.fixture(scope="module")
 def synthetic_200k() -> BarSeries:
-    return rounded_synthetic(200_000)
+    """Prices on a 0.01 tick, volumes on a 1e-5 step (synthetic_series' default)."""
+    return synthetic_series(200_000, seed=11, symbol="SYNTHUSDT")
 
 
 @pytest.mark.parametrize("layout", ["open_time_ms", "timestamp-iso"])
