@@ -181,12 +181,22 @@ class Trade:
     exit_reason: ExitReason
 
 
+EPOCH_SECONDS_BELOW = 100_000_000_000  # 1e11: a smaller bare number is epoch seconds, not ms
+
+
+def epoch_ms(number: int) -> tuple[int, bool]:
+    """A bare epoch number as ms, and whether it was read as seconds (below 1e11, that is
+    before 1973 as milliseconds: no bar data is that old)."""
+    seconds = number < EPOCH_SECONDS_BELOW
+    return (number * 1000 if seconds else number), seconds
+
+
 def parse_utc_ms(text: str) -> int:
     """Parse an ISO-8601 date or datetime (UTC when no offset is given) or epoch ms digits."""
     from datetime import UTC, datetime  # local: a cold path
 
     stripped = text.strip()
-    if stripped.isdigit():
+    if stripped.isascii() and stripped.isdigit():  # isdigit() alone admits "²", int() does not
         return int(stripped)
     try:
         moment = datetime.fromisoformat(stripped.replace("Z", "+00:00"))

@@ -41,7 +41,7 @@ from prometheus_client import (
 )
 
 from daemon.errors import ConfigError, DataError
-from daemon.events import parse_utc_ms
+from daemon.events import epoch_ms, parse_utc_ms
 
 __all__ = [
     "TRADES_LIMIT_DEFAULT",
@@ -63,7 +63,6 @@ FD_RESERVE = 64  # descriptors kept for the state file, the exchange and the eve
 LOG_EVERY_SECONDS = 60.0
 _REFUSAL = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 TRADES_LIMIT_DEFAULT = 100
-_EPOCH_SECONDS_BELOW = 100_000_000_000  # replay.periods' rule for bare numbers
 TRADES_LIMIT_MAX = 1000  # one answer stays small however long the daemon has traded
 # (strategy or None, since epoch ms or None, limit) -> trades as JSON objects, newest first;
 # raises KeyError naming an unknown strategy.
@@ -383,9 +382,11 @@ def _trades_query(query: Any) -> tuple[str | None, int | None, int]:
     since = query.get("since")
     since_ms = None
     if since is not None:
-        since_ms = parse_utc_ms(since[:100])
-        if since.isascii() and since.isdigit() and since_ms < _EPOCH_SECONDS_BELOW:
-            since_ms *= 1000  # a bare number below 1e11 is epoch seconds, as on the CLI
+        bare = since.strip()
+        if bare.isascii() and bare.isdigit() and len(bare) < 20:
+            since_ms, _ = epoch_ms(int(bare))  # as on the CLI: below 1e11, epoch seconds
+        else:
+            since_ms = parse_utc_ms(since[:100])
     if since_ms is not None and not -(2**62) < since_ms < 2**62:
         raise ValueError(f"since is out of range: {since[:50]!r}")
     return query.get("strategy"), since_ms, int(text)

@@ -95,7 +95,8 @@ class Daemon:
         # until its first WebSocket bar, which logs what the backfill brought.
         self._resume_backfill: dict[str, list[int]] = {}
         self._backfill_seen: dict[str, int] = {}  # the feed's backfill counter at the last batch
-        self._restore_log: list[str] = []  # what the restore did, logged once it is accepted
+        # What the restore did (level, line), logged once the start is accepted.
+        self._restore_log: list[tuple[int, str]] = []
         self.metrics.registry.register(
             LiveStateCollector(
                 config.feed.symbols,
@@ -135,8 +136,8 @@ class Daemon:
         try:
             self._restore_engines()  # a snapshot that does not restore is damage: one line
             self.state.check_writable()  # read-only or full: stop now, not after warm-up
-            for line in self._restore_log:  # a start refused above says one line, no more
-                log.info("%s", line)
+            for level, line in self._restore_log:  # a refused start says one line, no more
+                log.log(level, "%s", line)
             self._restore_log.clear()
         except BaseException:
             self.state.close()
@@ -310,7 +311,7 @@ class Daemon:
         if portfolio.size > 0.0:
             fields["entry_time"] = format_time_ms(portfolio.entry_time_ms)
             fields["entry_price"] = portfolio.entry_price
-        self._restore_log.append(f"restored {_kv(fields)}")
+        self._restore_log.append((logging.INFO, f"restored {_kv(fields)}"))
 
     def _log_resumed(self, streams: dict[str, Any], saved: dict[str, EngineRecord]) -> None:
         """One line: what this start resumed from the state file."""
@@ -326,7 +327,7 @@ class Daemon:
             ),
             "open_positions": sum(b.engine.portfolio.size > 0.0 for b in self.books.values()),
         }
-        self._restore_log.append(f"resumed {_kv(fields)}")
+        self._restore_log.append((logging.INFO, f"resumed {_kv(fields)}"))
         for symbol, stream in streams.items():
             if symbol in self.config.feed.symbols:
                 self._resume_backfill[symbol] = [stream.last_open_time_ms, 0, 0, 0]
@@ -352,10 +353,13 @@ class Daemon:
             try:
                 engine.on_bar(bar)
             except Exception as exc:  # as the bus isolates a failing subscriber
+                # Halted as the bus halts a failing subscriber; its catch-up fills are not
+                # committed (a halted book is skipped), so each restart tries the catch-up again.
                 reason = f"{type(exc).__name__}: {exc} (on {bar.describe()}, catching up)"
                 self.bus.halted[name] = reason
                 self.bus.errors[name] = self.bus.errors.get(name, 0) + 1
-                log.error("subscriber %s raised and is halted: %s", name, reason)
+                line = f"subscriber {name} raised and is halted: {reason}"
+                self._restore_log.append((logging.ERROR, line))
                 break
         fields = {
             "strategy": name,
@@ -367,7 +371,7 @@ class Daemon:
             "trades": len(engine.trades) - trades,
             "position": engine.portfolio.size,
         }
-        self._restore_log.append(f"caught up {_kv(fields)}")
+        self._restore_log.append((logging.INFO, f"caught up {_kv(fields)}"))
 
     def _timed(self, name: str, engine: StrategyEngine) -> Callable[[Bar], None]:
         """The engine's bus handler, timed into barbus_strategy_on_bar_seconds{strategy}."""
@@ -389,7 +393,8 @@ class Daemon:
         engine.trade_from_ms = recorded[-1][0].open_time_ms + MINUTE_MS
         for bar, _ in recorded:
             engine.on_bar(bar)
-        self._restore_log.append(f"{book.config.name}: warmed up on {len(recorded)} recorded bars")
+        line = f"{book.config.name}: warmed up on {len(recorded)} recorded bars"
+        self._restore_log.append((logging.INFO, line))
 
     def _last_open_times(self) -> dict[str, int | None]:
         return {
@@ -669,7 +674,8 @@ class Daemon:
         """``/trades``: from the state file, newest first; KeyError for an unknown strategy."""
         assert self.state is not None
         found = self.state.trades(strategy, since_ms=since_ms, limit=limit, newest_first=True)
-        if strategy is not None and not found and strategy not in self.books:
+        known = found or strategy in self.books or strategy in self.state.engines()
+        if strategy is not None and not known:  # unknown to the state, as `barbus trades` says
             raise KeyError(f"no strategy named {strategy[:100]!r}")
         return [trade_dict(t) for t in found]
 

@@ -14,13 +14,12 @@ import datetime as dt
 import logging
 
 from daemon.errors import BarbusError, ConfigError
-from daemon.events import format_time_ms, parse_utc_ms
+from daemon.events import epoch_ms, format_time_ms, parse_utc_ms
 
-__all__ = ["EPOCH_SECONDS_BELOW", "parse_period", "parse_time", "split_period"]
+__all__ = ["parse_period", "parse_time", "split_period"]
 
 log = logging.getLogger("barbus.periods")
 
-EPOCH_SECONDS_BELOW = 100_000_000_000  # 1e11: smaller bare numbers are epoch seconds
 _FORMS = "an ISO date or time (2025-06-01, 2025-06-01T12:00) or epoch seconds or milliseconds"
 
 TimeValue = str | int | dt.date  # a TOML spec may hold bare integers, dates and datetimes
@@ -40,7 +39,7 @@ def parse_time(value: TimeValue, what: str) -> int:
     if not isinstance(value, str):
         raise ConfigError(f"{what}: cannot read time {value!r}: use {_FORMS}")
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return _epoch(int(text), text, what)
     try:
         return parse_utc_ms(text)
@@ -51,8 +50,7 @@ def parse_time(value: TimeValue, what: str) -> int:
 def _epoch(number: int, shown: str, what: str) -> int:
     if number < 0:
         raise ConfigError(f"{what} {shown} is before 1970: use {_FORMS}")
-    seconds = number < EPOCH_SECONDS_BELOW
-    ms = number * 1000 if seconds else number
+    ms, seconds = epoch_ms(number)
     try:
         when = format_time_ms(ms)
     except (OverflowError, ValueError, OSError):
@@ -64,7 +62,7 @@ def _epoch(number: int, shown: str, what: str) -> int:
 
 def _is_time(text: str) -> bool:
     stripped = text.strip()
-    if stripped.isdigit():
+    if stripped.isascii() and stripped.isdigit():
         return True
     try:
         parse_utc_ms(stripped)

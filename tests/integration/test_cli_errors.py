@@ -296,6 +296,7 @@ def test_period_with_a_time_of_day_parses(
         ("banana", "--period 'banana' is not a period: expected START:END"),
         ("2023-03-20", "--period '2023-03-20' is not a period: expected START:END"),
         ("yesterday:today", "--period 'yesterday:today' is not a period"),
+        ("\u00b2:", "--period '\u00b2:' is not a period"),  # "²".isdigit() is True, int("²") fails
         (
             "2023-03-21:2023-03-20T12:00",
             "--period 2023-03-21 .. 2023-03-20T12:00 is empty: its end (2023-03-20T12:00:00Z) "
@@ -316,6 +317,13 @@ def test_bad_period_is_one_line(period: str, message: str, tmp_path: Path) -> No
 
     assert message in error_line(run)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--start", "--end", "--trade-from"])
+def test_a_time_of_non_ascii_digits_is_one_line(option: str, tmp_path: Path) -> None:
+    run = barbus("replay", "--strategy", "sma_cross", "--data", DATA, option, "\u00b2")
+
+    assert f"{option}: cannot read time '\u00b2'" in error_line(run)
 
 
 @pytest.mark.parametrize(

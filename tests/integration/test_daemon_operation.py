@@ -151,6 +151,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             "300 bars without random-7",
             watch=daemon,
         )
+        # random-7 is in the state but not configured now: known, with no trades after 2100.
+        away = http_get(http_port, f"/trades?strategy={RANDOM.name}&since=2100-01-01")
         stopped.append(_facts(state, _stop(daemon)))
         second = folder / "after-second"
         second.mkdir()
@@ -199,6 +201,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             "since_ms": f"/trades?since={middle['exit_time_ms']}&strategy={RANDOM.name}",
             "strategy": f"/trades?strategy={RANDOM.name}&limit=2",
             "since_s": f"/trades?since={middle['exit_time_ms'] // 1000}",
+            "since_s_spaced": f"/trades?since=%20{middle['exit_time_ms'] // 1000}%20",
             "limit_0": "/trades?limit=0",
             "limit_big": "/trades?limit=1001",
             "limit_text": "/trades?limit=ten",
@@ -210,6 +213,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             "no_such": "/trades?strategy=nope",
         }
         http = {key: http_get(http_port, path) for key, path in queries.items()}
+        http["away"] = away
         stopped.append(_facts(state, _stop(daemon)))
         yield Runs(
             series=series,
@@ -585,9 +589,11 @@ def test_trades_endpoint_is_newest_first_with_limit_since_and_strategy(runs: Run
         "since_ms": [t for t in since if t["strategy"] == RANDOM.name][:100],
         "strategy": [t for t in newest_first if t["strategy"] == RANDOM.name][:2],
         "since_s": since[:100],
+        "since_s_spaced": since[:100],  # read as the CLI reads it: stripped, then seconds
     }
     for key, trades in expected.items():
         assert _answer(runs, key) == (200, trades), key
+    assert _answer(runs, "away") == (200, [])  # in the state, not configured: not a 404
     exits = [t["exit_time_ms"] for t in newest_first]
     assert exits == sorted(exits, reverse=True)
 
