@@ -5,7 +5,8 @@ Per 1-minute bar, in this order:
 1. a pending market order fills at this minute's open (default ``fill_at="next_open"``);
 2. a higher-timeframe bucket whose last minute never came is released by this minute and decided
    on; a resulting order fills at the *next* minute's open, because live the releasing minute
-   has closed before the decision (its open is a price from before the decision);
+   has closed before the decision (its open is a price from before the decision); with
+   ``fill_at="close"`` it fills at once at the late bucket's own close;
 3. stop loss / take profit are checked against this minute's low / high;
 4. the minute is aggregated; when it completes the strategy's bar, the strategy decides, and
    a resulting order fills at the next minute's open (or, with ``fill_at="close"``, now at the

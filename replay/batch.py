@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from daemon.broker import ExecutionConfig
 from daemon.errors import BarbusError, ConfigError
@@ -618,6 +618,12 @@ def _end_with_newline(path: Path) -> None:
 
 
 _INT_METRICS = frozenset({"trades", "days", "bars", "gaps"})
+_OLDER_ROW: Final = "written by an older barbus"  # a journal row to run again, not damage
+# Row keys that barbus 0.x rows before the daily statistics and readable periods lack.
+_ADDED_KEYS: Final = frozenset(
+    {"file", "period", "sortino", "cagr_pct", "calmar", "max_drawdown_days", "profit_factor"}
+    | {"expectancy", "avg_trade_pct", "days"}
+)
 _SHOWN_DAMAGE = 5  # damaged lines described in the summary; the rest are counted
 
 
@@ -626,20 +632,34 @@ def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, 
 
     A damaged line (cut short, garbage, JSON of the wrong shape or types, a row that does not
     match its job) is skipped and its job runs again; one warning per file says which lines.
+    A row of an older barbus (lacking only keys added since) runs again, with one INFO line.
     """
     rows: dict[str, dict[str, Any]] = {}
     if not path.exists():
         return rows
     damaged: list[str] = []
+    older = 0
     lines = path.read_bytes().split(b"\n")
     if lines and not lines[-1]:
         lines.pop()  # the newline that ends the last row
     for number, line in enumerate(lines, start=1):
         row, problem = _journal_row(line, wanted)
-        if problem is not None:
+        if problem is _OLDER_ROW:
+            older += 1
+        elif problem is not None:
             damaged.append(f"line {number} {problem}")
         elif row is not None:
             rows[row["job_id"]] = row
+    if older:
+        log.info(
+            "%s: %d row%s written by an older barbus (fewer figures): %s again",
+            *(
+                path,
+                older,
+                "s" if older > 1 else "",
+                "their jobs run" if older > 1 else "its job runs",
+            ),
+        )
     if damaged:
         shown = "; ".join(damaged[:_SHOWN_DAMAGE])
         more = f"; and {len(damaged) - _SHOWN_DAMAGE} more" if len(damaged) > _SHOWN_DAMAGE else ""
@@ -669,7 +689,10 @@ def _journal_row(
     job = wanted.get(job_id)
     if job is None or status != "ok":
         return None, None  # another batch's job, or a failure that runs again
-    problem = _row_problem(row, _row(job, None, ""))
+    expected = _row(job, None, "")
+    if set(row) < set(expected) and set(expected) - set(row) <= _ADDED_KEYS:
+        return None, _OLDER_ROW  # lacks only keys added since: a row of an older barbus
+    problem = _row_problem(row, expected)
     return (None, f"(job {job_id}) {problem}") if problem else (row, None)
 
 

@@ -86,7 +86,7 @@ class ATR:
     ``smoothing="wilder"`` (talib.ATR): the first value is the simple mean of the first
     ``period`` true ranges, then ``atr = (atr * (period - 1) + tr) / period``.
     ``smoothing="sma"``: the simple moving average of the last ``period`` true ranges (what the
-    textbook Supertrend uses); clamped at 0 so running-sum residue can never make it negative.
+    textbook Supertrend uses), exact like every window sum, so never negative.
     """
 
     __slots__ = (
@@ -129,7 +129,7 @@ class ATR:
             sma = self._sma
             atr = sma.update(tr)
             if sma.ready:
-                self.value = atr if atr > 0.0 else 0.0
+                self.value = atr
                 self.ready = True
             return self.value
         period = self.period

@@ -209,3 +209,38 @@ def test_barbus_batch_resumes_a_damaged_journal_without_a_traceback(
     assert len(skipped) == 1, again.stderr
     assert "skipped 3 damaged lines" in skipped[0]
     assert "4 done (0 failed, 1 from an earlier run)" in again.stdout, again.stdout
+
+
+def test_a_row_of_an_older_barbus_runs_again_without_a_damage_warning(
+    btc_2023_path: Path,
+    cache: BarCache,
+    tmp_path: Path,
+    batch_log: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arrange: line 2 as barbus wrote it before the daily figures and the file/period columns.
+    jobs = sma_jobs(btc_2023_path)
+    out = tmp_path / "out"
+    first = run_batch(jobs, out, parallel=False, cache=cache)
+    added = ["file", "period", "sortino", "cagr_pct", "calmar", "max_drawdown_days"]
+    added += ["profit_factor", "expectancy", "avg_trade_pct", "days"]
+
+    def older(row: dict[str, object]) -> None:
+        for key in added:
+            del row[key]
+
+    damage_lines(out / "results.jsonl", {2: edited(older)})
+    monkeypatch.setattr(logging.getLogger("barbus.batch"), "level", logging.INFO)
+    batch_log.clear()
+
+    # Act
+    again = run_batch(jobs, out, parallel=False, cache=cache)
+
+    # Assert: its job ran again, and the log says why in one INFO line, no warning.
+    assert again.resumed == 3
+    assert again.bars_replayed == TWO_DAYS_BARS
+    assert csv_rows(again.paths["csv"]) == csv_rows(first.paths["csv"])
+    assert [r for r in batch_log if r.levelno >= logging.WARNING] == []
+    said = [r.getMessage() for r in batch_log if "older barbus" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in batch_log]
+    assert "1 row written by an older barbus (fewer figures): its job runs again" in said[0]
