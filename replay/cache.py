@@ -467,19 +467,12 @@ class BarCache:
         series = load_bars(source, symbol)
         stat_ = source.stat()
         columns = dict(zip(COLUMNS, series.columns(), strict=True))
-        entry = CacheEntry(
-            key=key,
-            symbol=series.symbol,
-            interval=series.interval,
-            rows=len(series),
-            first_open_time_ms=int(series.open_time_ms[0]),
-            last_open_time_ms=int(series.open_time_ms[-1]),
-            source=SourceFingerprint(str(source.resolve()), stat_.st_size, stat_.st_mtime_ns, ""),
+        entry = _entry_of(
+            series,
+            key,
+            SourceFingerprint(str(source.resolve()), stat_.st_size, stat_.st_mtime_ns, ""),
             checksums={},
             column_bytes={name: int(array.nbytes) for name, array in columns.items()},
-            gaps=asdict(series.gaps()),
-            zero_volume_bars=series.zero_volume_bars(),
-            created_unix=time.time(),
         )
         return series, entry
 
@@ -674,21 +667,7 @@ class BarCache:
             np.save(path, contiguous, allow_pickle=False)
             checksums[name] = _checksum(contiguous)
             column_bytes[name] = path.stat().st_size
-        gaps = series.gaps()
-        entry = CacheEntry(
-            key=key,
-            symbol=series.symbol,
-            interval=series.interval,
-            rows=len(series),
-            first_open_time_ms=int(series.open_time_ms[0]),
-            last_open_time_ms=int(series.open_time_ms[-1]),
-            source=fingerprint,
-            checksums=checksums,
-            column_bytes=column_bytes,
-            gaps=asdict(gaps),
-            zero_volume_bars=series.zero_volume_bars(),
-            created_unix=time.time(),
-        )
+        entry = _entry_of(series, key, fingerprint, checksums, column_bytes)
         self._install(tmp, entry)
         return entry
 
@@ -823,4 +802,28 @@ def format_stats(cache: BarCache) -> str:
             f"evictions      {totals.evictions}",
             f"peak mapped    {totals.peak_bytes_mapped / 1e6:.1f} MB in one process",
         ]
+    )
+
+
+def _entry_of(
+    series: BarSeries,
+    key: str,
+    source: SourceFingerprint,
+    checksums: dict[str, str],
+    column_bytes: dict[str, int],
+) -> CacheEntry:
+    """The entry that describes ``series`` (built on disk, or held in memory only)."""
+    return CacheEntry(
+        key=key,
+        symbol=series.symbol,
+        interval=series.interval,
+        rows=len(series),
+        first_open_time_ms=int(series.open_time_ms[0]),
+        last_open_time_ms=int(series.open_time_ms[-1]),
+        source=source,
+        checksums=checksums,
+        column_bytes=column_bytes,
+        gaps=asdict(series.gaps()),
+        zero_volume_bars=series.zero_volume_bars(),
+        created_unix=time.time(),
     )
