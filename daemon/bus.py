@@ -78,10 +78,14 @@ class EventBus:
             except Exception as exc:  # isolating subscribers is this method's job
                 self._halt(sub, bar, exc)
 
+    def halt(self, name: str, reason: str) -> None:
+        """Record ``name`` as halted for ``reason``, one more error (the caller logs it)."""
+        self.errors[name] = self.errors.get(name, 0) + 1
+        self.halted[name] = reason
+
     def _halt(self, sub: Subscription, bar: Bar, exc: Exception) -> None:
-        self.errors[sub.name] = self.errors.get(sub.name, 0) + 1
         reason = f"{type(exc).__name__}: {exc} (on {bar.describe()})"
-        self.halted[sub.name] = reason
+        self.halt(sub.name, reason)
         # A BarbusError (e.g. the broker refusing a non-finite order) says all in one line.
         trace = None if isinstance(exc, BarbusError) else exc
         log.error("subscriber %s raised and is halted: %s", sub.name, reason, exc_info=trace)

@@ -356,8 +356,7 @@ class Daemon:
                 # Halted as the bus halts a failing subscriber; its catch-up fills are not
                 # committed (a halted book is skipped), so each restart tries the catch-up again.
                 reason = f"{type(exc).__name__}: {exc} (on {bar.describe()}, catching up)"
-                self.bus.halted[name] = reason
-                self.bus.errors[name] = self.bus.errors.get(name, 0) + 1
+                self.bus.halt(name, reason)
                 line = f"subscriber {name} raised and is halted: {reason}"
                 self._restore_log.append((logging.ERROR, line))
                 break
