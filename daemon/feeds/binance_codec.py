@@ -193,22 +193,32 @@ def decode_rest_klines(
     step = INTERVAL_MS[interval]
     bars = []
     for index, row in enumerate(payload):
-        if not isinstance(row, list) or len(row) < 6:
-            raise MessageError(f"klines row {index} is not an array of at least 6 fields")
-        open_time = _open_time(row[0], f"row {index} open time")
+        open_time = _open_time(_rest_row(row, index)[0], f"row {index} open time")
         if now_ms is not None and open_time + step > now_ms:
             continue  # the newest candle may still be open: never a bar
-        bar = Bar(
-            symbol,
-            interval,
-            open_time,
-            *(_price(row[i], f"row {index} field {i}") for i in range(1, 6)),
-        )
-        try:
-            bars.append(validate_bar(bar))
-        except DataError as exc:
-            raise MessageError(str(exc)) from None
+        bars.append(_rest_bar(row, index, symbol, interval, open_time))
     return bars
+
+
+def _rest_row(row: Any, index: int) -> list[Any]:
+    """``row`` if it is a klines array (open time, O, H, L, C, V, ...), else MessageError."""
+    if not isinstance(row, list) or len(row) < 6:
+        raise MessageError(f"klines row {index} is not an array of at least 6 fields")
+    return row
+
+
+def _rest_bar(row: list[Any], index: int, symbol: str, interval: str, open_time: int) -> Bar:
+    """The validated bar of a klines row; a row that is not a candle is MessageError."""
+    bar = Bar(
+        symbol,
+        interval,
+        open_time,
+        *(_price(row[i], f"row {index} field {i}") for i in range(1, 6)),
+    )
+    try:
+        return validate_bar(bar)
+    except DataError as exc:
+        raise MessageError(str(exc)) from None
 
 
 @dataclass
@@ -256,25 +266,14 @@ def decode_rest_page(
     bars = page.bars
     latest = -1
     for index, row in enumerate(payload):
-        if not isinstance(row, list) or len(row) < 6:
-            raise MessageError(f"klines row {index} is not an array of at least 6 fields")
         try:
-            open_time = _open_time(row[0], f"row {index} open time")
+            open_time = _open_time(_rest_row(row, index)[0], f"row {index} open time")
         except RejectedBarError as exc:
             page.refuse(exc.reason, str(exc))
             continue
         if now_ms < open_time + step <= now_ms + limits.max_skew_ms:
             continue  # the newest candle may still be open: never a bar
-        bar = Bar(
-            symbol,
-            interval,
-            open_time,
-            *(_price(row[i], f"row {index} field {i}") for i in range(1, 6)),
-        )
-        try:
-            validate_bar(bar)
-        except DataError as exc:
-            raise MessageError(str(exc)) from None
+        bar = _rest_bar(row, index, symbol, interval, open_time)
         try:
             check_edge(bar, limits, now_ms)
         except RejectedBarError as exc:
