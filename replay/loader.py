@@ -115,12 +115,18 @@ def _decompress(path: Path, raw: bytes) -> bytes:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{path}: corrupt gzip data: {exc}") from None
-    raw = raw.removeprefix(b"\xef\xbb\xbf")
-    if not raw.strip():
+    return _csv_text(path, raw)
+
+
+def _csv_text(path: Path, data: bytes) -> bytes:
+    """``data`` without a UTF-8 byte-order mark, refused if empty or binary (a NUL in its
+    first 64 KiB): the checks the one-shot and the chunked read share."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    if not data.strip():
         raise DataError(f"{path}: file is empty")
-    if b"\x00" in raw[:65536]:
+    if b"\x00" in data[:_HEAD_BYTES]:
         raise DataError(f"{path}: not a UTF-8 text CSV file (binary data)")
-    return raw
+    return data
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -419,12 +425,7 @@ def _head(path: Path) -> bytes:
             head = stream.read(_HEAD_BYTES)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: corrupt gzip data: {exc}") from None
-    head = head.removeprefix(b"\xef\xbb\xbf")
-    if not head.strip():
-        raise DataError(f"{path}: file is empty")
-    if b"\x00" in head:
-        raise DataError(f"{path}: not a UTF-8 text CSV file (binary data)")
-    return head
+    return _csv_text(path, head)
 
 
 def _line_blocks(stream: io.BufferedIOBase, chunk_bytes: int) -> Iterator[memoryview]:
