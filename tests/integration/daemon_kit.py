@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -245,6 +246,12 @@ class Proc:
 
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
+
+    def stop_cleanly(self, timeout: float = 15) -> str:
+        """SIGTERM, which must end the process with exit 0 within ``timeout``; its log."""
+        self.popen.send_signal(signal.SIGTERM)
+        assert self.wait(timeout=timeout) == 0, self.log()[-3000:]
+        return self.log()
 
     def stop(self) -> None:
         """Teardown: terminate, then kill what does not go."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -173,8 +172,7 @@ def test_sim_exchange_loads_are_counted_and_parity_loads_nothing_from_the_cache(
     )
     daemon = processes.daemon(config)
     eventually(all_bars_processed(http_port, series), 120, "every bar", watch=daemon)
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=15) == 0, daemon.log()[-3000:]
+    daemon.stop_cleanly()
 
     # Parity replays the bars recorded in the state file, not a data file: no cache load.
     monkeypatch.setenv("BARBUS_CACHE_DIR", str(cache))

@@ -340,8 +340,7 @@ def test_parity_holds_when_the_feed_drops_garbles_duplicates_and_reorders(
     status = eventually(
         all_bars_processed(http_port, series), 120, "every bar despite the faults", watch=daemon
     )
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=15) == 0, daemon.log()[-3000:]
+    daemon.stop_cleanly()
 
     feed = status["feed"]
     assert feed["reconnects"] > 0
@@ -426,8 +425,7 @@ def test_three_kill_9_and_restarts_end_with_the_same_trades_and_bars(
     eventually(
         all_bars_processed(http_port, series, total=False), 120, "the last bar", watch=daemon
     )
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=15) == 0, daemon.log()[-3000:]
+    daemon.stop_cleanly()
 
     assert killed_mid_stream >= 1
     interrupted = read_state(state)

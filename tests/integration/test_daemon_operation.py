@@ -14,7 +14,6 @@ import io
 import json
 import shlex
 import shutil
-import signal
 import sqlite3
 import subprocess
 import urllib.parse
@@ -107,9 +106,7 @@ def _fills_and_trades(state: Path) -> tuple[list[tuple[Any, ...]], list[tuple[An
 
 
 def _stop(daemon: Any) -> str:
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=20) == 0, daemon.log()[-3000:]
-    log: str = daemon.log()
+    log: str = daemon.stop_cleanly(timeout=20)
     return log
 
 

@@ -72,8 +72,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Good:
         )
         daemon = procs.daemon(config)
         eventually(all_bars_processed(http_port, series), 60, "the slice processed", watch=daemon)
-        daemon.signal(signal.SIGTERM)
-        assert daemon.wait(timeout=15) == 0, daemon.log()[-2000:]
+        daemon.stop_cleanly()
     finally:
         procs.close()
     return Good(state, series)
@@ -217,8 +216,7 @@ def test_a_second_daemon_on_the_same_state_exits_2_naming_the_first_ones_pid(
     assert f"already in use by process {first.popen.pid}" in line
     assert first.running()
     assert_parity_cli_identical(state)  # read-only, without the lock: works meanwhile
-    first.signal(signal.SIGTERM)
-    assert first.wait(timeout=15) == 0
+    first.stop_cleanly()
     assert len(read_state(state).bars) == ROWS
 
 

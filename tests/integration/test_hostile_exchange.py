@@ -600,8 +600,7 @@ def test_restarted_daemon_judges_prices_against_the_recorded_close_and_accepts_a
 
     daemon = processes.daemon(configure(sim_port))
     eventually(all_bars_processed(http_port, slice_2025), 30, "the slice", watch=daemon)
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=15) == 0
+    daemon.stop_cleanly()
     first_sim.stop()
     later = bars_of(load_bars(BTC_2025))[30_000 + ROWS_FUTURE : 30_000 + ROWS_FUTURE + 100]
     assert later[0].open_time_ms == int(slice_2025.open_time_ms[-1]) + MINUTE_MS
@@ -634,8 +633,7 @@ def test_restarted_daemon_judges_prices_against_the_recorded_close_and_accepts_a
         "the scaled bars",
         watch=daemon,
     )
-    daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=15) == 0
+    daemon.stop_cleanly()
 
     # Assert: the first two scaled bars were refused, the third started the new level.
     bars = [bar for bar, _ in read_state(state).bars]

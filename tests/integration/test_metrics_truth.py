@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -297,8 +296,7 @@ def test_restart_on_state_ahead_of_the_exchange_waits_for_a_processed_bar(
     )
     first = processes.daemon(config)
     eventually(all_bars_processed(http_port, ahead), 60, "run A's bars", watch=first)
-    first.signal(signal.SIGTERM)
-    assert first.wait(timeout=15) == 0, first.log()[-3000:]
+    first.stop_cleanly()
     sim_a.stop()
 
     _, port_b = processes.sim(Path(behind.source), speed=400, exit_at_end=False)
