@@ -42,26 +42,6 @@ TRADE_COLUMNS = (
 )
 
 
-def trade_row(trade: Trade) -> list[str]:
-    """One CSV row for ``trade``, in :data:`TRADE_COLUMNS` order."""
-    return [
-        trade.strategy,
-        trade.symbol,
-        format_time_ms(trade.entry_time_ms),
-        format_time_ms(trade.exit_time_ms),
-        str(trade.entry_time_ms),
-        str(trade.exit_time_ms),
-        repr(trade.entry_price),
-        repr(trade.exit_price),
-        repr(trade.size),
-        repr(trade.entry_fee),
-        repr(trade.exit_fee),
-        repr(trade.profit),
-        repr(trade.profit_pct),
-        trade.exit_reason.value,
-    ]
-
-
 def trade_dict(trade: Trade) -> dict[str, Any]:
     """``trade`` as a JSON object with :data:`TRADE_COLUMNS` keys (numbers stay numbers)."""
     return {
@@ -80,6 +60,12 @@ def trade_dict(trade: Trade) -> dict[str, Any]:
         "profit_pct": trade.profit_pct,
         "exit_reason": trade.exit_reason.value,
     }
+
+
+def trade_row(trade: Trade) -> list[str]:
+    """One CSV row for ``trade``, in :data:`TRADE_COLUMNS` order: :func:`trade_dict`'s values,
+    numbers as ``repr`` (exact)."""
+    return [v if isinstance(v, str) else repr(v) for v in trade_dict(trade).values()]
 
 
 def write_trades(handle: TextIO, trades: Iterable[Trade]) -> None:
