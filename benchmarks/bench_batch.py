@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from barbus.replay.batch import Job, run_batch
+from barbus.replay.cache import BarCache
 from benchmarks.common import (
     MEMORY_DIR_ENV,
     baseline_worker,
@@ -29,8 +31,6 @@ from benchmarks.common import (
     memory_kib,
     write_synthetic_csv,
 )
-from replay.batch import Job, run_batch
-from replay.cache import BarCache
 
 
 def jobs_for(csv: Path, count: int, bars_per_job: int, first_ms: int, total_rows: int) -> list[Job]:

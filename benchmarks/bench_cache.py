@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from barbus.replay.cache import BarCache
+from barbus.replay.loader import load_bars
 from benchmarks.common import write_synthetic_csv
-from replay.cache import BarCache
-from replay.loader import load_bars
 
 
 def best_of(repeat: int, action: Callable[[], object]) -> float:

@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from replay.loader import bundled_data_path, load_bars
+from barbus.replay.loader import bundled_data_path, load_bars
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ def main() -> int:
     data = work / "BTCUSDT_1m_lag.csv"
     pa_csv.write_csv(table, data, pa_csv.WriteOptions(quoting_style="none"))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BARBUS_CACHE_DIR": str(work / "cache")}
-    cli = [sys.executable, "-m", "daemon.cli", "--log-level", "WARNING"]
+    cli = [sys.executable, "-m", "barbus.daemon.cli", "--log-level", "WARNING"]
     sim = subprocess.Popen(
         [
             *cli,

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from barbus.replay.batch import Job, run_batch
+from barbus.replay.cache import BarCache
+from barbus.replay.metrics import BatchMetrics
 from benchmarks.common import write_synthetic_csv
-from replay.batch import Job, run_batch
-from replay.cache import BarCache
-from replay.metrics import BatchMetrics
 
 
 def main() -> int:

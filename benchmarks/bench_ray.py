@@ -24,10 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from barbus.replay.batch import Job, run_batch
+from barbus.replay.cache import BarCache
 from benchmarks.bench_batch import jobs_for
 from benchmarks.common import write_synthetic_csv
-from replay.batch import Job, run_batch
-from replay.cache import BarCache
 
 
 def timed(

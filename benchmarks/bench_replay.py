@@ -14,9 +14,9 @@ import argparse
 import platform
 import sys
 
-from replay.runner import ReplayConfig, run_replay
-from replay.synthetic import synthetic_series
-from strategies import STRATEGIES
+from barbus.replay.runner import ReplayConfig, run_replay
+from barbus.replay.synthetic import synthetic_series
+from barbus.strategies import STRATEGIES
 
 TARGET_SMA_CROSS = 300_000
 

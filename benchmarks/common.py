@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from replay.synthetic import synthetic_series
+from barbus.replay.synthetic import synthetic_series
 
 
 def write_synthetic_csv(path: Path, rows: int, seed: int = 7) -> Path:
@@ -60,7 +60,7 @@ MEMORY_DIR_ENV = "BARBUS_BENCH_MEMORY_DIR"
 
 def measuring_worker(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
     """The real batch worker, then a record of its memory (for the batch benchmark)."""
-    from replay.batch import _worker_main
+    from barbus.replay.batch import _worker_main
 
     _worker_main(conn, cache_dir)
     _dump_memory("worker")
@@ -68,7 +68,7 @@ def measuring_worker(conn: multiprocessing.connection.Connection, cache_dir: str
 
 def baseline_worker() -> None:
     """A worker process that imported everything a batch worker imports but ran no job."""
-    import replay.batch  # noqa: F401
+    import barbus.replay.batch  # noqa: F401
 
     _dump_memory("baseline")
 

@@ -3,5 +3,3 @@
 Everything shared by live trading and replay lives here. Importing it starts nothing and imports
 no event loop or network library; those load lazily in the modules that need them.
 """
-
-__version__ = "0.1.0"

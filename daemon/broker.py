@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal, final
 
-from daemon.errors import ConfigError, StrategyError
-from daemon.events import ExitReason, Fill, Side
+from barbus.daemon.errors import ConfigError, StrategyError
+from barbus.daemon.events import ExitReason, Fill, Side
 
 __all__ = ["ExecutionConfig", "FillTiming", "OrderRejectedError", "PaperBroker"]
 

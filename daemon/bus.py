@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from daemon.errors import BarbusError
-from daemon.events import Bar
+from barbus.daemon.errors import BarbusError
+from barbus.daemon.events import Bar
 
 __all__ = ["BarHandler", "EventBus", "Subscription"]
 

@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from daemon import __version__
-from daemon.errors import BarbusError, ConfigError
-from daemon.log import configure_logging
+from barbus import __version__
+from barbus.daemon.errors import BarbusError, ConfigError
+from barbus.daemon.log import configure_logging
 
 if TYPE_CHECKING:
-    from daemon.broker import ExecutionConfig
-    from daemon.feeds.sim import FaultConfig
+    from barbus.daemon.broker import ExecutionConfig
+    from barbus.daemon.feeds.sim import FaultConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -66,9 +66,9 @@ def _port(text: str) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from replay.cache import BarCache
-    from replay.periods import parse_period, parse_time
-    from replay.runner import (
+    from barbus.replay.cache import BarCache
+    from barbus.replay.periods import parse_period, parse_time
+    from barbus.replay.runner import (
         ReplayConfig,
         check_out_dir,
         format_report,
@@ -102,7 +102,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         written = write_outputs(result, args.out)
         print(f"wrote         {written['trades']} and {written['summary']}")
         if not args.no_plot:
-            from replay.reports import plot_run
+            from barbus.replay.reports import plot_run
 
             print(f"plot          {plot_run(result, args.out / 'replay.png')}")
     return 0
@@ -111,7 +111,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_strategies(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from strategies import STRATEGIES
+    from barbus.strategies import STRATEGIES
 
     for name, cls in STRATEGIES.items():
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
@@ -152,7 +152,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _execution(args: argparse.Namespace) -> ExecutionConfig:
-    from daemon.broker import ExecutionConfig
+    from barbus.daemon.broker import ExecutionConfig
 
     return ExecutionConfig(
         fee_bps=args.fee_bps,
@@ -175,7 +175,7 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
 def cmd_cache(args: argparse.Namespace) -> int:
     import time
 
-    from replay.cache import BarCache, format_entries, format_stats
+    from barbus.replay.cache import BarCache, format_entries, format_stats
 
     cache = BarCache(args.cache_dir)
     if args.cache_command == "ingest":
@@ -196,12 +196,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from replay.batch import format_top, run_batch
-    from replay.batch_report import BatchProgress, write_batch_report
-    from replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
-    from replay.cache import BarCache
-    from replay.periods import parse_period, split_period
-    from replay.runner import check_out_dir
+    from barbus.replay.batch import format_top, run_batch
+    from barbus.replay.batch_report import BatchProgress, write_batch_report
+    from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
+    from barbus.replay.cache import BarCache
+    from barbus.replay.periods import parse_period, split_period
+    from barbus.replay.runner import check_out_dir
 
     check_out_dir(args.out)  # before the spec, the data or any job: a bad folder fails at once
     if args.spec is not None:
@@ -236,13 +236,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     cache = BarCache(args.cache_dir)
     metrics = None
     if args.metrics_port is not None:
-        from replay.metrics import BatchMetrics
+        from barbus.replay.metrics import BatchMetrics
 
         metrics = BatchMetrics.create()
         try:
             metrics.serve(args.metrics_port)
         except OSError as exc:
-            from daemon.http import bind_problem
+            from barbus.daemon.http import bind_problem
 
             raise ConfigError(
                 f"--metrics-port {args.metrics_port} cannot listen on 127.0.0.1:"
@@ -295,9 +295,9 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    from daemon.feeds.sim import serve
-    from replay.cache import BarCache
-    from replay.loader import bundled_data_path
+    from barbus.daemon.feeds.sim import serve
+    from barbus.replay.cache import BarCache
+    from barbus.replay.loader import bundled_data_path
 
     try:
         faults = _fault_config(args)  # before the data is loaded: a typo fails at once
@@ -323,7 +323,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
 
 def _fault_config(args: argparse.Namespace) -> FaultConfig:
-    from daemon.feeds.sim import FaultConfig
+    from barbus.daemon.feeds.sim import FaultConfig
 
     return FaultConfig(
         drop_every=args.drop_every,
@@ -346,8 +346,8 @@ def _fault_config(args: argparse.Namespace) -> FaultConfig:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from daemon.config import load_config
-    from daemon.service import run_daemon
+    from barbus.daemon.config import load_config
+    from barbus.daemon.service import run_daemon
 
     config = load_config(args.config)
     configure_logging(args.log_level if args.log_level_given else config.log_level)
@@ -355,7 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    from daemon.parity import check_parity, export_recorded
+    from barbus.daemon.parity import check_parity, export_recorded
 
     if args.export is not None:
         for path, commands in export_recorded(args.state, args.export):
@@ -377,10 +377,10 @@ def cmd_trades(args: argparse.Namespace) -> int:
     """The closed trades a daemon recorded, read-only (also while it runs, or from a copy)."""
     import json
 
-    from daemon.errors import did_you_mean
-    from daemon.state import StateStore
-    from daemon.tradelog import format_trades_table, trade_dict, write_trades
-    from replay.periods import parse_time
+    from barbus.daemon.errors import did_you_mean
+    from barbus.daemon.state import StateStore
+    from barbus.daemon.tradelog import format_trades_table, trade_dict, write_trades
+    from barbus.replay.periods import parse_time
 
     since_ms = parse_time(args.since, "--since") if args.since is not None else None
     if since_ms is not None and not -(2**62) < since_ms < 2**62:

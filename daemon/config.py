@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from daemon.broker import ExecutionConfig
-from daemon.configfile import check_keys, read_toml
-from daemon.errors import BarbusError, ConfigError
-from daemon.feeds.binance import FeedConfig
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.configfile import check_keys, read_toml
+from barbus.daemon.errors import BarbusError, ConfigError
+from barbus.daemon.feeds.binance import FeedConfig
 
 __all__ = ["DaemonConfig", "HttpConfig", "StrategyConfig", "load_config"]
 
@@ -265,7 +265,7 @@ def _http(table: Mapping[str, Any], where: str) -> HttpConfig:
 def _strategies(
     tables: list[Any], symbols: tuple[str, ...], where: str
 ) -> tuple[StrategyConfig, ...]:
-    from strategies import create_strategy
+    from barbus.strategies import create_strategy
 
     if not tables:
         raise ConfigError(f"{where}: needs at least one [[strategy]]")

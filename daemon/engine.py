@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 from typing import Any, final
 
-from daemon.broker import ExecutionConfig, PaperBroker
-from daemon.events import Bar, ExitReason, Fill, Side, Signal, Trade, interval_ms
-from daemon.portfolio import Portfolio
-from strategies.aggregate import TimeframeAggregator
-from strategies.base import AnyStrategy
+from barbus.daemon.broker import ExecutionConfig, PaperBroker
+from barbus.daemon.events import Bar, ExitReason, Fill, Side, Signal, Trade, interval_ms
+from barbus.daemon.portfolio import Portfolio
+from barbus.strategies.aggregate import TimeframeAggregator
+from barbus.strategies.base import AnyStrategy
 
 __all__ = ["StrategyEngine"]
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from daemon.errors import DataError
+from barbus.daemon.errors import DataError
 
 __all__ = [
     "INTERVAL_MS",

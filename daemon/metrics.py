@@ -27,10 +27,10 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon import __version__
+from barbus import __version__
 
 if TYPE_CHECKING:
-    from daemon.feeds.binance import FeedCounters
+    from barbus.daemon.feeds.binance import FeedCounters
 
 __all__ = ["REJECT_REASONS", "DaemonMetrics", "LiveStateCollector"]
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.broker import ExecutionConfig
-from daemon.errors import ConfigError, DataError
-from daemon.state import EngineRecord, StateStore
-from daemon.tradelog import trade_row
-from replay.runner import ReplayConfig, run_replay
-from replay.series import BarSeries
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.state import EngineRecord, StateStore
+from barbus.daemon.tradelog import trade_row
+from barbus.replay.runner import ReplayConfig, run_replay
+from barbus.replay.series import BarSeries
 
 __all__ = ["EngineParity", "check_parity", "export_recorded"]
 

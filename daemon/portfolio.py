@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any, final
 
-from daemon.broker import OrderRejectedError
-from daemon.events import Fill, Side, Trade
+from barbus.daemon.broker import OrderRejectedError
+from barbus.daemon.events import Fill, Side, Trade
 
 __all__ = ["Portfolio"]
 

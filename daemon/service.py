@@ -27,20 +27,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.broker import ExecutionConfig
-from daemon.bus import EventBus
-from daemon.config import DaemonConfig, StrategyConfig, load_config
-from daemon.engine import StrategyEngine
-from daemon.errors import ConfigError, DataError
-from daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
-from daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
-from daemon.http import HttpLimits, app_runner, listen, make_app, start_site
-from daemon.log import configure_logging
-from daemon.metrics import DaemonMetrics, LiveStateCollector
-from daemon.notify import sd_notify, watchdog_interval_seconds
-from daemon.state import EngineRecord, EngineUpdate, StateStore, StateWriteError
-from daemon.tradelog import trade_dict
-from strategies import create_strategy
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.bus import EventBus
+from barbus.daemon.config import DaemonConfig, StrategyConfig, load_config
+from barbus.daemon.engine import StrategyEngine
+from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
+from barbus.daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
+from barbus.daemon.http import HttpLimits, app_runner, listen, make_app, start_site
+from barbus.daemon.log import configure_logging
+from barbus.daemon.metrics import DaemonMetrics, LiveStateCollector
+from barbus.daemon.notify import sd_notify, watchdog_interval_seconds
+from barbus.daemon.state import EngineRecord, EngineUpdate, StateStore, StateWriteError
+from barbus.daemon.tradelog import trade_dict
+from barbus.strategies import create_strategy
 
 __all__ = ["Daemon", "run_daemon"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon.events import Trade, format_time_ms
+from barbus.daemon.events import Trade, format_time_ms
 
 __all__ = [
     "TABLE_COLUMNS",

@@ -36,15 +36,15 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Final
 
-from daemon.broker import ExecutionConfig
-from daemon.errors import BarbusError, ConfigError
-from replay.cache import BarCache
-from replay.metrics import BatchMetrics
-from replay.runner import ReplayConfig, ReplayResult, check_out_dir, run_replay
-from replay.series import symbol_from_name
-from replay.stats import lower_is_better
-from strategies import create_strategy
-from strategies.base import ParamValue
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.errors import BarbusError, ConfigError
+from barbus.replay.cache import BarCache
+from barbus.replay.metrics import BatchMetrics
+from barbus.replay.runner import ReplayConfig, ReplayResult, check_out_dir, run_replay
+from barbus.replay.series import symbol_from_name
+from barbus.replay.stats import lower_is_better
+from barbus.strategies import create_strategy
+from barbus.strategies.base import ParamValue
 
 __all__ = [
     "METRICS",
@@ -458,7 +458,7 @@ def run_batch(
 
         try:
             if backend == "ray" and todo:
-                from replay.ray_backend import run_on_ray
+                from barbus.replay.ray_backend import run_on_ray
 
                 bytes_sent = run_on_ray(
                     todo, cache.root, record, address=ray_address, max_in_flight=workers
@@ -506,7 +506,7 @@ def _check_backend(backend: str, *, parallel: bool, ray_address: str | None) -> 
     if backend == "ray":
         if not parallel:
             raise ConfigError("--no-parallel runs jobs in-process; it cannot go with --backend ray")
-        from replay.ray_backend import require_ray
+        from barbus.replay.ray_backend import require_ray
 
         require_ray()  # fail now with the install hint, not after ingesting the data
 

@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from replay.batch import BatchOutcome, Job
-from replay.batch_spec import BatchPlan
-from replay.cache import BarCache
-from replay.reports import plot_heatmap, plot_run, write_batch_html
-from replay.runner import run_replay
-from replay.stats import lower_is_better
+from barbus.replay.batch import BatchOutcome, Job
+from barbus.replay.batch_spec import BatchPlan
+from barbus.replay.cache import BarCache
+from barbus.replay.reports import plot_heatmap, plot_run, write_batch_html
+from barbus.replay.runner import run_replay
+from barbus.replay.stats import lower_is_better
 
 __all__ = ["BatchProgress", "write_batch_report"]
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.broker import ExecutionConfig
-from daemon.configfile import check_keys, read_toml
-from daemon.errors import ConfigError
-from replay.batch import METRICS, Job, expand_jobs
-from replay.cache import regular_file_problem
-from replay.periods import parse_period
-from strategies.base import ParamValue
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.configfile import check_keys, read_toml
+from barbus.daemon.errors import ConfigError
+from barbus.replay.batch import METRICS, Job, expand_jobs
+from barbus.replay.cache import regular_file_problem
+from barbus.replay.periods import parse_period
+from barbus.strategies.base import ParamValue
 
 __all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]
 

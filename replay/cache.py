@@ -56,9 +56,9 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from daemon.errors import DataError
-from daemon.events import MINUTE_MS, format_time_ms
-from replay.series import BarSeries, GapReport, symbol_from_name
+from barbus.daemon.errors import DataError
+from barbus.daemon.events import MINUTE_MS, format_time_ms
+from barbus.replay.series import BarSeries, GapReport, symbol_from_name
 
 __all__ = [
     "COLUMNS",
@@ -460,7 +460,7 @@ class BarCache:
 
     def _uncached(self, source: Path, symbol: str, key: str) -> tuple[BarSeries, CacheEntry]:
         """``source`` parsed straight into memory, with an entry that lives in the LRU only."""
-        from replay.loader import load_bars
+        from barbus.replay.loader import load_bars
 
         if not source.exists():
             raise DataError(f"{source}: no such data file")
@@ -576,7 +576,10 @@ class BarCache:
 
     def _parse_and_write(self, source: Path, symbol: str, key: str) -> CacheEntry:
         """Parse ``source`` (block by block if it is a large CSV) into a new entry."""
-        from replay.loader import ChunkProblemError, load_bars  # pandas/pyarrow: load them late
+        from barbus.replay.loader import (  # pandas/pyarrow: load them late
+            ChunkProblemError,
+            load_bars,
+        )
 
         size = source.stat().st_size
         if size <= self.chunk_bytes:
@@ -594,7 +597,7 @@ class BarCache:
         return entry
 
     def _write_chunks(self, source: Path, symbol: str, key: str) -> CacheEntry:
-        from replay.loader import csv_chunks, parquet_chunks
+        from barbus.replay.loader import csv_chunks, parquet_chunks
 
         if source.suffix.lower() == ".parquet":
             # About chunk_bytes of decoded columns (48 bytes a row) per batch.

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 from itertools import repeat
 from typing import final
 
-from daemon.events import Bar
-from replay.series import BarSeries
+from barbus.daemon.events import Bar
+from barbus.replay.series import BarSeries
 
 __all__ = ["DEFAULT_CHUNK_BARS", "ReplayFeed"]
 

@@ -36,10 +36,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from daemon.errors import DataError
-from daemon.events import MINUTE_MS
-from replay.cache import regular_file_problem
-from replay.series import BarSeries, FloatArray, IntArray, symbol_from_name
+from barbus.daemon.errors import DataError
+from barbus.daemon.events import MINUTE_MS
+from barbus.replay.cache import regular_file_problem
+from barbus.replay.series import BarSeries, FloatArray, IntArray, symbol_from_name
 
 __all__ = [
     "BUNDLED_SAMPLE",
@@ -59,7 +59,7 @@ _MAX_TIME = 2.0**53  # beyond this a float64 time is no longer an exact integer
 
 def bundled_data_path(name: str = BUNDLED_SAMPLE) -> Path:
     """Path of a real Binance sample shipped inside the package (``replay/data``)."""
-    path = Path(str(resources.files("replay") / "data" / name))
+    path = Path(str(resources.files("barbus.replay") / "data" / name))
     if not path.is_file():
         raise DataError(f"bundled data file {name!r} is missing from the installation ({path})")
     return path

@@ -60,9 +60,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from daemon.errors import ConfigError
-from replay.batch import MAX_ATTEMPTS, Job, JobOutcome, _row, run_job
-from replay.cache import BarCache
+from barbus.daemon.errors import ConfigError
+from barbus.replay.batch import MAX_ATTEMPTS, Job, JobOutcome, _row, run_job
+from barbus.replay.cache import BarCache
 
 __all__ = ["INSTALL_HINT", "JobFunction", "require_ray", "run_on_ray"]
 

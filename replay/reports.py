@@ -27,13 +27,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from daemon.events import INTERVAL_MS, ExitReason, format_time_ms
-from replay.stats import lower_is_better
+from barbus.daemon.events import INTERVAL_MS, ExitReason, format_time_ms
+from barbus.replay.stats import lower_is_better
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from replay.runner import ReplayResult
+    from barbus.replay.runner import ReplayResult
 
 __all__ = [
     "MAX_PLOT_POINTS",

@@ -22,18 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from daemon.broker import ExecutionConfig
-from daemon.bus import EventBus
-from daemon.engine import StrategyEngine
-from daemon.errors import ConfigError, DataError, StrategyError
-from daemon.events import Trade, format_time_ms
-from daemon.feed import pump
-from daemon.tradelog import write_trades_csv
-from replay.cache import BarCache
-from replay.feed import ReplayFeed
-from replay.series import BarSeries, GapReport
-from replay.stats import PerformanceStats, compute_stats
-from strategies import create_strategy
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.bus import EventBus
+from barbus.daemon.engine import StrategyEngine
+from barbus.daemon.errors import ConfigError, DataError, StrategyError
+from barbus.daemon.events import Trade, format_time_ms
+from barbus.daemon.feed import pump
+from barbus.daemon.tradelog import write_trades_csv
+from barbus.replay.cache import BarCache
+from barbus.replay.feed import ReplayFeed
+from barbus.replay.series import BarSeries, GapReport
+from barbus.replay.stats import PerformanceStats, compute_stats
+from barbus.strategies import create_strategy
 
 __all__ = [
     "ReplayConfig",
@@ -153,7 +153,7 @@ def run_replay(
     from_file = series is None
     if series is None:
         # Late import: workers that only map cached data never load pandas or pyarrow.
-        from replay.loader import bundled_data_path, load_bars
+        from barbus.replay.loader import bundled_data_path, load_bars
 
         path = config.data if config.data is not None else bundled_data_path()
         series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from daemon.events import MINUTE_MS
-from replay.series import BarSeries
+from barbus.daemon.events import MINUTE_MS
+from barbus.replay.series import BarSeries
 
 __all__ = ["synthetic_series"]
 

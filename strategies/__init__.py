@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from daemon.errors import StrategyError, did_you_mean
-from strategies.base import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
-from strategies.bbrs import Bbrs
-from strategies.metatrend import MetaTrend
-from strategies.random_entry import RandomEntry
-from strategies.sma_cross import SmaCross
+from barbus.daemon.errors import StrategyError, did_you_mean
+from barbus.strategies.base import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
+from barbus.strategies.bbrs import Bbrs
+from barbus.strategies.metatrend import MetaTrend
+from barbus.strategies.random_entry import RandomEntry
+from barbus.strategies.sma_cross import SmaCross
 
 __all__ = [
     "STRATEGIES",

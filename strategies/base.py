@@ -19,8 +19,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
 
-from daemon.errors import StrategyError, did_you_mean
-from daemon.events import INTERVAL_MS, Bar, Signal
+from barbus.daemon.errors import StrategyError, did_you_mean
+from barbus.daemon.events import INTERVAL_MS, Bar, Signal
 
 __all__ = ["AnyStrategy", "BaseParams", "ParamValue", "Strategy", "parse_params", "require"]
 

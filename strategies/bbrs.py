@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, final
 
-from daemon.events import Bar, Signal
-from strategies.base import BaseParams, Strategy, require
-from strategies.indicators import RSI, SMA, BollingerBands
+from barbus.daemon.events import Bar, Signal
+from barbus.strategies.base import BaseParams, Strategy, require
+from barbus.strategies.indicators import RSI, SMA, BollingerBands
 
 __all__ = ["Bbrs", "BbrsParams"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, final
 
-from daemon.events import Bar, Signal
-from strategies.base import BaseParams, Strategy, require
-from strategies.indicators import Supertrend
+from barbus.daemon.events import Bar, Signal
+from barbus.strategies.base import BaseParams, Strategy, require
+from barbus.strategies.indicators import Supertrend
 
 __all__ = ["MetaTrend", "MetaTrendParams"]
 

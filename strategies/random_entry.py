@@ -10,8 +10,8 @@ import dataclasses
 import random
 from typing import Any, ClassVar, final
 
-from daemon.events import Bar, Signal
-from strategies.base import BaseParams, Strategy, require
+from barbus.daemon.events import Bar, Signal
+from barbus.strategies.base import BaseParams, Strategy, require
 
 __all__ = ["RandomEntry", "RandomParams"]
 

@@ -6,9 +6,9 @@ import dataclasses
 import math
 from typing import Any, ClassVar, final
 
-from daemon.events import Bar, Signal
-from strategies.base import BaseParams, Strategy, require
-from strategies.indicators import SMA
+from barbus.daemon.events import Bar, Signal
+from barbus.strategies.base import BaseParams, Strategy, require
+from barbus.strategies.indicators import SMA
 
 __all__ = ["SmaCross", "SmaCrossParams"]
 

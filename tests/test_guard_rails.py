@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import daemon
+import barbus
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(
-    ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+    "barbus."
+    + ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
     for package in ("daemon", "strategies", "replay")
     for path in (REPO_ROOT / package).rglob("*.py")
 )
@@ -25,16 +26,17 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_daemon_package_is_this_projects_not_python_daemon() -> None:
-    assert Path(daemon.__file__).resolve().parent == REPO_ROOT / "daemon"
+def test_barbus_package_is_this_checkouts() -> None:
+    assert Path(barbus.__file__).resolve().parent == REPO_ROOT / "barbus"
 
 
 def test_strategies_import_no_event_loop_network_or_storage() -> None:
-    forbidden = ("asyncio", "aiohttp", "sqlite3", "uvloop", "daemon.feed", "daemon.bus", "replay")
+    forbidden = ("asyncio", "aiohttp", "sqlite3", "uvloop")
+    forbidden_barbus = ("barbus.daemon.feeds", "barbus.daemon.bus", "barbus.replay")
     result = run_python(
-        "import sys, strategies, strategies.indicators\n"
+        "import sys, barbus.strategies, barbus.strategies.indicators\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r} "
-        f"or m in {forbidden!r}))"
+        f"or m.startswith({forbidden_barbus!r})))"
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"

@@ -38,9 +38,9 @@ from typing import Any
 
 import aiohttp
 
-from daemon.errors import ConfigError
-from daemon.events import INTERVAL_MS, Bar, format_time_ms
-from daemon.feeds.binance_codec import (
+from barbus.daemon.errors import ConfigError
+from barbus.daemon.events import INTERVAL_MS, Bar, format_time_ms
+from barbus.daemon.feeds.binance_codec import (
     EdgeLimits,
     MessageError,
     RejectedBarError,
@@ -50,7 +50,7 @@ from daemon.feeds.binance_codec import (
     decode_ws_message,
     stream_name,
 )
-from daemon.log import RateLimitedLog, clip
+from barbus.daemon.log import RateLimitedLog, clip
 
 __all__ = ["BinanceFeed", "FeedConfig", "FeedCounters", "FeedTemporaryError"]
 

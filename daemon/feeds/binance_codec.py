@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.errors import DataError
-from daemon.events import INTERVAL_MS, Bar, format_time_ms, validate_bar
-from daemon.log import clip
+from barbus.daemon.errors import DataError
+from barbus.daemon.events import INTERVAL_MS, Bar, format_time_ms, validate_bar
+from barbus.daemon.log import clip
 
 __all__ = [
     "MAX_OPEN_TIME_MS",

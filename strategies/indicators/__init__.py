@@ -6,9 +6,9 @@ Every indicator takes plain floats one bar at a time, keeps O(period) fixed stat
 class (RSI of a flat series is 50).
 """
 
-from strategies.indicators.averages import EMA, SMA
-from strategies.indicators.momentum import RSI
-from strategies.indicators.trend import Supertrend
-from strategies.indicators.volatility import ATR, BollingerBands, TrueRange
+from barbus.strategies.indicators.averages import EMA, SMA
+from barbus.strategies.indicators.momentum import RSI
+from barbus.strategies.indicators.trend import Supertrend
+from barbus.strategies.indicators.volatility import ATR, BollingerBands, TrueRange
 
 __all__ = ["ATR", "EMA", "RSI", "SMA", "BollingerBands", "Supertrend", "TrueRange"]

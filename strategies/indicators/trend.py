@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final, Literal, final
 
-from strategies.indicators.averages import _check_state, _require_positive
-from strategies.indicators.volatility import ATR
+from barbus.strategies.indicators.averages import _check_state, _require_positive
+from barbus.strategies.indicators.volatility import ATR
 
 __all__ = ["Supertrend"]
 

@@ -10,7 +10,7 @@ import math
 from collections import deque
 from typing import Any, Final, Literal, final
 
-from strategies.indicators.averages import (
+from barbus.strategies.indicators.averages import (
     _BINARY_BITS,
     _DECIMAL_INT_SCALE,
     SMA,

@@ -107,14 +107,16 @@ def test_wheel_holds_every_package_of_the_source_tree(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     packages = sorted(
-        str(init.parent.relative_to(REPO_ROOT))
+        f"barbus/{init.parent.relative_to(REPO_ROOT)}"
         for top in ("daemon", "strategies", "replay")
         for init in (REPO_ROOT / top).rglob("__init__.py")
     )
-    assert "daemon/feeds" in packages
+    assert "barbus/daemon/feeds" in packages
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert missing == [], f"packages left out of the wheel: {missing}"
-    assert any(n.startswith("replay/data/") and n.endswith(".csv.gz") for n in names)
+    assert any(n.startswith("barbus/replay/data/") and n.endswith(".csv.gz") for n in names)
+    top_level = {n.split("/")[0] for n in names if ".dist-info/" not in n}
+    assert top_level == {"barbus"}, f"the wheel claims import names besides barbus: {top_level}"
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +186,11 @@ def _trading(port: int, more_than: int = 0) -> object:
 def test_installed_wheel_runs_the_sim_and_the_daemon(venv: Path, tmp_path: Path) -> None:
     sim_port, http_port = free_ports(2)
     where = _run(
-        [str(venv / "bin" / "python"), "-c", "import daemon.feeds.sim as m; print(m.__file__)"],
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import barbus.daemon.feeds.sim as m; print(m.__file__)",
+        ],
         env=_clean_env(),
         cwd=tmp_path,
     )

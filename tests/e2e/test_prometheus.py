@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 import yaml
 
-from replay.loader import bundled_data_path, load_bars
+from barbus.replay.loader import bundled_data_path, load_bars
 from tests.net import free_port, get_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 OPS = REPO_ROOT / "ops"
-CLI = [sys.executable, "-m", "daemon.cli", "--log-level", "WARNING"]
+CLI = [sys.executable, "-m", "barbus.daemon.cli", "--log-level", "WARNING"]
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None or shutil.which("promtool") is None,

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import cast
 
-from replay.batch import Job, _worker_main
+from barbus.replay.batch import Job, _worker_main
 
 __all__ = [
     "always_dies_worker",

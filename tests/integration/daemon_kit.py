@@ -28,13 +28,13 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.broker import ExecutionConfig
-from daemon.events import Bar, format_time_ms
-from daemon.state import StateStore
-from daemon.tradelog import trade_row
-from replay.loader import load_bars
-from replay.runner import ReplayConfig, run_replay
-from replay.series import BarSeries
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.events import Bar, format_time_ms
+from barbus.daemon.state import StateStore
+from barbus.daemon.tradelog import trade_row
+from barbus.replay.loader import load_bars
+from barbus.replay.runner import ReplayConfig, run_replay
+from barbus.replay.series import BarSeries
 from tests.factories import bars_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -222,7 +222,7 @@ class Proc:
         self.err_path = folder / f"{name}.err"
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "daemon.cli", *args],
+                [sys.executable, "-m", "barbus.daemon.cli", *args],
                 cwd=REPO_ROOT,
                 env=env,
                 stdout=out,
@@ -330,7 +330,7 @@ def barbus(
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("JOURNAL_STREAM", None)
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *map(str, args)],
+        [sys.executable, "-m", "barbus.daemon.cli", *map(str, args)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE if stdout is None else stdout,

@@ -27,13 +27,13 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from daemon.broker import ExecutionConfig
-from daemon.errors import ConfigError
-from replay.batch import BatchOutcome, Job, expand_jobs, period_text, run_batch
-from replay.batch_report import write_batch_report
-from replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
-from replay.cache import BarCache
-from replay.stats import LOWER_IS_BETTER
+from barbus.daemon.broker import ExecutionConfig
+from barbus.daemon.errors import ConfigError
+from barbus.replay.batch import BatchOutcome, Job, expand_jobs, period_text, run_batch
+from barbus.replay.batch_report import write_batch_report
+from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
+from barbus.replay.cache import BarCache
+from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
 
@@ -761,7 +761,7 @@ def _default_sigint() -> None:
 
 def start_barbus(*args: str | Path, stdout: Any = subprocess.PIPE) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon.cli", *map(str, args)],
+        [sys.executable, "-m", "barbus.daemon.cli", *map(str, args)],
         cwd=REPO_ROOT,
         env=barbus_env(),
         stdout=stdout,
@@ -1086,7 +1086,7 @@ def assert_one_line_error(run: Run, error: str) -> None:
 @pytest.fixture
 def barbus_in_process(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Run]]:
     """``barbus ARGS`` through :func:`daemon.cli.main`; the ``barbus`` logger is restored after."""
-    from daemon.cli import main
+    from barbus.daemon.cli import main
 
     logger = logging.getLogger("barbus")
     saved = (list(logger.handlers), logger.level, logger.propagate)

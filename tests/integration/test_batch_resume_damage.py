@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from replay.batch import run_batch
-from replay.cache import BarCache
+from barbus.replay.batch import run_batch
+from barbus.replay.cache import BarCache
 from tests.integration.test_batch import (
     REPO_ROOT,
     TWO_DAYS_BARS,
@@ -164,7 +164,7 @@ def test_barbus_batch_resumes_a_damaged_journal_without_a_traceback(
     args = [
         sys.executable,
         "-m",
-        "daemon.cli",
+        "barbus.daemon.cli",
         "batch",
         "--strategy",
         "sma_cross",

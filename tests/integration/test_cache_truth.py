@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from replay.batch import expand_jobs, run_batch
-from replay.batch_spec import parse_period
-from replay.cache import BarCache
+from barbus.replay.batch import expand_jobs, run_batch
+from barbus.replay.batch_spec import parse_period
+from barbus.replay.cache import BarCache
 from tests.integration import batch_workers
 from tests.integration.daemon_kit import (
     REPO_ROOT,
@@ -212,7 +212,7 @@ def barbus_read_only(cache: Path, *args: object) -> subprocess.CompletedProcess[
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         ["unshare", "--mount", "sh", "-c", _RO + 'exec "$@"', str(cache), sys.executable,
-         "-m", "daemon.cli", *map(str, args)],
+         "-m", "barbus.daemon.cli", *map(str, args)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 

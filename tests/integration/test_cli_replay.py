@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from daemon.events import ExitReason, format_time_ms, parse_utc_ms
-from daemon.tradelog import TRADE_COLUMNS
-from replay.runner import ReplayConfig, run_replay
+from barbus.daemon.events import ExitReason, format_time_ms, parse_utc_ms
+from barbus.daemon.tradelog import TRADE_COLUMNS
+from barbus.replay.runner import ReplayConfig, run_replay
 from tests.factories import bars_from_closes, series_from_bars
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ class Run:
 
 def barbus(*args: str | Path, out: Path | None = None) -> Run:
     """Run ``python -m daemon.cli ARGS [--out OUT]`` from the repository root."""
-    command = [sys.executable, "-m", "daemon.cli", *map(str, args)]
+    command = [sys.executable, "-m", "barbus.daemon.cli", *map(str, args)]
     if out is not None:
         command += ["--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

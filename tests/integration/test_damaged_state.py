@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.events import MINUTE_MS, format_time_ms
-from daemon.state import StateStore
-from replay.series import BarSeries
+from barbus.daemon.events import MINUTE_MS, format_time_ms
+from barbus.daemon.state import StateStore
+from barbus.replay.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
 from tests.integration.daemon_kit import (
@@ -242,7 +242,7 @@ needs_mounts = pytest.mark.skipif(
 def private_mounts_command(setup: str, args: list[str]) -> list[str]:
     """``barbus *args`` after the shell ``setup`` ran, in a private mount namespace (gone with
     the process: nothing stays mounted on the host)."""
-    command = " ".join([sys.executable, "-m", "daemon.cli", *args])
+    command = " ".join([sys.executable, "-m", "barbus.daemon.cli", *args])
     return ["unshare", "-m", "--propagation", "private", "sh", "-ec", f"{setup}\n{command}"]
 
 

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from daemon.state import StateStore
-from daemon.tradelog import trade_row
-from replay.loader import bundled_data_path, load_bars
+from barbus.daemon.state import StateStore
+from barbus.daemon.tradelog import trade_row
+from barbus.replay.loader import bundled_data_path, load_bars
 from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-CLI = [sys.executable, "-m", "daemon.cli", "--log-level", "WARNING"]
+CLI = [sys.executable, "-m", "barbus.daemon.cli", "--log-level", "WARNING"]
 
 
 def status(port: int) -> Any:

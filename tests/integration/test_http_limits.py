@@ -68,7 +68,7 @@ def daemon(config: Path, nofile: int | None = None) -> Iterator[subprocess.Popen
         env.pop(name, None)
     with (config.parent / "daemon.err").open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+            [sys.executable, "-m", "barbus.daemon.cli", "run", "--config", str(config)],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

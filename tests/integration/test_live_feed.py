@@ -23,12 +23,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from daemon.events import MINUTE_MS, Bar, parse_utc_ms
-from daemon.feeds.binance import BinanceFeed, FeedConfig, FeedCounters
-from daemon.feeds.binance_codec import decode_rest_klines, decode_ws_message
-from daemon.feeds.sim import FaultConfig, SimExchange
-from replay.loader import load_bars
-from replay.series import BarSeries
+from barbus.daemon.events import MINUTE_MS, Bar, parse_utc_ms
+from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig, FeedCounters
+from barbus.daemon.feeds.binance_codec import decode_rest_klines, decode_ws_message
+from barbus.daemon.feeds.sim import FaultConfig, SimExchange
+from barbus.replay.loader import load_bars
+from barbus.replay.series import BarSeries
 from tests.factories import bars_of
 from tests.net import free_port
 
@@ -746,7 +746,7 @@ async def cli_sim_exchange(data: Path) -> AsyncIterator[SimProcess]:
     """The CLI sim on any free port, 100 history bars, 200 bars/s; killed if still running."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("JOURNAL_STREAM", None)
-    command = [sys.executable, "-m", "daemon.cli", "sim-exchange", "--data", str(data)]
+    command = [sys.executable, "-m", "barbus.daemon.cli", "sim-exchange", "--data", str(data)]
     command += ["--port", "0", "--speed", "200", "--history-bars", "100", "--exit-at-end"]
     process = await asyncio.create_subprocess_exec(
         *command,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config
+from barbus.daemon.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 UNIT = REPO_ROOT / "ops" / "barbus.service"

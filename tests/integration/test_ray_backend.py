@@ -26,9 +26,9 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from daemon.errors import ConfigError
-from replay.batch import BatchOutcome, Job, JobOutcome, expand_jobs, run_batch, run_job
-from replay.cache import BarCache
+from barbus.daemon.errors import ConfigError
+from barbus.replay.batch import BatchOutcome, Job, JobOutcome, expand_jobs, run_batch, run_job
+from barbus.replay.cache import BarCache
 from tests.integration.batch_workers import attempts, faults_dir, order_death
 from tests.integration.test_batch import (
     TWO_DAYS_BARS,
@@ -52,7 +52,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 ray = pytest.importorskip("ray")
 
-from replay.ray_backend import (  # noqa: E402
+from barbus.replay.ray_backend import (  # noqa: E402
     INSTALL_HINT,
     _check_reachable,
     require_ray,
@@ -366,7 +366,7 @@ class Run:
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> Run:
     """``barbus ARGS`` in this process; the ``barbus`` logger is restored after."""
-    from daemon.cli import main
+    from barbus.daemon.cli import main
 
     logger = logging.getLogger("barbus")
     saved = (list(logger.handlers), logger.level, logger.propagate)

@@ -22,7 +22,7 @@ import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange
+from barbus.strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange
 from tests import reference as ref
 from tests.reference import FloatArray, assert_close
 

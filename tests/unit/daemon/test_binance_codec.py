@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.events import INTERVAL_MS, MINUTE_MS, Bar, format_time_ms, parse_utc_ms
-from daemon.feeds.binance_codec import (
+from barbus.daemon.events import INTERVAL_MS, MINUTE_MS, Bar, format_time_ms, parse_utc_ms
+from barbus.daemon.feeds.binance_codec import (
     MessageError,
     decode_rest_klines,
     decode_ws_message,
@@ -23,7 +23,7 @@ from daemon.feeds.binance_codec import (
     encode_ws_kline,
     stream_name,
 )
-from replay.loader import load_bars
+from barbus.replay.loader import load_bars
 from tests.conftest import BTC_2023_WITH_GAP, BTC_2025
 from tests.factories import bars_of
 

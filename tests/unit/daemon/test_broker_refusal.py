@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from daemon.broker import ExecutionConfig, OrderRejectedError, PaperBroker
-from daemon.bus import EventBus
-from daemon.engine import StrategyEngine
-from daemon.events import ExitReason, Signal
-from daemon.portfolio import Portfolio
+from barbus.daemon.broker import ExecutionConfig, OrderRejectedError, PaperBroker
+from barbus.daemon.bus import EventBus
+from barbus.daemon.engine import StrategyEngine
+from barbus.daemon.events import ExitReason, Signal
+from barbus.daemon.portfolio import Portfolio
 from tests.factories import T0_MS, Scripted, ScriptParams, make_bar
 
 MINUTE = 60_000
@@ -82,8 +82,8 @@ def test_portfolio_refuses_a_fill_that_would_make_cash_infinite() -> None:
 
 
 def test_replay_of_a_refused_order_ends_with_one_strategy_error_line() -> None:
-    from daemon.errors import StrategyError
-    from replay.runner import ReplayConfig, run_replay
+    from barbus.daemon.errors import StrategyError
+    from barbus.replay.runner import ReplayConfig, run_replay
     from tests.factories import series_from_bars
 
     bars = [make_bar(100.0, minute=m) for m in range(30)] + [

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from daemon.bus import EventBus
-from daemon.events import Bar
-from daemon.feed import pump
+from barbus.daemon.bus import EventBus
+from barbus.daemon.events import Bar
+from barbus.daemon.feed import pump
 from tests.factories import bars_from_closes, make_bar
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import DaemonConfig, load_config
-from daemon.errors import ConfigError
+from barbus.daemon.config import DaemonConfig, load_config
+from barbus.daemon.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -217,7 +217,7 @@ def test_barbus_run_with_a_nan_heartbeat_exits_2_with_one_line(tmp_path: Path) -
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
     done = subprocess.run(
-        [sys.executable, "-m", "daemon.cli", "run", "--config", str(path)],
+        [sys.executable, "-m", "barbus.daemon.cli", "run", "--config", str(path)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

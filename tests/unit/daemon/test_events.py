@@ -4,8 +4,15 @@ import pickle
 
 import pytest
 
-from daemon.errors import DataError
-from daemon.events import Bar, BarGuard, format_time_ms, interval_ms, parse_utc_ms, validate_bar
+from barbus.daemon.errors import DataError
+from barbus.daemon.events import (
+    Bar,
+    BarGuard,
+    format_time_ms,
+    interval_ms,
+    parse_utc_ms,
+    validate_bar,
+)
 from tests.factories import T0_MS, make_bar
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from daemon.config import parse_config
-from daemon.errors import ConfigError
-from daemon.events import MINUTE_MS, Bar, parse_utc_ms
-from daemon.feeds.binance import BinanceFeed, FeedConfig
-from daemon.feeds.binance_codec import (
+from barbus.daemon.config import parse_config
+from barbus.daemon.errors import ConfigError
+from barbus.daemon.events import MINUTE_MS, Bar, parse_utc_ms
+from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig
+from barbus.daemon.feeds.binance_codec import (
     EdgeLimits,
     MessageError,
     RejectedBarError,
@@ -31,7 +31,7 @@ from daemon.feeds.binance_codec import (
     encode_rest_kline,
     encode_ws_kline,
 )
-from daemon.log import RateLimitedLog, clip
+from barbus.daemon.log import RateLimitedLog, clip
 
 NOW_MS = parse_utc_ms("2026-12-01T08:00")
 LIMITS = EdgeLimits(MINUTE_MS, max_skew_ms=5_000)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.notify import sd_notify, watchdog_interval_seconds
+from barbus.daemon.notify import sd_notify, watchdog_interval_seconds
 
 
 @pytest.fixture

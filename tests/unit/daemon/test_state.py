@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import ConfigError, DataError
-from daemon.events import MINUTE_MS, ExitReason, Fill, Side, Trade
-from daemon.state import SCHEMA_VERSION, EngineUpdate, StateStore
+from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.events import MINUTE_MS, ExitReason, Fill, Side, Trade
+from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateStore
 from tests.factories import T0_MS, make_bar
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -240,8 +240,8 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from daemon.events import Bar, ExitReason, Fill, Side, Trade
-    from daemon.state import EngineUpdate, StateStore
+    from barbus.daemon.events import Bar, ExitReason, Fill, Side, Trade
+    from barbus.daemon.state import EngineUpdate, StateStore
 
     T0, MINUTE = {t0}, 60_000
     store = StateStore(Path(sys.argv[1]))

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import ConfigError, DataError
-from daemon.state import SCHEMA_VERSION, StateStore
+from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.state import SCHEMA_VERSION, StateStore
 from tests.unit.daemon.test_state_damage import DAMAGE, build, run_sql
 
 
@@ -28,7 +28,7 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[sqlite3.Connection]:
         made.append(connection)
         return connection
 
-    monkeypatch.setattr("daemon.state.sqlite3.connect", recording_connect)
+    monkeypatch.setattr("barbus.daemon.state.sqlite3.connect", recording_connect)
     return made
 
 

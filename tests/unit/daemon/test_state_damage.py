@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import DataError
-from daemon.events import MINUTE_MS, ExitReason, Fill, Side, Trade
-from daemon.state import SCHEMA_VERSION, EngineUpdate, StateBusyError, StateStore
+from barbus.daemon.errors import DataError
+from barbus.daemon.events import MINUTE_MS, ExitReason, Fill, Side, Trade
+from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateBusyError, StateStore
 from tests.factories import T0_MS, make_bar
 
 SNAPSHOT: dict[str, Any] = {"portfolio": {"cash": 10_000.0}, "trade_from_ms": T0_MS}
@@ -281,7 +281,7 @@ def test_a_folder_or_fifo_at_the_state_path_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_schema_1_file_migrates_to_the_current_schema_keeping_its_rows(tmp_path: Path) -> None:
-    from daemon.state import _MIGRATIONS
+    from barbus.daemon.state import _MIGRATIONS
 
     path = tmp_path / "state.sqlite"
     with closing(sqlite3.connect(path)) as db:

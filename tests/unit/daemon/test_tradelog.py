@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.events import ExitReason, Trade
-from daemon.tradelog import TRADE_COLUMNS, trade_dict, trade_row
+from barbus.daemon.events import ExitReason, Trade
+from barbus.daemon.tradelog import TRADE_COLUMNS, trade_dict, trade_row
 
 TRADE = Trade(
     "sma",

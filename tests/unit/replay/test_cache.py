@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from daemon.errors import DataError
-from replay.cache import COLUMNS, FORMAT_VERSION, BarCache, CacheStats, default_cache_dir
-from replay.loader import load_bars
-from replay.series import BarSeries
+from barbus.daemon.errors import DataError
+from barbus.replay.cache import COLUMNS, FORMAT_VERSION, BarCache, CacheStats, default_cache_dir
+from barbus.replay.loader import load_bars
+from barbus.replay.series import BarSeries
 from tests.integration.daemon_kit import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from daemon.errors import DataError
-from replay import cache as cache_module
-from replay.cache import COLUMNS, BarCache
-from replay.loader import load_bars
-from replay.series import BarSeries
+from barbus.daemon.errors import DataError
+from barbus.replay import cache as cache_module
+from barbus.replay.cache import COLUMNS, BarCache
+from barbus.replay.loader import load_bars
+from barbus.replay.series import BarSeries
 from tests.integration.daemon_kit import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -87,9 +87,9 @@ def test_a_fifo_and_an_endless_device_are_refused_in_process(fifo: Path, tmp_pat
         hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
         soft = 1 << 30 if hard == resource.RLIM_INFINITY else min(1 << 30, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
-        from daemon.errors import DataError
-        from replay.cache import BarCache
-        from replay.loader import load_bars
+        from barbus.daemon.errors import DataError
+        from barbus.replay.cache import BarCache
+        from barbus.replay.loader import load_bars
         for path in (Path({str(fifo)!r}), Path({str(zero)!r})):
             for load in (load_bars, BarCache(Path({str(tmp_path / "cache")!r})).load):
                 try:
@@ -296,8 +296,8 @@ def test_a_problem_in_a_file_too_big_to_reparse_names_its_data_row(
 MEMORY_CHILD = """
 import json, re, sys
 from pathlib import Path
-from replay.cache import BarCache
-from replay.loader import load_bars
+from barbus.replay.cache import BarCache
+from barbus.replay.loader import load_bars
 
 def kib(field):
     text = Path("/proc/self/status").read_text()

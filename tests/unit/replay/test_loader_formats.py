@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from daemon.errors import DataError
-from replay.loader import _fast_csv_columns, load_bars
-from replay.series import BarSeries, IntArray
-from replay.synthetic import synthetic_series
+from barbus.daemon.errors import DataError
+from barbus.replay.loader import _fast_csv_columns, load_bars
+from barbus.replay.series import BarSeries, IntArray
+from barbus.replay.synthetic import synthetic_series
 
 COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close", "volume")

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from daemon.errors import ConfigError
-from replay.periods import parse_period, parse_time, split_period
+from barbus.daemon.errors import ConfigError
+from barbus.replay.periods import parse_period, parse_time, split_period
 
 # 2025-05-20T00:00:00Z, by hand: 20228 days after 1970-01-01 times 86400 s.
 T0_S = 20228 * 86400

@@ -15,8 +15,8 @@ from matplotlib.collections import PathCollection
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
-from daemon.events import ExitReason, parse_utc_ms
-from replay.reports import (
+from barbus.daemon.events import ExitReason, parse_utc_ms
+from barbus.replay.reports import (
     MAX_PLOT_POINTS,
     heatmap_figure,
     plot_heatmap,
@@ -24,8 +24,8 @@ from replay.reports import (
     run_figure,
     write_batch_html,
 )
-from replay.runner import ReplayConfig, ReplayResult, run_replay
-from replay.synthetic import synthetic_series
+from barbus.replay.runner import ReplayConfig, ReplayResult, run_replay
+from barbus.replay.synthetic import synthetic_series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WEEK_START_MS = parse_utc_ms("2025-06-02")

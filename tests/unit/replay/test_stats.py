@@ -14,9 +14,9 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from daemon.events import ExitReason, Trade, parse_utc_ms
-from replay.runner import ReplayConfig, format_report, run_replay, write_outputs
-from replay.stats import (
+from barbus.daemon.events import ExitReason, Trade, parse_utc_ms
+from barbus.replay.runner import ReplayConfig, format_report, run_replay, write_outputs
+from barbus.replay.stats import (
     DAY_MS,
     LOWER_IS_BETTER,
     PerformanceStats,

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import talib
 
-from strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange
+from barbus.strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange
 from tests import reference as ref
 from tests.reference import FloatArray, assert_close
 

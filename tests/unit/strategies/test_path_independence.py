@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from strategies.indicators import SMA, BollingerBands
+from barbus.strategies.indicators import SMA, BollingerBands
 from tests.integration.daemon_kit import barbus
 
 STARTS = (None, "2023-03-17T10:11", "2023-03-18")
