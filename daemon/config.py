@@ -1,7 +1,8 @@
 """The daemon's TOML configuration, validated up front with errors a person can act on.
 
-Unknown keys (with a "did you mean"), wrong types, unknown strategy names or parameters and
-strategies on symbols the feed does not carry are all rejected before anything starts.
+Unknown keys (with a "did you mean"), wrong types, strategy specs that do not load (a
+relative file path is taken from the config file's folder), unknown parameters and strategies
+on symbols the feed does not carry are all rejected before anything starts.
 See ``ops/barbus.example.toml`` for every key with its default.
 """
 
@@ -13,12 +14,15 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from barbus.daemon.broker import ExecutionConfig
 from barbus.daemon.configfile import check_keys, read_toml
 from barbus.daemon.errors import BarbusError, ConfigError
 from barbus.daemon.feeds.binance import FeedConfig
+
+if TYPE_CHECKING:
+    from barbus.strategies.loader import StrategySource
 
 __all__ = ["DaemonConfig", "HttpConfig", "StrategyConfig", "load_config"]
 
@@ -68,13 +72,28 @@ _STRATEGY_KEYS: dict[str, type | tuple[type, ...]] = {
 
 @dataclass(frozen=True)
 class StrategyConfig:
-    """One trading engine: a named strategy instance on one symbol with its own capital."""
+    """One trading engine: a named strategy instance on one symbol with its own capital.
+
+    ``strategy`` is the spec as written; ``source`` what it resolved to when the config was
+    loaded (the class that runs, its canonical spec and its source fingerprint).
+    """
 
     name: str
     strategy: str
     symbol: str
     capital: float
     params: dict[str, Any]
+    source: StrategySource = field(compare=False, repr=False)
+
+    @property
+    def spec(self) -> str:
+        """The canonical spec (file paths absolute): what the daemon records and parity runs."""
+        return self.source.spec
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (16 hex digits) of the strategy's source file."""
+        return self.source.fingerprint
 
 
 @dataclass(frozen=True)
@@ -187,7 +206,7 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
         )
     except ConfigError as exc:
         raise ConfigError(f"{where}: [execution] {exc}") from None
-    strategies = _strategies(raw.get("strategy", []), feed.symbols, where)
+    strategies = _strategies(raw.get("strategy", []), feed.symbols, where, base)
     state_path = Path(raw.get("state", {}).get("path", "barbus-state.sqlite"))
     http = _http(raw.get("http", {}), where)
     level = str(raw.get("log", {}).get("level", "INFO")).upper()
@@ -263,9 +282,9 @@ def _http(table: Mapping[str, Any], where: str) -> HttpConfig:
 
 
 def _strategies(
-    tables: list[Any], symbols: tuple[str, ...], where: str
+    tables: list[Any], symbols: tuple[str, ...], where: str, base: Path
 ) -> tuple[StrategyConfig, ...]:
-    from barbus.strategies import create_strategy
+    from barbus.strategies import create_strategy, resolve_strategy
 
     if not tables:
         raise ConfigError(f"{where}: needs at least one [[strategy]]")
@@ -282,16 +301,19 @@ def _strategies(
         if symbol not in symbols:
             raise ConfigError(f"{here}: symbol {symbol} is not in [feed] symbols {list(symbols)}")
         try:
-            create_strategy(table["strategy"], table.get("params", {}))
+            source = resolve_strategy(table["strategy"], base)
+            create_strategy(source, table.get("params", {}))
         except BarbusError as exc:
             raise ConfigError(f"{here}: {exc}") from None
-        name = table.get("name", f"{table['strategy']}-{symbol.lower()}")
+        name = table.get("name", f"{source.name}-{symbol.lower()}")
         if any(s.name == name for s in out):
             raise ConfigError(f"{here}: a strategy named {name!r} already exists")
         capital = float(table.get("capital", 10_000.0))
         if not (math.isfinite(capital) and capital > 0):
             raise ConfigError(f"{here}: capital must be > 0 and finite, got {capital}")
         out.append(
-            StrategyConfig(name, table["strategy"], symbol, capital, table.get("params", {}))
+            StrategyConfig(
+                name, table["strategy"], symbol, capital, table.get("params", {}), source
+            )
         )
     return tuple(out)

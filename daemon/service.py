@@ -21,6 +21,7 @@ import json
 import logging
 import signal
 import sqlite3
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from barbus.daemon.broker import ExecutionConfig
 from barbus.daemon.bus import EventBus
 from barbus.daemon.config import DaemonConfig, StrategyConfig, load_config
 from barbus.daemon.engine import StrategyEngine
-from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.errors import ConfigError, DataError, StrategyError
 from barbus.daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
 from barbus.daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
 from barbus.daemon.http import HttpLimits, app_runner, listen, make_app, start_site
@@ -40,7 +41,7 @@ from barbus.daemon.metrics import DaemonMetrics, LiveStateCollector
 from barbus.daemon.notify import sd_notify, watchdog_interval_seconds
 from barbus.daemon.state import EngineRecord, EngineUpdate, StateStore, StateWriteError
 from barbus.daemon.tradelog import trade_dict
-from barbus.strategies import create_strategy
+from barbus.strategies import StrategySource, create_strategy, resolve_strategy
 
 __all__ = ["Daemon", "run_daemon"]
 
@@ -254,8 +255,9 @@ class Daemon:
         for symbol, stream in streams.items():
             self.live_from[symbol] = stream.live_from_ms
             self.guards[symbol] = BarGuard(stream.last_open_time_ms)
+        upgrades: dict[str, tuple[str, dict[str, Any]]] = {}
         for cfg in self.config.strategies:
-            strategy = create_strategy(cfg.strategy, cfg.params)
+            strategy = create_strategy(cfg.source, cfg.params)
             engine = StrategyEngine(
                 strategy, cfg.symbol, self.config.execution_for(cfg), name=cfg.name
             )
@@ -263,12 +265,8 @@ class Daemon:
             record = saved.get(cfg.name)
             if record is not None:
                 wanted = _engine_config(cfg, self.config.execution)
-                if record.config != wanted:
-                    raise ConfigError(
-                        f"strategy {cfg.name!r} was saved with {record.config}, but is now "
-                        f"configured as {wanted}; give it a new name (or use a new "
-                        "state file) instead of changing a running strategy"
-                    )
+                if self._check_record(cfg, record.config, wanted):
+                    upgrades[cfg.name] = (cfg.spec, wanted)
                 try:
                     engine.restore(record.snapshot)
                 except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -292,11 +290,59 @@ class Daemon:
                 self.metrics.orders.labels(cfg.name, side.value)
         if streams:
             self._log_resumed(streams, saved)
+        self.state.rewrite_engine_configs(upgrades)
+        for name, (spec, wanted) in upgrades.items():
+            fields = {"strategy": name, "spec": spec, "fingerprint": wanted["fingerprint"]}
+            line = f"recorded the strategy spec and fingerprint of an older state {_kv(fields)}"
+            self._restore_log.append((logging.INFO, line))
         for symbol in self.config.feed.symbols:
             for source in ("warmup", "live"):
                 self.metrics.bars.labels(symbol, source)
                 self.metrics.bars_dropped.labels(symbol, source)
             self.metrics.decision_lag.labels(symbol)
+
+    def _check_record(
+        self, cfg: StrategyConfig, saved: dict[str, Any], wanted: dict[str, Any]
+    ) -> bool:
+        """Refuse, with one line, a strategy whose spec, code or settings changed since its
+        record was saved; True when the record predates specs and fingerprints (its
+        ``strategy`` is the spec as written then, taken from the config's folder)."""
+        old_spec = saved.get("strategy")
+        legacy = "fingerprint" not in saved
+        over = (
+            "to start it over, give it a new [[strategy]] name (or use a new state file)"
+        )
+        if old_spec != cfg.spec and not (legacy and self._same_spec(old_spec, cfg.spec)):
+            raise ConfigError(
+                f"strategy {cfg.name!r} was saved running another strategy: spec {old_spec} "
+                f"-> {cfg.spec}; {over}, or point it back at {old_spec}"
+            )
+        fingerprint = saved.get("fingerprint")
+        if not legacy and fingerprint != cfg.fingerprint:
+            code = _code_file(cfg.source)
+            raise ConfigError(
+                f"strategy {cfg.name!r}: its code changed since it was saved: fingerprint "
+                f"{fingerprint} -> {cfg.fingerprint} of {code}; {over}, or restore {code} "
+                "as it was"
+            )
+        before, now = _settings(saved), _settings(wanted)
+        if before != now:
+            raise ConfigError(
+                f"strategy {cfg.name!r} was saved with {before}, but is now configured as "
+                f"{now}; give it a new name (or use a new state file) instead of changing a "
+                "running strategy"
+            )
+        return legacy
+
+    def _same_spec(self, written: object, spec: str) -> bool:
+        """Whether a spec as an older barbus recorded it resolves to ``spec`` now."""
+        if not isinstance(written, str):
+            return False
+        base = self.config.source.parent if self.config.source is not None else None
+        try:
+            return resolve_strategy(written, base).spec == spec
+        except StrategyError:
+            return False
 
     def _log_restored(self, book: _Book, record: EngineRecord) -> None:
         portfolio = book.engine.portfolio
@@ -474,7 +520,7 @@ class Daemon:
             updates.append(
                 EngineUpdate(
                     name=book.config.name,
-                    strategy=book.config.strategy,
+                    strategy=book.config.spec,
                     symbol=book.config.symbol,
                     config=_engine_config(book.config, self.config.execution),
                     snapshot=engine.snapshot(),
@@ -722,7 +768,8 @@ def _dropped(counters: FeedCounters) -> int:
 def _engine_config(cfg: StrategyConfig, execution: ExecutionConfig) -> dict[str, Any]:
     """Everything that decides an engine's trades; stored so replay (parity) can redo them."""
     return {
-        "strategy": cfg.strategy,
+        "strategy": cfg.spec,
+        "fingerprint": cfg.fingerprint,
         "symbol": cfg.symbol,
         "capital": cfg.capital,
         "params": dict(sorted(cfg.params.items())),
@@ -730,6 +777,17 @@ def _engine_config(cfg: StrategyConfig, execution: ExecutionConfig) -> dict[str,
         "slippage_bps": execution.slippage_bps,
         "fill_at": execution.fill_at,
     }
+
+
+def _settings(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded engine configuration without the strategy's identity (spec, fingerprint)."""
+    return {k: v for k, v in config.items() if k not in ("strategy", "fingerprint")}
+
+
+def _code_file(source: StrategySource) -> str:
+    """The file whose text the fingerprint is of (the strategy's module)."""
+    module = sys.modules.get(source.cls.__module__)
+    return str(getattr(module, "__file__", None) or source.origin)
 
 
 def run_daemon(config: DaemonConfig, *, new_state: bool = False) -> int:

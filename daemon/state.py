@@ -606,6 +606,32 @@ class StateStore:
 
     # -- writing ------------------------------------------------------------------------------
 
+    def rewrite_engine_configs(self, configs: dict[str, tuple[str, dict[str, Any]]]) -> None:
+        """Replace the recorded strategy and configuration of engines, in one transaction: a
+        record written before barbus recorded specs and fingerprints gets them on its first
+        start (``configs`` maps an engine name to its strategy spec and configuration)."""
+        if not configs:
+            return
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "UPDATE engines SET strategy = ?, config = ? WHERE name = ?",
+                    [
+                        (spec, json.dumps(config, sort_keys=True), name)
+                        for name, (spec, config) in configs.items()
+                    ],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.path}: cannot write the state file: {exc}") from None
+
     def commit_bar(
         self, bar: Bar, source: str, live_from_ms: int, updates: Iterable[EngineUpdate]
     ) -> None:
