@@ -9,20 +9,34 @@ checks them on every 1-minute bar.
 Parameters are a frozen dataclass per strategy (a cold path): ``__post_init__`` validates ranges
 and relations, :func:`parse_params` converts ``name=value`` strings by field type and rejects
 unknown names with a "did you mean".
+
+Warm-up (a cold path, asked for sizing the daemon's warm-up and for ``/status``): a strategy's
+indicators are its attributes that look like :class:`Indicator`; ``ready`` says they all are,
+``warmup_bars`` how many bars of the strategy's timeframe come before its first possible decision.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, TypeVar, get_type_hints
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_type_hints, runtime_checkable
 
 from barbus.daemon.errors import StrategyError, did_you_mean
 from barbus.daemon.events import INTERVAL_MS, Bar, Signal
 
-__all__ = ["AnyStrategy", "BaseParams", "ParamValue", "Strategy", "parse_params", "require"]
+__all__ = [
+    "AnyStrategy",
+    "BaseParams",
+    "Indicator",
+    "ParamValue",
+    "Strategy",
+    "parse_params",
+    "require",
+    "snake_case",
+]
 
 ParamValue = str | int | float | bool
 
@@ -61,14 +75,96 @@ class BaseParams:
 P = TypeVar("P", bound=BaseParams)
 
 
+@runtime_checkable
+class Indicator(Protocol):
+    """What a strategy's indicator offers the base class: readiness, warm-up length and state."""
+
+    @property
+    def ready(self) -> bool:
+        """True once ``warmup`` updates were seen."""
+
+    @property
+    def warmup(self) -> int:
+        """The number of update calls after which ``ready`` first becomes True."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-safe state."""
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` of an indicator with the same arguments."""
+
+
+def snake_case(name: str) -> str:
+    """``EmaCross`` -> ``ema_cross``, ``RSIReversal`` -> ``rsi_reversal``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _indicators_in(value: object) -> Iterator[Indicator]:
+    """The indicators in ``value``: itself, or inside (nested) lists, tuples and dict values."""
+    if isinstance(value, Indicator):
+        yield value
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _indicators_in(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _indicators_in(item)
+
+
 class Strategy(ABC, Generic[P]):
-    """Base class: subclasses set ``name`` and ``params_type`` and implement the hooks."""
+    """Base class: subclasses implement ``on_bar`` and usually set ``params_type``.
+
+    ``name`` defaults to the class name in snake_case (``EmaCross`` -> ``ema_cross``) and
+    ``params_type`` to :class:`BaseParams`, when neither the class nor a base sets them.
+    """
 
     name: ClassVar[str]
     params_type: ClassVar[type[BaseParams]]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = snake_case(cls.__name__)
+        if not hasattr(cls, "params_type"):
+            cls.params_type = BaseParams
+
     def __init__(self, params: P) -> None:
         self.params = params
+
+    def _attributes(self) -> Iterator[tuple[str, object]]:
+        """Every instance attribute but ``params``, slots first in class order (cold path)."""
+        seen = {"params"}
+        for klass in reversed(type(self).__mro__):
+            slots = klass.__dict__.get("__slots__", ())
+            for slot in (slots,) if isinstance(slots, str) else slots:
+                if slot in seen or slot in ("__dict__", "__weakref__"):
+                    continue
+                seen.add(slot)
+                try:
+                    yield slot, getattr(self, slot)
+                except AttributeError:  # a slot never assigned holds nothing
+                    continue
+        for key, value in getattr(self, "__dict__", {}).items():
+            if key not in seen:
+                yield key, value
+
+    def indicators(self) -> list[Indicator]:
+        """The strategy's indicators: attributes (or items of attribute containers) that are."""
+        return [ind for _, value in self._attributes() for ind in _indicators_in(value)]
+
+    @property
+    def ready(self) -> bool:
+        """True once every indicator is ready (override when a decision needs more state)."""
+        return all(indicator.ready for indicator in self.indicators())
+
+    @property
+    def warmup_bars(self) -> int:
+        """The 1-based number of the first bar (of this strategy's timeframe) that can produce a
+        decision, from the parameters: by default the largest indicator ``warmup`` (at least 1).
+        Override when a decision needs more, e.g. a cross compares with the previous bar (+1).
+        Feeding this many bars leaves the strategy :attr:`ready`.
+        """
+        return max([1, *(indicator.warmup for indicator in self.indicators())])
 
     @abstractmethod
     def on_bar(self, bar: Bar, position: float) -> Signal | None:

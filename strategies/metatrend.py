@@ -55,6 +55,13 @@ class MetaTrend(Strategy[MetaTrendParams]):
         )
         self._meta: int | None = None  # None until all three are ready
 
+    @property
+    def warmup_bars(self) -> int:
+        """The first bar with all three ready only sets the state (a Supertrend is ready after
+        ``period + 1`` bars), so the first change can come one bar later."""
+        p = self.params
+        return max(p.period_1, p.period_2, p.period_3) + 2
+
     def on_bar(self, bar: Bar, position: float) -> Signal | None:
         high, low, close = bar.high, bar.low, bar.close
         a, b, c = self._supertrends

@@ -44,6 +44,12 @@ class SmaCross(Strategy[SmaCrossParams]):
         self._slow = SMA(params.slow)
         self._prev_diff = math.nan  # fast - slow on the previous bar; NaN until both are ready
 
+    @property
+    def warmup_bars(self) -> int:
+        """A cross compares with the previous bar, so the first one can come a bar after the slow
+        SMA is ready: ``slow + 1``."""
+        return self.params.slow + 1
+
     def on_bar(self, bar: Bar, position: float) -> Signal | None:
         close = bar.close
         diff = self._fast.update(close) - self._slow.update(close)
