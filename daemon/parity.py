@@ -5,6 +5,11 @@ the open time from which it traded. Replaying those bars through ``replay.runner
 same settings must give the very same trade rows and final equity; the first difference, if
 any, is reported with both rows, so a user can see where live and backtest parted.
 
+Each engine is replayed with the strategy the daemon recorded: its canonical spec (a file
+strategy by its absolute path), never a registry name that may since point elsewhere. When the
+code's fingerprint differs from the recorded one the check is refused with one line: comparing
+against other code would say nothing.
+
 The state file is opened read-only and without the daemon's lock, so parity works while the
 daemon runs; what it reads is validated (by the store, and each engine's saved configuration
 and account here), so a damaged file gives one line naming it, never a traceback.
@@ -18,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.errors import BarbusError, ConfigError, DataError
 from barbus.daemon.state import EngineRecord, StateStore
 from barbus.daemon.tradelog import trade_row
 from barbus.replay.runner import ReplayConfig, run_replay
 from barbus.replay.series import BarSeries
+from barbus.strategies import StrategySource, resolve_strategy
 
 __all__ = ["EngineParity", "check_parity", "export_recorded"]
 
@@ -52,13 +58,14 @@ def check_parity(state_path: Path) -> list[EngineParity]:
         for name, record in sorted(engines.items()):
             inputs = _EngineInputs.read(state_path, record)
             cfg = record.config
+            source = _recorded_strategy(state_path, name, cfg)
             bars = [bar for bar, _ in store.bars(record.symbol)]
             if not bars:
                 raise DataError(f"{state_path}: damaged: no bars of {record.symbol} recorded")
             series = BarSeries.from_bars(bars, f"{state_path}:{record.symbol}")
             result = run_replay(
                 ReplayConfig(
-                    strategy=cfg["strategy"],
+                    strategy=source,
                     params=cfg["params"],
                     symbol=record.symbol,
                     execution=inputs.execution,
@@ -128,6 +135,27 @@ class _EngineInputs:
         except ConfigError as exc:
             raise DataError(f"{where}: {exc}") from None
         return cls(execution, trade_from, numbers["cash"], numbers["size"])
+
+
+def _recorded_strategy(state_path: Path, name: str, cfg: dict[str, Any]) -> StrategySource:
+    """The strategy the daemon ran, from its recorded spec; one line when it no longer loads or
+    its code is not the code that was recorded (a state from before fingerprints: not checked)."""
+    spec = cfg["strategy"]
+    try:
+        source = resolve_strategy(spec)
+    except BarbusError as exc:
+        raise ConfigError(
+            f"{state_path}: strategy {name[:100]!r} was recorded as {spec}, which does not load "
+            f"now: {exc}"
+        ) from None
+    recorded = cfg.get("fingerprint")
+    if recorded is not None and recorded != source.fingerprint:
+        raise ConfigError(
+            f"{state_path}: strategy {name[:100]!r} ran code with fingerprint {recorded}, but "
+            f"the code of {spec} ({source.origin}) now has fingerprint {source.fingerprint}: a "
+            "parity check against other code is meaningless; restore the code the daemon ran"
+        )
+    return source
 
 
 def _finite(value: Any, what: str) -> float:

@@ -33,7 +33,7 @@ from barbus.daemon.bus import EventBus
 from barbus.daemon.config import DaemonConfig, StrategyConfig, load_config
 from barbus.daemon.engine import StrategyEngine
 from barbus.daemon.errors import ConfigError, DataError, StrategyError
-from barbus.daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms
+from barbus.daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms, interval_ms
 from barbus.daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
 from barbus.daemon.http import HttpLimits, app_runner, listen, make_app, start_site
 from barbus.daemon.log import configure_logging
@@ -309,9 +309,7 @@ class Daemon:
         ``strategy`` is the spec as written then, taken from the config's folder)."""
         old_spec = saved.get("strategy")
         legacy = "fingerprint" not in saved
-        over = (
-            "to start it over, give it a new [[strategy]] name (or use a new state file)"
-        )
+        over = "to start it over, give it a new [[strategy]] name (or use a new state file)"
         if old_spec != cfg.spec and not (legacy and self._same_spec(old_spec, cfg.spec)):
             raise ConfigError(
                 f"strategy {cfg.name!r} was saved running another strategy: spec {old_spec} "
@@ -468,21 +466,44 @@ class Daemon:
                 self._process(bar, "warmup")
             if bars:  # the last bar accepted, whatever order the exchange sent them in
                 feed.last_open_ms[symbol] = self.guards[symbol].last_open_time_ms
-            log.info(
-                "%s: warmed up on %d bars, trading from %s",
+            books = [b for b in self.books.values() if b.config.symbol == symbol]
+            cold = [b.config.name for b in books if not b.engine.strategy.ready]
+            log.log(
+                logging.WARNING if cold else logging.INFO,
+                "%s: warmed up on %d bars (%d wanted), trading from %s; %s",
                 symbol,
                 len(bars),
+                self._warmup_minutes(symbol),
                 format_time_ms(live_from) if live_from else "the first live bar",
+                f"indicators not ready yet: {', '.join(cold)} (the exchange had too few bars)"
+                if cold
+                else "indicators ready",
             )
+
+    def _warmup_minutes(self, symbol: str) -> int:
+        """1-minute bars to warm ``symbol``'s strategies up on: ``[feed] warmup_bars`` (0: no
+        warm-up), or more where a strategy needs ``warmup_bars`` bars of its timeframe before
+        its first decision, plus the partial bucket the first minute may fall in."""
+        floor = self.config.warmup_bars
+        if not floor:
+            return 0
+        needs = [floor]
+        for book in self.books.values():
+            if book.config.symbol == symbol:
+                strategy = book.engine.strategy
+                minutes = interval_ms(strategy.params.timeframe) // MINUTE_MS
+                needs.append(strategy.warmup_bars * minutes + minutes - 1)
+        return max(needs)
 
     async def _fetch_warmup(self, feed: BinanceFeed, symbol: str) -> list[Bar]:
         """Warm-up bars over REST, retried with backoff while the exchange is unreachable."""
-        if not self.config.warmup_bars:
+        count = self._warmup_minutes(symbol)
+        if not count:
             return []
         delay = self.config.feed.reconnect_initial_seconds
         while True:
             try:
-                return await feed.fetch_recent(symbol, self.config.warmup_bars)
+                return await feed.fetch_recent(symbol, count)
             except FeedTemporaryError as exc:
                 log.warning("warm-up of %s failed (%s); retrying in %.1f s", symbol, exc, delay)
             try:
@@ -666,7 +687,11 @@ class Daemon:
                 {
                     "name": name,
                     "strategy": book.config.strategy,
+                    "spec": book.config.spec,
+                    "fingerprint": book.config.fingerprint,
                     "symbol": book.config.symbol,
+                    "indicators_ready": engine.strategy.ready,
+                    "warmup_bars": engine.strategy.warmup_bars,
                     "position": engine.portfolio.size,
                     "cash": engine.portfolio.cash,
                     "equity": equity,

@@ -222,13 +222,43 @@ class BinanceFeed:
             await self._ws.close()
 
     async def fetch_recent(self, symbol: str, count: int) -> list[Bar]:
-        """The ``count`` (<= 1000) most recent closed bars of ``symbol``, oldest first: warm-up."""
+        """The ``count`` most recent closed bars of ``symbol``, oldest first: warm-up.
+
+        Paged backwards: the newest page first (no time range: the exchange's latest candles),
+        then each older page ending one interval before the oldest bar so far (``endTime``), so
+        pages never overlap. It stops at ``count`` bars, at a short page (the exchange has no
+        older ones) or after ``max_backfill_pages`` pages; every page is checked as a backfill
+        page is, and a bad one fails the whole fetch (the caller retries it)."""
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_seconds)
-        limit = min(count, REST_PAGE_LIMIT)
+        pages: list[list[Bar]] = []
+        have = 0
+        end_ms: int | None = None
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            payload = await self._get_klines(session, symbol, {"limit": str(limit)}, limit)
-        page = self._check_page(payload, symbol, None, None, limit)
-        bars = [bar for bar in page.bars if self._plausible(bar)]
+            while have < count and len(pages) < self.config.max_backfill_pages:
+                limit = min(count - have, self.config.rest_page_limit)
+                params = {"limit": str(limit)}
+                if end_ms is not None:
+                    params["endTime"] = str(end_ms)
+                payload = await self._get_klines(session, symbol, params, limit)
+                page = self._check_page(payload, symbol, None, end_ms, limit)
+                if not page.bars:
+                    break
+                pages.append(page.bars)
+                have += len(page.bars)
+                end_ms = page.bars[0].open_time_ms - self.step_ms
+                if page.rows < limit:
+                    break  # a short page: nothing older on the exchange
+                await asyncio.sleep(0)  # HTTP, signals and the watchdog run between pages
+        if have < count and len(pages) >= self.config.max_backfill_pages:
+            log.warning(
+                "feed: warm-up of %s stopped after %d pages (max_backfill_pages) at %d of %d bars",
+                symbol,
+                len(pages),
+                have,
+                count,
+            )
+        recent = [bar for page in reversed(pages) for bar in page][-count:] if count else []
+        bars = [bar for bar in recent if self._plausible(bar)]
         if bars:
             self.last_close[symbol] = bars[-1].close
         return bars

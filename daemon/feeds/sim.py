@@ -3,7 +3,8 @@
 It serves ``GET /api/v3/klines`` and kline WebSocket streams (combined ``/stream?streams=...``
 and raw ``/ws/<stream>``, plus ``SUBSCRIBE`` messages) from historical 1-minute bars, on a
 virtual clock that closes one bar every ``1/speed`` seconds (or in real time). Before the clock
-starts, ``history_bars`` bars are already closed, so a client has something to warm up on.
+starts, ``history_bars`` bars are already closed, so a client has something to warm up on; a
+klines request with ``endTime`` and no ``startTime`` pages back through them as on Binance.
 
 Fault switches make it misbehave the way real exchanges do: drop every connection after K
 messages, send a malformed message every M, duplicate, reorder or skip final candles, pause. No
@@ -182,6 +183,17 @@ class SimExchange:
                 break
         return out
 
+    def latest_bars(self, symbol: str, end_ms: int | None, limit: int) -> list[Bar]:
+        """The last ``limit`` closed bars of ``symbol`` opened at or before ``end_ms`` (all
+        closed ones without it): Binance's answer to a klines request without ``startTime``,
+        which is how a client pages back through history."""
+        book = self.books[symbol]
+        newest = self.now_ms - MINUTE_MS  # bars opened after this are not closed yet
+        if end_ms is not None:
+            newest = min(newest, end_ms)
+        hi = bisect.bisect_right(book.times, newest)
+        return book.bars[max(0, hi - limit) : hi]
+
     # -- HTTP --------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
@@ -229,10 +241,8 @@ class SimExchange:
             limit = min(int(query.get("limit", "500")), 1000)
         except ValueError:
             return web.json_response({"code": -1100, "msg": "Illegal characters."}, status=400)
-        if start is None:  # the most recent candles, as Binance does without a range
-            book = self.books[symbol]
-            closed = [b for b in book.bars if b.open_time_ms + MINUTE_MS <= self.now_ms]
-            bars = closed[-limit:]
+        if start is None:  # the latest candles (up to endTime), as Binance without startTime
+            bars = self.latest_bars(symbol, end, limit)
         else:
             bars = self.closed_bars(symbol, start, end, limit)
         rows: Any = [encode_rest_kline(bar) for bar in bars]
