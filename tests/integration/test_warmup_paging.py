@@ -7,6 +7,7 @@ expected bars are the slice's own rows, indexed by hand.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -81,15 +82,16 @@ async def test_warm_up_pages_back_beyond_one_request_without_duplicates(sim_2500
     # The sim's clock has not started: exactly the first 2,500 rows are closed.
     assert bars == sim_2500.bars[300:2_500]
     times = [b.open_time_ms for b in bars]
-    assert all(b - a == MINUTE_MS for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == MINUTE_MS for a, b in itertools.pairwise(times))
     # Newest page first (no range), then older ones ending a minute before the oldest bar so far.
     first_open = sim_2500.bars[1_500].open_time_ms
     second_open = sim_2500.bars[500].open_time_ms
+    asked = {"symbol": "BTCUSDT", "interval": "1m"}
     assert sim_2500.queries == [
-        {"symbol": "BTCUSDT", "interval": "1m", "limit": "1000"},
-        {"symbol": "BTCUSDT", "interval": "1m", "limit": "1000", "endTime": str(first_open - MINUTE_MS)},
-        {"symbol": "BTCUSDT", "interval": "1m", "limit": "200", "endTime": str(second_open - MINUTE_MS)},
-    ]  # fmt: skip
+        {**asked, "limit": "1000"},
+        {**asked, "limit": "1000", "endTime": str(first_open - MINUTE_MS)},
+        {**asked, "limit": "200", "endTime": str(second_open - MINUTE_MS)},
+    ]
     assert sim_2500.feed.counters.rejected == {}
 
 
