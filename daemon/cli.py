@@ -714,7 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         help="run the paper-trading daemon",
-        description="Paper-trade the configured strategies on a live (or simulated) feed.",
+        description="Paper-trade the configured strategies on a live (or simulated) feed. A "
+        "[[strategy]] strategy = takes any --strategy spec (file paths from the config's folder); "
+        "a restart refuses a strategy whose spec, code (fingerprint) or parameters changed.",
     )
     run.add_argument("--config", type=Path, required=True, help="daemon config file (TOML)")
     run.add_argument(
@@ -728,7 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     parity = commands.add_parser(
         "parity",
         help="replay what the daemon recorded and compare trade logs",
-        description="Exit 0 when replaying the recorded bars gives the daemon's trades exactly.",
+        description="Exit 0 when replaying the recorded bars gives the daemon's trades exactly. "
+        "Each strategy runs from its recorded spec; a strategy whose code changed since (its "
+        "fingerprint differs from the recorded one) is refused with one line, exit 2.",
     )
     parity.add_argument("--state", type=Path, required=True, help="daemon state file (SQLite)")
     parity.add_argument(

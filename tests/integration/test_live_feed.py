@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,10 +93,14 @@ async def running_sim(
     history_bars: int,
     faults: FaultConfig | None = None,
     port: int = 0,
+    middlewares: Sequence[Any] = (),
 ) -> AsyncIterator[RunningSim]:
-    """The real SimExchange app on 127.0.0.1 (``port`` 0: any free port), cleaned up after."""
+    """The real SimExchange app on 127.0.0.1 (``port`` 0: any free port), cleaned up after;
+    ``middlewares`` (aiohttp) see every request, e.g. to record what a client asked."""
     exchange = SimExchange([series], speed=speed, history_bars=history_bars, faults=faults)
-    runner = web.AppRunner(exchange.app())
+    app = exchange.app()
+    app.middlewares.extend(middlewares)
+    runner = web.AppRunner(app)
     await runner.setup()
     try:
         await web.TCPSite(runner, HOST, port).start()
