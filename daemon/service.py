@@ -436,7 +436,8 @@ class Daemon:
         engine.trade_from_ms = recorded[-1][0].open_time_ms + MINUTE_MS
         for bar, _ in recorded:
             engine.on_bar(bar)
-        line = f"{book.config.name}: warmed up on {len(recorded)} recorded bars"
+        ready = "indicators ready" if engine.strategy.ready else "indicators not ready yet"
+        line = f"{book.config.name}: warmed up on {len(recorded)} recorded bars, {ready}"
         self._restore_log.append((logging.INFO, line))
 
     def _last_open_times(self) -> dict[str, int | None]:

@@ -341,3 +341,26 @@ def test_an_older_state_without_spec_or_fingerprint_is_accepted_and_upgraded(
     assert read_state(state).trades == read_state(user_run.state).trades
     done = barbus("parity", "--state", str(state))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_strategy_file_that_does_not_load_fails_the_config_in_one_line(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "broken.py").write_text("def oops(:\n", encoding="utf-8")
+    engines = (
+        Engine("gone", "../strategies/missing.py:X"),
+        Engine("bad", "../strategies/broken.py"),
+    )
+    for engine, expected in (
+        (engines[0], f"strategy file not found: {tmp_path / 'strategies' / 'missing.py'}"),
+        (engines[1], f"syntax error in {tmp_path / 'strategies' / 'broken.py'} line 1"),
+    ):
+        config = write_config(
+            conf / "barbus.toml", sim_port=1, http_port=1, state=tmp_path / "s", engines=(engine,)
+        )
+
+        line = refused(config)
+
+        assert "[[strategy]] #1" in line
+        assert expected in line
