@@ -18,6 +18,7 @@ and account here), so a damaged file gives one line naming it, never a traceback
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,7 @@ def _replay_command(path: Path, name: str, cfg: dict[str, object], trade_from_ms
     assert isinstance(params, dict)
     words = [
         "barbus replay",
-        f"--strategy {cfg['strategy']}",
+        f"--strategy {shlex.quote(str(cfg['strategy']))}",
         f"--data {path}",
         f"--name {name}",
         f"--fee-bps {cfg['fee_bps']}",
