@@ -70,15 +70,16 @@ def test_first_party_imports_go_through_the_barbus_namespace() -> None:
     import ast
 
     bare = ("daemon", "strategies", "replay")
-    offenders = []
+    offenders: list[str] = []
     for folder in (*bare, "tests", "benchmarks", "examples", "ops"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                names = []
                 if isinstance(node, ast.Import):
                     names = [alias.name for alias in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     names = [node.module]
+                else:
+                    continue
                 offenders += [
                     f"{path.relative_to(REPO_ROOT)}:{node.lineno} {name}"
                     for name in names
