@@ -131,6 +131,15 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_strategy(args: argparse.Namespace) -> int:
+    from barbus.strategies.skeleton import class_name, write_skeleton
+
+    strategy, test = write_skeleton(args.name, args.dir)
+    print(f"wrote {strategy} and {test}")
+    print(f"next: pytest {test}; barbus replay --strategy {strategy}:{class_name(args.name)}")
+    return 0
+
+
 def _describe_strategy(source: StrategySource) -> str:
     """``name: first docstring line``, where it comes from, then each parameter's default."""
     import dataclasses
@@ -772,6 +781,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("specs", nargs="*", metavar="SPEC", help=STRATEGY_HELP)
     listing.set_defaults(func=cmd_strategies)
+
+    new_strategy = commands.add_parser(
+        "new-strategy",
+        help="write a skeleton strategy and its test, both passing as written",
+        description="Write DIR/NAME.py (class NAME in CamelCase: one parameter, one indicator, "
+        "on_bar) and DIR/test_NAME.py (check_strategy plus one behaviour). Existing files are "
+        "never overwritten (exit 2).",
+    )
+    new_strategy.add_argument("name", metavar="NAME", help="a Python identifier, e.g. my_breakout")
+    new_strategy.add_argument(
+        "--dir", type=Path, default=Path(), help="folder to write into (default: the current one)"
+    )
+    new_strategy.set_defaults(func=cmd_new_strategy)
     return parser
 
 
