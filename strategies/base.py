@@ -135,7 +135,8 @@ def _unsaveable(owner: object, attribute: str, value: object) -> StrategyError:
     return StrategyError(
         f"{cls}.{attribute} holds a {type(value).__name__}, which the default snapshot cannot "
         f"save (it saves indicators and None/bool/int/float/str, lists, tuples, deques and "
-        f"str-keyed dicts of them): write snapshot() and restore() for {cls}"
+        f"str-keyed dicts of them; an indicator has ready, warmup, snapshot and restore): "
+        f"write snapshot() and restore() for {cls}"
     )
 
 
