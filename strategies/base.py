@@ -13,6 +13,10 @@ unknown names with a "did you mean".
 Warm-up (a cold path, asked for sizing the daemon's warm-up and for ``/status``): a strategy's
 indicators are its attributes that look like :class:`Indicator`; ``ready`` says they all are,
 ``warmup_bars`` how many bars of the strategy's timeframe come before its first possible decision.
+
+State (a cold path too: the daemon saves it after each bar): the default ``snapshot``/``restore``
+cover a strategy whose attributes are indicators and plain JSON-like values, so most strategies
+write neither; one holding anything else gets a :class:`StrategyError` that says so.
 """
 
 from __future__ import annotations
