@@ -21,7 +21,7 @@ from barbus.replay.synthetic import synthetic_series
 from barbus.strategies import STRATEGIES
 from barbus.strategies.base import BaseParams, Strategy, require
 from barbus.strategies.indicators import EMA
-from barbus.strategies.sma_cross import SmaCross
+from barbus.strategies.sma_cross import SmaCross, SmaCrossParams
 from barbus.strategies.testing import check_strategy
 from tests import reference
 from tests.factories import bars_of
@@ -190,6 +190,12 @@ def test_a_broken_strategy_fails_with_a_message_that_says_what_broke(
 def test_the_unbroken_base_and_an_unvalidated_parameter_pass(minutes: list[Bar]) -> None:
     assert check_strategy(Rising, bars=minutes)
     assert check_strategy(Unchecked, {"window": -3}, bars=minutes)
+
+
+def test_a_parameter_object_is_the_same_as_its_overrides(minutes: list[Bar]) -> None:
+    by_object = check_strategy(SmaCross, SmaCrossParams(fast=3, slow=8), minutes)
+    assert by_object == check_strategy(SmaCross, {"fast": "3", "slow": "8"}, minutes)
+    assert by_object != check_strategy(SmaCross, bars=minutes)
 
 
 def test_invalid_overrides_are_the_strategy_error_the_cli_shows(minutes: list[Bar]) -> None:
