@@ -7,6 +7,8 @@ taken here. Jobs are two days of the bundled 2023 file.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import shutil
 import sys
@@ -22,7 +24,16 @@ from barbus.replay.batch import Job, expand_jobs, run_batch, strategy_of
 from barbus.replay.cache import BarCache
 from barbus.replay.runner import ReplayConfig, run_replay
 from barbus.strategies import StrategySource, load_shipped
-from tests.integration.test_batch import TWO_DAYS, Run, assert_succeeded, csv_rows, finish
+from tests.integration.test_batch import (
+    TWO_DAYS,
+    TWO_DAYS_BARS,
+    Run,
+    assert_succeeded,
+    csv_rows,
+    finish,
+    journal_lines,
+    sma_jobs,
+)
 from tests.integration.user_strategy import (
     TURNS_V1,
     TURNS_V2,
@@ -341,3 +352,41 @@ def test_a_worker_executes_a_file_strategy_once_for_all_its_jobs(
     assert executed_by_planning == 1
     # One worker, eight jobs: the file's text ran once in the parent and once in the worker.
     assert counter.read_text(encoding="utf-8").count("x") == 2
+
+
+def test_rows_written_before_jobs_recorded_their_code_are_set_aside_in_one_line(
+    btc_2023_path: Path,
+    tmp_path: Path,
+    batch_log: list[logging.LogRecord],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arrange: a journal as barbus wrote it before fingerprints: the job id without the code's
+    # fingerprint, the spec in the strategy column, no strategy_spec/strategy_fingerprint.
+    jobs = sma_jobs(btc_2023_path)
+    cache = BarCache(tmp_path / "cache")
+    out = tmp_path / "out"
+    fresh = run_batch(jobs, out, parallel=False, cache=cache)
+    by_id = {job.job_id: job for job in jobs}
+    lines = []
+    for line in journal_lines(out):
+        row = json.loads(line)
+        job = by_id[row.pop("job_id")]
+        del row["strategy_spec"], row["strategy_fingerprint"]
+        row["job_id"] = dataclasses.replace(job, fingerprint="").job_id
+        lines.append(json.dumps(row, sort_keys=True))
+    (out / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(logging.getLogger("barbus.batch"), "level", logging.INFO)
+    batch_log.clear()
+
+    again = run_batch(jobs, out, parallel=False, cache=cache)
+
+    assert again.resumed == 0
+    assert again.bars_replayed == len(jobs) * TWO_DAYS_BARS
+    assert csv_rows(again.paths["csv"]) == csv_rows(fresh.paths["csv"])
+    said = [r.getMessage() for r in batch_log if "set aside" in r.getMessage()]
+    assert said == [
+        f"{out / 'results.jsonl'}: 4 earlier rows set aside because the strategy code changed "
+        f"(sma_cross was not recorded, is {jobs[0].fingerprint}): not results of this batch, "
+        "its jobs run for the code as it is now"
+    ]
+    assert [r for r in batch_log if r.levelno >= logging.WARNING] == []  # not damage
