@@ -514,9 +514,17 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="run a grid of backtests over worker processes",
         description="Expand a grid of (strategy, parameters, data, period) into jobs and run "
-        "them over worker processes; results go to OUT/results.{csv,parquet}.",
+        "them over worker processes; results go to OUT/results.{csv,parquet}. The strategy is "
+        "loaded once and each job records its code's fingerprint (a file strategy's text is "
+        "shipped to the workers): rerunning after an edit runs the new code's jobs and sets "
+        "the old rows aside.",
     )
-    batch.add_argument("spec", nargs="?", type=Path, help="batch spec file (TOML)")
+    batch.add_argument(
+        "spec",
+        nargs="?",
+        type=Path,
+        help="batch spec file (TOML); its strategy and data paths are relative to its folder",
+    )
     batch.add_argument(
         "--out",
         type=Path,
@@ -553,7 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("local", "ray"),
         default="local",
         help="where jobs run: local worker processes (default) or a Ray cluster "
-        "(pip install 'barbus[ray]'; --workers then caps the jobs in flight)",
+        "(pip install 'barbus[ray]'; --workers then caps the jobs in flight; a strategy file "
+        "is shipped with the jobs, a module or plugin must be installed on every node)",
     )
     batch.add_argument(
         "--metrics-port",
