@@ -233,8 +233,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from barbus.replay.batch_report import BatchProgress, write_batch_report
     from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
     from barbus.replay.cache import BarCache
-    from barbus.replay.periods import parse_period, split_period
     from barbus.replay.loader import bundled_data_path
+    from barbus.replay.periods import parse_period, split_period
     from barbus.replay.runner import check_out_dir
 
     check_out_dir(args.out)  # before the spec, the data or any job: a bad folder fails at once
