@@ -131,6 +131,15 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_strategy(args: argparse.Namespace) -> int:
+    from barbus.strategies.skeleton import class_name, write_skeleton
+
+    strategy, test = write_skeleton(args.name, args.dir)
+    print(f"wrote {strategy} and {test}")
+    print(f"next: pytest {test}; barbus replay --strategy {strategy}:{class_name(args.name)}")
+    return 0
+
+
 def _describe_strategy(source: StrategySource) -> str:
     """``name: first docstring line``, where it comes from, then each parameter's default."""
     import dataclasses
@@ -224,6 +233,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from barbus.replay.batch_report import BatchProgress, write_batch_report
     from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
     from barbus.replay.cache import BarCache
+    from barbus.replay.loader import bundled_data_path
     from barbus.replay.periods import parse_period, split_period
     from barbus.replay.runner import check_out_dir
 
@@ -235,8 +245,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             )
         plan = load_spec(args.spec)
     else:
-        if not args.strategy or not args.data:
-            raise ConfigError("without a SPEC file, --strategy and --data are required")
+        if not args.strategy:
+            raise ConfigError("without a SPEC file, --strategy is required")
         periods = (
             [parse_period(*split_period(p), what="--period") for p in args.period]
             if args.period
@@ -244,7 +254,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         jobs, invalid = plan_jobs(
             args.strategy,
-            args.data,
+            args.data or [bundled_data_path()],
             grid=parse_grid(args.grid),
             params=_params_dict(args.param),
             periods=periods,
@@ -505,9 +515,17 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="run a grid of backtests over worker processes",
         description="Expand a grid of (strategy, parameters, data, period) into jobs and run "
-        "them over worker processes; results go to OUT/results.{csv,parquet}.",
+        "them over worker processes; results go to OUT/results.{csv,parquet}. The strategy is "
+        "loaded once and each job records its code's fingerprint (a file strategy's text is "
+        "shipped to the workers): rerunning after an edit runs the new code's jobs and sets "
+        "the old rows aside.",
     )
-    batch.add_argument("spec", nargs="?", type=Path, help="batch spec file (TOML)")
+    batch.add_argument(
+        "spec",
+        nargs="?",
+        type=Path,
+        help="batch spec file (TOML); its strategy and data paths are relative to its folder",
+    )
     batch.add_argument(
         "--out",
         type=Path,
@@ -517,7 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--strategy", help=f"without a SPEC file: {STRATEGY_HELP}")
     batch.add_argument(
-        "--data", type=Path, action="append", default=[], help="data file, repeatable"
+        "--data",
+        type=Path,
+        action="append",
+        default=[],
+        help="data file, repeatable (default: the bundled BTCUSDT 2025-05-20..08-18 sample)",
     )
     _add_run_options(batch)
     batch.add_argument(
@@ -544,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("local", "ray"),
         default="local",
         help="where jobs run: local worker processes (default) or a Ray cluster "
-        "(pip install 'barbus[ray]'; --workers then caps the jobs in flight)",
+        "(pip install 'barbus[ray]'; --workers then caps the jobs in flight; a strategy file "
+        "is shipped with the jobs, a module or plugin must be installed on every node)",
     )
     batch.add_argument(
         "--metrics-port",
@@ -776,6 +799,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("specs", nargs="*", metavar="SPEC", help=STRATEGY_HELP)
     listing.set_defaults(func=cmd_strategies)
+
+    new_strategy = commands.add_parser(
+        "new-strategy",
+        help="write a skeleton strategy and its test, both passing as written",
+        description="Write DIR/NAME.py (class NAME in CamelCase: one parameter, one indicator, "
+        "on_bar) and DIR/test_NAME.py (check_strategy plus one behaviour). Existing files are "
+        "never overwritten (exit 2).",
+    )
+    new_strategy.add_argument("name", metavar="NAME", help="a Python identifier, e.g. my_breakout")
+    new_strategy.add_argument(
+        "--dir", type=Path, default=Path(), help="folder to write into (default: the current one)"
+    )
+    new_strategy.set_defaults(func=cmd_new_strategy)
     return parser
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, final
+from typing import ClassVar, final
 
 from barbus.daemon.events import Bar, Signal
 from barbus.strategies.base import BaseParams, Strategy, require
@@ -81,12 +81,3 @@ class MetaTrend(Strategy[MetaTrendParams]):
         if meta == -1:
             return Signal.SELL
         return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"supertrends": [s.snapshot() for s in self._supertrends], "meta": self._meta}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        for supertrend, saved in zip(self._supertrends, state["supertrends"], strict=True):
-            supertrend.restore(saved)
-        meta = state["meta"]
-        self._meta = None if meta is None else int(meta)

@@ -79,6 +79,7 @@ def test_ready_turns_true_at_the_indicators_part_and_no_decision_before_warmup_b
 def test_sma_cross_can_decide_exactly_at_warmup_bars() -> None:
     # fast=3, slow=5: bars 1..5 flat at 10 (diff 0 at bar 5), bar 6 jumps to 20: fast 40/3 > slow 12
     strategy = create_strategy("sma_cross", {"fast": 3, "slow": 5})
+    assert strategy.warmup_bars == 6
     assert first_signal_bar(strategy, bars_from_closes([10.0] * 5 + [20.0])) == 6
 
 
