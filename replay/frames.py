@@ -162,10 +162,6 @@ def _datetimes_ms(source: str, values: pd.Series) -> IntArray:
         raise DataError(f"{source}: row {row}: open time is empty (NaT)")
     native = values.to_numpy()
     ms = native.astype("datetime64[ms]")
-    ragged = ms != native
-    if ragged.any():
-        row = int(np.flatnonzero(ragged)[0])
-        raise DataError(f"{source}: row {row}: open time is not on a whole minute")
     times: IntArray = ms.astype(np.int64)
     early = times < _EARLIEST_MS
     if early.any():
@@ -177,6 +173,10 @@ def _datetimes_ms(source: str, values: pd.Series) -> IntArray:
             f"it looks like epoch {unit} read as nanoseconds (pandas' default unit); convert "
             f"with pd.to_datetime(values, unit={unit!r}) or pass the numbers themselves"
         )
+    ragged = ms != native  # below a millisecond: not on a whole minute, whatever ms says
+    if ragged.any():
+        row = int(np.flatnonzero(ragged)[0])
+        raise DataError(f"{source}: row {row}: open time is not on a whole minute")
     return times
 
 
