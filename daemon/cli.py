@@ -131,6 +131,15 @@ def cmd_strategies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_strategy(args: argparse.Namespace) -> int:
+    from barbus.strategies.skeleton import class_name, write_skeleton
+
+    strategy, test = write_skeleton(args.name, args.dir)
+    print(f"wrote {strategy} and {test}")
+    print(f"next: pytest {test}; barbus replay --strategy {strategy}:{class_name(args.name)}")
+    return 0
+
+
 def _describe_strategy(source: StrategySource) -> str:
     """``name: first docstring line``, where it comes from, then each parameter's default."""
     import dataclasses
@@ -505,9 +514,17 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="run a grid of backtests over worker processes",
         description="Expand a grid of (strategy, parameters, data, period) into jobs and run "
-        "them over worker processes; results go to OUT/results.{csv,parquet}.",
+        "them over worker processes; results go to OUT/results.{csv,parquet}. The strategy is "
+        "loaded once and each job records its code's fingerprint (a file strategy's text is "
+        "shipped to the workers): rerunning after an edit runs the new code's jobs and sets "
+        "the old rows aside.",
     )
-    batch.add_argument("spec", nargs="?", type=Path, help="batch spec file (TOML)")
+    batch.add_argument(
+        "spec",
+        nargs="?",
+        type=Path,
+        help="batch spec file (TOML); its strategy and data paths are relative to its folder",
+    )
     batch.add_argument(
         "--out",
         type=Path,
@@ -544,7 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("local", "ray"),
         default="local",
         help="where jobs run: local worker processes (default) or a Ray cluster "
-        "(pip install 'barbus[ray]'; --workers then caps the jobs in flight)",
+        "(pip install 'barbus[ray]'; --workers then caps the jobs in flight; a strategy file "
+        "is shipped with the jobs, a module or plugin must be installed on every node)",
     )
     batch.add_argument(
         "--metrics-port",
@@ -772,6 +790,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("specs", nargs="*", metavar="SPEC", help=STRATEGY_HELP)
     listing.set_defaults(func=cmd_strategies)
+
+    new_strategy = commands.add_parser(
+        "new-strategy",
+        help="write a skeleton strategy and its test, both passing as written",
+        description="Write DIR/NAME.py (class NAME in CamelCase: one parameter, one indicator, "
+        "on_bar) and DIR/test_NAME.py (check_strategy plus one behaviour). Existing files are "
+        "never overwritten (exit 2).",
+    )
+    new_strategy.add_argument("name", metavar="NAME", help="a Python identifier, e.g. my_breakout")
+    new_strategy.add_argument(
+        "--dir", type=Path, default=Path(), help="folder to write into (default: the current one)"
+    )
+    new_strategy.set_defaults(func=cmd_new_strategy)
     return parser
 
 
