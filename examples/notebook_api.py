@@ -1,5 +1,5 @@
 """The Python API end to end, as you would use it in a notebook: a DataFrame of bars, one
-backtest, its report, trades and chart, then a small parameter sweep on worker processes.
+backtest, its report, trades and chart, then your own strategy file swept on worker processes.
 
 Run: ``python examples/notebook_api.py [FOLDER]`` (the chart is written to FOLDER, default ``.``).
 In a notebook, paste the body of ``main``; a script keeps it under ``if __name__ == "__main__"``
@@ -16,6 +16,9 @@ import pandas as pd
 from barbus import backtest, sweep
 from barbus.replay.loader import bundled_data_path
 
+# Your own strategy file (in a notebook beside it, `from ema_cross import EmaCross` works too).
+EMA_CROSS = f"{Path(__file__).resolve().with_name('strategies') / 'ema_cross.py'}:EmaCross"
+
 
 def main(folder: Path) -> None:
     # Any DataFrame of 1-minute bars: here the bundled sample's first two weeks.
@@ -30,7 +33,8 @@ def main(folder: Path) -> None:
     print(result.equity.resample("1D").last().tail(3))
     result.plot(folder / "sma_cross.png")
 
-    table = sweep("sma_cross", bars, {"fast": [5, 10], "slow": [30, 50]}, symbol="BTCUSDT")
+    grid = {"fast": [8, 12], "slow": [26, 40]}
+    table = sweep(EMA_CROSS, bars, grid, symbol="BTCUSDT", params={"timeframe": "5m"})
     print(table[["param_fast", "param_slow", "total_return_pct", "sharpe", "trades"]])
 
 

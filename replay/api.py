@@ -198,6 +198,7 @@ def sweep(
     ray_address: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     time_unit: str | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Run the ``grid`` (``{"fast": [5, 10], "slow": [30, 50]}``) as ``barbus batch`` does.
 
@@ -207,9 +208,10 @@ def sweep(
     ``index.html`` with the ``plots`` best runs, default 5); without it a temporary folder is
     used and removed. A DataFrame or series is written once into the folder for the workers.
     Every job failing is an error (the first one's message); some failing shows in ``status``.
+    ``progress`` shows a progress bar (jobs, bars/s) on stderr.
     """
     from barbus.replay.batch import run_batch
-    from barbus.replay.batch_report import write_batch_report
+    from barbus.replay.batch_report import BatchProgress, write_batch_report
     from barbus.replay.batch_spec import BatchPlan, plan_jobs
     from barbus.replay.cache import BarCache
 
@@ -238,23 +240,30 @@ def sweep(
         cache = BarCache(
             cache_root if cache_root is not None else Path(cache_dir) if cache_dir else None
         )
-        outcome = run_batch(
-            jobs,
-            folder,
-            workers=workers,
-            parallel=parallel,
-            cache=cache,
-            sort=sort,
-            ascending=ascending,
-            resume=resume,
-            skipped_invalid=invalid,
-            backend=backend,
-            ray_address=ray_address,
-        )
-        if outcome.rows and outcome.failed == len(outcome.rows):
-            raise BarbusError(
-                f"all {len(outcome.rows)} jobs failed; the first: {outcome.rows[0]['error']}"
+        bar = BatchProgress(len(jobs), interactive=True) if progress else None
+        try:
+            outcome = run_batch(
+                jobs,
+                folder,
+                workers=workers,
+                parallel=parallel,
+                cache=cache,
+                sort=sort,
+                ascending=ascending,
+                resume=resume,
+                skipped_invalid=invalid,
+                backend=backend,
+                ray_address=ray_address,
+                progress=bar,
             )
+        finally:
+            if bar is not None:
+                bar.close()
+        if outcome.rows and outcome.failed == len(outcome.rows):
+            error = str(outcome.rows[0]["error"])
+            if cache_root is not None:  # name the frame, not the file written for the workers
+                error = error.replace(str(paths[0]), "DataFrame")
+            raise BarbusError(f"all {len(outcome.rows)} jobs failed; the first: {error}")
         shown = (5 if out is not None else 0) if plots is None else plots
         if shown:
             plan = BatchPlan(jobs, invalid, workers, sort, ascending)

@@ -23,7 +23,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import barbus
-from barbus.daemon.errors import StrategyError
+from barbus.daemon.errors import BarbusError, StrategyError
 from barbus.daemon.tradelog import TRADE_COLUMNS
 from barbus.replay.batch import METRICS
 from barbus.replay.loader import load_bars
@@ -321,6 +321,24 @@ def test_sweep_of_a_dataframe_into_a_folder_resumes_from_the_same_data_file(
     assert first["file"].tolist() == [written[0].name] * 2
 
 
+def test_a_sweep_whose_every_job_fails_raises_and_progress_shows(
+    bars: BarSeries, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = utc_indexed(bars).iloc[:3_000]
+    with pytest.raises(BarbusError) as caught:
+        barbus.sweep("sma_cross", frame, {"fast": [5, 10]}, symbol="BTCUSDT", start="2030-01-01")
+    assert str(caught.value).startswith(
+        "all 2 jobs failed; the first: DataError: DataFrame: no bars in the requested period "
+        "2030-01-01T00:00:00Z .. the last bar (it starts after the data ends)"
+    )
+    capsys.readouterr()
+    table = barbus.sweep(
+        "sma_cross", frame, {"fast": [5, 10]}, symbol="BTCUSDT", parallel=False, progress=True
+    )
+    assert list(table["status"]) == ["ok", "ok"]
+    assert "2/2" in capsys.readouterr().err
+
+
 def test_a_class_workers_cannot_import_is_one_clear_error(bars: BarSeries) -> None:
     from barbus.strategies.sma_cross import SmaCross
 
@@ -335,7 +353,7 @@ SCRIPT = """
 import sys
 import pandas as pd
 import barbus
-from barbus.daemon.errors import StrategyError
+from barbus.daemon.errors import BarbusError, StrategyError
 from barbus.replay.loader import bundled_data_path
 {strategy}
 
