@@ -284,7 +284,10 @@ def _strategy(
     overrides: dict[str, ParamValue] = {}
     if isinstance(strategy, Strategy):
         cls = type(strategy)
-        defaults = cls.params_type().as_dict()
+        try:
+            defaults = cls.params_type().as_dict()
+        except TypeError:  # a parameter without a default: every value counts
+            defaults = {}
         overrides = {
             name: value
             for name, value in strategy.params.as_dict().items()
