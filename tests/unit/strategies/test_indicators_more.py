@@ -24,6 +24,7 @@ import pytest
 import talib
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
+from talib import MA_Type
 
 from barbus.strategies.indicators import (
     ADX,
@@ -62,6 +63,7 @@ EPS = float(np.finfo(np.float64).eps)
 # TA-Lib's running-sum SMA leaves a residue of ~1e-13 where the exact mean is 0, so these get an
 # absolute 1e-9 on that scale besides the relative 1e-9.
 SCALE_ATOL = 1e-9
+SMA_TYPE = MA_Type.SMA
 
 Inputs = Literal["c", "hlc", "cv", "hlcvt"]
 
@@ -152,7 +154,7 @@ def record(indicator: Indicator, case: Case, market: Market) -> dict[str, FloatA
 # --- expectations --------------------------------------------------------------------------------
 
 
-def _spread_any(flags: FloatArray | pd.Series, window: int) -> FloatArray:
+def _spread_any(flags: NDArray[Any], window: int) -> NDArray[np.bool_]:
     """True wherever ``flags`` was True in the last ``window`` positions."""
     series = pd.Series(np.asarray(flags, dtype=np.float64))
     return np.asarray(series.rolling(window, min_periods=1).max().to_numpy() > 0.0)
@@ -193,7 +195,9 @@ def macd_case(fast: int, slow: int, signal: int) -> Case:
 
 def stochastic_case(k_period: int, k_smoothing: int, d_period: int) -> Case:
     def expected(m: Market) -> dict[str, Expected]:
-        k, d = talib.STOCH(m.high, m.low, m.close, k_period, k_smoothing, 0, d_period, 0)
+        k, d = talib.STOCH(
+            m.high, m.low, m.close, k_period, k_smoothing, SMA_TYPE, d_period, SMA_TYPE
+        )
         own = ref.stochastic(m.high, m.low, m.close, k_period, k_smoothing, d_period)
         # A flat range is the documented deviation (50, TA-Lib 0): where one reached an output,
         # the reference decides.
@@ -218,14 +222,14 @@ def stochastic_case(k_period: int, k_smoothing: int, d_period: int) -> Case:
 
 def stoch_rsi_case(period: int, k_period: int, d_period: int) -> Case:
     def expected(m: Market) -> dict[str, Expected]:
-        k, d = talib.STOCHRSI(m.close, period, k_period, d_period, 0)
+        k, d = talib.STOCHRSI(m.close, period, k_period, d_period, SMA_TYPE)
         own = ref.stoch_rsi(m.close, period, k_period, d_period, FLAT_RSI_RANGE)
         # Where the RSI range is within rounding noise of flat (or TA-Lib's RSI is its flat 0),
         # TA-Lib reads ulps as 0..100 and barbus says 50: the reference decides there.
         gain, loss = ref.wilder_averages(m.close, period)
         rsi = pd.Series(ref.rsi(m.close, period))
         spread = rsi.rolling(k_period).max() - rsi.rolling(k_period).min()
-        shaky = (spread < 1e-6).to_numpy() | _spread_any(gain + loss < 1e-8, k_period)
+        shaky = np.asarray((spread < 1e-6).to_numpy()) | _spread_any(gain + loss < 1e-8, k_period)
         k_hit = shaky
         d_hit = _spread_any(shaky, d_period)
         return {
@@ -676,7 +680,7 @@ def test_flat_range_is_neutral_for_stochastic_williams_and_zscore() -> None:
     assert williams.value == -50.0
     assert (zscore.value, zscore.std, zscore.mean) == (0.0, 0.0, 100.0)
     flat = np.full(6, 100.0)
-    assert talib.STOCH(flat, flat, flat, 3, 1, 0, 2, 0)[0][-1] == 0.0
+    assert talib.STOCH(flat, flat, flat, 3, 1, SMA_TYPE, 2, SMA_TYPE)[0][-1] == 0.0
     assert talib.WILLR(flat, flat, flat, 3)[-1] == 0.0
 
 
