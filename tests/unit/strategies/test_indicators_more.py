@@ -24,7 +24,7 @@ import pytest
 import talib
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
-from talib import MA_Type
+from talib._ta_lib import MA_Type
 
 from barbus.strategies.indicators import (
     ADX,
