@@ -131,9 +131,13 @@ class MACD:
 
 
 def _stochastic_k(close: float, highest: float, lowest: float) -> float:
-    """Where ``close`` sits in [lowest, highest], 0..100, in TA-Lib's operations; 50 if flat."""
-    diff = (highest - lowest) / 100.0
-    return (close - lowest) / diff if diff != 0.0 else 50.0
+    """Where ``close`` sits in [lowest, highest] on 0..100; 50 if flat.
+
+    ``100 * (fraction)`` rather than TA-Lib's ``x / (range / 100)``: an ulp apart at most, but
+    never outside [0, 100] (the fraction of two monotonically rounded differences is <= 1).
+    """
+    spread = highest - lowest
+    return 100.0 * ((close - lowest) / spread) if spread != 0.0 else 50.0
 
 
 @final
@@ -297,7 +301,7 @@ class StochRSI:
         if not highs.ready:
             return self.value
         spread = highest - lowest
-        k = (r - lowest) / (spread / 100.0) if spread >= FLAT_RSI_RANGE else 50.0
+        k = 100.0 * ((r - lowest) / spread) if spread >= FLAT_RSI_RANGE else 50.0
         d_sma = self._d
         d = d_sma.update(k)
         if d_sma.ready:
@@ -363,8 +367,8 @@ class WilliamsR:
         highest = highs.update(high)
         lowest = self._low.update(low)
         if highs.ready:
-            diff = (highest - lowest) * -0.01  # TA-Lib's operations
-            self.value = (highest - close) / diff if diff != 0.0 else -50.0
+            spread = highest - lowest  # -100 * fraction: never outside [-100, 0]
+            self.value = -100.0 * ((highest - close) / spread) if spread != 0.0 else -50.0
             self.ready = True
         return self.value
 
