@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
@@ -50,7 +51,7 @@ RTOL = 1e-9
 EPS = float(np.finfo(np.float64).eps)
 DAY_MS = 86_400_000
 
-property_settings = settings(deadline=None, max_examples=60)
+property_settings = settings(deadline=None, max_examples=50)
 periods = st.integers(min_value=1, max_value=30)
 
 
@@ -85,35 +86,29 @@ def series(draw: st.DrawFn) -> Series:
     return Series(high, low, close, np.asarray(volume, dtype=np.float64), times.astype(np.int64))
 
 
-Maker = tuple[str, Callable[[], Any]]
-
-
-@st.composite
-def indicators(draw: st.DrawFn) -> tuple[str, Callable[[], Any]]:
-    """(inputs, factory) of one of the new indicators with drawn arguments."""
-    p, q, r = draw(periods), draw(periods), draw(periods)
-    multiplier = draw(st.sampled_from((0.5, 1.0, 2.0)))
-    makers: list[Maker] = [
-        ("c", lambda: MACD(p, p + q, r)),
-        ("hlc", lambda: Stochastic(p, q, r)),
-        ("c", lambda: StochRSI(p, q, r)),
-        ("hlc", lambda: WilliamsR(p)),
-        ("hlc", lambda: ADX(p)),
-        ("hlc", lambda: CCI(p)),
-        ("c", lambda: ROC(p)),
-        ("cv", OBV),
-        ("c", lambda: WMA(p)),
-        ("c", lambda: DEMA(p)),
-        ("c", lambda: TEMA(p)),
-        ("hlc", lambda: DonchianChannel(p)),
-        ("hlc", lambda: KeltnerChannel(p, multiplier, q)),
-        ("c", lambda: RollingMax(p)),
-        ("c", lambda: RollingMin(p)),
-        ("c", lambda: RollingStd(p)),
-        ("c", lambda: ZScore(p)),
-        ("hlcvt", VWAP),
-    ]
-    return draw(st.sampled_from(makers))
+Build = Callable[[int, int, int, float], Any]
+KINDS: list[tuple[str, str, Build]] = [
+    ("MACD", "c", lambda p, q, r, m: MACD(p, p + q, r)),
+    ("Stochastic", "hlc", lambda p, q, r, m: Stochastic(p, q, r)),
+    ("StochRSI", "c", lambda p, q, r, m: StochRSI(p, q, r)),
+    ("WilliamsR", "hlc", lambda p, q, r, m: WilliamsR(p)),
+    ("ADX", "hlc", lambda p, q, r, m: ADX(p)),
+    ("CCI", "hlc", lambda p, q, r, m: CCI(p)),
+    ("ROC", "c", lambda p, q, r, m: ROC(p)),
+    ("OBV", "cv", lambda p, q, r, m: OBV()),
+    ("WMA", "c", lambda p, q, r, m: WMA(p)),
+    ("DEMA", "c", lambda p, q, r, m: DEMA(p)),
+    ("TEMA", "c", lambda p, q, r, m: TEMA(p)),
+    ("DonchianChannel", "hlc", lambda p, q, r, m: DonchianChannel(p)),
+    ("KeltnerChannel", "hlc", lambda p, q, r, m: KeltnerChannel(p, m, q)),
+    ("RollingMax", "c", lambda p, q, r, m: RollingMax(p)),
+    ("RollingMin", "c", lambda p, q, r, m: RollingMin(p)),
+    ("RollingStd", "c", lambda p, q, r, m: RollingStd(p)),
+    ("ZScore", "c", lambda p, q, r, m: ZScore(p)),
+    ("VWAP", "hlcvt", lambda p, q, r, m: VWAP()),
+]
+KIND_PARAMS = [pytest.param(inputs, build, id=name) for name, inputs, build in KINDS]
+arguments = st.tuples(periods, periods, periods, st.sampled_from((0.5, 1.0, 2.0)))
 
 
 OUTPUTS: tuple[str, ...] = ("value", "signal", "hist", "k", "d", "plus_di", "minus_di")
@@ -134,13 +129,16 @@ def record(indicator: Any, inputs: str, rows: list[tuple[Any, ...]]) -> NDArray[
     return np.array(table, dtype=np.float64).reshape(len(rows), len(names) + 1)
 
 
+@pytest.mark.parametrize(("inputs", "build"), KIND_PARAMS)
 @property_settings
-@given(data=series(), chosen=indicators(), split_at=st.floats(min_value=0.0, max_value=1.0))
+@given(data=series(), args=arguments, split_at=st.floats(min_value=0.0, max_value=1.0))
 def test_restored_snapshot_continues_identically(
-    data: Series, chosen: tuple[str, Callable[[], Any]], split_at: float
+    inputs: str, build: Build, data: Series, args: tuple[int, int, int, float], split_at: float
 ) -> None:
     # Arrange
-    inputs, make = chosen
+    def make() -> Any:
+        return build(*args)
+
     rows = data.rows(inputs)
     split = int(split_at * len(rows))
     uninterrupted = record(make(), inputs, rows)
@@ -159,14 +157,14 @@ def test_restored_snapshot_continues_identically(
     assert continued.tobytes() == uninterrupted[split:].tobytes()
 
 
+@pytest.mark.parametrize(("inputs", "build"), KIND_PARAMS)
 @property_settings
-@given(data=series(), chosen=indicators())
+@given(data=series(), args=arguments)
 def test_ready_turns_true_after_exactly_warmup_updates(
-    data: Series, chosen: tuple[str, Callable[[], Any]]
+    inputs: str, build: Build, data: Series, args: tuple[int, int, int, float]
 ) -> None:
     # Arrange
-    inputs, make = chosen
-    indicator = make()
+    indicator = build(*args)
 
     # Act
     ready = record(indicator, inputs, data.rows(inputs))[:, -1].astype(bool)

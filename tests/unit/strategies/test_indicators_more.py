@@ -699,6 +699,24 @@ def test_stochastic_and_williams_by_hand() -> None:
     assert williams.value == pytest.approx(-40.0, rel=1e-15)
 
 
+def test_oscillators_never_leave_their_scale() -> None:
+    # Arrange: TA-Lib's (close - low) / ((high - low) / 100) gives 100.00000000000001 here.
+    high, low = 195.82, 193.91
+    stochastic, williams, stoch_rsi = Stochastic(1, 1, 1), WilliamsR(1), StochRSI(1, 2, 1)
+    assert (high - low) / ((high - low) / 100.0) > 100.0
+
+    # Act
+    stochastic.update_hlc(high, low, high)
+    williams.update_hlc(high, low, low)
+    for x in (low, high, low, high):  # RSI(1) of these is 0, 100, 0, 100
+        stoch_rsi.update(x)
+
+    # Assert
+    assert stochastic.k == 100.0
+    assert williams.value == -100.0
+    assert stoch_rsi.k == 100.0
+
+
 def test_wma_by_hand() -> None:
     # Arrange
     wma = WMA(3)
