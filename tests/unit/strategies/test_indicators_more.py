@@ -543,6 +543,24 @@ def test_update_returns_the_value_attribute(case: Case, short_market: Market) ->
     assert run["returned"].tobytes() == run["value"].tobytes()
 
 
+@pytest.mark.parametrize("case", CASE_PARAMS)
+def test_state_lives_in_slots_and_outputs_are_plain_floats(
+    case: Case, short_market: Market
+) -> None:
+    # Arrange
+    indicator = case.make()
+
+    # Act
+    record(indicator, case, short_market.head(100))
+
+    # Assert: no per-instance dict (the hot path touches slots only), floats out.
+    assert not hasattr(indicator, "__dict__")
+    assert type(indicator.ready) is bool
+    assert type(indicator.warmup) is int
+    for name in case.outputs:
+        assert type(getattr(indicator, name)) is float, name
+
+
 # --- state ---------------------------------------------------------------------------------------
 
 
