@@ -23,10 +23,16 @@ from barbus.daemon.log import configure_logging
 if TYPE_CHECKING:
     from barbus.daemon.broker import ExecutionConfig
     from barbus.daemon.feeds.sim import FaultConfig
+    from barbus.strategies import StrategySource
 
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("barbus.cli")
+
+STRATEGY_HELP = (
+    "a strategy: a name from `barbus strategies` (built-in or plugin), path/to/file.py:ClassName "
+    "(relative to the current folder), or package.module:ClassName"
+)
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -109,16 +115,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:
+    from barbus.strategies import StrategySource, available_strategies, resolve_strategy
+
+    listed: list[StrategySource] = []
+    if args.specs:
+        listed = [resolve_strategy(spec) for spec in args.specs]
+    else:
+        for found in available_strategies():
+            if isinstance(found, StrategySource):
+                listed.append(found)
+            else:
+                log.warning("%s", found)
+    for source in listed:
+        print(_describe_strategy(source))
+    return 0
+
+
+def cmd_new_strategy(args: argparse.Namespace) -> int:
+    from barbus.strategies.skeleton import class_name, write_skeleton
+
+    strategy, test = write_skeleton(args.name, args.dir)
+    print(f"wrote {strategy} and {test}")
+    print(f"next: pytest {test}; barbus replay --strategy {strategy}:{class_name(args.name)}")
+    return 0
+
+
+def _describe_strategy(source: StrategySource) -> str:
+    """``name: first docstring line``, where it comes from, then each parameter's default."""
     import dataclasses
 
-    from barbus.strategies import STRATEGIES
-
-    for name, cls in STRATEGIES.items():
-        doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
-        print(f"{name}: {doc.removeprefix(f'``{name}``: ')}")
-        for f in dataclasses.fields(cls.params_type):
-            print(f"    {f.name} = {f.default!r}")
-    return 0
+    cls = source.cls
+    doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip()
+    first = doc.splitlines()[0].removeprefix(f"``{source.name}``: ") if doc else ""
+    lines = [f"{source.name}: {first}".rstrip(), f"    from: {source.origin}"]
+    if source.origin != "built-in":
+        lines.append(f"    spec: {source.spec}   fingerprint: {source.fingerprint}")
+    lines += [f"    {f.name} = {f.default!r}" for f in dataclasses.fields(cls.params_type)]
+    return "\n".join(lines)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -426,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="backtest one strategy on historical 1-minute bars",
         description="Backtest one strategy on historical 1-minute bars (CSV or CSV.gz).",
     )
-    replay.add_argument("--strategy", required=True, help="strategy name (see `barbus strategies`)")
+    replay.add_argument("--strategy", required=True, help=STRATEGY_HELP)
     replay.add_argument(
         "--data",
         type=Path,
@@ -491,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="output folder (a writable folder, or one that can be created: checked before "
         "any job runs)",
     )
-    batch.add_argument("--strategy", help="strategy (without a SPEC file)")
+    batch.add_argument("--strategy", help=f"without a SPEC file: {STRATEGY_HELP}")
     batch.add_argument(
         "--data", type=Path, action="append", default=[], help="data file, repeatable"
     )
@@ -740,8 +773,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trades.set_defaults(func=cmd_trades)
 
-    listing = commands.add_parser("strategies", help="list strategies and their parameters")
+    listing = commands.add_parser(
+        "strategies",
+        help="list strategies, where each comes from, and their parameters",
+        description="List the built-in strategies and installed plugins (entry-point group "
+        "barbus.strategies), or describe the strategies the SPECs name.",
+    )
+    listing.add_argument("specs", nargs="*", metavar="SPEC", help=STRATEGY_HELP)
     listing.set_defaults(func=cmd_strategies)
+
+    new_strategy = commands.add_parser(
+        "new-strategy",
+        help="write a skeleton strategy and its test, both passing as written",
+        description="Write DIR/NAME.py (class NAME in CamelCase: one parameter, one indicator, "
+        "on_bar) and DIR/test_NAME.py (check_strategy plus one behaviour). Existing files are "
+        "never overwritten (exit 2).",
+    )
+    new_strategy.add_argument("name", metavar="NAME", help="a Python identifier, e.g. my_breakout")
+    new_strategy.add_argument(
+        "--dir", type=Path, default=Path(), help="folder to write into (default: the current one)"
+    )
+    new_strategy.set_defaults(func=cmd_new_strategy)
     return parser
 
 

@@ -141,7 +141,7 @@ def run_figure(result: ReplayResult) -> Figure:
     params = ", ".join(f"{k}={v}" for k, v in result.config.params.items())
     first, last = format_time_ms(int(mark_ms[0])), format_time_ms(int(mark_ms[-1]))
     fig.suptitle(
-        f"{result.config.strategy}{f' ({params})' if params else ''} on {series.symbol}, "
+        f"{result.source.name}{f' ({params})' if params else ''} on {series.symbol}, "
         f"{first} to {last}\n"
         f"return {stats.total_return_pct:+.2f} % (buy and hold "
         f"{stats.buy_and_hold_return_pct:+.2f} %)   max drawdown {stats.max_drawdown_pct:.2f} %"

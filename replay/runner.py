@@ -33,7 +33,7 @@ from barbus.replay.cache import BarCache
 from barbus.replay.feed import ReplayFeed
 from barbus.replay.series import BarSeries, GapReport
 from barbus.replay.stats import PerformanceStats, compute_stats
-from barbus.strategies import create_strategy
+from barbus.strategies import StrategyLike, StrategySource, create_strategy, strategy_source
 
 __all__ = [
     "ReplayConfig",
@@ -52,9 +52,13 @@ _BAR_MS = 60_000  # replay series are 1-minute bars
 
 @dataclass(frozen=True)
 class ReplayConfig:
-    """Everything one replay needs; ``data=None`` means the bundled BTCUSDT sample."""
+    """Everything one replay needs; ``data=None`` means the bundled BTCUSDT sample.
 
-    strategy: str
+    ``strategy`` is a spec (a registered name, ``file.py:Class``, ``package.module:Class``;
+    relative paths from the current folder), a resolved source, or a strategy class.
+    """
+
+    strategy: StrategyLike
     params: dict[str, str | int | float | bool] = field(default_factory=dict)
     data: Path | None = None
     symbol: str | None = None
@@ -71,6 +75,7 @@ class ReplayConfig:
 @dataclass(frozen=True)
 class ReplayResult:
     config: ReplayConfig
+    source: StrategySource
     strategy_params: dict[str, Any]
     series: BarSeries
     gaps: GapReport
@@ -89,7 +94,9 @@ class ReplayResult:
         s = self.series
         execution = self.config.execution
         return {
-            "strategy": self.config.strategy,
+            "strategy": self.source.name,
+            "strategy_spec": self.source.spec,
+            "strategy_fingerprint": self.source.fingerprint,
             "params": self.strategy_params,
             "symbol": s.symbol,
             "data": s.source,
@@ -149,7 +156,8 @@ def run_replay(
 ) -> ReplayResult:
     """Replay ``config.strategy`` over a preloaded ``series``, else the configured data file
     (through ``cache`` when given, else parsed directly)."""
-    strategy = create_strategy(config.strategy, config.params)
+    source = strategy_source(config.strategy)
+    strategy = create_strategy(source, config.params)
     from_file = series is None
     if series is None:
         # Late import: workers that only map cached data never load pandas or pyarrow.
@@ -201,6 +209,7 @@ def run_replay(
         log.warning("%s: %s (replayed as is, no bars invented)", series.source, gaps.describe())
     return ReplayResult(
         config=config,
+        source=source,
         strategy_params=strategy.params.as_dict(),
         series=series,
         gaps=gaps,
@@ -276,7 +285,7 @@ def format_report(result: ReplayResult) -> str:
     s, st = result.series, result.stats
     params = ", ".join(f"{k}={v}" for k, v in result.strategy_params.items())
     lines = [
-        f"strategy      {result.config.strategy} ({params})",
+        f"strategy      {_strategy_line(result.source)} ({params})",
         f"data          {s.symbol} {format_time_ms(int(s.open_time_ms[0]))} -> "
         f"{format_time_ms(int(s.open_time_ms[-1]))}, {len(s):,} bars, {result.gaps.describe()}",
         f"total return  {st.total_return_pct:+.2f} %   "
@@ -293,6 +302,11 @@ def format_report(result: ReplayResult) -> str:
         f"speed         {result.bars_per_second:,.0f} bars/s ({result.replay_seconds:.2f} s)",
     ]
     return "\n".join(lines)
+
+
+def _strategy_line(source: StrategySource) -> str:
+    """The name, and for a strategy that is not built in where it came from."""
+    return source.name if source.origin == "built-in" else f"{source.name} from {source.spec}"
 
 
 def _fig(value: float | None, spec: str = ".2f", unit: str = "") -> str:

@@ -1,45 +1,62 @@
 """Incremental indicators and the strategies built on them.
 
-This package knows nothing about feeds, files, SQLite or asyncio (a test enforces it). The
-registry below is explicit: a strategy exists for the CLI and the daemon once it is listed here.
+This package knows nothing about feeds, files, SQLite or asyncio (a test enforces it). The four
+built-in strategies are listed in :func:`~barbus.strategies.loader.builtin_strategies`; any other
+comes from a spec (``file.py:Class``, ``package.module:Class``, an installed plugin) through
+:func:`~barbus.strategies.loader.resolve_strategy`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from barbus.daemon.errors import StrategyError, did_you_mean
 from barbus.strategies.base import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
-from barbus.strategies.bbrs import Bbrs
-from barbus.strategies.metatrend import MetaTrend
-from barbus.strategies.random_entry import RandomEntry
-from barbus.strategies.sma_cross import SmaCross
+from barbus.strategies.loader import (
+    ENTRY_POINT_GROUP,
+    StrategySource,
+    available_strategies,
+    builtin_strategies,
+    load_shipped,
+    resolve_strategy,
+)
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "STRATEGIES",
     "AnyStrategy",
     "BaseParams",
     "Strategy",
+    "StrategyLike",
+    "StrategySource",
+    "available_strategies",
     "create_strategy",
-    "strategy_class",
+    "load_shipped",
+    "resolve_strategy",
+    "strategy_source",
 ]
 
-STRATEGIES: dict[str, type[AnyStrategy]] = {
-    cls.name: cls for cls in (SmaCross, MetaTrend, Bbrs, RandomEntry)
-}
+STRATEGIES: dict[str, type[AnyStrategy]] = builtin_strategies()
+"""The built-in strategies by registered name."""
+
+StrategyLike = str | StrategySource | type[AnyStrategy]
+"""What every entry point accepts as a strategy: a spec, a resolved source, or a class."""
 
 
-def strategy_class(name: str) -> type[AnyStrategy]:
-    """Look a strategy up by its registered name, with a "did you mean" on a typo."""
-    try:
-        return STRATEGIES[name]
-    except KeyError:
-        hint = did_you_mean(name, STRATEGIES)
-        known = ", ".join(STRATEGIES)
-        raise StrategyError(f"unknown strategy {name!r}{hint} (strategies: {known})") from None
+def strategy_source(strategy: StrategyLike, base_dir: Path | None = None) -> StrategySource:
+    """Resolve a spec (relative to ``base_dir``), or describe a class passed in directly."""
+    if isinstance(strategy, StrategySource):
+        return strategy
+    if isinstance(strategy, str):
+        return resolve_strategy(strategy, base_dir)
+    return StrategySource.of_class(strategy)
 
 
-def create_strategy(name: str, overrides: Mapping[str, ParamValue] | None = None) -> AnyStrategy:
-    """Instantiate strategy ``name`` with its default parameters updated by ``overrides``."""
-    cls = strategy_class(name)
+def create_strategy(
+    strategy: StrategyLike,
+    overrides: Mapping[str, ParamValue] | None = None,
+    base_dir: Path | None = None,
+) -> AnyStrategy:
+    """Instantiate ``strategy`` with its default parameters updated by ``overrides``."""
+    cls = strategy_source(strategy, base_dir).cls
     return cls(parse_params(cls.params_type, overrides or {}))

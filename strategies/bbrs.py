@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, final
+from typing import ClassVar, final
 
 from barbus.daemon.events import Bar, Signal
 from barbus.strategies.base import BaseParams, Strategy, require
@@ -86,15 +86,3 @@ class Bbrs(Strategy[BbrsParams]):
         if bar.close >= upper and rsi > rsi_high:
             return Signal.SELL
         return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "bands": self._bands.snapshot(),
-            "rsi": self._rsi.snapshot(),
-            "volume": self._volume.snapshot(),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self._bands.restore(state["bands"])
-        self._rsi.restore(state["rsi"])
-        self._volume.restore(state["volume"])

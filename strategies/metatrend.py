@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, final
+from typing import ClassVar, final
 
 from barbus.daemon.events import Bar, Signal
 from barbus.strategies.base import BaseParams, Strategy, require
@@ -55,6 +55,13 @@ class MetaTrend(Strategy[MetaTrendParams]):
         )
         self._meta: int | None = None  # None until all three are ready
 
+    @property
+    def warmup_bars(self) -> int:
+        """The first bar with all three ready only sets the state (a Supertrend is ready after
+        ``period + 1`` bars), so the first change can come one bar later."""
+        p = self.params
+        return max(p.period_1, p.period_2, p.period_3) + 2
+
     def on_bar(self, bar: Bar, position: float) -> Signal | None:
         high, low, close = bar.high, bar.low, bar.close
         a, b, c = self._supertrends
@@ -74,12 +81,3 @@ class MetaTrend(Strategy[MetaTrendParams]):
         if meta == -1:
             return Signal.SELL
         return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"supertrends": [s.snapshot() for s in self._supertrends], "meta": self._meta}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        for supertrend, saved in zip(self._supertrends, state["supertrends"], strict=True):
-            supertrend.restore(saved)
-        meta = state["meta"]
-        self._meta = None if meta is None else int(meta)

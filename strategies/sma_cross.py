@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, final
+from typing import ClassVar, final
 
 from barbus.daemon.events import Bar, Signal
 from barbus.strategies.base import BaseParams, Strategy, require
@@ -44,6 +44,12 @@ class SmaCross(Strategy[SmaCrossParams]):
         self._slow = SMA(params.slow)
         self._prev_diff = math.nan  # fast - slow on the previous bar; NaN until both are ready
 
+    @property
+    def warmup_bars(self) -> int:
+        """A cross compares with the previous bar, so the first one can come a bar after the slow
+        SMA is ready: ``slow + 1``."""
+        return self.params.slow + 1
+
     def on_bar(self, bar: Bar, position: float) -> Signal | None:
         close = bar.close
         diff = self._fast.update(close) - self._slow.update(close)
@@ -55,15 +61,3 @@ class SmaCross(Strategy[SmaCrossParams]):
         if diff < 0.0 and prev >= 0.0:
             return Signal.SELL
         return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "fast": self._fast.snapshot(),
-            "slow": self._slow.snapshot(),
-            "prev_diff": self._prev_diff,
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self._fast.restore(state["fast"])
-        self._slow.restore(state["slow"])
-        self._prev_diff = float(state["prev_diff"])

@@ -63,3 +63,26 @@ def test_readme_top_commands_are_make_targets_and_cli_options_exist() -> None:
     for option in set(re.findall(r"barbus replay [^\n]*", readme)):
         for flag in re.findall(r"--[a-z-]+", option):
             assert flag in replay_help, f"README uses {flag}, which barbus replay does not have"
+
+
+def test_first_party_imports_go_through_the_barbus_namespace() -> None:
+    """`import daemon` would find python-daemon (or a user's folder) once installed."""
+    import ast
+
+    bare = ("daemon", "strategies", "replay")
+    offenders: list[str] = []
+    for folder in (*bare, "tests", "benchmarks", "examples", "ops"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                offenders += [
+                    f"{path.relative_to(REPO_ROOT)}:{node.lineno} {name}"
+                    for name in names
+                    if name.split(".")[0] in bare
+                ]
+    assert offenders == []

@@ -127,10 +127,12 @@ class SMA:
         "period",
         "ready",
         "value",
+        "warmup",
     )
 
     def __init__(self, period: int) -> None:
         self.period: Final = _require_period(period)
+        self.warmup: Final = period  # ready after this many updates
         # Raw inputs while warming up or while a NaN/inf is in the window, else the inputs' units:
         # decimal units (floats) in decimal mode (``_odd == 0``), binary units (ints) otherwise.
         self._window: deque[float] = deque(maxlen=period)
@@ -262,10 +264,11 @@ class EMA:
     ``period`` inputs); then ``ema += alpha * (x - ema)``, the same operations as TA-Lib.
     """
 
-    __slots__ = ("_alpha", "_count", "_sum", "period", "ready", "value")
+    __slots__ = ("_alpha", "_count", "_sum", "period", "ready", "value", "warmup")
 
     def __init__(self, period: int) -> None:
         self.period: Final = _require_period(period)
+        self.warmup: Final = period  # ready after this many updates
         self._alpha: Final = 2.0 / (period + 1)
         self.reset()
 

@@ -38,10 +38,12 @@ class RSI:
         "period",
         "ready",
         "value",
+        "warmup",
     )
 
     def __init__(self, period: int = 14) -> None:
         self.period: Final = _require_period(period)
+        self.warmup: Final = period + 1  # ``period`` changes need one more input
         self.reset()
 
     def reset(self) -> None:

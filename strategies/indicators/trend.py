@@ -43,6 +43,7 @@ class Supertrend:
         "trend",
         "upper",
         "value",
+        "warmup",
     )
 
     def __init__(
@@ -55,6 +56,7 @@ class Supertrend:
         self.period: Final = period
         self.multiplier: Final = _require_positive(multiplier, "multiplier")
         self.atr_smoothing: Final = atr_smoothing
+        self.warmup: Final = self._atr.warmup  # ready on the first bar with a ready ATR
         self.reset()
 
     def reset(self) -> None:

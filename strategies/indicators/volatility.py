@@ -34,9 +34,10 @@ class TrueRange:
     The first bar has no previous close, so like TA-Lib the value is NaN (not ready) there.
     """
 
-    __slots__ = ("_has_prev", "_prev_close", "ready", "value")
+    __slots__ = ("_has_prev", "_prev_close", "ready", "value", "warmup")
 
     def __init__(self) -> None:
+        self.warmup: Final = 2  # the first bar has no previous close
         self.reset()
 
     def reset(self) -> None:
@@ -99,6 +100,7 @@ class ATR:
         "ready",
         "smoothing",
         "value",
+        "warmup",
     )
 
     def __init__(self, period: int, smoothing: Literal["wilder", "sma"] = "wilder") -> None:
@@ -106,6 +108,7 @@ class ATR:
         if smoothing not in ("wilder", "sma"):
             raise ValueError(f"smoothing must be 'wilder' or 'sma', got {smoothing!r}")
         self.smoothing: Final = smoothing
+        self.warmup: Final = period + 1  # ``period`` true ranges, the first on bar 2
         self._wilder: Final = smoothing == "wilder"
         self._tr: Final = TrueRange()
         self._sma: Final = SMA(period)
@@ -202,10 +205,12 @@ class BollingerBands:
         "std",
         "upper",
         "value",
+        "warmup",
     )
 
     def __init__(self, period: int = 20, num_std: float = 2.0) -> None:
         self.period: Final = _require_period(period)
+        self.warmup: Final = period  # ready after this many updates
         self.num_std: Final = _require_positive(num_std, "num_std")
         self._window: deque[float] = deque(maxlen=period)
         self.reset()

@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import clean_env, run_checked
 from tests.integration.daemon_kit import Engine, eventually, get_status, http_get, write_config
 from tests.net import free_ports
 
@@ -62,47 +62,6 @@ def _require_environment() -> None:
         pytest.skip(why)
 
 
-def _run(
-    args: list[str],
-    timeout: float = 300,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> str:
-    done = subprocess.run(
-        args, capture_output=True, text=True, timeout=timeout, check=False, env=env, cwd=cwd
-    )
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr}"
-    return done.stdout
-
-
-def _clean_env() -> dict[str, str]:
-    """The environment of a user with only the installed venv: nothing from this checkout."""
-    drop = ("PYTHONPATH", "VIRTUAL_ENV", "NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel ``pip install /path/to/barbus`` builds from this checkout."""
-    out = tmp_path_factory.mktemp("wheel")
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--wheel-dir",
-            str(out),
-            str(REPO_ROOT),
-        ]
-    )
-    [built] = out.glob("barbus-*.whl")
-    return built
-
-
 def test_wheel_holds_every_package_of_the_source_tree(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
@@ -127,8 +86,8 @@ def venv(wheel: Path) -> Iterator[Path]:
     root.chmod(0o755)  # as `sudo python3 -m venv /opt/barbus/.venv` leaves it: barbus may enter
     try:
         venv = root / ".venv"
-        _run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)])
-        _run(
+        run_checked([str(SYSTEM_PYTHON), "-m", "venv", str(venv)])
+        run_checked(
             [
                 str(venv / "bin" / "pip"),
                 "install",
@@ -151,7 +110,7 @@ class _Sim:
 
     def __init__(self, venv: Path, port: int, folder: Path) -> None:
         self.log = folder / "sim.err"
-        env = {**_clean_env(), "BARBUS_CACHE_DIR": str(folder / "cache")}
+        env = {**clean_env(), "BARBUS_CACHE_DIR": str(folder / "cache")}
         with self.log.open("wb") as err:
             self.popen = subprocess.Popen(
                 [
@@ -185,13 +144,13 @@ def _trading(port: int, more_than: int = 0) -> object:
 
 def test_installed_wheel_runs_the_sim_and_the_daemon(venv: Path, tmp_path: Path) -> None:
     sim_port, http_port = free_ports(2)
-    where = _run(
+    where = run_checked(
         [
             str(venv / "bin" / "python"),
             "-c",
             "import barbus.daemon.feeds.sim as m; print(m.__file__)",
         ],
-        env=_clean_env(),
+        env=clean_env(),
         cwd=tmp_path,
     )
     assert where.startswith(str(venv)), where
@@ -209,7 +168,7 @@ def test_installed_wheel_runs_the_sim_and_the_daemon(venv: Path, tmp_path: Path)
             daemon = subprocess.Popen(
                 [str(venv / "bin" / "barbus"), "run", "--config", str(config)],
                 cwd=tmp_path,
-                env=_clean_env(),
+                env=clean_env(),
                 stderr=err,
             )
         try:
@@ -357,7 +316,7 @@ def systemd(venv: Path, tmp_path: Path) -> Iterator[tuple[_Systemd, int, Path]]:
         init = folder / "init.sh"
         init.write_text(_INIT, encoding="utf-8")
         init.chmod(0o755)
-        env = {**_clean_env(), "T": str(folder), "VENV": str(venv), "UNIT": str(UNIT)}
+        env = {**clean_env(), "T": str(folder), "VENV": str(venv), "UNIT": str(UNIT)}
         with (folder / "init.log").open("wb") as log:
             popen = subprocess.Popen(
                 ["unshare", "--pid", "--fork", "--mount", "--uts", "--mount-proc", str(init)],
@@ -436,7 +395,7 @@ def test_shipped_unit_runs_hardened_reloads_survives_the_watchdog_and_stops_clea
         [str(venv / "bin" / "barbus"), "parity", "--state", str(state_file)],
         capture_output=True,
         text=True,
-        env=_clean_env(),
+        env=clean_env(),
         timeout=120,
         check=False,
     )

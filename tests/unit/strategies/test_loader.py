@@ -1,0 +1,181 @@
+"""Strategy specs: names, files, modules and plugins resolve to their class, or one clear error."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from barbus.daemon.errors import StrategyError
+from barbus.strategies import StrategySource, create_strategy, load_shipped, resolve_strategy
+from barbus.strategies.sma_cross import SmaCross
+
+STRATEGY_FILE = '''
+"""A user's strategy: buy on the first bar, never sell."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from barbus.daemon.events import Bar, Signal
+from barbus.strategies.base import BaseParams, Strategy
+
+
+@dataclasses.dataclass(frozen=True)
+class HoldParams(BaseParams):
+    size: int = 3
+
+
+class Hold(Strategy[HoldParams]):
+    name: ClassVar[str] = "hold"
+    params_type: ClassVar[type[BaseParams]] = HoldParams
+
+    def on_bar(self, bar: Bar, position: float) -> Signal | None:
+        return Signal.BUY if position == 0.0 else None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        pass
+'''
+
+
+@pytest.fixture
+def user_dir(tmp_path: Path) -> Iterator[Path]:
+    """A folder outside the project holding a strategy file; sys.path and modules restored."""
+    (tmp_path / "hold.py").write_text(STRATEGY_FILE, encoding="utf-8")
+    path, modules = list(sys.path), set(sys.modules)
+    yield tmp_path
+    sys.path[:] = path
+    for name in set(sys.modules) - modules:
+        del sys.modules[name]
+
+
+def test_a_registered_name_is_the_built_in_class() -> None:
+    source = resolve_strategy("sma_cross")
+    assert source.cls is SmaCross
+    assert (source.spec, source.origin) == ("sma_cross", "built-in")
+    module_file = Path(sys.modules[SmaCross.__module__].__file__ or "")
+    assert source.fingerprint == hashlib.sha256(module_file.read_bytes()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("spec", ["hold.py:Hold", "hold.py", "./hold.py:Hold"])
+def test_a_file_spec_relative_to_the_base_folder(user_dir: Path, spec: str) -> None:
+    source = resolve_strategy(spec, base_dir=user_dir)
+    assert source.name == "hold"
+    assert source.spec == f"{user_dir / 'hold.py'}:Hold"
+    assert source.origin == f"file {user_dir / 'hold.py'}"
+    expected = hashlib.sha256(STRATEGY_FILE.encode()).hexdigest()[:16]
+    assert (source.fingerprint, source.source) == (expected, STRATEGY_FILE)
+    strategy = create_strategy(source, {"size": "5"})
+    assert strategy.params.size == 5
+
+
+def test_a_file_spec_is_relative_to_the_current_folder_by_default(
+    user_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(user_dir)
+    assert resolve_strategy("hold.py:Hold").spec == f"{user_dir / 'hold.py'}:Hold"
+
+
+@pytest.mark.parametrize("spec", ["hold:Hold", "hold.Hold"])
+def test_a_module_spec_found_in_the_base_folder(user_dir: Path, spec: str) -> None:
+    source = resolve_strategy(spec, base_dir=user_dir)
+    assert (source.name, source.spec, source.origin) == ("hold", "hold:Hold", "module hold")
+    assert source.source is None
+
+
+def test_a_module_spec_of_an_installed_module() -> None:
+    source = resolve_strategy("barbus.strategies.sma_cross:SmaCross")
+    assert source.cls is SmaCross
+    assert source.origin == "module barbus.strategies.sma_cross"
+
+
+def test_editing_the_file_changes_the_fingerprint(user_dir: Path) -> None:
+    before = resolve_strategy("hold.py:Hold", base_dir=user_dir)
+    (user_dir / "hold.py").write_text(STRATEGY_FILE + "\n# tuned\n", encoding="utf-8")
+    after = resolve_strategy("hold.py:Hold", base_dir=user_dir)
+    assert before.fingerprint != after.fingerprint
+    assert before.cls is not after.cls  # each version is its own module
+
+
+def test_shipped_source_rebuilds_the_class_without_the_file(user_dir: Path) -> None:
+    source = resolve_strategy("hold.py:Hold", base_dir=user_dir)
+    assert source.source is not None
+    (user_dir / "hold.py").unlink()
+    for name in [m for m in sys.modules if m.startswith("_barbus_strategy_")]:
+        del sys.modules[name]
+    rebuilt = load_shipped(source.spec, source.source, source.fingerprint)
+    assert (rebuilt.name, rebuilt.spec, rebuilt.fingerprint) == (
+        "hold",
+        source.spec,
+        source.fingerprint,
+    )
+    with pytest.raises(StrategyError, match="does not match its fingerprint"):
+        load_shipped(source.spec, source.source + "#", source.fingerprint)
+
+
+def test_a_class_passed_directly_is_described_by_where_it_lives(user_dir: Path) -> None:
+    from_file = resolve_strategy("hold.py:Hold", base_dir=user_dir)
+    again = StrategySource.of_class(from_file.cls)
+    assert (again.spec, again.fingerprint, again.source) == (
+        from_file.spec,
+        from_file.fingerprint,
+        from_file.source,
+    )
+    assert StrategySource.of_class(SmaCross).spec == "sma_cross"
+
+
+def _write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("spec", "files", "fragments"),
+    [
+        ("sma_cros", {}, ["unknown strategy 'sma_cros'", "did you mean 'sma_cross'"]),
+        ("missing.py:X", {}, ["strategy file not found:", "missing.py"]),
+        (
+            "broken.py:X",
+            {"broken.py": "import math\ndef f(:\n    pass\n"},
+            ["syntax error in ", "broken.py line 2", "def f(:"],
+        ),
+        (
+            "needs.py:X",
+            {"needs.py": '"""x"""\nimport math\nimport not_a_module_anywhere\n'},
+            ["needs.py line 3", "ModuleNotFoundError", "not_a_module_anywhere"],
+        ),
+        (
+            "raises.py:X",
+            {"raises.py": "x = 1\nraise RuntimeError('boom at import')\n"},
+            ["raises.py line 2", "RuntimeError: boom at import"],
+        ),
+        ("plain.py:Foo", {"plain.py": "class Foo:\n    pass\n"}, ["not a barbus strategy"]),
+        ("plain.py:Bar", {"plain.py": "class Foo:\n    pass\n"}, ["has no class 'Bar'"]),
+        ("plain.py", {"plain.py": "x = 1\n"}, ["defines 0 strategy classes"]),
+        (
+            "hold.py:Hol",
+            {},
+            ["has no class 'Hol'", "did you mean 'Hold'", "strategies in it: Hold"],
+        ),
+        ("no_such_module:X", {}, ["no module named 'no_such_module'"]),
+        ("a b", {}, ["is not a name, path/to/file.py:ClassName or package.module:ClassName"]),
+    ],
+)
+def test_bad_specs_raise_one_clear_line(
+    user_dir: Path, spec: str, files: dict[str, str], fragments: list[str]
+) -> None:
+    for name, text in files.items():
+        _write(user_dir, name, text)
+    with pytest.raises(StrategyError) as caught:
+        resolve_strategy(spec, base_dir=user_dir)
+    message = str(caught.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
