@@ -3,8 +3,8 @@
 Every indicator takes plain floats one bar at a time (``update(x)``, ``update_hlc(high, low,
 close)``, ``update_cv(close, volume)`` or ``update_hlcv(high, low, close, volume,
 open_time_ms)``), keeps O(period) fixed state, exposes ``value``/``ready`` (and extra outputs)
-as plain attributes and round-trips its state through JSON-safe ``snapshot``/``restore``; the
-new ones also state ``warmup``, the number of updates after which ``ready`` is first True.
+as plain attributes, states ``warmup`` (the number of updates after which ``ready`` is first
+True) and round-trips its state through JSON-safe ``snapshot``/``restore``.
 Conventions follow TA-Lib; deliberate deviations are documented on the class (an RSI of flat
 prices is 50, a Stochastic %K of a flat range 50, a Williams %R of one -50).
 """
