@@ -13,6 +13,14 @@ the journal at the end.
 
 A worker that dies (kill -9, out of memory) or a job that raises: the job is retried once on a
 fresh worker, then recorded as failed with its error; every other job goes on.
+
+The strategy is resolved once, in the parent, when the jobs are planned: each job carries the
+canonical spec, the fingerprint of the strategy's source and, for a file strategy, the file's
+text. A worker rebuilds a file strategy from that text (so it runs exactly what was
+fingerprinted, even if the file is edited or deleted mid-batch, and a Ray node needs no copy of
+it) and resolves any other spec itself, refusing a module whose fingerprint is not the job's.
+The fingerprint is part of the job id: after the user edits the strategy, a resumed batch runs
+new jobs and sets the earlier version's rows aside.
 """
 
 from __future__ import annotations
@@ -37,13 +45,20 @@ from pathlib import Path
 from typing import Any, Final
 
 from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.errors import BarbusError, ConfigError
+from barbus.daemon.errors import BarbusError, ConfigError, StrategyError
 from barbus.replay.cache import BarCache
 from barbus.replay.metrics import BatchMetrics
 from barbus.replay.runner import ReplayConfig, ReplayResult, check_out_dir, run_replay
 from barbus.replay.series import symbol_from_name
 from barbus.replay.stats import lower_is_better
-from barbus.strategies import create_strategy
+from barbus.strategies import (
+    StrategyLike,
+    StrategySource,
+    create_strategy,
+    load_shipped,
+    resolve_strategy,
+    strategy_source,
+)
 from barbus.strategies.base import ParamValue
 
 __all__ = [
@@ -57,6 +72,7 @@ __all__ = [
     "run_batch",
     "run_job",
     "sort_ascending",
+    "strategy_of",
 ]
 
 log = logging.getLogger("barbus.batch")
@@ -84,13 +100,21 @@ METRICS = (
 )
 # Who and what a row is, readable (first in the tables) and exact (last: long paths, JSON).
 _ROW_HEAD = ("job_id", "strategy", "symbol", "file", "period")
-_ROW_TAIL = ("data", "start_ms", "end_ms", "params")
+_ROW_TAIL = ("strategy_spec", "strategy_fingerprint", "data", "start_ms", "end_ms", "params")
 MAX_ATTEMPTS = 2  # the first try and one retry on a fresh worker
 
 
 @dataclass(frozen=True)
 class Job:
-    """One replay of a batch. Picklable and small: names and numbers, never bars."""
+    """One replay of a batch. Picklable and small: names, numbers and at most one strategy file's
+    text, never bars.
+
+    ``strategy`` is the canonical spec (a file spec with an absolute path). ``fingerprint`` pins
+    the strategy's code (:class:`~barbus.strategies.StrategySource`); ``""`` leaves it unpinned
+    (a hand-built job: the worker runs whatever the spec names then). ``source`` is a file
+    strategy's text, shipped to the worker. ``strategy_name`` is the class's ``name`` (the
+    ``strategy`` column), ``""`` for the spec itself.
+    """
 
     strategy: str
     params: tuple[tuple[str, ParamValue], ...]
@@ -99,27 +123,35 @@ class Job:
     start_ms: int | None = None
     end_ms: int | None = None
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    fingerprint: str = ""
+    source: str | None = field(default=None, repr=False)
+    strategy_name: str = ""
 
     @property
     def job_id(self) -> str:
-        """A stable id: the same job gets the same id in every run (used to resume)."""
-        canonical = json.dumps(
-            [
-                self.strategy,
-                list(self.params),
-                self.data,
-                self.symbol,
-                self.start_ms,
-                self.end_ms,
-                dataclasses.asdict(self.execution),
-            ],
-            sort_keys=True,
-        )
+        """A stable id: the same job gets the same id in every run (used to resume).
+
+        It covers the code's fingerprint, so an edited strategy's jobs are new jobs; an
+        unpinned job keeps the id it had before fingerprints existed.
+        """
+        identity: list[Any] = [
+            self.strategy,
+            list(self.params),
+            self.data,
+            self.symbol,
+            self.start_ms,
+            self.end_ms,
+            dataclasses.asdict(self.execution),
+        ]
+        if self.fingerprint:
+            identity.append(self.fingerprint)
+        canonical = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def replay_config(self) -> ReplayConfig:
+        """The replay this job runs, with the strategy the batch planned (:func:`strategy_of`)."""
         return ReplayConfig(
-            strategy=self.strategy,
+            strategy=strategy_of(self),
             params=dict(self.params),
             data=Path(self.data),
             symbol=self.symbol,
@@ -157,8 +189,41 @@ class BatchOutcome:
         return sum(1 for row in self.rows if row["status"] != "ok")
 
 
+# Per process (the parent, a local worker, a Ray worker): strategies already built for jobs, by
+# (spec, fingerprint), so a 100-job grid reads and executes a strategy file once per process.
+_RESOLVED: dict[tuple[str, str], StrategySource] = {}
+
+
+def strategy_of(job: Job) -> StrategySource:
+    """The strategy ``job`` runs: the code the batch fingerprinted, or a one-line error.
+
+    A file strategy is rebuilt from the text shipped with the job (no file needed); a name,
+    module or plugin is resolved here and must have the job's fingerprint (another version of a
+    module on this worker or node fails the job, naming both fingerprints).
+    """
+    if not job.fingerprint:
+        return resolve_strategy(job.strategy)  # unpinned: whatever the spec names now
+    key = (job.strategy, job.fingerprint)
+    found = _RESOLVED.get(key)
+    if found is not None:
+        return found
+    if job.source is not None:
+        found = load_shipped(job.strategy, job.source, job.fingerprint)
+    else:
+        found = resolve_strategy(job.strategy)
+        if found.fingerprint != job.fingerprint:
+            raise StrategyError(
+                f"strategy {job.strategy}: the code on this worker has fingerprint "
+                f"{found.fingerprint}, the batch was planned with {job.fingerprint} (another "
+                "version of the module here: install the same version on every node, or run "
+                "the batch again to plan this one)"
+            )
+    _RESOLVED[key] = found
+    return found
+
+
 def expand_jobs(
-    strategy: str,
+    strategy: StrategyLike,
     data: Sequence[Path],
     *,
     grid: Mapping[str, Sequence[ParamValue]] | None = None,
@@ -166,12 +231,18 @@ def expand_jobs(
     periods: Sequence[tuple[int | None, int | None]] = ((None, None),),
     symbol: str | None = None,
     execution: ExecutionConfig | None = None,
+    base_dir: Path | None = None,
 ) -> tuple[list[Job], list[str]]:
     """The cartesian product of grid values x data files x periods, as jobs.
 
+    ``strategy`` (a spec, relative to ``base_dir`` or the current folder, a resolved source or a
+    class) is resolved once, here: every job pins that code (see :class:`Job`), and a strategy
+    that cannot be loaded is a :class:`StrategyError` before any job exists.
     Parameter combinations the strategy rejects (say slow <= fast) are not jobs: they are
     returned as readable reasons instead, so a grid can span an area with invalid corners.
     """
+    source = strategy_source(strategy, base_dir)
+    _RESOLVED[(source.spec, source.fingerprint)] = source
     grid = dict(grid or {})
     fixed = dict(params or {})
     overlap = set(grid) & set(fixed)
@@ -184,11 +255,11 @@ def expand_jobs(
     for values in itertools.product(*(grid[name] for name in names)):
         combo = {**fixed, **dict(zip(names, values, strict=True))}
         try:
-            built = create_strategy(strategy, combo)
+            built = create_strategy(source, combo)
         except BarbusError as exc:
             if not names:
                 raise
-            invalid.append(f"{strategy} {combo}: {exc}")
+            invalid.append(f"{source.name} {combo}: {exc}")
             continue
         # Typed values ("5" from a command line becomes 5), so ids match a TOML spec's.
         typed = built.params.as_dict()
@@ -196,13 +267,16 @@ def expand_jobs(
         for path, (start_ms, end_ms) in itertools.product(data, periods):
             jobs.append(
                 Job(
-                    strategy=strategy,
+                    strategy=source.spec,
                     params=frozen,
                     data=str(Path(path).resolve()),
                     symbol=symbol or symbol_from_name(Path(path)),
                     start_ms=start_ms,
                     end_ms=end_ms,
                     execution=execution,
+                    fingerprint=source.fingerprint,
+                    source=source.source,
+                    strategy_name=source.name,
                 )
             )
     return jobs, invalid
@@ -228,10 +302,12 @@ def run_job(job: Job, cache: BarCache | None) -> JobOutcome:
 def _row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:
     row: dict[str, Any] = {
         "job_id": job.job_id,
-        "strategy": job.strategy,
+        "strategy": job.strategy_name or job.strategy,
         "symbol": job.symbol,
         "file": Path(job.data).name,
         "period": period_text(job.start_ms, job.end_ms),
+        "strategy_spec": job.strategy,
+        "strategy_fingerprint": job.fingerprint,
         "data": job.data,
         "start_ms": job.start_ms,
         "end_ms": job.end_ms,
@@ -619,10 +695,11 @@ def _end_with_newline(path: Path) -> None:
 
 _INT_METRICS = frozenset({"trades", "days", "bars", "gaps"})
 _OLDER_ROW: Final = "written by an older barbus"  # a journal row to run again, not damage
+_NOT_WANTED: Final = "not a job of this batch"  # another batch's, or another code version's
 # Row keys that barbus 0.x rows before the daily statistics and readable periods lack.
 _ADDED_KEYS: Final = frozenset(
     {"file", "period", "sortino", "cagr_pct", "calmar", "max_drawdown_days", "profit_factor"}
-    | {"expectancy", "avg_trade_pct", "days"}
+    | {"expectancy", "avg_trade_pct", "days", "strategy_spec", "strategy_fingerprint"}
 )
 _SHOWN_DAMAGE = 5  # damaged lines described in the summary; the rest are counted
 
@@ -639,17 +716,22 @@ def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, 
         return rows
     damaged: list[str] = []
     older = 0
+    versions = _OtherVersions(wanted)
     lines = path.read_bytes().split(b"\n")
     if lines and not lines[-1]:
         lines.pop()  # the newline that ends the last row
     for number, line in enumerate(lines, start=1):
         row, problem = _journal_row(line, wanted)
-        if problem is _OLDER_ROW:
+        if problem is _NOT_WANTED:
+            if row is not None:
+                versions.check(row)
+        elif problem is _OLDER_ROW:
             older += 1
         elif problem is not None:
             damaged.append(f"line {number} {problem}")
         elif row is not None:
             rows[row["job_id"]] = row
+    versions.report(path)
     if older:
         log.info(
             "%s: %d row%s written by an older barbus (fewer figures): %s again",
@@ -672,7 +754,8 @@ def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, 
 def _journal_row(
     line: bytes, wanted: Mapping[str, Job]
 ) -> tuple[dict[str, Any] | None, str | None]:
-    """(the ok row of a wanted job, None), (None, None) to pass over, or (None, what is wrong)."""
+    """(the ok row of a wanted job, None), (the row or None, :data:`_NOT_WANTED`) to pass over,
+    or (None, what is wrong)."""
     try:
         row = json.loads(line.decode("utf-8"))
     except UnicodeDecodeError:
@@ -687,13 +770,70 @@ def _journal_row(
     if status not in ("ok", "failed"):
         return None, "has a status that is neither 'ok' nor 'failed'"
     job = wanted.get(job_id)
-    if job is None or status != "ok":
-        return None, None  # another batch's job, or a failure that runs again
+    if job is None:
+        return row, _NOT_WANTED  # another batch's job, or another version of the code
+    if status != "ok":
+        return None, _NOT_WANTED  # a failure that runs again
     expected = _row(job, None, "")
     if set(row) < set(expected) and set(expected) - set(row) <= _ADDED_KEYS:
         return None, _OLDER_ROW  # lacks only keys added since: a row of an older barbus
     problem = _row_problem(row, expected)
     return (None, f"(job {job_id}) {problem}") if problem else (row, None)
+
+
+class _OtherVersions:
+    """Finds the journal's ok rows of this batch's jobs run with other code (another
+    fingerprint, or none recorded) and says in one line how many were set aside."""
+
+    def __init__(self, wanted: Mapping[str, Job]) -> None:
+        self._by_spec: dict[str, list[Job]] = {}
+        for job in wanted.values():
+            if job.fingerprint:
+                self._by_spec.setdefault(job.strategy, []).append(job)
+        self._ids: dict[tuple[str, str], frozenset[str]] = {}
+        self.set_aside: dict[str, set[str]] = {}  # spec -> earlier fingerprints
+        self._rows: set[str] = set()
+
+    def _twins(self, spec: str, fingerprint: str) -> frozenset[str]:
+        """Ids the jobs of ``spec`` had with code ``fingerprint`` (``""``: not recorded)."""
+        key = (spec, fingerprint)
+        if key not in self._ids:
+            jobs = self._by_spec.get(spec, [])
+            self._ids[key] = frozenset(
+                dataclasses.replace(job, fingerprint=fingerprint).job_id for job in jobs
+            )
+        return self._ids[key]
+
+    def check(self, row: Mapping[str, Any]) -> None:
+        if row.get("status") != "ok" or not self._by_spec:
+            return
+        spec, fingerprint = row.get("strategy_spec"), row.get("strategy_fingerprint")
+        if "strategy_fingerprint" not in row:  # written before jobs recorded their code
+            candidates = list(self._by_spec) if spec is None else [spec]
+            fingerprint = ""
+        elif isinstance(spec, str) and isinstance(fingerprint, str) and fingerprint:
+            candidates = [spec]
+        else:
+            return
+        for candidate in candidates:
+            if isinstance(candidate, str) and row["job_id"] in self._twins(candidate, fingerprint):
+                self._rows.add(row["job_id"])
+                self.set_aside.setdefault(candidate, set()).add(fingerprint or "not recorded")
+                return
+
+    def report(self, path: Path) -> None:
+        if not self._rows:
+            return
+        count = len(self._rows)
+        changes = "; ".join(
+            f"{spec} was {', '.join(sorted(before))}, is {self._by_spec[spec][0].fingerprint}"
+            for spec, before in sorted(self.set_aside.items())
+        )
+        log.info(
+            "%s: %d earlier row%s set aside because the strategy code changed (%s): not "
+            "results of this batch, its jobs run for the code as it is now",
+            *(path, count, "s" if count > 1 else "", changes),
+        )
 
 
 def _row_problem(row: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:

@@ -1,13 +1,13 @@
 """Batch specifications: a TOML file, or command-line options, turned into jobs.
 
-A spec file (paths are relative to the file's folder)::
+A spec file (paths, a strategy file's included, are relative to the file's folder)::
 
     workers = 2                 # optional; default: CPU count
     sort = "sharpe"             # metric to rank by, best first (ascending = true/false overrides)
     fee_bps = 10                # execution settings shared by every run (optional)
 
     [[run]]
-    strategy = "sma_cross"
+    strategy = "sma_cross"     # or "my_ema.py:EmaCross", "package.module:Class", a plugin
     data = ["data/BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"]
     periods = [["2025-05-20", "2025-06-20"], ["2025-06-20", "2025-07-20"]]   # optional
     params = { stop_loss_pct = 3.0 }                                         # fixed
@@ -25,7 +25,7 @@ from typing import Any
 
 from barbus.daemon.broker import ExecutionConfig
 from barbus.daemon.configfile import check_keys, read_toml
-from barbus.daemon.errors import ConfigError
+from barbus.daemon.errors import ConfigError, StrategyError
 from barbus.replay.batch import METRICS, Job, expand_jobs
 from barbus.replay.cache import regular_file_problem
 from barbus.replay.periods import parse_period
@@ -81,8 +81,10 @@ def plan_jobs(
     periods: Sequence[tuple[int | None, int | None]],
     symbol: str | None,
     execution: ExecutionConfig,
+    base_dir: Path | None = None,
 ) -> tuple[list[Job], list[str]]:
-    """Jobs for one strategy; a thin, validating wrapper over :func:`expand_jobs`."""
+    """Jobs for one strategy spec (a relative file path from ``base_dir``, else the current
+    folder); a thin, validating wrapper over :func:`expand_jobs`."""
     if not data:
         raise ConfigError(f"run of {strategy}: no data files given")
     for path in data:
@@ -99,6 +101,7 @@ def plan_jobs(
         periods=periods or [(None, None)],
         symbol=symbol,
         execution=execution,
+        base_dir=base_dir,
     )
 
 
@@ -145,21 +148,27 @@ def load_spec(path: Path) -> BatchPlan:
         check_keys(run, _RUN_KEYS, where)
         if "strategy" not in run:
             raise ConfigError(f"{where}: missing 'strategy'")
+        if not isinstance(run["strategy"], str):
+            raise ConfigError(f"{where}: strategy must be a string, got {run['strategy']!r}")
         data = run.get("data", [])
         data_list = [data] if isinstance(data, str) else list(data)
         periods = _spec_periods(run, where)
         grid = run.get("grid", {})
         if not all(isinstance(v, list) and v for v in grid.values()):
             raise ConfigError(f"{where}: every grid entry must be a non-empty list")
-        run_jobs, run_invalid = plan_jobs(
-            str(run["strategy"]),
-            [base / p for p in data_list],
-            grid=grid,
-            params=run.get("params", {}),
-            periods=periods,
-            symbol=run.get("symbol"),
-            execution=execution,
-        )
+        try:
+            run_jobs, run_invalid = plan_jobs(
+                run["strategy"],
+                [base / p for p in data_list],
+                grid=grid,
+                params=run.get("params", {}),
+                periods=periods,
+                symbol=run.get("symbol"),
+                execution=execution,
+                base_dir=base,
+            )
+        except StrategyError as exc:
+            raise StrategyError(f"{where}: {exc}") from None
         jobs += run_jobs
         invalid += run_invalid
     sort = str(spec.get("sort", "sharpe"))

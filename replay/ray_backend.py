@@ -6,14 +6,15 @@ local worker processes to Ray tasks instead. A task runs :func:`replay.batch.run
 worker does; the driver keeps the journal, the retries, the progress callback and the tables, so
 ``results.csv`` is byte-identical whichever backend ran the jobs, and resume works the same.
 
-Data placement: every node reads the same paths. A task carries a job record (a strategy name,
-parameters, a data file path, a period: a few hundred bytes) and the cache folder's path, never
-bars. The driver builds and checksums every dataset's cache entry before the first task is
-submitted, as for the local backend; each Ray worker process then opens ``BarCache(path,
-verify_checksums=False)`` and memory-maps the columns. The rule is therefore: every node must see
-the data files and the cache folder at the same absolute path -- a shared filesystem (NFS, a
-cluster filesystem, a bind mount on a single machine) with ``BARBUS_CACHE_DIR`` (or
-``--cache-dir``) pointing into it. Why this and not the columns in Ray's object store:
+Data placement: every node reads the same paths. A task carries a job record (a strategy spec
+and fingerprint, parameters, a data file path, a period: a few hundred bytes, plus a file
+strategy's text) and the cache folder's path, never bars. The driver builds and checksums
+every dataset's cache entry before the first task is submitted, as for the local backend;
+each Ray worker process then opens ``BarCache(path, verify_checksums=False)`` and memory-maps
+the columns. The rule is therefore: every node must see the data files and the cache folder
+at the same absolute path -- a shared filesystem (NFS, a cluster filesystem, a bind mount on a
+single machine) with ``BARBUS_CACHE_DIR`` (or ``--cache-dir``) pointing into it. Why this and
+not the columns in Ray's object store:
 
 * nothing is uploaded per batch: the cache entry already exists on the shared filesystem, while
   ``ray.put`` of the columns would copy them into the driver's object store on every run and
@@ -28,6 +29,18 @@ A node that sees the data files but not the cache folder still works: its first 
 private entry from the source file (one parse per node and dataset) and later jobs map it. A
 cluster with no shared filesystem at all would need the object store instead (``ray.put`` of each
 dataset's columns once per batch, tasks taking the reference); that fallback is not built here.
+
+Strategy placement (the choice issue 11 asks for): a file strategy is SHIPPED with the job, as
+the source text the driver fingerprinted, and the task rebuilds it from that text
+(:func:`~barbus.strategies.load_shipped`, through :func:`replay.batch.strategy_of`); module and
+plugin strategies must be importable on every node (installed there, or through Ray's
+``runtime_env``), and the task checks that the node's version has the planned fingerprint, else
+the job fails with one line naming both. Why: a strategy file is a few KB, so shipping it costs
+nothing, makes each job self-contained (no file to copy to every node, no shared folder for
+code) and pins the exact version the batch planned, even if the file is edited or deleted
+while the batch runs; a module can import anything, and its dependencies cannot be shipped as
+text, so for modules the node's environment is the place, and the fingerprint check keeps two
+versions from mixing. Each Ray worker process builds a strategy once per (spec, fingerprint).
 
 Faults: the remote function has ``max_retries=1``, so Ray re-runs a task whose worker process or
 node died once; if that fails too the job is recorded failed with Ray's error. A job that fails in

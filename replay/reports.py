@@ -447,8 +447,8 @@ def write_batch_html(
 
 # Who a job is (first), and the long exact columns (last); figures are everything else.
 _LEAD_COLUMNS = ("job_id", "strategy", "symbol", "file", "period")
-_TAIL_COLUMNS = ("data", "start_ms", "end_ms", "params")
-_WRAPPED_COLUMNS = frozenset({"data", "params"})
+_TAIL_COLUMNS = ("strategy_spec", "strategy_fingerprint", "data", "start_ms", "end_ms", "params")
+_WRAPPED_COLUMNS = frozenset({"strategy_spec", "data", "params"})
 _COLUMN_LABELS = {
     "job_id": "job",
     "total_return_pct": "return %",
