@@ -233,6 +233,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from barbus.replay.batch_report import BatchProgress, write_batch_report
     from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
     from barbus.replay.cache import BarCache
+    from barbus.replay.loader import bundled_data_path
     from barbus.replay.periods import parse_period, split_period
     from barbus.replay.runner import check_out_dir
 
@@ -244,8 +245,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             )
         plan = load_spec(args.spec)
     else:
-        if not args.strategy or not args.data:
-            raise ConfigError("without a SPEC file, --strategy and --data are required")
+        if not args.strategy:
+            raise ConfigError("without a SPEC file, --strategy is required")
         periods = (
             [parse_period(*split_period(p), what="--period") for p in args.period]
             if args.period
@@ -253,7 +254,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
         jobs, invalid = plan_jobs(
             args.strategy,
-            args.data,
+            args.data or [bundled_data_path()],
             grid=parse_grid(args.grid),
             params=_params_dict(args.param),
             periods=periods,
@@ -534,7 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--strategy", help=f"without a SPEC file: {STRATEGY_HELP}")
     batch.add_argument(
-        "--data", type=Path, action="append", default=[], help="data file, repeatable"
+        "--data",
+        type=Path,
+        action="append",
+        default=[],
+        help="data file, repeatable (default: the bundled BTCUSDT 2025-05-20..08-18 sample)",
     )
     _add_run_options(batch)
     batch.add_argument(
