@@ -74,7 +74,7 @@ def load_bars(path: Path, symbol: str | None = None) -> BarSeries:
     if path.suffix.lower() == ".parquet":
         times, prices = _parquet_columns(path, raw)
         lines = np.arange(1, len(times) + 1, dtype=np.int64)  # Parquet has rows, not lines
-        _validate(path, times, prices, lines, "row")
+        validate(path, times, prices, lines, "row")
         return BarSeries(symbol, "1m", str(path), times, *prices)
     data = _decompress(path, raw)
     columns = _fast_csv_columns(path, data)
@@ -86,7 +86,7 @@ def load_bars(path: Path, symbol: str | None = None) -> BarSeries:
     frame = _text_frame(path, _decode(path, data))
     lines = frame.index.to_numpy(dtype=np.int64)
     times, prices = _frame_columns(path, frame)
-    _validate(path, times, prices, lines, "line")
+    validate(path, times, prices, lines, "line")
     return BarSeries(symbol, "1m", str(path), times, *prices)
 
 
@@ -181,7 +181,7 @@ def _fast_csv_columns(path: Path, data: bytes) -> tuple[IntArray, list[FloatArra
 def _time_and_prices(
     path: Path, raw_times: npt.NDArray[np.generic], table: pa.Table, names: Sequence[str]
 ) -> tuple[IntArray, list[FloatArray]] | None:
-    times = _times_ms(raw_times)
+    times = times_ms(raw_times)
     if times is None:
         return None
     prices = [
@@ -190,14 +190,37 @@ def _time_and_prices(
     return times, prices
 
 
-def _times_ms(raw: npt.NDArray[np.generic], first: int | None = None) -> IntArray | None:
-    """Open times in epoch ms from numbers (s, ms or µs by magnitude) or date-time strings.
+def epoch_unit(first: int) -> str:
+    """The unit of an epoch number by its magnitude: ``s``, ``ms``, ``us`` or ``ns``.
+
+    Seconds below 1e11 (ms passed 1e11 in 1973), microseconds from 1e14 (ms reach 1e14 only in
+    the year 5138), nanoseconds from 1e17 (µs reach 1e17 in the year 5138 too).
+    """
+    if first < 10**11:
+        return "s"
+    if first < 10**14:
+        return "ms"
+    return "us" if first < 10**17 else "ns"
+
+
+_TO_MS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
+
+
+def times_ms(raw: npt.NDArray[np.generic], first: int | None = None) -> IntArray | None:
+    """Open times in epoch ms from numbers (s, ms, µs or, as integers, ns by magnitude) or
+    date-time strings.
 
     The unit is told by the first open time: ``raw[0]``, or ``first`` (the file's first) when
     ``raw`` is a later chunk of the file.
     """
     if raw.dtype.kind in "Mm":
         return raw.astype("datetime64[ms]").astype(np.int64)
+    if raw.dtype.kind in "iu":  # exact integers: nanoseconds need no float round trip
+        if raw.size == 0 or int(raw.min()) < 0 or int(raw.max()) >= 2**63:
+            return None
+        whole = raw.astype(np.int64)
+        times_by, divide_by = _TO_MS[epoch_unit(int(whole[0]) if first is None else first)]
+        return whole * times_by if times_by > 1 else whole // divide_by
     if raw.dtype.kind == "O":
         try:
             stamps = pd.to_datetime(pd.Series(raw), utc=True, format="ISO8601")
@@ -212,12 +235,8 @@ def _times_ms(raw: npt.NDArray[np.generic], first: int | None = None) -> IntArra
     if np.any(values != np.floor(values)):
         return None
     times = values.astype(np.int64)
-    first = int(times[0]) if first is None else first
-    if first < 10**11:  # epoch seconds (ms passed 1e11 in 1973)
-        return times * 1000
-    if first >= 10**14:  # epoch microseconds (ms reach 1e14 only in the year 5138)
-        return times // 1000
-    return times
+    times_by, divide_by = _TO_MS[epoch_unit(int(times[0]) if first is None else first)]
+    return times * times_by if times_by > 1 else times // divide_by
 
 
 def _parquet_columns(path: Path, raw: bytes) -> tuple[IntArray, list[FloatArray]]:
@@ -228,12 +247,10 @@ def _parquet_columns(path: Path, raw: bytes) -> tuple[IntArray, list[FloatArray]
     columns = [name.lower() for name in table.column_names]
     table = table.rename_columns(columns)
     time_name = next((n for n in TIME_NAMES if n in columns), None)
-    missing = [n for n in PRICE_COLUMNS if n not in columns]
-    if time_name is None or missing:
-        raise DataError(
-            f"{path}: Parquet columns {table.column_names} lack "
-            f"{'a time column (' + '/'.join(TIME_NAMES) + ')' if time_name is None else missing}"
-        )
+    lacking = columns_problem(columns, has_time=time_name is not None, time_names=TIME_NAMES)
+    if lacking is not None:
+        raise DataError(f"{path}: Parquet columns {table.column_names} {lacking}")
+    assert time_name is not None  # columns_problem checked it
     if table.num_rows == 0:
         raise DataError(f"{path}: no data rows")
     names = [time_name, *PRICE_COLUMNS]
@@ -255,6 +272,16 @@ def _parquet_columns(path: Path, raw: bytes) -> tuple[IntArray, list[FloatArray]
     if nulls:
         raise DataError(f"{path}: Parquet columns {nulls} have missing values")
     return times, prices
+
+
+def columns_problem(
+    columns: Sequence[str], *, has_time: bool, time_names: Sequence[str]
+) -> str | None:
+    """What a table with ``columns`` (lower case) lacks: a time column or price columns."""
+    missing = [n for n in PRICE_COLUMNS if n not in columns]
+    if has_time and not missing:
+        return None
+    return f"lack {'a time column (' + '/'.join(time_names) + ')' if not has_time else missing}"
 
 
 def _text_frame(path: Path, text: str) -> pd.DataFrame:
@@ -280,23 +307,39 @@ def _text_frame(path: Path, text: str) -> pd.DataFrame:
 
 def _frame_columns(path: Path, frame: pd.DataFrame) -> tuple[IntArray, list[FloatArray]]:
     time_name = str(frame.columns[0])
-    if time_name == "timestamp" and not _is_number(str(frame[time_name].iloc[0])):
+    times = text_times(path, frame, time_name, iso=time_name == "timestamp")
+    return times, [text_numbers(path, frame, name) for name in PRICE_COLUMNS]
+
+
+def text_times(
+    path: Path | str, frame: pd.DataFrame, time_name: str, *, iso: bool, unit: str = "line"
+) -> IntArray:
+    """Epoch ms of the text column ``time_name`` of ``frame`` (index: line or row numbers):
+    ISO-8601 times when ``iso`` and the first is not a number, else epoch numbers."""
+    if iso and not _is_number(str(frame[time_name].iloc[0])):
         stamps = pd.to_datetime(frame[time_name], utc=True, format="ISO8601", errors="coerce")
-        _fail_rows(path, stamps.isna().to_numpy(), frame, "timestamp is not an ISO-8601 time")
-        times = np.asarray(stamps.dt.as_unit("ms").astype("int64"), dtype=np.int64)
-    else:
-        values = _numeric(path, frame, time_name)
         _fail_rows(
-            path,
-            ~np.isfinite(values) | (values < 0) | (values >= _MAX_TIME),
-            frame,
-            "open time is empty, negative or out of range",
+            path, stamps.isna().to_numpy(), frame, f"{time_name} is not an ISO-8601 time", unit
         )
-        _fail_rows(path, values != np.floor(values), frame, "open time is not an integer")
-        converted = _times_ms(values)
-        assert converted is not None  # every value was checked above
-        times = converted
-    return times, [_numeric(path, frame, name) for name in PRICE_COLUMNS]
+        return np.asarray(stamps.dt.as_unit("ms").astype("int64"), dtype=np.int64)
+    return epoch_times(path, text_numbers(path, frame, time_name, unit), frame, unit)
+
+
+def epoch_times(
+    path: Path | str, values: FloatArray, frame: pd.DataFrame, unit: str = "line"
+) -> IntArray:
+    """Epoch ms of epoch numbers (s, ms or µs by magnitude), the first bad row named."""
+    _fail_rows(
+        path,
+        ~np.isfinite(values) | (values < 0) | (values >= _MAX_TIME),
+        frame,
+        "open time is empty, negative or out of range",
+        unit,
+    )
+    _fail_rows(path, values != np.floor(values), frame, "open time is not an integer", unit)
+    converted = times_ms(values)
+    assert converted is not None  # every value was checked above
+    return converted
 
 
 def _is_number(text: str) -> bool:
@@ -308,31 +351,32 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _numeric(path: Path, frame: pd.DataFrame, column: str) -> FloatArray:
+def text_numbers(
+    path: Path | str, frame: pd.DataFrame, column: str, unit: str = "line"
+) -> FloatArray:
+    """The text column ``column`` of ``frame`` as floats; an empty or non-numeric field is a
+    :class:`DataError` naming its ``unit`` (line, row) by the frame's index."""
     text = frame[column].str.strip()
-    _fail_rows(path, (text.isna() | (text == "")).to_numpy(), frame, f"{column} is empty")
+    _fail_rows(path, (text.isna() | (text == "")).to_numpy(), frame, f"{column} is empty", unit)
     values = pd.to_numeric(text, errors="coerce")
     _fail_rows(
-        path,
-        values.isna().to_numpy(),
-        frame,
-        f"{column} is not a number",
-        show=frame[column],
+        path, values.isna().to_numpy(), frame, f"{column} is not a number", unit, frame[column]
     )
     return values.to_numpy(dtype=np.float64)
 
 
 def _fail_rows(
-    path: Path,
+    path: Path | str,
     mask: npt.NDArray[np.bool_],
     frame: pd.DataFrame,
     what: str,
+    unit: str = "line",
     show: pd.Series | None = None,
 ) -> None:
     if mask.any():
         row = int(np.flatnonzero(mask)[0])
         value = f": {show.iloc[row]!r}" if show is not None else ""
-        raise DataError(f"{path}: line {frame.index[row]}: {what}{value}")
+        raise DataError(f"{path}: {unit} {frame.index[row]}: {what}{value}")
 
 
 def _first_problem(
@@ -375,9 +419,11 @@ def _spacing_problem(smallest_step_ms: int) -> str:
     )
 
 
-def _validate(
-    path: Path, times: IntArray, prices: Sequence[FloatArray], lines: IntArray, unit: str
+def validate(
+    path: Path | str, times: IntArray, prices: Sequence[FloatArray], lines: IntArray, unit: str
 ) -> None:
+    """Raise :class:`DataError` for the first row that breaks a rule every source obeys,
+    named as ``unit`` ``lines[row]`` (file line, Parquet or DataFrame row)."""
     problem = _first_problem(times, prices)
     if problem is None:
         return
@@ -469,7 +515,7 @@ class _ChunkChecker:
         raw_times = table.column(0).to_numpy(zero_copy_only=False)
         if self._first is None and raw_times.dtype.kind in "iuf":
             self._first = int(raw_times[0])
-        times = _times_ms(raw_times, self._first)
+        times = times_ms(raw_times, self._first)
         if times is None:
             raise ChunkProblemError(-1, f"column {self.time_name} holds invalid open times")
         prices = [

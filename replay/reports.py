@@ -41,6 +41,7 @@ __all__ = [
     "plot_heatmap",
     "plot_run",
     "run_figure",
+    "save_figure",
     "write_batch_html",
 ]
 
@@ -72,7 +73,7 @@ IntArray = npt.NDArray[np.int64]
 
 def plot_run(result: ReplayResult, path: Path) -> Path:
     """Write :func:`run_figure` of ``result`` as a PNG at ``path`` (parents created)."""
-    return _save(run_figure(result), path)
+    return save_figure(run_figure(result), path)
 
 
 def run_figure(result: ReplayResult) -> Figure:
@@ -221,7 +222,7 @@ def _dates(times_ms: IntArray) -> npt.NDArray[np.datetime64]:
 
 def plot_heatmap(results: pd.DataFrame, x: str, y: str, metric: str, path: Path) -> Path:
     """Write :func:`heatmap_figure` as a PNG at ``path`` (parents created)."""
-    return _save(heatmap_figure(results, x, y, metric), path)
+    return save_figure(heatmap_figure(results, x, y, metric), path)
 
 
 def heatmap_figure(results: pd.DataFrame, x: str, y: str, metric: str) -> Figure:
@@ -603,7 +604,8 @@ def _relative_url(target: Path, base: Path) -> str:
     return quote(Path(relative).as_posix())
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (parents created), as every barbus plot is written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=_DPI, format="png")

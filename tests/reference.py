@@ -23,11 +23,17 @@ __all__ = [
     "atr",
     "bollinger",
     "ema",
+    "keltner",
     "rsi",
     "sma",
+    "stoch_rsi",
+    "stochastic",
     "supertrend",
     "true_range",
+    "vwap_utc_day",
     "wilder_averages",
+    "williams_r",
+    "zscore",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -245,3 +251,109 @@ def assert_close(
             f"actual {a[i]!r}, expected {e[i]!r}, |diff| {error[i]:.3g} > tolerance "
             f"{tolerance[i]:.3g} (rtol={rtol:g})"
         )
+
+
+# --- references for the indicators TA-Lib lacks, or where barbus deviates from it ----------------
+
+
+def _position_in_range(
+    x: pd.Series, highest: pd.Series, lowest: pd.Series, flat: pd.Series
+) -> pd.Series:
+    """100 * (x - lowest) / (highest - lowest), and 50 where ``flat``."""
+    spread = highest - lowest
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw = 100.0 * (x - lowest) / spread
+    return raw.where(~flat, 50.0).where(spread.notna())
+
+
+def stochastic(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    k_period: int,
+    k_smoothing: int,
+    d_period: int,
+) -> dict[str, FloatArray]:
+    """Slow stochastic with rolling means; a flat range (highest == lowest) gives raw %K = 50.
+
+    ``k`` and ``d`` are both NaN until ``d`` is defined, as TA-Lib reports them.
+    """
+    h, lo, c = pd.Series(_floats(high)), pd.Series(_floats(low)), pd.Series(_floats(close))
+    highest = h.rolling(k_period).max()
+    lowest = lo.rolling(k_period).min()
+    raw = _position_in_range(c, highest, lowest, highest == lowest)
+    k = raw.rolling(k_smoothing).mean()
+    d = k.rolling(d_period).mean()
+    return {"k": k.where(d.notna()).to_numpy(), "d": d.to_numpy()}
+
+
+def williams_r(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int) -> FloatArray:
+    """-100 * (highest high - close) / (highest high - lowest low); -50 on a flat range."""
+    h, lo, c = pd.Series(_floats(high)), pd.Series(_floats(low)), pd.Series(_floats(close))
+    highest = h.rolling(period).max()
+    lowest = lo.rolling(period).min()
+    k = _position_in_range(c, highest, lowest, highest == lowest)
+    return (k - 100.0).to_numpy()
+
+
+def stoch_rsi(
+    close: ArrayLike, period: int, k_period: int, d_period: int, flat_range: float
+) -> dict[str, FloatArray]:
+    """Fast stochastic of ``rsi`` over ``k_period`` values, 50 where the RSI range is below
+    ``flat_range``; ``d`` its rolling mean. Both NaN until ``d`` is defined."""
+    r = pd.Series(rsi(close, period))
+    highest = r.rolling(k_period).max()
+    lowest = r.rolling(k_period).min()
+    k = _position_in_range(r, highest, lowest, (highest - lowest) < flat_range)
+    d = k.rolling(d_period).mean()
+    return {"k": k.where(d.notna()).to_numpy(), "d": d.to_numpy()}
+
+
+def zscore(x: ArrayLike, period: int) -> dict[str, FloatArray]:
+    """(x - rolling mean) / rolling population std, 0 where the std is 0."""
+    bands = bollinger(x, period, 1.0)
+    mean, std = bands["middle"], bands["std"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(std == 0.0, 0.0, (_floats(x) - mean) / std)
+    return {"value": z, "mean": mean, "std": std}
+
+
+def keltner(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    period: int,
+    multiplier: float,
+    atr_period: int,
+) -> dict[str, FloatArray]:
+    """EMA(close) +/- multiplier * Wilder ATR, every output NaN until both are defined."""
+    middle = pd.Series(ema(close, period))
+    width = pd.Series(atr(high, low, close, atr_period, "wilder"))
+    defined = middle.notna() & width.notna()
+    frame = pd.DataFrame(
+        {
+            "middle": middle,
+            "upper": middle + multiplier * width,
+            "lower": middle - multiplier * width,
+        }
+    )
+    frame["atr"] = width
+    return {name: frame[name].where(defined).to_numpy() for name in frame.columns}
+
+
+def vwap_utc_day(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike, open_time_ms: ArrayLike
+) -> FloatArray:
+    """Cumulative sum(typical price * volume) / cumulative volume, restarted each UTC day; the
+    typical price itself while the day's volume is 0."""
+    frame = pd.DataFrame(
+        {
+            "tp": (pd.Series(_floats(high)) + _floats(low) + _floats(close)) / 3.0,
+            "volume": _floats(volume),
+            "day": pd.to_datetime(np.asarray(open_time_ms, dtype=np.int64), unit="ms").floor("D"),
+        }
+    )
+    frame["pv"] = frame["tp"] * frame["volume"]
+    sums = frame.groupby("day", sort=False)[["pv", "volume"]].cumsum()
+    vwap = sums["pv"] / sums["volume"]
+    return vwap.where(sums["volume"] != 0.0, frame["tp"]).to_numpy()
