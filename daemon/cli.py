@@ -145,7 +145,10 @@ def _describe_strategy(source: StrategySource) -> str:
     import dataclasses
 
     cls = source.cls
-    doc = (sys.modules[cls.__module__].__doc__ or cls.__doc__ or "").strip()
+    module_doc = sys.modules[cls.__module__].__doc__
+    # A built-in's module docstring starts with its name; a user file may hold several classes.
+    first_choice = module_doc if source.origin == "built-in" else cls.__doc__
+    doc = (first_choice or module_doc or cls.__doc__ or "").strip()
     first = doc.splitlines()[0].removeprefix(f"``{source.name}``: ") if doc else ""
     lines = [f"{source.name}: {first}".rstrip(), f"    from: {source.origin}"]
     if source.origin != "built-in":

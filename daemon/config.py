@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from barbus.daemon.broker import ExecutionConfig
 from barbus.daemon.configfile import check_keys, read_toml
-from barbus.daemon.errors import BarbusError, ConfigError
+from barbus.daemon.errors import BarbusError, ConfigError, StrategyError
 from barbus.daemon.feeds.binance import FeedConfig
 
 if TYPE_CHECKING:
+    from barbus.strategies.base import AnyStrategy
     from barbus.strategies.loader import StrategySource
 
 __all__ = ["DaemonConfig", "HttpConfig", "StrategyConfig", "load_config"]
@@ -281,6 +282,21 @@ def _http(table: Mapping[str, Any], where: str) -> HttpConfig:
     return http
 
 
+def _check_warmup(strategy: AnyStrategy, spec: str) -> None:
+    """The daemon sizes the warm-up by ``warmup_bars`` and shows ``ready``: a user's override
+    that raises or is no whole number fails the config, not the running daemon."""
+    from barbus.strategies import describe_exception
+
+    try:
+        bars, _ = strategy.warmup_bars, strategy.ready
+    except Exception as exc:
+        raise StrategyError(
+            f"{spec}: warmup_bars or ready raised {describe_exception(exc)}"
+        ) from None
+    if type(bars) is not int or bars < 1:
+        raise StrategyError(f"{spec}: warmup_bars must be a whole number >= 1, got {bars!r}")
+
+
 def _strategies(
     tables: list[Any], symbols: tuple[str, ...], where: str, base: Path
 ) -> tuple[StrategyConfig, ...]:
@@ -302,7 +318,7 @@ def _strategies(
             raise ConfigError(f"{here}: symbol {symbol} is not in [feed] symbols {list(symbols)}")
         try:
             source = resolve_strategy(table["strategy"], base)
-            create_strategy(source, table.get("params", {}))
+            _check_warmup(create_strategy(source, table.get("params", {})), source.spec)
         except BarbusError as exc:
             raise ConfigError(f"{here}: {exc}") from None
         name = table.get("name", f"{source.name}-{symbol.lower()}")

@@ -220,16 +220,10 @@ def _replay_command(path: Path, name: str, cfg: dict[str, object], trade_from_ms
     params = cfg["params"]
     assert isinstance(params, dict)
     words = [
-        "barbus replay",
-        f"--strategy {shlex.quote(str(cfg['strategy']))}",
-        f"--data {path}",
-        f"--name {name}",
-        f"--fee-bps {cfg['fee_bps']}",
-        f"--slippage-bps {cfg['slippage_bps']}",
-        f"--fill-at {cfg['fill_at']}",
-        f"--cash {cfg['capital']}",
-        f"--trade-from {trade_from_ms}",
-        "--keep-open",
-        *(f"--param {key}={value}" for key, value in sorted(params.items())),
+        *("barbus", "replay", "--strategy", str(cfg["strategy"]), "--data", str(path)),
+        *("--name", name, "--fee-bps", str(cfg["fee_bps"])),
+        *("--slippage-bps", str(cfg["slippage_bps"]), "--fill-at", str(cfg["fill_at"])),
+        *("--cash", str(cfg["capital"]), "--trade-from", str(trade_from_ms), "--keep-open"),
+        *(word for key, value in sorted(params.items()) for word in ("--param", f"{key}={value}")),
     ]
-    return " ".join(words)
+    return shlex.join(words)

@@ -259,6 +259,7 @@ class Daemon:
             self.live_from[symbol] = stream.live_from_ms
             self.guards[symbol] = BarGuard(stream.last_open_time_ms)
         upgrades: dict[str, tuple[str, dict[str, Any]]] = {}
+        moved: set[str] = set()
         for cfg in self.config.strategies:
             strategy = create_strategy(cfg.source, cfg.params)
             engine = StrategyEngine(
@@ -268,8 +269,11 @@ class Daemon:
             record = saved.get(cfg.name)
             if record is not None:
                 wanted = _engine_config(cfg, self.config.execution)
-                if self._check_record(cfg, record.config, wanted):
+                rewrite = self._check_record(cfg, record.config, wanted)
+                if rewrite is not None:
                     upgrades[cfg.name] = (cfg.spec, wanted)
+                    if rewrite == "moved":
+                        moved.add(cfg.name)
                 try:
                     engine.restore(record.snapshot)
                 except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -296,7 +300,12 @@ class Daemon:
         self.state.rewrite_engine_configs(upgrades)
         for name, (spec, wanted) in upgrades.items():
             fields = {"strategy": name, "spec": spec, "fingerprint": wanted["fingerprint"]}
-            line = f"recorded the strategy spec and fingerprint of an older state {_kv(fields)}"
+            what = (
+                "the strategy's file moved, its code is the same: recorded its new spec"
+                if name in moved
+                else "recorded the strategy spec and fingerprint of an older state"
+            )
+            line = f"{what} {_kv(fields)}"
             self._restore_log.append((logging.INFO, line))
         for symbol in self.config.feed.symbols:
             for source in ("warmup", "live"):
@@ -306,14 +315,27 @@ class Daemon:
 
     def _check_record(
         self, cfg: StrategyConfig, saved: dict[str, Any], wanted: dict[str, Any]
-    ) -> bool:
+    ) -> str | None:
         """Refuse, with one line, a strategy whose spec, code or settings changed since its
-        record was saved; True when the record predates specs and fingerprints (its
-        ``strategy`` is the spec as written then, taken from the config's folder)."""
+        record was saved. Says why the record is to be rewritten: ``"older"`` when it predates
+        specs and fingerprints (its ``strategy`` is the spec as written then, taken from the
+        config's folder), ``"moved"`` when the same class with the same code is now at another
+        path (a moved folder); else None."""
         old_spec = saved.get("strategy")
         legacy = "fingerprint" not in saved
+        moved = (
+            not legacy
+            and isinstance(old_spec, str)
+            and old_spec != cfg.spec
+            and saved.get("fingerprint") == cfg.fingerprint
+            and old_spec.rpartition(":")[2] == cfg.spec.rpartition(":")[2]
+        )
         over = "to start it over, give it a new [[strategy]] name (or use a new state file)"
-        if old_spec != cfg.spec and not (legacy and self._same_spec(old_spec, cfg.spec)):
+        if (
+            old_spec != cfg.spec
+            and not moved
+            and not (legacy and self._same_spec(old_spec, cfg.spec))
+        ):
             raise ConfigError(
                 f"strategy {cfg.name!r} was saved running another strategy: spec {old_spec} "
                 f"-> {cfg.spec}; {over}, or point it back at {old_spec}"
@@ -333,7 +355,9 @@ class Daemon:
                 f"{now}; give it a new name (or use a new state file) instead of changing a "
                 "running strategy"
             )
-        return legacy
+        if legacy:
+            return "older"
+        return "moved" if moved else None
 
     def _same_spec(self, written: object, spec: str) -> bool:
         """Whether a spec as an older barbus recorded it resolves to ``spec`` now."""

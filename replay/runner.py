@@ -13,6 +13,7 @@ import gc
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -182,7 +183,7 @@ def run_replay(
     bus.subscribe(engine.name, [series.symbol], [series.interval], engine.on_bar)
     started = time.perf_counter()
     with _gc_paused():
-        asyncio.run(pump(ReplayFeed(series), bus))
+        _run_pump(ReplayFeed(series), bus)
     replay_seconds = time.perf_counter() - started
     if engine.name in bus.halted:
         raise StrategyError(f"strategy {engine.name} failed: {bus.halted[engine.name]}")
@@ -219,6 +220,30 @@ def run_replay(
         unfilled_orders=engine.unfilled_orders,
         replay_seconds=replay_seconds,
     )
+
+
+def _run_pump(feed: ReplayFeed, bus: EventBus) -> None:
+    """Pump ``feed`` into ``bus`` to the end. Called from inside a running event loop (a
+    Jupyter cell, an async script), where ``asyncio.run`` is refused, the pump gets a loop of its
+    own in a short-lived thread; the bars and the result are the same either way."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(pump(feed, bus))
+        return
+    failure: list[BaseException] = []
+
+    def own_loop() -> None:
+        try:
+            asyncio.run(pump(feed, bus))
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=own_loop, name="barbus-replay")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def empty_period_message(series: BarSeries, start_ms: int | None, end_ms: int | None) -> str:

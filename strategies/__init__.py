@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from barbus.daemon.errors import StrategyError
 from barbus.strategies.base import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
 from barbus.strategies.loader import (
     ENTRY_POINT_GROUP,
     StrategySource,
     available_strategies,
     builtin_strategies,
+    describe_exception,
     load_shipped,
     resolve_strategy,
 )
@@ -31,6 +33,7 @@ __all__ = [
     "StrategySource",
     "available_strategies",
     "create_strategy",
+    "describe_exception",
     "load_shipped",
     "resolve_strategy",
     "strategy_source",
@@ -57,6 +60,15 @@ def create_strategy(
     overrides: Mapping[str, ParamValue] | None = None,
     base_dir: Path | None = None,
 ) -> AnyStrategy:
-    """Instantiate ``strategy`` with its default parameters updated by ``overrides``."""
-    cls = strategy_source(strategy, base_dir).cls
-    return cls(parse_params(cls.params_type, overrides or {}))
+    """Instantiate ``strategy`` with its default parameters updated by ``overrides``; an
+    exception in the strategy's own constructor is one :class:`StrategyError` line."""
+    source = strategy_source(strategy, base_dir)
+    params = parse_params(source.cls.params_type, overrides or {})
+    try:
+        return source.cls(params)
+    except StrategyError:
+        raise
+    except Exception as exc:
+        raise StrategyError(
+            f"strategy {source.spec}: building it failed: {describe_exception(exc)}"
+        ) from None

@@ -192,6 +192,10 @@ def _save(value: object, owner: object, attribute: str) -> Any:
     raise _unsaveable(owner, attribute, value)
 
 
+def _kind(template: object) -> str:
+    return {bool: "a bool", int: "a number", str: "a str"}[type(template)]
+
+
 def _load(template: Any, saved: Any, owner: object, attribute: str) -> Any:
     """``saved`` shaped like ``template`` (the fresh instance's value), in place where mutable."""
     if template is _MISSING or template is None:
@@ -201,11 +205,13 @@ def _load(template: Any, saved: Any, owner: object, attribute: str) -> Any:
         return template
     if isinstance(template, float):
         if type(saved) not in (int, float):
-            raise TypeError(f"expected a float, got {type(saved).__name__}")
+            raise TypeError(f"expected a number, got {type(saved).__name__}")
         return float(saved)
+    if type(template) is int and type(saved) in (int, float):
+        return saved  # a counter started at 0 may hold a float by now (``total += close``)
     if type(template) in (bool, int, str):
         if type(saved) is not type(template):
-            raise TypeError(f"expected a {type(template).__name__}, got {type(saved).__name__}")
+            raise TypeError(f"expected {_kind(template)}, got {type(saved).__name__}")
         return saved
     if isinstance(template, list | tuple | deque):
         if not isinstance(saved, list):

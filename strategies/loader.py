@@ -40,6 +40,7 @@ __all__ = [
     "StrategySource",
     "available_strategies",
     "builtin_strategies",
+    "describe_exception",
     "load_shipped",
     "resolve_strategy",
 ]
@@ -83,7 +84,13 @@ class StrategySource:
         if builtin_strategies().get(checked.name) is checked:
             return _from_class(checked.name, checked, "built-in")
         spec = f"{checked.__module__}:{checked.__qualname__}"
-        fingerprint = _module_fingerprint(module) if module is not None else "no-source"
+        if module is not None and getattr(module, "__file__", None):
+            fingerprint = _module_fingerprint(module)
+        else:  # a notebook or ``python -c`` class: its own source, which IPython keeps
+            try:
+                fingerprint = _fingerprint(inspect.getsource(checked).encode("utf-8"))
+            except (OSError, TypeError):
+                fingerprint = "no-source"
         return cls(spec, checked, f"module {checked.__module__}", fingerprint)
 
 
@@ -103,9 +110,9 @@ def _plugin_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
 
 def available_strategies() -> Iterator[StrategySource | StrategyError]:
     """Built-ins, then installed plugins; a plugin that fails to load is yielded as its error."""
-    for name, cls in builtin_strategies().items():
-        yield _from_class(name, cls, "built-in")
     builtins = builtin_strategies()
+    for name, cls in builtins.items():
+        yield _from_class(name, cls, "built-in")
     for name, ep in sorted(_plugin_entry_points().items()):
         if name in builtins:
             continue
@@ -123,10 +130,10 @@ def resolve_strategy(spec: str, base_dir: Path | None = None) -> StrategySource:
     builtins = builtin_strategies()
     if text in builtins:
         return _from_class(text, builtins[text], "built-in")
+    plugins = _plugin_entry_points()
+    if text in plugins:  # any entry-point name, even one that is not an identifier
+        return _from_entry_point(plugins[text])
     if _IDENTIFIER.fullmatch(text):
-        plugins = _plugin_entry_points()
-        if text in plugins:
-            return _from_entry_point(plugins[text])
         known = [*builtins, *sorted(plugins)]
         raise StrategyError(
             f"unknown strategy {text!r}{did_you_mean(text, known)} (strategies: "
@@ -162,17 +169,30 @@ def _fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+_IMPORTED: dict[str, str] = {}
+"""Module name -> the fingerprint of its file when this process first resolved it."""
+
+
 def _module_fingerprint(module: types.ModuleType) -> str:
+    """The fingerprint of the module's source file, which must still be the code this process
+    imported: an import is cached, so after an edit the class would be the old code under the
+    new file's fingerprint (and fresh worker processes would run the new code)."""
     try:
         path = inspect.getsourcefile(module) or getattr(module, "__file__", None)
     except TypeError:
         path = None
-    if not path:
-        return "no-source"
     try:
-        return _fingerprint(Path(path).read_bytes())
+        now = _fingerprint(Path(path).read_bytes()) if path else "no-source"
     except OSError:
-        return "no-source"
+        now = "no-source"
+    first = _IMPORTED.setdefault(module.__name__, now)
+    if now != first:
+        raise StrategyError(
+            f"module {module.__name__} ({path}) was edited after this process imported it: "
+            "restart the process (or the notebook kernel) to run the new code; a file spec, "
+            "path/file.py:ClassName, always runs the file as it is now"
+        )
+    return now
 
 
 def _checked(cls: object, what: str) -> type[AnyStrategy]:
@@ -204,7 +224,7 @@ def _from_entry_point(ep: importlib.metadata.EntryPoint) -> StrategySource:
     try:
         loaded = ep.load()
     except Exception as exc:
-        raise StrategyError(f"cannot load {what}: {_describe(exc, None)}") from None
+        raise StrategyError(f"cannot load {what}: {describe_exception(exc, None)}") from None
     cls = _checked(loaded, what)
     return StrategySource(
         ep.name, cls, f"plugin{dist}: {ep.value}", _module_fingerprint(sys.modules[cls.__module__])
@@ -213,20 +233,26 @@ def _from_entry_point(ep: importlib.metadata.EntryPoint) -> StrategySource:
 
 def _from_module(module_name: str, class_name: str | None, base: Path, spec: str) -> StrategySource:
     top = module_name.partition(".")[0]
+    if module_name == top and (base / f"{top}.py").is_file() and top not in sys.modules:
+        # The user's own file (``my_ema:EmaCross`` beside my_ema.py): loaded as the file spec,
+        # so its canonical spec is absolute (parity from any folder) and it ships to Ray.
+        return _from_file(base / f"{top}.py", class_name, spec)
     local = (base / f"{top}.py").is_file() or (base / top / "__init__.py").is_file()
     if local and str(base) not in sys.path:
         sys.path.append(str(base))
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        if exc.name is not None and (
+            exc.name == module_name or module_name.startswith(exc.name + ".")
+        ):
             raise StrategyError(
                 f"strategy {spec!r}: no module named {exc.name!r} (not installed, and no "
                 f"{top}.py in {base})"
             ) from None
-        raise StrategyError(f"strategy {spec!r}: {_describe(exc, None)}") from None
+        raise StrategyError(f"strategy {spec!r}: {describe_exception(exc, None)}") from None
     except Exception as exc:
-        raise StrategyError(f"strategy {spec!r}: {_describe(exc, None)}") from None
+        raise StrategyError(f"strategy {spec!r}: {describe_exception(exc, None)}") from None
     cls = _pick(module, class_name, f"module {module_name}")
     return StrategySource(
         f"{module_name}:{cls.__name__}", cls, f"module {module_name}", _module_fingerprint(module)
@@ -275,7 +301,7 @@ def _execute(path: Path, source: str, module_name: str) -> types.ModuleType:
         exec(code, module.__dict__)
     except Exception as exc:
         del sys.modules[module_name]
-        raise StrategyError(f"cannot load {path}: {_describe(exc, path)}") from None
+        raise StrategyError(f"cannot load {path}: {describe_exception(exc, path)}") from None
     return module
 
 
@@ -310,12 +336,16 @@ def _strategies_in(module: types.ModuleType) -> list[str]:
     ]
 
 
-def _describe(exc: BaseException, path: Path | None) -> str:
-    """``file line N: Type: message`` for the innermost frame in the user's code."""
+def describe_exception(exc: BaseException, path: Path | None = None) -> str:
+    """``file line N: Type: message`` for the innermost frame in the user's code (in ``path``,
+    else outside importlib and barbus)."""
     frames: list[traceback.FrameSummary] = list(traceback.extract_tb(exc.__traceback__))
     if path is not None:
         frames = [f for f in frames if f.filename == str(path)] or frames
     else:
-        frames = [f for f in frames if "importlib" not in f.filename] or frames
+        here = str(Path(__file__).parent.parent)  # the barbus package
+        frames = [
+            f for f in frames if "importlib" not in f.filename and not f.filename.startswith(here)
+        ] or frames
     where = f"{frames[-1].filename} line {frames[-1].lineno}: " if frames else ""
     return f"{where}{type(exc).__name__}: {exc}"

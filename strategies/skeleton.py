@@ -105,6 +105,10 @@ def _check_name(name: str) -> None:
         raise ConfigError(f"strategy name {name!r} makes a class pytest collects: pick another")
     if name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
         raise ConfigError(f"strategy name {name!r} would shadow the module {name}: pick another")
+    from barbus.strategies.loader import builtin_strategies
+
+    if name in builtin_strategies():
+        raise ConfigError(f"strategy name {name!r} is a built-in strategy's name: pick another")
 
 
 def write_skeleton(name: str, directory: Path) -> tuple[Path, Path]:

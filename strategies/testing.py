@@ -60,6 +60,12 @@ def check_strategy(
     if not isinstance(warmup, int) or warmup < 1:
         raise AssertionError(f"{cls.__name__}.warmup_bars must be an int >= 1, got {warmup!r}")
     n = len(frames)
+    if n <= warmup + 1:
+        raise AssertionError(
+            f"{cls.__name__}: only {n} bars of {chosen.timeframe}, but warmup_bars is {warmup}: "
+            f"nothing would be checked; pass bars (1-minute) covering at least {2 * warmup + 10} "
+            f"bars of {chosen.timeframe}"
+        )
     cuts = _cuts(n, warmup)
     decisions, saved = _run(first, frames, cuts=frozenset([*cuts, n]))
     again, _ = _run(cls(chosen), frames)
@@ -113,6 +119,11 @@ def _check_parameters(cls: type[AnyStrategy]) -> None:
         cls.params_type()
     except StrategyError as exc:
         raise AssertionError(f"{cls.__name__}: the default parameters are invalid: {exc}") from exc
+    except TypeError as exc:  # a field without a default
+        raise AssertionError(
+            f"{cls.__name__}: every parameter needs a default (barbus builds the defaults, "
+            f"then applies --param overrides): {exc}"
+        ) from exc
     for name, bad in (("timeframe", "-1m"), ("stop_loss_pct", -1.0)):
         try:
             parse_params(cls.params_type, {name: bad})

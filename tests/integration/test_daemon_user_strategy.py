@@ -280,7 +280,8 @@ def test_pointing_a_name_at_another_file_is_refused_with_one_line(
     state = copy_run(user_run, tmp_path)
     other = tmp_path / "strategies" / "my_cross.py"
     other.parent.mkdir()
-    shutil.copyfile(user_run.strategy_file, other)  # the same text elsewhere: another spec
+    text = user_run.strategy_file.read_text(encoding="utf-8")
+    other.write_text(text.replace("fast: int = 5", "fast: int = 6"), encoding="utf-8")
     engines = (Engine("mine", f"{other}:MyCross"), user_run.engines[1])
 
     line = refused(config_for(user_run, tmp_path, state, engines))
@@ -289,6 +290,25 @@ def test_pointing_a_name_at_another_file_is_refused_with_one_line(
     assert f"strategy 'mine' was saved running another strategy: spec {old} -> {new};" in line
     assert "give it a new [[strategy]] name (or use a new state file)" in line
     assert f"or point it back at {old}" in line
+
+
+def test_the_same_file_moved_elsewhere_resumes_and_records_its_new_spec(
+    user_run: UserRun, tmp_path: Path, processes: Processes
+) -> None:
+    """A moved research folder: the same class with the same code, so nothing to refuse."""
+    state = copy_run(user_run, tmp_path)
+    moved = tmp_path / "strategies" / "my_cross.py"
+    moved.parent.mkdir()
+    shutil.copyfile(user_run.strategy_file, moved)
+    engines = (Engine("mine", f"{moved}:MyCross"), user_run.engines[1])
+
+    log, status = restart(processes, user_run, tmp_path, state, engines)
+
+    assert "restored strategy=mine " in log
+    recorded = f"recorded its new spec strategy=mine spec={moved}:MyCross"
+    assert f"the strategy's file moved, its code is the same: {recorded}" in log
+    assert engine_configs(state)["mine"][0] == f"{moved}:MyCross"
+    assert {s["name"] for s in status["strategies"]} == {"mine", "sma-1m"}
 
 
 def test_parity_refuses_in_one_line_when_the_code_changed_since_the_run(
@@ -348,13 +368,27 @@ def test_a_strategy_file_that_does_not_load_fails_the_config_in_one_line(tmp_pat
     conf.mkdir()
     (tmp_path / "strategies").mkdir()
     (tmp_path / "strategies" / "broken.py").write_text("def oops(:\n", encoding="utf-8")
+    cold = tmp_path / "strategies" / "cold.py"
+    cold.write_text(
+        "from barbus.strategies.sma_cross import SmaCross\n\n\n"
+        "class Cold(SmaCross.__mro__[1]):  # Strategy, without SmaCross's @final\n"
+        "    params_type = SmaCross.params_type\n\n"
+        "    def on_bar(self, bar, position):\n        return None\n\n"
+        "    @property\n    def warmup_bars(self):\n        return self.params.nope\n\n\n"
+        "class Zero(Cold):\n    @property\n    def warmup_bars(self):\n        return 0\n",
+        encoding="utf-8",
+    )
     engines = (
         Engine("gone", "../strategies/missing.py:X"),
         Engine("bad", "../strategies/broken.py"),
+        Engine("raises", "../strategies/cold.py:Cold"),
+        Engine("zero", "../strategies/cold.py:Zero"),
     )
     for engine, expected in (
         (engines[0], f"strategy file not found: {tmp_path / 'strategies' / 'missing.py'}"),
         (engines[1], f"syntax error in {tmp_path / 'strategies' / 'broken.py'} line 1"),
+        (engines[2], f"warmup_bars or ready raised {cold} line 12: AttributeError"),
+        (engines[3], "warmup_bars must be a whole number >= 1, got 0"),
     ):
         config = write_config(
             conf / "barbus.toml", sim_port=1, http_port=1, state=tmp_path / "s", engines=(engine,)

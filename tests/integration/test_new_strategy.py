@@ -84,6 +84,7 @@ def test_existing_files_are_never_overwritten(tmp_path: Path, existing: str) -> 
         ("class", "strategy name 'class' is not a Python identifier"),
         ("json", "strategy name 'json' would shadow the module json: pick another"),
         ("numpy", "strategy name 'numpy' would shadow the module numpy: pick another"),
+        ("bbrs", "strategy name 'bbrs' is a built-in strategy's name: pick another"),
         ("testing_idea", "strategy name 'testing_idea' makes a class pytest collects"),
     ],
 )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import html
@@ -215,6 +216,25 @@ def test_backtest_without_data_replays_the_bundled_sample() -> None:
     api = barbus.backtest("sma_cross", end="2025-05-21")
     assert api.summary["data"].endswith("BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz")
     assert api.summary["bars"] == 1440
+
+
+def test_backtest_and_an_in_process_sweep_run_inside_a_running_event_loop() -> None:
+    """A Jupyter cell runs in an event loop, where asyncio.run is refused."""
+    plain = barbus.backtest("sma_cross", end="2025-05-21")
+
+    async def cell() -> tuple[dict[str, Any], int]:
+        inside = barbus.backtest("sma_cross", end="2025-05-21")
+        swept = barbus.sweep(
+            "sma_cross", None, grid={"fast": [5]}, end="2025-05-21", parallel=False
+        )
+        return inside.summary, len(swept)
+
+    summary, rows = asyncio.run(cell())
+    timing = ("replay_seconds", "bars_per_second")
+    assert {k: v for k, v in summary.items() if k not in timing} == {
+        k: v for k, v in plain.summary.items() if k not in timing
+    }
+    assert rows == 1
 
 
 def test_import_barbus_strategies_loads_no_pandas_and_the_api_is_one_import() -> None:

@@ -98,4 +98,8 @@ def test_every_block_of_the_guide_runs(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{where} failed:\n{output}"
         assert "Traceback" not in done.stderr, f"{where}:\n{done.stderr[-3000:]}"
         if "barbus parity" in text:
-            assert ": identical" in done.stdout, f"{where}: parity said\n{done.stdout}"
+            verdict = re.search(
+                r"ema-btc: (\d+) daemon trades, (\d+) replay trades.*: identical", done.stdout
+            )
+            assert verdict is not None, f"{where}: parity said\n{done.stdout}"
+            assert int(verdict[1]) >= 1, f"{where}: the daemon never traded:\n{done.stdout}"

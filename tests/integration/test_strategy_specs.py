@@ -51,7 +51,11 @@ def install_plugin(site: Path, dist: str, entry_points: dict[str, str]) -> None:
 
 def test_installed_plugins_are_listed_with_their_origin_and_run_by_name(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    install_plugin(site, "barbus_plugdemo", {"plug": "plugpkg.strategy:Hold"})
+    install_plugin(
+        site,
+        "barbus_plugdemo",
+        {"plug": "plugpkg.strategy:Hold", "my-hold": "plugpkg.strategy:Hold"},
+    )
     env = {"PYTHONPATH": str(site)}
 
     listing = barbus("strategies", cwd=tmp_path, env=env)
@@ -77,6 +81,10 @@ def test_installed_plugins_are_listed_with_their_origin_and_run_by_name(tmp_path
     assert run.returncode == 0, run.stderr
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert (summary["strategy"], summary["strategy_spec"]) == ("plug", "plug")
+    dashed = barbus(
+        "replay", "--strategy", "my-hold", "--no-plot", "--end", "2025-05-21", cwd=tmp_path, env=env
+    )  # an entry-point name need not be an identifier
+    assert dashed.returncode == 0, dashed.stderr
 
 
 def test_a_broken_plugin_is_one_warning_and_the_others_still_list(tmp_path: Path) -> None:

@@ -212,3 +212,9 @@ def test_the_contract_module_keeps_replay_out_of_the_strategies_import() -> None
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_too_few_bars_to_get_past_the_warm_up_is_a_failure_not_a_pass() -> None:
+    """A daily SMA(50) strategy on the default three weeks of minutes would check nothing."""
+    with pytest.raises(AssertionError, match=r"only 20 bars of 1d, but warmup_bars is 51"):
+        check_strategy(SmaCross, {"timeframe": "1d", "fast": 10, "slow": 50})

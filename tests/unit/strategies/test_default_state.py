@@ -275,10 +275,20 @@ def test_restore_refuses_unknown_and_missing_keys_and_wrong_types() -> None:
         strategy.restore(good | {"extra": 1})
     with pytest.raises(StrategyError, match=r"snapshot has no 'prev_diff'"):
         strategy.restore({k: v for k, v in good.items() if k != "prev_diff"})
-    with pytest.raises(StrategyError, match=r"'prev_diff' does not restore: expected a float"):
+    with pytest.raises(StrategyError, match=r"'prev_diff' does not restore: expected a number"):
         strategy.restore(good | {"prev_diff": "0.5"})
-    with pytest.raises(StrategyError, match=r"'count' does not restore: expected a int, got float"):
-        DictFields(FieldsParams()).restore(DictFields(FieldsParams()).snapshot() | {"count": 1.5})
+    with pytest.raises(
+        StrategyError, match=r"'count' does not restore: expected a number, got str"
+    ):
+        DictFields(FieldsParams()).restore(DictFields(FieldsParams()).snapshot() | {"count": "1"})
+
+
+def test_a_field_that_started_as_an_int_and_now_holds_a_float_restores() -> None:
+    """``self._total = 0``, then ``self._total += bar.close``: the saved float restores."""
+    fields = DictFields(FieldsParams())
+    restored = DictFields(FieldsParams())
+    restored.restore(fields.snapshot() | {"count": 1.5})
+    assert restored.snapshot()["count"] == 1.5
 
 
 def test_two_attributes_with_one_key_are_refused() -> None:

@@ -85,10 +85,63 @@ def test_a_file_spec_is_relative_to_the_current_folder_by_default(
 
 
 @pytest.mark.parametrize("spec", ["hold:Hold", "hold.Hold"])
-def test_a_module_spec_found_in_the_base_folder(user_dir: Path, spec: str) -> None:
+def test_a_module_spec_naming_a_file_of_the_base_folder_is_that_file(
+    user_dir: Path, spec: str
+) -> None:
+    """Canonical and absolute, so parity and Ray find it from anywhere."""
     source = resolve_strategy(spec, base_dir=user_dir)
-    assert (source.name, source.spec, source.origin) == ("hold", "hold:Hold", "module hold")
-    assert source.source is None
+    assert (source.name, source.spec) == ("hold", f"{user_dir / 'hold.py'}:Hold")
+    assert source.source == STRATEGY_FILE
+
+
+def test_a_package_in_the_base_folder_loads_as_a_module(user_dir: Path) -> None:
+    package = user_dir / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "hold.py").write_text(STRATEGY_FILE, encoding="utf-8")
+    source = resolve_strategy("mypkg.hold:Hold", base_dir=user_dir)
+    assert (source.spec, source.origin, source.source) == (
+        "mypkg.hold:Hold",
+        "module mypkg.hold",
+        None,
+    )
+
+
+def test_a_module_edited_after_this_process_imported_it_is_refused(user_dir: Path) -> None:
+    """The import is cached: the old class must not run under the new file's fingerprint."""
+    package = user_dir / "edited"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "hold.py").write_text(STRATEGY_FILE, encoding="utf-8")
+    resolve_strategy("edited.hold:Hold", base_dir=user_dir)
+    (package / "hold.py").write_text(STRATEGY_FILE + "# tuned\n", encoding="utf-8")
+    with pytest.raises(StrategyError, match="was edited after this process imported it"):
+        resolve_strategy("edited.hold:Hold", base_dir=user_dir)
+
+
+def test_an_import_error_inside_a_module_names_its_line_not_a_missing_module(
+    user_dir: Path,
+) -> None:
+    (user_dir / "mypkg2").mkdir()  # a package, so it is imported as a module
+    (user_dir / "mypkg2" / "__init__.py").write_text("import my\n", encoding="utf-8")
+    with pytest.raises(StrategyError) as caught:
+        resolve_strategy("mypkg2.sub:X", base_dir=user_dir)
+    assert "__init__.py line 1: ModuleNotFoundError: No module named 'my'" in str(caught.value)
+
+
+def test_a_constructor_that_raises_is_one_strategy_error(user_dir: Path) -> None:
+    broken = STRATEGY_FILE.replace(
+        "    def on_bar(",
+        "    def __init__(self, params: HoldParams) -> None:\n"
+        "        super().__init__(params)\n        self.x = 1 / 0\n\n    def on_bar(",
+    )
+    (user_dir / "broken_init.py").write_text(broken, encoding="utf-8")
+    with pytest.raises(StrategyError) as caught:
+        create_strategy(resolve_strategy("broken_init.py:Hold", base_dir=user_dir))
+    message = str(caught.value)
+    assert "building it failed" in message
+    assert "broken_init.py line " in message
+    assert "ZeroDivisionError" in message
 
 
 def test_a_module_spec_of_an_installed_module() -> None:
