@@ -2,8 +2,9 @@
 backtest, its report, trades and chart, then your own strategy file swept on worker processes.
 
 Run: ``python examples/notebook_api.py [FOLDER]`` (the chart is written to FOLDER, default ``.``).
-In a notebook, paste the body of ``main``; a script keeps it under ``if __name__ == "__main__"``
-because the sweep's worker processes import the script.
+In a notebook, paste the body of ``main`` (with ``folder = Path(".")``, and ``EMA_CROSS =
+"ema_cross.py:EmaCross"`` for a copy of the file beside the notebook); a script keeps it under
+``if __name__ == "__main__"`` because the sweep's worker processes import the script.
 """
 
 from __future__ import annotations

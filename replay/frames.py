@@ -60,12 +60,13 @@ def series_from_frame(
         raise ConfigError(f"expected a pandas DataFrame, got {type(frame).__name__}")
     if time_unit is not None and time_unit not in TIME_UNITS:
         raise ConfigError(f"time_unit must be one of {', '.join(TIME_UNITS)}, got {time_unit!r}")
+    used = {*FRAME_TIME_NAMES, *PRICE_COLUMNS, "symbol"}
     by_lower: dict[str, Hashable] = {}
     for column in frame.columns:
         lower = str(column).lower()
-        if lower in by_lower:
+        if lower in by_lower and lower in used:  # other columns are ignored, clash or not
             raise DataError(f"{source}: columns {by_lower[lower]!r} and {column!r} clash")
-        by_lower[lower] = column
+        by_lower.setdefault(lower, column)
     time_name, stamps = _time_source(frame, by_lower)
     lacking = columns_problem(
         list(by_lower),

@@ -86,11 +86,8 @@ class StrategySource:
         spec = f"{checked.__module__}:{checked.__qualname__}"
         if module is not None and getattr(module, "__file__", None):
             fingerprint = _module_fingerprint(module)
-        else:  # a notebook or ``python -c`` class: its own source, which IPython keeps
-            try:
-                fingerprint = _fingerprint(inspect.getsource(checked).encode("utf-8"))
-            except (OSError, TypeError):
-                fingerprint = "no-source"
+        else:  # a notebook or ``python -c`` class: no module file to hash
+            fingerprint = _class_fingerprint(checked)
         return cls(spec, checked, f"module {checked.__module__}", fingerprint)
 
 
@@ -193,6 +190,36 @@ def _module_fingerprint(module: types.ModuleType) -> str:
             "path/file.py:ClassName, always runs the file as it is now"
         )
     return now
+
+
+def _class_fingerprint(cls: type) -> str:
+    """A class without a module file (a notebook cell): the text of its methods (IPython keeps
+    cells in linecache; else their bytecode and constants) and its parameters' defaults, for
+    the class and its bases from the same module, so an edited and re-run cell is new code."""
+    parts: list[str] = []
+    for klass in cls.__mro__:
+        if klass.__module__ != cls.__module__:
+            continue
+        parts.append(klass.__qualname__)
+        for name, value in sorted(vars(klass).items()):
+            function = getattr(value, "fget", None) or getattr(value, "__func__", None) or value
+            code = getattr(function, "__code__", None)
+            if code is None:
+                continue
+            try:
+                parts.append(inspect.getsource(function))
+            except (OSError, TypeError):
+                parts.append(f"{name}:{_code_text(code)}")
+    params = getattr(cls, "params_type", None)
+    if params is not None and dataclasses.is_dataclass(params):
+        parts += [f"{f.name}={f.default!r}" for f in dataclasses.fields(params)]
+    return _fingerprint("\n".join(parts).encode("utf-8"))
+
+
+def _code_text(code: types.CodeType) -> str:
+    """Bytecode, names and constants of ``code`` and the code nested in it (no addresses)."""
+    consts = [_code_text(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    return f"{code.co_code.hex()}|{code.co_names}|{consts}"
 
 
 def _checked(cls: object, what: str) -> type[AnyStrategy]:

@@ -291,11 +291,13 @@ def test_resuming_after_an_edit_runs_the_new_version_and_sets_the_old_rows_aside
 def test_a_worker_with_another_version_of_the_module_fails_the_job_with_both_fingerprints(
     btc_2023_path: Path, tmp_path: Path, user_paths: None
 ) -> None:
-    module = tmp_path / "lib" / "user_turns_mod.py"
-    module.parent.mkdir()
+    package = tmp_path / "lib" / "user_turns_mod"  # a package: a module, not shipped as a file
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    module = package / "turns.py"
     module.write_text(TURNS_V1, encoding="utf-8")
-    jobs = turns_jobs("user_turns_mod:Turns", btc_2023_path, base_dir=module.parent)
-    assert {job.strategy for job in jobs} == {"user_turns_mod:Turns"}
+    jobs = turns_jobs("user_turns_mod.turns:Turns", btc_2023_path, base_dir=package.parent)
+    assert {job.strategy for job in jobs} == {"user_turns_mod.turns:Turns"}
 
     module.write_text(TURNS_V2, encoding="utf-8")  # the workers import this version
     outcome = run_batch(jobs, tmp_path / "out", workers=2, cache=BarCache(tmp_path / "cache"))
@@ -303,7 +305,7 @@ def test_a_worker_with_another_version_of_the_module_fails_the_job_with_both_fin
     assert outcome.failed == len(HOLDS)
     for row in outcome.rows:
         assert row["error"] == (
-            "StrategyError: strategy user_turns_mod:Turns: the code on this worker has "
+            "StrategyError: strategy user_turns_mod.turns:Turns: the code on this worker has "
             f"fingerprint {fingerprint(TURNS_V2)}, the batch was planned with "
             f"{fingerprint(TURNS_V1)} (another version of the module here: install the same "
             "version on every node, or run the batch again to plan this one)"

@@ -309,3 +309,11 @@ def test_a_parquet_file_with_nanosecond_integer_times_loads(
     pq.write_table(table, path)
     series = load_bars(path)
     assert np.array_equal(series.open_time_ms, T0_MS + MINUTE_MS * np.arange(N))
+
+
+def test_ignored_columns_may_clash(reference: pd.DataFrame) -> None:
+    """Only the columns barbus reads must be unambiguous; the README says the rest are ignored."""
+    plain = series_from_frame(reference, "BTCUSDT")
+    clashing = series_from_frame(reference.assign(note="a", Note="b"), "BTCUSDT")
+    assert list(clashing.close) == list(plain.close)
+    assert list(clashing.open_time_ms) == list(plain.open_time_ms)

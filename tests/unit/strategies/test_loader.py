@@ -232,3 +232,29 @@ def test_bad_specs_raise_one_clear_line(
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message, message
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["ipython-cell", "python-c"])
+def test_a_notebook_class_is_fingerprinted_by_its_code(user_dir: Path, kept: bool) -> None:
+    """A Jupyter cell's class has no module file; IPython keeps the cell's text in linecache
+    (``python -c`` does not: then the bytecode counts)."""
+    import linecache
+    import types
+
+    def cell(number: int, text: str) -> type:
+        filename = f"<ipython-input-{number}-{kept}>"
+        if kept:
+            linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        module = types.ModuleType(f"notebook_{number}_{kept}")
+        sys.modules[module.__name__] = module
+        exec(compile(text, filename, "exec"), module.__dict__)
+        found: type = module.__dict__["Hold"]
+        return found
+
+    first = cell(1, STRATEGY_FILE)
+    edited = cell(2, STRATEGY_FILE.replace("Signal.BUY if", "Signal.SELL if"))
+    again = cell(3, STRATEGY_FILE)
+    fingerprints = [StrategySource.of_class(c).fingerprint for c in (first, edited, again)]
+    assert "no-source" not in fingerprints
+    assert fingerprints[0] != fingerprints[1]
+    assert fingerprints[0] == fingerprints[2]  # the same code, re-run: the same jobs
