@@ -37,7 +37,7 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -459,18 +459,15 @@ class StateStore:
                         self._db.execute("ROLLBACK")
                 raise
 
-    def check_writable(self) -> None:
-        """Commit a real write (the open time, in ``meta``), so that a read-only file or folder
-        or a full disk stops the daemon with one line before warm-up, not at its first bar."""
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``), rolled back on any
+        exception; an SQLite error is one line naming the file."""
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
-                    "INSERT INTO meta VALUES ('opened_at_ms', ?) "
-                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (str(int(time.time() * 1000)),),
-                )
+                yield db
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -479,6 +476,16 @@ class StateStore:
                 raise
         except sqlite3.Error as exc:
             raise DataError(f"{self.path}: cannot write the state file: {exc}") from None
+
+    def check_writable(self) -> None:
+        """Commit a real write (the open time, in ``meta``), so that a read-only file or folder
+        or a full disk stops the daemon with one line before warm-up, not at its first bar."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO meta VALUES ('opened_at_ms', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(int(time.time() * 1000)),),
+            )
 
     def _read_marker(self) -> str | None:
         try:
@@ -612,25 +619,14 @@ class StateStore:
         start (``configs`` maps an engine name to its strategy spec and configuration)."""
         if not configs:
             return
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "UPDATE engines SET strategy = ?, config = ? WHERE name = ?",
-                    [
-                        (spec, json.dumps(config, sort_keys=True), name)
-                        for name, (spec, config) in configs.items()
-                    ],
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise DataError(f"{self.path}: cannot write the state file: {exc}") from None
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE engines SET strategy = ?, config = ? WHERE name = ?",
+                [
+                    (spec, json.dumps(config, sort_keys=True), name)
+                    for name, (spec, config) in configs.items()
+                ],
+            )
 
     def commit_bar(
         self, bar: Bar, source: str, live_from_ms: int, updates: Iterable[EngineUpdate]
