@@ -210,10 +210,11 @@ def reference_rows(
     }
 
 
-@pytest.mark.parametrize("change", ["edited", "deleted"])
-def test_local_workers_run_the_planned_text_after_the_file_changes(
-    change: str, btc_2023_path: Path, tmp_path: Path, user_paths: None
+def assert_the_planned_text_runs_after_the_file_changes(
+    change: str, btc_2023_path: Path, tmp_path: Path, **backend: Any
 ) -> None:
+    """Plan jobs of a file strategy, edit or delete the file, run them on ``backend``
+    (``run_batch`` keywords): the rows are the planned version's."""
     cache = BarCache(tmp_path / "cache")
     strategy_file = write_turns(tmp_path / "mine")
     jobs = turns_jobs("mine/turns.py:Turns", btc_2023_path, base_dir=tmp_path)
@@ -225,12 +226,19 @@ def test_local_workers_run_the_planned_text_after_the_file_changes(
         strategy_file.write_text(TURNS_V2, encoding="utf-8")
     else:
         shutil.rmtree(strategy_file.parent)
-    outcome = run_batch(jobs, tmp_path / "out", workers=2, cache=cache)
+    outcome = run_batch(jobs, tmp_path / "out", cache=cache, **backend)
 
     assert outcome.failed == 0, [row["error"] for row in outcome.rows]
     for row in outcome.rows:
         assert_row_is_the_replay(row, v1[row["param_hold"]])
         assert row["strategy_fingerprint"] == fingerprint(TURNS_V1)
+
+
+@pytest.mark.parametrize("change", ["edited", "deleted"])
+def test_local_workers_run_the_planned_text_after_the_file_changes(
+    change: str, btc_2023_path: Path, tmp_path: Path, user_paths: None
+) -> None:
+    assert_the_planned_text_runs_after_the_file_changes(change, btc_2023_path, tmp_path, workers=2)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ have the planned fingerprint. The cluster is the one of ``test_ray_backend`` (it
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,12 @@ from tests.integration.test_batch_user_strategies import (
     END,
     HOLDS,
     START,
-    reference_rows,
-    turns_jobs,
+    assert_the_planned_text_runs_after_the_file_changes,
     user_paths,
 )
 from tests.integration.test_ray_backend import cli, ray_cluster
 from tests.integration.user_strategy import (
     TURNS_V1,
-    TURNS_V2,
     assert_row_is_the_replay,
     fingerprint,
     replay_summary,
@@ -91,23 +88,9 @@ def test_ray_tasks_run_the_planned_text_after_the_file_changes(
     tmp_path: Path,
     user_paths: None,
 ) -> None:
-    cache = BarCache(tmp_path / "cache")
-    strategy_file = write_turns(tmp_path / "mine")
-    jobs = turns_jobs("mine/turns.py:Turns", btc_2023_path, base_dir=tmp_path)
-    v1 = reference_rows(TURNS_V1, tmp_path / "v1", btc_2023_path, cache)
-    v2 = reference_rows(TURNS_V2, tmp_path / "v2", btc_2023_path, cache)
-    assert v1[HOLDS[0]]["trades"] != v2[HOLDS[0]]["trades"]  # the versions differ
-
-    if change == "edited":
-        strategy_file.write_text(TURNS_V2, encoding="utf-8")
-    else:
-        shutil.rmtree(strategy_file.parent)
-    outcome = run_batch(jobs, tmp_path / "out", cache=cache, backend="ray")
-
-    assert outcome.failed == 0, [row["error"] for row in outcome.rows]
-    for row in outcome.rows:
-        assert_row_is_the_replay(row, v1[row["param_hold"]])
-        assert row["strategy_fingerprint"] == fingerprint(TURNS_V1)
+    assert_the_planned_text_runs_after_the_file_changes(
+        change, btc_2023_path, tmp_path, backend="ray"
+    )
 
 
 def test_a_ray_worker_with_another_version_of_a_module_fails_the_job_with_both_fingerprints(
