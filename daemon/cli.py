@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from barbus import __version__
-from barbus.daemon.errors import BarbusError, ConfigError
+from barbus.daemon.core.errors import BarbusError, ConfigError
 from barbus.daemon.log import configure_logging
 
 if TYPE_CHECKING:
-    from barbus.daemon.broker import ExecutionConfig
+    from barbus.daemon.core.broker import ExecutionConfig
     from barbus.daemon.feeds.sim import FaultConfig
     from barbus.strategies import StrategySource
 
@@ -188,7 +188,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _execution(args: argparse.Namespace) -> ExecutionConfig:
-    from barbus.daemon.broker import ExecutionConfig
+    from barbus.daemon.core.broker import ExecutionConfig
 
     return ExecutionConfig(
         fee_bps=args.fee_bps,
@@ -414,9 +414,9 @@ def cmd_trades(args: argparse.Namespace) -> int:
     """The closed trades a daemon recorded, read-only (also while it runs, or from a copy)."""
     import json
 
-    from barbus.daemon.errors import did_you_mean
+    from barbus.daemon.core.errors import did_you_mean
+    from barbus.daemon.core.tradelog import format_trades_table, trade_dict, write_trades
     from barbus.daemon.state import StateStore
-    from barbus.daemon.tradelog import format_trades_table, trade_dict, write_trades
     from barbus.replay.periods import parse_time
 
     since_ms = parse_time(args.since, "--since") if args.since is not None else None

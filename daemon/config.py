@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from barbus.daemon.broker import ExecutionConfig
 from barbus.daemon.configfile import check_keys, read_toml
-from barbus.daemon.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
 from barbus.daemon.feeds.binance import FeedConfig
 
 if TYPE_CHECKING:
-    from barbus.strategies.base import AnyStrategy
+    from barbus.daemon.core.strategy import AnyStrategy
     from barbus.strategies.loader import StrategySource
 
 __all__ = ["DaemonConfig", "HttpConfig", "StrategyConfig", "load_config"]

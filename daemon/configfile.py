@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from barbus.daemon.errors import ConfigError, did_you_mean
+from barbus.daemon.core.errors import ConfigError, did_you_mean
 
 __all__ = ["check_keys", "read_toml"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from barbus.daemon.bus import EventBus
-from barbus.daemon.events import Bar
+from barbus.daemon.core.bus import EventBus
+from barbus.daemon.core.events import Bar
 
 __all__ = ["Feed", "pump"]
 

@@ -40,8 +40,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from barbus.daemon.errors import ConfigError, DataError
-from barbus.daemon.events import epoch_ms, parse_utc_ms
+from barbus.daemon.core.errors import ConfigError, DataError
+from barbus.daemon.core.events import epoch_ms, parse_utc_ms
 
 __all__ = [
     "TRADES_LIMIT_DEFAULT",

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.errors import BarbusError, ConfigError, DataError
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
+from barbus.daemon.core.series import BarSeries
+from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import EngineRecord, StateStore
-from barbus.daemon.tradelog import trade_row
 from barbus.replay.runner import ReplayConfig, run_replay
-from barbus.replay.series import BarSeries
 from barbus.strategies import StrategySource, resolve_strategy
 
 __all__ = ["EngineParity", "check_parity", "export_recorded"]

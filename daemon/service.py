@@ -31,19 +31,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.bus import EventBus
 from barbus.daemon.config import DaemonConfig, StrategyConfig, load_config
-from barbus.daemon.engine import StrategyEngine
-from barbus.daemon.errors import ConfigError, DataError, StrategyError
-from barbus.daemon.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms, interval_ms
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.bus import EventBus
+from barbus.daemon.core.engine import StrategyEngine
+from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
+from barbus.daemon.core.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms, interval_ms
+from barbus.daemon.core.tradelog import trade_dict
 from barbus.daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
 from barbus.daemon.http import HttpLimits, app_runner, listen, make_app, start_site
 from barbus.daemon.log import configure_logging
 from barbus.daemon.metrics import DaemonMetrics, LiveStateCollector
 from barbus.daemon.notify import sd_notify, watchdog_interval_seconds
 from barbus.daemon.state import EngineRecord, EngineUpdate, StateStore, StateWriteError
-from barbus.daemon.tradelog import trade_dict
 from barbus.strategies import StrategySource, create_strategy, resolve_strategy
 
 __all__ = ["Daemon", "run_daemon"]

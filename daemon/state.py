@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from barbus.daemon.errors import BarbusError, ConfigError, DataError
-from barbus.daemon.events import Bar, ExitReason, Fill, Trade
+from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
+from barbus.daemon.core.events import Bar, ExitReason, Fill, Trade
 
 __all__ = [
     "EngineRecord",

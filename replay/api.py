@@ -26,9 +26,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from barbus.daemon.broker import ExecutionConfig, FillTiming
-from barbus.daemon.errors import BarbusError, ConfigError, StrategyError
-from barbus.daemon.tradelog import TRADE_COLUMNS, trade_dict
+from barbus.daemon.core.broker import ExecutionConfig, FillTiming
+from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.series import BarSeries
+from barbus.daemon.core.strategy import AnyStrategy, ParamValue, Strategy
+from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict
 from barbus.replay.frames import series_from_frame
 from barbus.replay.periods import parse_period, parse_time
 from barbus.replay.runner import (
@@ -38,10 +40,8 @@ from barbus.replay.runner import (
     run_replay,
     write_outputs,
 )
-from barbus.replay.series import BarSeries
 from barbus.replay.stats import PerformanceStats
 from barbus.strategies import StrategyLike, StrategySource, strategy_source
-from barbus.strategies.base import AnyStrategy, ParamValue, Strategy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

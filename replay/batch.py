@@ -44,12 +44,13 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Final
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.series import symbol_from_name
+from barbus.daemon.core.strategy import ParamValue
 from barbus.replay.cache import BarCache
 from barbus.replay.metrics import BatchMetrics
 from barbus.replay.runner import ReplayConfig, ReplayResult, check_out_dir, run_replay
-from barbus.replay.series import symbol_from_name
 from barbus.replay.stats import lower_is_better
 from barbus.strategies import (
     StrategyLike,
@@ -59,7 +60,6 @@ from barbus.strategies import (
     resolve_strategy,
     strategy_source,
 )
-from barbus.strategies.base import ParamValue
 
 __all__ = [
     "METRICS",

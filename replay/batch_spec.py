@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from barbus.daemon.broker import ExecutionConfig
 from barbus.daemon.configfile import check_keys, read_toml
-from barbus.daemon.errors import ConfigError, StrategyError
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.errors import ConfigError, StrategyError
+from barbus.daemon.core.strategy import ParamValue
 from barbus.replay.batch import METRICS, Job, expand_jobs
 from barbus.replay.cache import regular_file_problem
 from barbus.replay.periods import parse_period
-from barbus.strategies.base import ParamValue
 
 __all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]
 

@@ -56,9 +56,9 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from barbus.daemon.errors import DataError
-from barbus.daemon.events import MINUTE_MS, format_time_ms
-from barbus.replay.series import BarSeries, GapReport, symbol_from_name
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.events import MINUTE_MS, format_time_ms
+from barbus.daemon.core.series import BarSeries, GapReport, symbol_from_name
 
 __all__ = [
     "COLUMNS",

@@ -6,12 +6,12 @@ in C (``map`` over ``zip``); the consumer awaits once per chunk, not once per ba
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from itertools import repeat
 from typing import final
 
-from barbus.daemon.events import Bar
-from barbus.replay.series import BarSeries
+from barbus.daemon.core.events import Bar
+from barbus.daemon.core.series import BarSeries
 
 __all__ = ["DEFAULT_CHUNK_BARS", "ReplayFeed"]
 
@@ -30,6 +30,12 @@ class ReplayFeed:
         self.chunk_bars = chunk_bars
 
     async def batches(self) -> AsyncIterator[Sequence[Bar]]:
+        """The chunks for the asyncio pump (the daemon's sim and tests)."""
+        for chunk in self.chunks():
+            yield chunk
+
+    def chunks(self) -> Iterator[list[Bar]]:
+        """The bars, ``chunk_bars`` at a time, for a synchronous :class:`Session`."""
         s = self.series
         for start in range(0, len(s), self.chunk_bars):
             end = start + self.chunk_bars

@@ -22,8 +22,9 @@ from collections.abc import Hashable
 import numpy as np
 import pandas as pd
 
-from barbus.daemon.errors import ConfigError, DataError
-from barbus.daemon.events import format_time_ms
+from barbus.daemon.core.errors import ConfigError, DataError
+from barbus.daemon.core.events import format_time_ms
+from barbus.daemon.core.series import BarSeries, FloatArray, IntArray
 from barbus.replay.loader import (
     PRICE_COLUMNS,
     columns_problem,
@@ -34,7 +35,6 @@ from barbus.replay.loader import (
     times_ms,
     validate,
 )
-from barbus.replay.series import BarSeries, FloatArray, IntArray
 
 __all__ = ["FRAME_TIME_NAMES", "TIME_UNITS", "series_from_frame"]
 

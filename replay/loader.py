@@ -36,10 +36,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from barbus.daemon.errors import DataError
-from barbus.daemon.events import MINUTE_MS
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.events import MINUTE_MS
+from barbus.daemon.core.series import BarSeries, FloatArray, IntArray, symbol_from_name
 from barbus.replay.cache import regular_file_problem
-from barbus.replay.series import BarSeries, FloatArray, IntArray, symbol_from_name
 
 __all__ = [
     "BUNDLED_SAMPLE",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from barbus.daemon.errors import BarbusError, ConfigError
-from barbus.daemon.events import epoch_ms, format_time_ms, parse_utc_ms
+from barbus.daemon.core.errors import BarbusError, ConfigError
+from barbus.daemon.core.events import epoch_ms, format_time_ms, parse_utc_ms
 
 __all__ = ["parse_period", "parse_time", "split_period"]
 

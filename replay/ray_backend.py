@@ -73,7 +73,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from barbus.daemon.errors import ConfigError
+from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch import MAX_ATTEMPTS, Job, JobOutcome, _row, run_job
 from barbus.replay.cache import BarCache
 

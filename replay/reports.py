@@ -27,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from barbus.daemon.events import INTERVAL_MS, ExitReason, format_time_ms
+from barbus.daemon.core.events import INTERVAL_MS, ExitReason, format_time_ms
 from barbus.replay.stats import lower_is_better
 
 if TYPE_CHECKING:

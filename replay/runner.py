@@ -1,19 +1,18 @@
 """Run one strategy over historical bars through the same bus, engine and broker as the daemon.
 
 ``run_replay`` is the library entry point behind ``barbus replay``: load (and validate) the data,
-build the strategy, subscribe its engine to an :class:`~daemon.bus.EventBus`, pump the replay feed
-through it, close what is still open at the end, and summarise. Writing ``trades.csv`` and
-``summary.json`` is a separate step so batch runs can skip it.
+build the strategy, add its engine to a :class:`~barbus.daemon.core.session.Session`, run the
+replay feed's chunks through it synchronously (no event loop), close what is still open at the
+end, and summarise. Writing ``trades.csv`` and ``summary.json`` is a separate step so batch runs
+can skip it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,16 +22,15 @@ from typing import Any
 
 import numpy as np
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.bus import EventBus
-from barbus.daemon.engine import StrategyEngine
-from barbus.daemon.errors import ConfigError, DataError, StrategyError
-from barbus.daemon.events import Trade, format_time_ms
-from barbus.daemon.feed import pump
-from barbus.daemon.tradelog import write_trades_csv
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.engine import StrategyEngine
+from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
+from barbus.daemon.core.events import Trade, format_time_ms
+from barbus.daemon.core.series import BarSeries, GapReport
+from barbus.daemon.core.session import Session
+from barbus.daemon.core.tradelog import write_trades_csv
 from barbus.replay.cache import BarCache
 from barbus.replay.feed import ReplayFeed
-from barbus.replay.series import BarSeries, GapReport
 from barbus.replay.stats import PerformanceStats, compute_stats
 from barbus.strategies import StrategyLike, StrategySource, create_strategy, strategy_source
 
@@ -171,22 +169,23 @@ def run_replay(
     if len(series) == 0:
         raise DataError(empty_period_message(whole, config.start_ms, config.end_ms))
 
-    engine = StrategyEngine(
-        strategy,
-        series.symbol,
-        config.execution,
-        name=config.name,
-        record_equity=True,
-        trade_from_ms=config.trade_from_ms,
+    session = Session()
+    engine = session.add(
+        StrategyEngine(
+            strategy,
+            series.symbol,
+            config.execution,
+            name=config.name,
+            record_equity=True,
+            trade_from_ms=config.trade_from_ms,
+        )
     )
-    bus = EventBus()
-    bus.subscribe(engine.name, [series.symbol], [series.interval], engine.on_bar)
     started = time.perf_counter()
     with _gc_paused():
-        _run_pump(ReplayFeed(series), bus)
+        session.run(ReplayFeed(series).chunks())
     replay_seconds = time.perf_counter() - started
-    if engine.name in bus.halted:
-        raise StrategyError(f"strategy {engine.name} failed: {bus.halted[engine.name]}")
+    if engine.name in session.bus.halted:
+        raise StrategyError(f"strategy {engine.name} failed: {session.bus.halted[engine.name]}")
     if config.close_at_end:
         engine.finish()
 
@@ -220,30 +219,6 @@ def run_replay(
         unfilled_orders=engine.unfilled_orders,
         replay_seconds=replay_seconds,
     )
-
-
-def _run_pump(feed: ReplayFeed, bus: EventBus) -> None:
-    """Pump ``feed`` into ``bus`` to the end. Called from inside a running event loop (a
-    Jupyter cell, an async script), where ``asyncio.run`` is refused, the pump gets a loop of its
-    own in a short-lived thread; the bars and the result are the same either way."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(pump(feed, bus))
-        return
-    failure: list[BaseException] = []
-
-    def own_loop() -> None:
-        try:
-            asyncio.run(pump(feed, bus))
-        except BaseException as exc:  # re-raised in the caller's thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=own_loop, name="barbus-replay")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
 
 
 def empty_period_message(series: BarSeries, start_ms: int | None, end_ms: int | None) -> str:

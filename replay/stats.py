@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from barbus.daemon.events import Trade
+from barbus.daemon.core.events import Trade
 
 __all__ = [
     "DAYS_PER_YEAR",

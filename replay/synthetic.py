@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from barbus.daemon.events import MINUTE_MS
-from barbus.replay.series import BarSeries
+from barbus.daemon.core.events import MINUTE_MS
+from barbus.daemon.core.series import BarSeries
 
 __all__ = ["synthetic_series"]
 

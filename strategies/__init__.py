@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from barbus.daemon.errors import StrategyError
-from barbus.strategies.base import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
+from barbus.daemon.core.errors import StrategyError
+from barbus.daemon.core.strategy import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
 from barbus.strategies.loader import (
     ENTRY_POINT_GROUP,
     StrategySource,

@@ -32,8 +32,8 @@ import types
 from collections.abc import Iterator
 from pathlib import Path
 
-from barbus.daemon.errors import StrategyError, did_you_mean
-from barbus.strategies.base import AnyStrategy, BaseParams, Strategy
+from barbus.daemon.core.errors import StrategyError, did_you_mean
+from barbus.daemon.core.strategy import AnyStrategy, BaseParams, Strategy
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -13,7 +13,7 @@ import string
 import sys
 from pathlib import Path
 
-from barbus.daemon.errors import ConfigError
+from barbus.daemon.core.errors import ConfigError
 
 __all__ = ["class_name", "write_skeleton"]
 
@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from barbus.daemon.events import Bar, Signal
-from barbus.strategies.base import BaseParams, Strategy, require
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import BaseParams, Strategy, require
 from barbus.strategies.indicators import SMA
 
 
@@ -71,7 +71,7 @@ TEST_TEMPLATE = string.Template('''\
 
 from __future__ import annotations
 
-from barbus.daemon.events import Bar, Signal
+from barbus.daemon.core.events import Bar, Signal
 from barbus.strategies.testing import check_strategy
 
 from ${name} import ${cls}, ${cls}Params

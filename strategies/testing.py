@@ -4,7 +4,7 @@
 that says what broke, when any of these does not hold:
 
 - its default parameters are valid, and the base fields reject invalid values (a timeframe that
-  is not one, a negative stop loss) with :class:`~barbus.daemon.errors.StrategyError`;
+  is not one, a negative stop loss) with :class:`~barbus.daemon.core.errors.StrategyError`;
 - two runs over the same bars return identical decisions (no hidden randomness, clock or global);
 - a snapshot taken at several points mid-series goes through JSON as the daemon's state store
   does (NaN and infinities allowed), restores into a fresh instance, and that instance continues
@@ -22,10 +22,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from barbus.daemon.errors import StrategyError
-from barbus.daemon.events import Bar, Signal
-from barbus.strategies.aggregate import TimeframeAggregator
-from barbus.strategies.base import AnyStrategy, BaseParams, ParamValue, parse_params
+from barbus.daemon.core.aggregate import TimeframeAggregator
+from barbus.daemon.core.errors import StrategyError
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import AnyStrategy, BaseParams, ParamValue, parse_params
 
 __all__ = ["DEFAULT_MINUTES", "check_strategy"]
 
@@ -131,7 +131,7 @@ def _check_parameters(cls: type[AnyStrategy]) -> None:
             continue
         raise AssertionError(
             f"{cls.__name__}: {name}={bad!r} was accepted; a params_type.__post_init__ must call "
-            f"super().__post_init__() and raise StrategyError (barbus.strategies.base.require)"
+            f"super().__post_init__() and raise StrategyError (barbus.daemon.core.strategy.require)"
         )
 
 

@@ -38,8 +38,8 @@ from typing import Any
 
 import aiohttp
 
-from barbus.daemon.errors import ConfigError
-from barbus.daemon.events import INTERVAL_MS, Bar, format_time_ms
+from barbus.daemon.core.errors import ConfigError
+from barbus.daemon.core.events import INTERVAL_MS, Bar, format_time_ms
 from barbus.daemon.feeds.binance_codec import (
     EdgeLimits,
     MessageError,

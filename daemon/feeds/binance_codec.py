@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from barbus.daemon.errors import DataError
-from barbus.daemon.events import INTERVAL_MS, Bar, format_time_ms, validate_bar
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.events import INTERVAL_MS, Bar, format_time_ms, validate_bar
 from barbus.daemon.log import clip
 
 __all__ = [

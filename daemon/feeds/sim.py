@@ -34,10 +34,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from barbus.daemon.events import MINUTE_MS, Bar
+from barbus.daemon.core.events import MINUTE_MS, Bar
+from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
 from barbus.daemon.http import listen
-from barbus.replay.series import BarSeries
 
 __all__ = ["INJECT_KINDS", "REST_FAULTS", "FaultConfig", "SimExchange", "serve"]
 

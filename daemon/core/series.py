@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from barbus.daemon.errors import DataError
-from barbus.daemon.events import MINUTE_MS, Bar, format_time_ms
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms
 
 __all__ = ["BarSeries", "FloatArray", "GapReport", "IntArray", "symbol_from_name"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from barbus.daemon.events import Trade, format_time_ms
+from barbus.daemon.core.events import Trade, format_time_ms
 
 __all__ = [
     "TABLE_COLUMNS",
@@ -39,7 +39,10 @@ TRADE_COLUMNS = (
     "profit",
     "profit_pct",
     "exit_reason",
+    "direction",
 )
+"""``direction`` (long or short) came last, with short positions: the columns before it are the
+first releases' log, byte for byte."""
 
 
 def trade_dict(trade: Trade) -> dict[str, Any]:
@@ -59,6 +62,7 @@ def trade_dict(trade: Trade) -> dict[str, Any]:
         "profit": trade.profit,
         "profit_pct": trade.profit_pct,
         "exit_reason": trade.exit_reason.value,
+        "direction": trade.direction.value,
     }
 
 
@@ -95,6 +99,7 @@ TABLE_COLUMNS = (
     "profit",
     "profit_pct",
     "exit_reason",
+    "direction",
 )
 
 
@@ -111,6 +116,7 @@ def _table_cells(trade: Trade) -> list[str]:
         f"{trade.profit:+.2f}",
         f"{trade.profit_pct:+.3f}",
         trade.exit_reason.value,
+        trade.direction.value,
     ]
 
 
@@ -118,7 +124,7 @@ def format_trades_table(trades: Iterable[Trade]) -> list[str]:
     """Lines of an aligned table (header first): text left-aligned, numbers right-aligned."""
     rows = [list(TABLE_COLUMNS), *(_table_cells(t) for t in trades)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
-    text = {0, 1, 2, 3, len(TABLE_COLUMNS) - 1}
+    text = {0, 1, 2, 3, len(TABLE_COLUMNS) - 2, len(TABLE_COLUMNS) - 1}
     return [
         "  ".join(
             cell.ljust(width) if i in text else cell.rjust(width)

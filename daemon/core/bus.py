@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from barbus.daemon.errors import BarbusError
-from barbus.daemon.events import Bar
+from barbus.daemon.core.errors import BarbusError
+from barbus.daemon.core.events import Bar
 
 __all__ = ["BarHandler", "EventBus", "Subscription"]
 
@@ -73,6 +73,18 @@ class EventBus:
     def publish(self, bar: Bar) -> None:
         """Deliver ``bar`` to its stream's subscribers, isolating any that raise."""
         for sub in self._routes.get((bar.symbol, bar.interval), ()):
+            try:
+                sub.handler(bar)
+            except Exception as exc:  # isolating subscribers is this method's job
+                self._halt(sub, bar, exc)
+
+    def publish_each(self, bars: dict[tuple[str, str], Bar]) -> None:
+        """Deliver bars of several streams (one minute's) subscriber by subscriber, in
+        subscription order, each subscriber getting its stream's bar (a cold path)."""
+        for sub in list(self._subscriptions):
+            bar = bars.get((sub.symbol, sub.interval))
+            if bar is None or sub.name in self.halted:
+                continue
             try:
                 sub.handler(bar)
             except Exception as exc:  # isolating subscribers is this method's job

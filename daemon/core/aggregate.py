@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, final
 
-from barbus.daemon.events import MINUTE_MS, Bar, interval_ms
+from barbus.daemon.core.events import MINUTE_MS, Bar, interval_ms
 
 __all__ = ["TimeframeAggregator"]
 

@@ -1,0 +1,731 @@
+"""The trading engine for one strategy on one symbol: the bus subscriber shared by live and replay.
+
+Per 1-minute bar, in this order:
+
+1. orders decided on an earlier bar fill at this minute's open: the signal (BUY/SELL) first,
+   then market orders in the order they were placed (default ``fill_at="next_open"``); orders
+   whose ``good_for_bars`` ran out are cancelled (expired);
+2. a higher-timeframe bucket whose last minute never came is released by this minute and decided
+   on; a resulting order fills at the *next* minute's open, because live the releasing minute
+   has closed before the decision (its open is a price from before the decision); with
+   ``fill_at="close"`` a market order fills at once at the late bucket's own close;
+3. the position's bracket (stop loss, take profit, trailing stop) is checked against this
+   minute's low / high, then resting limit and stop orders in the order they were placed;
+4. the minute is aggregated; when it completes the strategy's bar, the strategy decides; its
+   orders work from the next minute (with ``fill_at="close"`` a market order fills now, at the
+   decision bar's close);
+5. equity is marked to market at the close.
+
+Fill rules (pessimistic, written in the README): a buy limit fills on the first later minute
+whose low <= the limit, at min(open, limit), as a maker without slippage; a buy stop triggers
+when the high >= the stop and fills at max(open, stop) plus slippage, as a taker; sells mirror
+these. A bracket level is a stop order: both levels inside one minute means the stop loss; a
+minute that opens beyond a level fills at its open.
+
+What happened goes into :attr:`StrategyEngine.outbox` (orders placed, filled, cancelled,
+rejected; trades closed), which the daemon drains and commits with each bar. Everything
+time-stamped here carries bar times, never wall-clock time, so a live run and its replay produce
+byte-identical trade logs. This module is the replay hot path: no logging, no allocation on
+quiet bars, attributes read into locals, and a strategy that only returns signals never touches
+the order book.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, final
+
+from barbus.daemon.core.account import Account, Position
+from barbus.daemon.core.aggregate import TimeframeAggregator
+from barbus.daemon.core.broker import ExecutionConfig, PaperBroker
+from barbus.daemon.core.errors import StrategyError
+from barbus.daemon.core.events import (
+    MINUTE_MS,
+    Bar,
+    EngineEvent,
+    ExitReason,
+    OrderEvent,
+    Side,
+    Signal,
+    Trade,
+    interval_ms,
+)
+from barbus.daemon.core.orders import Cancel, Order, OrderKind
+from barbus.daemon.core.strategy import AnyStrategy
+
+__all__ = ["SNAPSHOT_VERSION", "StrategyEngine"]
+
+SNAPSHOT_VERSION = 2
+"""Version 1 (no ``version`` key) is the long-only engine of the first releases; it restores."""
+
+_NO_ORDER = 0
+_BUY = 1
+_SELL = -1
+_INF = math.inf
+# A quantity left below this fraction of the order (rounding after sizing) is no fill.
+_MIN_FILL = 1e-12
+
+
+@final
+class _Working:
+    """An order the broker holds: the request, its number, and when it works and expires."""
+
+    __slots__ = ("active_from_ms", "expires_ms", "order", "order_id")
+
+    def __init__(self, order: Order, order_id: int, active_from_ms: int, expires_ms: int) -> None:
+        self.order = order
+        self.order_id = order_id
+        self.active_from_ms = active_from_ms
+        self.expires_ms = expires_ms  # 0: good till cancelled
+
+    def snapshot(self) -> dict[str, Any]:
+        o = self.order
+        return {
+            "order_id": self.order_id,
+            "active_from_ms": self.active_from_ms,
+            "expires_ms": self.expires_ms,
+            "side": o.side.value,
+            "kind": o.kind.value,
+            "fraction": o.fraction,
+            "quote": o.quote,
+            "units": o.units,
+            "target": o.target,
+            "price": o.price,
+            "good_for_bars": o.good_for_bars,
+            "tag": o.tag,
+            "stop_loss_pct": o.stop_loss_pct,
+            "take_profit_pct": o.take_profit_pct,
+            "trailing_stop_pct": o.trailing_stop_pct,
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> _Working:
+        order = Order(
+            Side(state["side"]),
+            OrderKind(state["kind"]),
+            fraction=state["fraction"],
+            quote=state["quote"],
+            units=state["units"],
+            target=state["target"],
+            price=state["price"],
+            good_for_bars=state["good_for_bars"],
+            tag=state["tag"],
+            stop_loss_pct=state["stop_loss_pct"],
+            take_profit_pct=state["take_profit_pct"],
+            trailing_stop_pct=state["trailing_stop_pct"],
+        )
+        return cls(
+            order, int(state["order_id"]), int(state["active_from_ms"]), int(state["expires_ms"])
+        )
+
+
+@final
+class StrategyEngine:
+    """Feed 1-minute bars of ``symbol`` to ``strategy``, execute its decisions, keep its books.
+
+    ``account`` is shared with other engines when given; by default the engine opens one of its
+    own with the execution's starting cash and ``allow_short``.
+    """
+
+    __slots__ = (
+        "_aggregator",
+        "_broker",
+        "_fill_at_close",
+        "_next_order_id",
+        "_pending",
+        "_stop_level",
+        "_stop_loss_rate",
+        "_strategy_on_bar",
+        "_take_profit_rate",
+        "_target_level",
+        "_timeframe_ms",
+        "_trail_extreme",
+        "_trail_rate",
+        "_working",
+        "account",
+        "bars",
+        "bars_in_market",
+        "equity_curve",
+        "fills",
+        "last_bar",
+        "name",
+        "orders",
+        "outbox",
+        "own_account",
+        "position",
+        "strategy",
+        "symbol",
+        "trade_from_ms",
+        "unfilled_orders",
+    )
+
+    def __init__(
+        self,
+        strategy: AnyStrategy,
+        symbol: str,
+        execution: ExecutionConfig,
+        *,
+        name: str | None = None,
+        record_equity: bool = False,
+        trade_from_ms: int = 0,
+        account: Account | None = None,
+    ) -> None:
+        params = strategy.params
+        self.strategy = strategy
+        self._strategy_on_bar = strategy.on_bar  # bound once: one lookup less per bar
+        self.symbol = symbol
+        self.name = name or strategy.name
+        self.own_account = account is None
+        if account is None:
+            account = Account(self.name, execution.starting_cash, allow_short=execution.allow_short)
+        self.account = account
+        account.holders.append(self)
+        self.position = Position()
+        self._broker = PaperBroker.for_execution(execution)
+        self._fill_at_close = execution.fill_at == "close"
+        self._aggregator = (
+            None if params.timeframe == "1m" else TimeframeAggregator(symbol, params.timeframe)
+        )
+        self._timeframe_ms = interval_ms(params.timeframe)
+        self._stop_loss_rate = params.stop_loss_pct / 100.0
+        self._take_profit_rate = params.take_profit_pct / 100.0
+        # Bracket levels are fixed at entry; for a long the stop is below (-inf: off) and the
+        # target above (+inf: off), for a short the reverse, so the per-bar test needs no flag.
+        self._stop_level = -_INF
+        self._target_level = _INF
+        self._trail_rate = 0.0  # > 0: the stop trails the best price since entry
+        self._trail_extreme = 0.0
+        self._pending = _NO_ORDER
+        self._working: list[_Working] = []
+        self._next_order_id = 1
+        self.bars = 0
+        self.bars_in_market = 0
+        self.unfilled_orders = 0
+        self.last_bar: Bar | None = None
+        self.equity_curve: list[float] | None = [] if record_equity else None
+        # Warm-up: bars before this open time update the strategy but never place an order.
+        self.trade_from_ms = trade_from_ms
+        self.fills = 0
+        self.orders = {Side.BUY: 0, Side.SELL: 0}  # orders placed (signals, orders and exits)
+        self.outbox: list[EngineEvent] = []
+
+    @property
+    def trades(self) -> list[Trade]:
+        """Closed quantities, oldest first."""
+        return self.position.trades
+
+    @property
+    def open_orders(self) -> list[dict[str, Any]]:
+        """The orders the broker holds for this engine, as plain data (cold path)."""
+        return [w.snapshot() for w in self._working]
+
+    def drain(self) -> list[EngineEvent]:
+        """The events since the last drain, oldest first; the outbox is empty afterwards."""
+        events = self.outbox
+        self.outbox = []
+        return events
+
+    def on_bar(self, bar: Bar) -> None:
+        """Process one 1-minute bar (the bus handler)."""
+        self.last_bar = bar
+        position = self.position
+        strategy_on_bar = self._strategy_on_bar
+        aggregator = self._aggregator
+        if self._pending:
+            self._execute(self._pending, bar.open, bar.open_time_ms, ExitReason.SIGNAL)
+        working = self._working
+        if working:
+            self._work_at_open(bar)
+        if aggregator is not None:
+            late = aggregator.pending_release(bar)
+            if late is not None:
+                # Decided only now that this minute has closed: its open is already in the past,
+                # so a resulting order waits for the next minute's open, as it would live.
+                decision = strategy_on_bar(late, position.size)
+                if decision is not None:
+                    self._decide(decision, late)
+        size = position.size
+        if size > 0.0:
+            if bar.low <= self._stop_level or bar.high >= self._target_level:
+                self._exit_at_level(bar)
+            elif self._trail_rate:
+                self._trail(bar)
+        elif size < 0.0:
+            if bar.high >= self._stop_level or bar.low <= self._target_level:
+                self._exit_at_level(bar)
+            elif self._trail_rate:
+                self._trail(bar)
+        if working:
+            self._work_resting(bar)
+        decision_bar = bar if aggregator is None else aggregator.add(bar)
+        if decision_bar is not None:
+            decision = strategy_on_bar(decision_bar, position.size)
+            if decision is not None:
+                self._decide(decision, decision_bar)
+        self.bars += 1
+        size = position.size
+        if size != 0.0:
+            self.bars_in_market += 1
+        equity_curve = self.equity_curve
+        if equity_curve is not None:
+            equity_curve.append(self.account.cash + size * bar.close)
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _decide(self, decision: object, decision_bar: Bar) -> None:
+        if decision.__class__ is Signal:
+            self._act(decision, decision_bar)  # type: ignore[arg-type]
+        elif isinstance(decision, Order):
+            self._place(decision, decision_bar)
+        elif isinstance(decision, Cancel):
+            self._cancel(decision.tag, "", decision_bar)
+        elif isinstance(decision, list | tuple):
+            for item in decision:
+                if isinstance(item, list | tuple):
+                    raise StrategyError(f"{self.name}: a decision list holds another list")
+                self._decide(item, decision_bar)
+        else:
+            raise StrategyError(
+                f"{self.name} returned {type(decision).__name__} from on_bar: return a Signal, "
+                "an Order, a Cancel, a list of them, or None"
+            )
+
+    def _trading(self) -> bool:
+        last = self.last_bar
+        assert last is not None  # set first thing in on_bar
+        return last.open_time_ms >= self.trade_from_ms
+
+    def _act(self, signal: Signal, decision_bar: Bar) -> None:
+        if not self._trading():
+            return
+        size = self.position.size
+        if signal is Signal.BUY and size == 0.0:
+            order = _BUY
+        elif signal is Signal.SELL and size > 0.0:
+            order = _SELL
+        else:
+            return
+        self.orders[Side.BUY if order == _BUY else Side.SELL] += 1
+        if self._fill_at_close:
+            self._execute(order, decision_bar.close, _close_ms(decision_bar), ExitReason.SIGNAL)
+        else:
+            self._pending = order
+
+    def _place(self, order: Order, decision_bar: Bar) -> None:
+        if not self._trading():
+            return
+        if not self.account.allow_short and (
+            (order.target is not None and order.target < 0.0)
+            or (order.side is Side.SELL and order.sized and self.position.size <= 0.0)
+        ):
+            raise self._short_refused(decision_bar)
+        if order.tag:
+            self._cancel(order.tag, "replaced", decision_bar)
+        order_id = self._next_order_id
+        self._next_order_id += 1
+        self.orders[order.side] += 1
+        now_ms = self.last_bar.open_time_ms if self.last_bar is not None else 0
+        expires_ms = (
+            decision_bar.open_time_ms + (order.good_for_bars + 1) * self._timeframe_ms
+            if order.good_for_bars
+            else 0
+        )
+        working = _Working(order, order_id, now_ms + MINUTE_MS, expires_ms)
+        self._event("placed", working, _close_ms(decision_bar))
+        if self._fill_at_close and order.kind is OrderKind.MARKET:
+            self._fill(working, decision_bar.close, _close_ms(decision_bar), ExitReason.SIGNAL)
+        else:
+            self._working.append(working)
+
+    def _cancel(self, tag: str, why: str, decision_bar: Bar) -> None:
+        """Cancel the working orders tagged ``tag`` (every one for ``""``); ``why`` is the
+        event's detail (``"replaced"`` when a new order takes the tag)."""
+        keep = []
+        for working in self._working:
+            if tag and working.order.tag != tag:
+                keep.append(working)
+            else:
+                self._event("cancelled", working, _close_ms(decision_bar), why)
+        self._working = keep
+
+    def _short_refused(self, bar: Bar) -> StrategyError:
+        return StrategyError(
+            f"strategy {self.name} sold short on the {bar.describe()}, but account "
+            f"{self.account.name} does not allow shorts (--allow-short, or allow_short = true "
+            "on the daemon account)"
+        )
+
+    # -- the order book (only when a strategy places orders) -------------------------------------
+
+    def _work_at_open(self, bar: Bar) -> None:
+        """Step 1 for orders: expire, then fill market orders at the open."""
+        now = bar.open_time_ms
+        for working in list(self._working):
+            if working.expires_ms and now >= working.expires_ms:
+                self._working.remove(working)
+                self._event("expired", working, now)
+            elif working.order.kind is OrderKind.MARKET and now >= working.active_from_ms:
+                self._working.remove(working)
+                self._fill(working, bar.open, now, ExitReason.SIGNAL)
+
+    def _work_resting(self, bar: Bar) -> None:
+        """Step 3 for orders: limit and stop orders that this minute's range reaches."""
+        now = bar.open_time_ms
+        for working in list(self._working):
+            order = working.order
+            level = order.price
+            if level is None or now < working.active_from_ms or working not in self._working:
+                continue
+            buying = order.side is Side.BUY
+            if order.kind is OrderKind.LIMIT:
+                if buying and bar.low <= level:
+                    ref = min(bar.open, level)
+                elif not buying and bar.high >= level:
+                    ref = max(bar.open, level)
+                else:
+                    continue
+                self._working.remove(working)
+                self._fill(working, ref, now, ExitReason.LIMIT, maker=True)
+            else:
+                if buying and bar.high >= level:
+                    ref = max(bar.open, level)
+                elif not buying and bar.low <= level:
+                    ref = min(bar.open, level)
+                else:
+                    continue
+                self._working.remove(working)
+                self._fill(working, ref, now, ExitReason.STOP)
+
+    def _fill(
+        self,
+        working: _Working,
+        ref_price: float,
+        time_ms: int,
+        reason: ExitReason,
+        *,
+        maker: bool = False,
+    ) -> None:
+        """Size ``working`` at ``ref_price``, reduce the position first, then open or add what
+        the account's free cash allows."""
+        order = working.order
+        broker = self._broker
+        position = self.position
+        account = self.account
+        held = position.size
+        side = order.side
+        if order.target is not None:
+            equity = account.equity(self, ref_price)
+            delta = order.target * equity / ref_price - held
+            if delta == 0.0:
+                return
+            side = Side.BUY if delta > 0.0 else Side.SELL
+            quantity = abs(delta)
+        elif order.units is not None:
+            quantity = order.units
+        elif order.quote is not None:
+            quantity = order.quote / ref_price
+        elif order.fraction is not None:
+            quantity = order.fraction * account.equity(self, ref_price) / ref_price
+        elif side is Side.BUY:
+            quantity = -held if held < 0.0 else _INF  # cover the short, else all free cash
+        else:
+            quantity = held if held > 0.0 else 0.0  # close the long
+        price = broker.price(side, ref_price, maker)
+        reducing = (held > 0.0 and side is Side.SELL) or (held < 0.0 and side is Side.BUY)
+        reduce = min(quantity, abs(held)) if reducing else 0.0
+        opening = quantity - reduce
+        if opening > 0.0 and side is Side.SELL and not account.allow_short:
+            raise self._short_refused(self.last_bar or _NO_BAR)
+        if reduce > 0.0:
+            fill = broker.fill(
+                self.name,
+                self.symbol,
+                side,
+                price,
+                reduce,
+                time_ms,
+                reason,
+                maker=maker,
+                order_id=working.order_id,
+            )
+            trade = position.reduce(fill, account)
+            self._flat_if_closed()
+            self.fills += 1
+            self.outbox.append(fill)
+            self.outbox.append(trade)
+        if opening <= _MIN_FILL * quantity and opening < _INF:
+            if reduce == 0.0:
+                self._event("rejected", working, time_ms, f"nothing to {side}")
+            return
+        fee_rate = broker.maker_fee_rate if maker else broker.fee_rate
+        affordable = _affordable(account.free(self, ref_price), price, fee_rate)
+        if opening > affordable:
+            if affordable <= 0.0 or (opening < _INF and affordable <= _MIN_FILL * opening):
+                self._event("rejected", working, time_ms, "no free cash in the account")
+                return
+            if opening < _INF:
+                self._event("reduced", working, time_ms, f"{opening!r} asked, free cash pays")
+            opening = affordable
+        fill = broker.fill(
+            self.name,
+            self.symbol,
+            side,
+            price,
+            opening,
+            time_ms,
+            reason,
+            maker=maker,
+            order_id=working.order_id,
+        )
+        position.add(fill, account)
+        self.fills += 1
+        self.outbox.append(fill)
+        self._set_bracket(order, fill.price, side is Side.BUY, fresh=abs(held) == reduce)
+
+    def _set_bracket(self, order: Order, price: float, long: bool, *, fresh: bool) -> None:
+        """Set the position's bracket from ``order`` (or the strategy's parameters)."""
+        stop_pct = order.stop_loss_pct
+        take_pct = order.take_profit_pct
+        trail_pct = order.trailing_stop_pct
+        if not fresh and stop_pct is None and take_pct is None and trail_pct is None:
+            return  # adding without a bracket of its own keeps the position's levels
+        stop_rate = self._stop_loss_rate if stop_pct is None else stop_pct / 100.0
+        take_rate = self._take_profit_rate if take_pct is None else take_pct / 100.0
+        trail_rate = 0.0 if trail_pct is None else trail_pct / 100.0
+        sign = 1.0 if long else -1.0
+        off = -_INF * sign
+        self._stop_level = price * (1.0 - sign * stop_rate) if stop_rate > 0.0 else off
+        self._target_level = price * (1.0 + sign * take_rate) if take_rate > 0.0 else -off
+        self._trail_rate = trail_rate
+        self._trail_extreme = price
+        if trail_rate > 0.0:
+            trail_level = price * (1.0 - sign * trail_rate)
+            if (long and trail_level > self._stop_level) or (
+                not long and trail_level < self._stop_level
+            ):
+                self._stop_level = trail_level
+
+    def _trail(self, bar: Bar) -> None:
+        """Move a trailing stop after a minute that did not reach it (never within the minute)."""
+        rate = self._trail_rate
+        if self.position.size > 0.0:
+            if bar.high > self._trail_extreme:
+                self._trail_extreme = bar.high
+                level = bar.high * (1.0 - rate)
+                if level > self._stop_level:
+                    self._stop_level = level
+        elif bar.low < self._trail_extreme:
+            self._trail_extreme = bar.low
+            level = bar.low * (1.0 + rate)
+            if level < self._stop_level:
+                self._stop_level = level
+
+    def _flat_if_closed(self) -> None:
+        if self.position.size == 0.0:
+            self._stop_level = -_INF
+            self._target_level = _INF
+            self._trail_rate = 0.0
+
+    def _event(self, event: str, working: _Working, time_ms: int, detail: str = "") -> None:
+        order = working.order
+        self.outbox.append(
+            OrderEvent(
+                event,
+                self.name,
+                self.symbol,
+                time_ms,
+                working.order_id,
+                order.side,
+                order.kind.value,
+                order.price,
+                detail,
+            )
+        )
+
+    # -- signals and brackets (today's all-in path, unchanged) ------------------------------------
+
+    def _exit_at_level(self, bar: Bar) -> None:
+        # Within one bar the order of low and high is unknown: assume the worst, stop first.
+        # A bar that opens beyond the level fills at the open (a gap), not at the level.
+        stop = self._stop_level
+        trailing = self._trail_rate > 0.0
+        if self.position.size > 0.0:
+            self.orders[Side.SELL] += 1
+            if bar.low <= stop:
+                reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
+                self._execute(_SELL, min(bar.open, stop), bar.open_time_ms, reason)
+            else:
+                target = self._target_level
+                self._execute(
+                    _SELL, max(bar.open, target), bar.open_time_ms, ExitReason.TAKE_PROFIT
+                )
+        else:
+            self.orders[Side.BUY] += 1
+            if bar.high >= stop:
+                reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
+                self._cover(max(bar.open, stop), bar.open_time_ms, reason)
+            else:
+                self._cover(
+                    min(bar.open, self._target_level), bar.open_time_ms, ExitReason.TAKE_PROFIT
+                )
+
+    def _cover(self, ref_price: float, time_ms: int, reason: ExitReason) -> None:
+        """Buy back the whole short at market from ``ref_price``."""
+        broker = self._broker
+        price = broker.price(Side.BUY, ref_price, False)
+        fill = broker.fill(
+            self.name,
+            self.symbol,
+            Side.BUY,
+            price,
+            -self.position.size,
+            time_ms,
+            reason,
+            maker=False,
+            order_id=0,
+        )
+        trade = self.position.reduce(fill, self.account)
+        self._flat_if_closed()
+        self.fills += 1
+        self.outbox.append(fill)
+        self.outbox.append(trade)
+
+    def _execute(self, order: int, ref_price: float, time_ms: int, reason: ExitReason) -> None:
+        self._pending = _NO_ORDER
+        position = self.position
+        account = self.account
+        if order == _BUY:
+            cash = account.cash if self.own_account else account.free(self, ref_price)
+            if cash <= 0.0:  # a shared account whose cash the other strategies hold
+                self._event("rejected", _SIGNAL_BUY, time_ms, "no free cash in the account")
+                return
+            fill = self._broker.buy_all_in(self.name, self.symbol, ref_price, time_ms, cash)
+            position.add(fill, account)
+            self.fills += 1
+            self.outbox.append(fill)
+            if self._stop_loss_rate > 0.0:
+                self._stop_level = fill.price * (1.0 - self._stop_loss_rate)
+            if self._take_profit_rate > 0.0:
+                self._target_level = fill.price * (1.0 + self._take_profit_rate)
+        else:
+            fill = self._broker.sell(
+                self.name, self.symbol, ref_price, time_ms, position.size, reason
+            )
+            trade = position.reduce(fill, account)
+            self.fills += 1
+            self.outbox.append(fill)
+            self.outbox.append(trade)
+            self._flat_if_closed()
+
+    # -- the end and the state --------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """End of data: drop unfilled orders, close the position at the last close."""
+        last = self.last_bar
+        end_ms = last.open_time_ms + interval_ms(last.interval) if last is not None else 0
+        if self._pending != _NO_ORDER:
+            self.unfilled_orders += 1
+            self._pending = _NO_ORDER
+        for working in self._working:
+            self.unfilled_orders += 1
+            self._event("cancelled", working, end_ms, "end of data")
+        self._working = []
+        if last is None:
+            return
+        if self.position.size > 0.0:
+            self._execute(_SELL, last.close, end_ms, ExitReason.END_OF_DATA)
+        elif self.position.size < 0.0:
+            self._cover(last.close, end_ms, ExitReason.END_OF_DATA)
+        else:
+            return
+        if self.equity_curve:
+            self.equity_curve[-1] = self.account.cash
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-serialisable state to resume exactly: strategy, open bucket, position, orders
+        (and the cash of an account of its own; a shared account is saved by its owner)."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "strategy": self.strategy.snapshot(),
+            "aggregator": None if self._aggregator is None else self._aggregator.snapshot(),
+            "position": self.position.snapshot(),
+            "cash": self.account.cash if self.own_account else None,
+            "pending": self._pending,
+            "stop_level": self._stop_level,
+            "target_level": self._target_level,
+            "trail_rate": self._trail_rate,
+            "trail_extreme": self._trail_extreme,
+            "orders": [w.snapshot() for w in self._working],
+            "next_order_id": self._next_order_id,
+            "bars": self.bars,
+            "bars_in_market": self.bars_in_market,
+            "unfilled_orders": self.unfilled_orders,
+            "last_bar": None if self.last_bar is None else list(self.last_bar),
+            "trade_from_ms": self.trade_from_ms,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` taken on an engine built with the same arguments,
+        or from a version 1 snapshot (the long-only engine before orders and accounts)."""
+        version = state.get("version", 1)
+        if version not in (1, SNAPSHOT_VERSION):
+            raise ValueError(f"engine snapshot version {version!r} is newer than this release")
+        self.strategy.restore(state["strategy"])
+        if self._aggregator is not None:
+            self._aggregator.restore(state["aggregator"])
+        if version == 1:
+            portfolio = state["portfolio"]
+            self.position.restore(portfolio)
+            cash: Any = portfolio["cash"]
+            working: list[_Working] = []
+            trail_rate, trail_extreme, next_order_id = 0.0, 0.0, 1
+        else:
+            self.position.restore(state["position"])
+            cash = state["cash"]
+            working = [_Working.restore(w) for w in state["orders"]]
+            trail_rate = float(state["trail_rate"])
+            trail_extreme = float(state["trail_extreme"])
+            next_order_id = int(state["next_order_id"])
+        if cash is not None:
+            if not self.own_account:
+                raise ValueError("a snapshot of an engine with its own account, on a shared one")
+            self.account.restore({"cash": cash})
+        pending = int(state["pending"])
+        stop_level = float(state["stop_level"])
+        target_level = float(state["target_level"])
+        if pending not in (_NO_ORDER, _BUY, _SELL) or (
+            math.isnan(stop_level) or math.isnan(target_level) or math.isnan(trail_extreme)
+        ):
+            raise ValueError(f"pending {pending}, stop {stop_level}, target {target_level}")
+        self._pending = pending
+        self._stop_level = stop_level
+        self._target_level = target_level
+        self._trail_rate = trail_rate
+        self._trail_extreme = trail_extreme
+        self._working = working
+        self._next_order_id = next_order_id
+        self.bars = int(state["bars"])
+        self.bars_in_market = int(state["bars_in_market"])
+        self.unfilled_orders = int(state["unfilled_orders"])
+        last = state["last_bar"]
+        self.last_bar = None if last is None else Bar(*last)
+        self.trade_from_ms = int(state["trade_from_ms"])
+
+
+_NO_BAR = Bar("", "1m", 0, 1.0, 1.0, 1.0, 1.0, 0.0)
+_SIGNAL_BUY = _Working(Order(Side.BUY), 0, 0, 0)  # names a rejected Signal.BUY in its event
+
+
+def _close_ms(bar: Bar) -> int:
+    return bar.open_time_ms + interval_ms(bar.interval)
+
+
+def _affordable(free: float, price: float, fee_rate: float) -> float:
+    """The most units ``free`` pays for at ``price``, fee included, rounded down."""
+    if free <= 0.0:
+        return 0.0
+    notional = free / (1.0 + fee_rate)
+    size = notional / price
+    while size > 0.0 and size * price > notional:
+        size = math.nextafter(size, 0.0)
+    return size
