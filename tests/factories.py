@@ -6,10 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from barbus.daemon.events import MINUTE_MS, Bar, Signal
-from barbus.replay.series import BarSeries
-from barbus.strategies.aggregate import TimeframeAggregator
-from barbus.strategies.base import BaseParams, Strategy
+from barbus.daemon.core.aggregate import TimeframeAggregator
+from barbus.daemon.core.events import MINUTE_MS, Bar, Signal
+from barbus.daemon.core.series import BarSeries
+from barbus.daemon.core.strategy import BaseParams, Strategy
 
 T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z, a whole day (so every bucket is aligned)
 

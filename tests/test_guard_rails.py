@@ -32,7 +32,7 @@ def test_barbus_package_is_this_checkouts() -> None:
 
 def test_strategies_import_no_event_loop_network_or_storage() -> None:
     forbidden = ("asyncio", "aiohttp", "sqlite3", "uvloop")
-    forbidden_barbus = ("barbus.daemon.feeds", "barbus.daemon.bus", "barbus.replay")
+    forbidden_barbus = ("barbus.daemon.feeds", "barbus.daemon.core.bus", "barbus.replay")
     result = run_python(
         "import sys, barbus.strategies, barbus.strategies.indicators\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r} "

@@ -28,13 +28,13 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.events import Bar, format_time_ms
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.events import Bar, format_time_ms
+from barbus.daemon.core.series import BarSeries
+from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import StateStore
-from barbus.daemon.tradelog import trade_row
 from barbus.replay.loader import load_bars
 from barbus.replay.runner import ReplayConfig, run_replay
-from barbus.replay.series import BarSeries
 from tests.factories import bars_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

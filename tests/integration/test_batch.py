@@ -27,8 +27,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.errors import ConfigError
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch import BatchOutcome, Job, expand_jobs, period_text, run_batch
 from barbus.replay.batch_report import write_batch_report
 from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs

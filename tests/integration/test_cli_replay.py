@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from barbus.daemon.events import ExitReason, format_time_ms, parse_utc_ms
-from barbus.daemon.tradelog import TRADE_COLUMNS
+from barbus.daemon.core.events import ExitReason, format_time_ms, parse_utc_ms
+from barbus.daemon.core.tradelog import TRADE_COLUMNS
 from barbus.replay.runner import ReplayConfig, run_replay
 from tests.factories import bars_from_closes, series_from_bars
 

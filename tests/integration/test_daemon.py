@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from barbus.daemon.events import format_time_ms
+from barbus.daemon.core.events import format_time_ms
+from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import decode_ws_message
-from barbus.replay.series import BarSeries
 from tests.conftest import BTC_2023_WITH_GAP, BTC_2025
 from tests.integration.daemon_kit import (
     ENGINE_NAMES,

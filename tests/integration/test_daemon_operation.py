@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from barbus.daemon.events import MINUTE_MS, format_time_ms
-from barbus.replay.series import BarSeries
+from barbus.daemon.core.events import MINUTE_MS, format_time_ms
+from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.integration.daemon_kit import (
     ENGINES,
@@ -238,7 +238,7 @@ def _closes(series: BarSeries) -> dict[int, float]:
 
 
 def _parse_ms(text: str) -> int:
-    from barbus.daemon.events import parse_utc_ms
+    from barbus.daemon.core.events import parse_utc_ms
 
     return parse_utc_ms(text)
 

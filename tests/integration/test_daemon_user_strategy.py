@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from barbus.replay.series import BarSeries
+from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.integration.daemon_kit import (
     HISTORY,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from barbus.daemon.events import MINUTE_MS
-from barbus.replay.series import BarSeries
+from barbus.daemon.core.events import MINUTE_MS
+from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.integration.daemon_kit import (
     Engine,

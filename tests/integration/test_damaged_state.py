@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from barbus.daemon.events import MINUTE_MS, format_time_ms
+from barbus.daemon.core.events import MINUTE_MS, format_time_ms
+from barbus.daemon.core.series import BarSeries
 from barbus.daemon.state import StateStore
-from barbus.replay.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
 from tests.integration.daemon_kit import (

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import StateStore
-from barbus.daemon.tradelog import trade_row
 from barbus.replay.loader import bundled_data_path, load_bars
 from tests.net import free_port
 

@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from barbus.daemon.events import MINUTE_MS, Bar, format_time_ms, parse_utc_ms
+from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms, parse_utc_ms
+from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance import FeedConfig
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
 from barbus.daemon.feeds.sim import FaultConfig
 from barbus.replay.loader import load_bars
-from barbus.replay.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
 from tests.integration.daemon_kit import (

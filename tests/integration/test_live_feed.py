@@ -23,12 +23,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from barbus.daemon.events import MINUTE_MS, Bar, parse_utc_ms
+from barbus.daemon.core.events import MINUTE_MS, Bar, parse_utc_ms
+from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig, FeedCounters
 from barbus.daemon.feeds.binance_codec import decode_rest_klines, decode_ws_message
 from barbus.daemon.feeds.sim import FaultConfig, SimExchange
 from barbus.replay.loader import load_bars
-from barbus.replay.series import BarSeries
 from tests.factories import bars_of
 from tests.net import free_port
 

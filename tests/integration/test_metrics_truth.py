@@ -20,12 +20,12 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from barbus.daemon.config import load_config
-from barbus.daemon.events import MINUTE_MS, Bar
+from barbus.daemon.core.events import MINUTE_MS, Bar
+from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import encode_ws_kline
 from barbus.daemon.service import Daemon
 from barbus.daemon.state import StateStore
 from barbus.replay.loader import load_bars
-from barbus.replay.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
 from tests.integration.daemon_kit import (

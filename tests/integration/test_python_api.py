@@ -24,11 +24,11 @@ import pytest
 from matplotlib.figure import Figure
 
 import barbus
-from barbus.daemon.errors import BarbusError, StrategyError
-from barbus.daemon.tradelog import TRADE_COLUMNS
+from barbus.daemon.core.errors import BarbusError, StrategyError
+from barbus.daemon.core.series import BarSeries
+from barbus.daemon.core.tradelog import TRADE_COLUMNS
 from barbus.replay.batch import METRICS
 from barbus.replay.loader import load_bars
-from barbus.replay.series import BarSeries
 from barbus.strategies import create_strategy, resolve_strategy
 from tests.integration.daemon_kit import REPO_ROOT
 from tests.integration.daemon_kit import barbus as barbus_cli
@@ -373,7 +373,7 @@ SCRIPT = """
 import sys
 import pandas as pd
 import barbus
-from barbus.daemon.errors import BarbusError, StrategyError
+from barbus.daemon.core.errors import BarbusError, StrategyError
 from barbus.replay.loader import bundled_data_path
 {strategy}
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from barbus.daemon.errors import ConfigError
+from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch import BatchOutcome, Job, JobOutcome, expand_jobs, run_batch, run_job
 from barbus.replay.cache import BarCache
 from tests.integration.batch_workers import attempts, faults_dir, order_death

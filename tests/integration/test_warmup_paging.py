@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from barbus.daemon.events import MINUTE_MS, Bar
+from barbus.daemon.core.events import MINUTE_MS, Bar
+from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance import BinanceFeed
 from barbus.daemon.feeds.sim import SimExchange
 from barbus.replay.loader import load_bars
-from barbus.replay.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
 from tests.integration.test_live_feed import SYMBOL, running_sim

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from barbus.daemon.events import Bar, Signal
+from barbus.daemon.core.events import Bar, Signal
 from barbus.strategies.base import BaseParams, Strategy
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.engine import StrategyEngine
-from barbus.daemon.events import Bar, ExitReason, Signal
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.engine import StrategyEngine
+from barbus.daemon.core.events import Bar, ExitReason, Signal
 from tests.factories import Scripted, ScriptParams, make_bar
 
 Scenario = tuple[list[Bar], dict[int, Signal], ExecutionConfig, dict[str, Any]]

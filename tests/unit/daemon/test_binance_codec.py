@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from barbus.daemon.events import INTERVAL_MS, MINUTE_MS, Bar, format_time_ms, parse_utc_ms
+from barbus.daemon.core.events import INTERVAL_MS, MINUTE_MS, Bar, format_time_ms, parse_utc_ms
 from barbus.daemon.feeds.binance_codec import (
     MessageError,
     decode_rest_klines,

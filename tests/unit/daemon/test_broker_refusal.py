@@ -6,12 +6,12 @@ import logging
 import math
 
 import pytest
+from barbus.daemon.core.portfolio import Portfolio
 
-from barbus.daemon.broker import ExecutionConfig, OrderRejectedError, PaperBroker
-from barbus.daemon.bus import EventBus
-from barbus.daemon.engine import StrategyEngine
-from barbus.daemon.events import ExitReason, Signal
-from barbus.daemon.portfolio import Portfolio
+from barbus.daemon.core.broker import ExecutionConfig, OrderRejectedError, PaperBroker
+from barbus.daemon.core.bus import EventBus
+from barbus.daemon.core.engine import StrategyEngine
+from barbus.daemon.core.events import ExitReason, Signal
 from tests.factories import T0_MS, Scripted, ScriptParams, make_bar
 
 MINUTE = 60_000
@@ -82,7 +82,7 @@ def test_portfolio_refuses_a_fill_that_would_make_cash_infinite() -> None:
 
 
 def test_replay_of_a_refused_order_ends_with_one_strategy_error_line() -> None:
-    from barbus.daemon.errors import StrategyError
+    from barbus.daemon.core.errors import StrategyError
     from barbus.replay.runner import ReplayConfig, run_replay
     from tests.factories import series_from_bars
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from barbus.daemon.bus import EventBus
-from barbus.daemon.events import Bar
+from barbus.daemon.core.bus import EventBus
+from barbus.daemon.core.events import Bar
 from barbus.daemon.feed import pump
 from tests.factories import bars_from_closes, make_bar
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from barbus.daemon.config import DaemonConfig, load_config
-from barbus.daemon.errors import ConfigError
+from barbus.daemon.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

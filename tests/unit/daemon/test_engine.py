@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from barbus.daemon.broker import ExecutionConfig
-from barbus.daemon.bus import EventBus
-from barbus.daemon.engine import StrategyEngine
-from barbus.daemon.events import Bar, ExitReason, Signal
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.bus import EventBus
+from barbus.daemon.core.engine import StrategyEngine
+from barbus.daemon.core.events import Bar, ExitReason, Signal
 from tests.factories import T0_MS, Scripted, ScriptParams, bars_from_closes, make_bar
 
 MINUTE = 60_000

@@ -4,8 +4,8 @@ import pickle
 
 import pytest
 
-from barbus.daemon.errors import DataError
-from barbus.daemon.events import (
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.events import (
     Bar,
     BarGuard,
     format_time_ms,

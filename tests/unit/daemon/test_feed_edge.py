@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from barbus.daemon.config import parse_config
-from barbus.daemon.errors import ConfigError
-from barbus.daemon.events import MINUTE_MS, Bar, parse_utc_ms
+from barbus.daemon.core.errors import ConfigError
+from barbus.daemon.core.events import MINUTE_MS, Bar, parse_utc_ms
 from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig
 from barbus.daemon.feeds.binance_codec import (
     EdgeLimits,

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from barbus.daemon.errors import ConfigError, DataError
-from barbus.daemon.events import MINUTE_MS, ExitReason, Fill, Side, Trade
+from barbus.daemon.core.errors import ConfigError, DataError
+from barbus.daemon.core.events import MINUTE_MS, ExitReason, Fill, Side, Trade
 from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateStore
 from tests.factories import T0_MS, make_bar
 
@@ -240,7 +240,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from barbus.daemon.events import Bar, ExitReason, Fill, Side, Trade
+    from barbus.daemon.core.events import Bar, ExitReason, Fill, Side, Trade
     from barbus.daemon.state import EngineUpdate, StateStore
 
     T0, MINUTE = {t0}, 60_000

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.core.errors import ConfigError, DataError
 from barbus.daemon.state import SCHEMA_VERSION, StateStore
 from tests.unit.daemon.test_state_damage import DAMAGE, build, run_sql
 

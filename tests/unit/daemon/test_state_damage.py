@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from barbus.daemon.errors import DataError
-from barbus.daemon.events import MINUTE_MS, ExitReason, Fill, Side, Trade
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.events import MINUTE_MS, ExitReason, Fill, Side, Trade
 from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateBusyError, StateStore
 from tests.factories import T0_MS, make_bar
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from barbus.daemon.events import ExitReason, Trade
-from barbus.daemon.tradelog import TRADE_COLUMNS, trade_dict, trade_row
+from barbus.daemon.core.events import ExitReason, Trade
+from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict, trade_row
 
 TRADE = Trade(
     "sma",

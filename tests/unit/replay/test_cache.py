@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from barbus.daemon.errors import DataError
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.series import BarSeries
 from barbus.replay.cache import COLUMNS, FORMAT_VERSION, BarCache, CacheStats, default_cache_dir
 from barbus.replay.loader import load_bars
-from barbus.replay.series import BarSeries
 from tests.integration.daemon_kit import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from barbus.daemon.errors import ConfigError, DataError
+from barbus.daemon.core.errors import ConfigError, DataError
 from barbus.replay.frames import series_from_frame
 from barbus.replay.loader import load_bars
 

@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from barbus.daemon.errors import DataError
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.series import BarSeries
 from barbus.replay import cache as cache_module
 from barbus.replay.cache import COLUMNS, BarCache
 from barbus.replay.loader import load_bars
-from barbus.replay.series import BarSeries
 from tests.integration.daemon_kit import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -87,7 +87,7 @@ def test_a_fifo_and_an_endless_device_are_refused_in_process(fifo: Path, tmp_pat
         hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
         soft = 1 << 30 if hard == resource.RLIM_INFINITY else min(1 << 30, hard)
         resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
-        from barbus.daemon.errors import DataError
+        from barbus.daemon.core.errors import DataError
         from barbus.replay.cache import BarCache
         from barbus.replay.loader import load_bars
         for path in (Path({str(fifo)!r}), Path({str(zero)!r})):

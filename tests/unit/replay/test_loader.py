@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from barbus.daemon.errors import DataError
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.series import BarSeries
 from barbus.replay.loader import bundled_data_path, load_bars
-from barbus.replay.series import BarSeries
 
 HEADER_LINE = "open_time_ms,open,high,low,close,volume"
 T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z

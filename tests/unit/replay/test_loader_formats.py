@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from barbus.daemon.errors import DataError
+from barbus.daemon.core.errors import DataError
+from barbus.daemon.core.series import BarSeries, IntArray
 from barbus.replay.loader import _fast_csv_columns, load_bars
-from barbus.replay.series import BarSeries, IntArray
 from barbus.replay.synthetic import synthetic_series
 
 COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from barbus.daemon.errors import ConfigError
+from barbus.daemon.core.errors import ConfigError
 from barbus.replay.periods import parse_period, parse_time, split_period
 
 # 2025-05-20T00:00:00Z, by hand: 20228 days after 1970-01-01 times 86400 s.

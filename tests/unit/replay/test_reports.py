@@ -15,7 +15,7 @@ from matplotlib.collections import PathCollection
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
-from barbus.daemon.events import ExitReason, parse_utc_ms
+from barbus.daemon.core.events import ExitReason, parse_utc_ms
 from barbus.replay.reports import (
     MAX_PLOT_POINTS,
     heatmap_figure,

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from barbus.daemon.events import ExitReason, Trade, parse_utc_ms
+from barbus.daemon.core.events import ExitReason, Trade, parse_utc_ms
 from barbus.replay.runner import ReplayConfig, format_report, run_replay, write_outputs
 from barbus.replay.stats import (
     DAY_MS,

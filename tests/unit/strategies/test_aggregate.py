@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from barbus.daemon.events import Bar
+from barbus.daemon.core.aggregate import TimeframeAggregator
+from barbus.daemon.core.events import Bar
 from barbus.replay.loader import load_bars
-from barbus.strategies.aggregate import TimeframeAggregator
 from tests.factories import aggregate, bars_of, make_bar
 
 

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from barbus.daemon.errors import StrategyError
-from barbus.daemon.events import Bar, Signal
+from barbus.daemon.core.errors import StrategyError
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import BaseParams, Strategy, require
 from barbus.replay.loader import load_bars
 from barbus.replay.synthetic import synthetic_series
 from barbus.strategies import STRATEGIES
-from barbus.strategies.base import BaseParams, Strategy, require
 from barbus.strategies.indicators import EMA
 from barbus.strategies.sma_cross import SmaCross, SmaCrossParams
 from barbus.strategies.testing import check_strategy

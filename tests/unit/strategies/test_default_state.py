@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from barbus.daemon.errors import StrategyError
-from barbus.daemon.events import Bar, Signal
+from barbus.daemon.core.errors import StrategyError
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import BaseParams, ParamValue, Strategy
 from barbus.strategies import create_strategy
-from barbus.strategies.base import BaseParams, ParamValue, Strategy
 from barbus.strategies.indicators import EMA, SMA
 from tests.factories import make_bar
 

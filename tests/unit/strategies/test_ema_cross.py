@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from barbus.daemon.errors import StrategyError
-from barbus.daemon.events import Bar, Signal
+from barbus.daemon.core.errors import StrategyError
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import AnyStrategy
 from barbus.replay.loader import load_bars
 from barbus.strategies import create_strategy, resolve_strategy
-from barbus.strategies.base import AnyStrategy
 from barbus.strategies.testing import check_strategy
 from tests.factories import aggregate, bars_from_closes, bars_of
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from barbus.daemon.events import Bar, Signal
-from barbus.strategies.base import BaseParams, Strategy
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import BaseParams, Strategy
 from barbus.strategies.indicators import (
     ADX,
     CCI,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from barbus.daemon.errors import StrategyError
+from barbus.daemon.core.errors import StrategyError
 from barbus.strategies import StrategySource, create_strategy, load_shipped, resolve_strategy
 from barbus.strategies.sma_cross import SmaCross
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from barbus.daemon.events import Bar, Signal
-from barbus.strategies.base import BaseParams, Strategy
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import BaseParams, Strategy
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,11 +11,11 @@ import numpy.typing as npt
 import pandas as pd
 import pytest
 
-from barbus.daemon.errors import StrategyError
-from barbus.daemon.events import Bar, Signal
+from barbus.daemon.core.errors import StrategyError
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import AnyStrategy, ParamValue
 from barbus.replay.loader import load_bars
 from barbus.strategies import STRATEGIES, create_strategy
-from barbus.strategies.base import AnyStrategy, ParamValue
 from tests import reference
 from tests.factories import aggregate, bars_of, make_bar
 

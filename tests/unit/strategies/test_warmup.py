@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from barbus.daemon.events import Bar, Signal
+from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.strategy import BaseParams, ParamValue, Strategy, snake_case
 from barbus.replay.loader import load_bars
 from barbus.strategies import create_strategy
-from barbus.strategies.base import BaseParams, ParamValue, Strategy, snake_case
 from barbus.strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange
 from tests.factories import bars_from_closes, bars_of, make_bar
 
