@@ -8,6 +8,7 @@ See ``ops/barbus.example.toml`` for every key with its default.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import math
 import urllib.parse
@@ -18,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from barbus.daemon.configfile import check_keys, read_toml
 from barbus.daemon.core.broker import ExecutionConfig
-from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError, did_you_mean
 from barbus.daemon.feeds.binance import FeedConfig
 
 if TYPE_CHECKING:
     from barbus.daemon.core.strategy import AnyStrategy
     from barbus.strategies.loader import StrategySource
 
-__all__ = ["DaemonConfig", "HttpConfig", "StrategyConfig", "load_config"]
+__all__ = ["AccountConfig", "DaemonConfig", "HttpConfig", "StrategyConfig", "load_config"]
 
 _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "feed": {
@@ -51,7 +52,13 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "gap_retries": int,
         "gap_retry_seconds": (int, float),
     },
-    "execution": {"fee_bps": (int, float), "slippage_bps": (int, float), "fill_at": str},
+    "execution": {
+        "fee_bps": (int, float),
+        "slippage_bps": (int, float),
+        "fill_at": str,
+        "maker_fee_bps": (int, float),
+        "taker_fee_bps": (int, float),
+    },
     "state": {"path": str},
     "http": {
         "host": str,
@@ -68,12 +75,29 @@ _STRATEGY_KEYS: dict[str, type | tuple[type, ...]] = {
     "symbol": str,
     "capital": (int, float),
     "params": dict,
+    "account": str,
+    "allow_short": bool,
+}
+_ACCOUNT_KEYS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "cash": (int, float),
+    "allow_short": bool,
 }
 
 
 @dataclass(frozen=True)
+class AccountConfig:
+    """A shared account (an ``[[account]]`` table): cash that several strategies trade with."""
+
+    name: str
+    cash: float
+    allow_short: bool = False
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
-    """One trading engine: a named strategy instance on one symbol with its own capital.
+    """One trading engine: a named strategy instance on one symbol, trading through the shared
+    ``account`` it names, or (``account=None``) an account of its own holding ``capital``.
 
     ``strategy`` is the spec as written; ``source`` what it resolved to when the config was
     loaded (the class that runs, its canonical spec and its source fingerprint).
@@ -85,6 +109,8 @@ class StrategyConfig:
     capital: float
     params: dict[str, Any]
     source: StrategySource = field(compare=False, repr=False)
+    account: str | None = None
+    allow_short: bool = False  # for an account of its own; a shared one says it itself
 
     @property
     def spec(self) -> str:
@@ -132,6 +158,7 @@ class DaemonConfig:
     strategies: tuple[StrategyConfig, ...]
     execution: ExecutionConfig
     state_path: Path
+    accounts: tuple[AccountConfig, ...] = ()
     http: HttpConfig = field(default_factory=HttpConfig)
     log_level: str = "INFO"
     warmup_bars: int = 500
@@ -139,12 +166,17 @@ class DaemonConfig:
     source: Path | None = None
 
     def execution_for(self, strategy: StrategyConfig) -> ExecutionConfig:
-        return ExecutionConfig(
-            fee_bps=self.execution.fee_bps,
-            slippage_bps=self.execution.slippage_bps,
-            fill_at=self.execution.fill_at,
-            starting_cash=strategy.capital,
+        """The execution of ``strategy``: the config's, with its own account's cash and shorts
+        (for a strategy on a shared account those two are the account's)."""
+        account = self.account(strategy.account) if strategy.account else None
+        return dataclasses.replace(
+            self.execution,
+            starting_cash=account.cash if account else strategy.capital,
+            allow_short=account.allow_short if account else strategy.allow_short,
         )
+
+    def account(self, name: str) -> AccountConfig:
+        return next(a for a in self.accounts if a.name == name)
 
 
 def _check_table(table: Mapping[str, Any], schema: Mapping[str, Any], where: str) -> None:
@@ -169,7 +201,7 @@ def load_config(path: Path) -> DaemonConfig:
 def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None) -> DaemonConfig:
     """Validate an already-parsed config mapping."""
     where = str(source or "config")
-    _check_table(raw, {**{k: dict for k in _SECTIONS}, "strategy": list}, where)
+    _check_table(raw, {**{k: dict for k in _SECTIONS}, "strategy": list, "account": list}, where)
     for section, schema in _SECTIONS.items():
         _check_table(raw.get(section, {}), schema, f"{where}: [{section}]")
     feed_raw = dict(raw.get("feed", {}))
@@ -204,10 +236,13 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
             fee_bps=float(execution_raw.get("fee_bps", 10.0)),
             slippage_bps=float(execution_raw.get("slippage_bps", 5.0)),
             fill_at=execution_raw.get("fill_at", "next_open"),
+            maker_fee_bps=_optional_float(execution_raw.get("maker_fee_bps")),
+            taker_fee_bps=_optional_float(execution_raw.get("taker_fee_bps")),
         )
     except ConfigError as exc:
         raise ConfigError(f"{where}: [execution] {exc}") from None
-    strategies = _strategies(raw.get("strategy", []), feed.symbols, where, base)
+    accounts = _accounts(raw.get("account", []), where)
+    strategies = _strategies(raw.get("strategy", []), feed.symbols, where, base, accounts)
     state_path = Path(raw.get("state", {}).get("path", "barbus-state.sqlite"))
     http = _http(raw.get("http", {}), where)
     level = str(raw.get("log", {}).get("level", "INFO")).upper()
@@ -218,12 +253,38 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
         strategies=strategies,
         execution=execution,
         state_path=state_path if state_path.is_absolute() else base / state_path,
+        accounts=accounts,
         http=http,
         log_level=level,
         warmup_bars=warmup,
         max_bar_age_seconds=max_age,
         source=source,
     )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _accounts(tables: list[Any], where: str) -> tuple[AccountConfig, ...]:
+    """The ``[[account]]`` tables: unique names, finite positive cash."""
+    out: list[AccountConfig] = []
+    for number, table in enumerate(tables, start=1):
+        here = f"{where}: [[account]] #{number}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{here}: must be a table")
+        _check_table(table, _ACCOUNT_KEYS, here)
+        for key in ("name", "cash"):
+            if key not in table:
+                raise ConfigError(f"{here}: missing {key!r}")
+        name = table["name"]
+        if not name or any(a.name == name for a in out):
+            raise ConfigError(f"{here}: account name {name!r} is empty or already used")
+        cash = float(table["cash"])
+        if not (math.isfinite(cash) and cash > 0):
+            raise ConfigError(f"{here}: cash must be > 0 and finite, got {cash}")
+        out.append(AccountConfig(name, cash, bool(table.get("allow_short", False))))
+    return tuple(out)
 
 
 def _seconds(value: float, most: float) -> float | None:
@@ -298,7 +359,11 @@ def _check_warmup(strategy: AnyStrategy, spec: str) -> None:
 
 
 def _strategies(
-    tables: list[Any], symbols: tuple[str, ...], where: str, base: Path
+    tables: list[Any],
+    symbols: tuple[str, ...],
+    where: str,
+    base: Path,
+    accounts: tuple[AccountConfig, ...] = (),
 ) -> tuple[StrategyConfig, ...]:
     from barbus.strategies import create_strategy, resolve_strategy
 
@@ -327,9 +392,30 @@ def _strategies(
         capital = float(table.get("capital", 10_000.0))
         if not (math.isfinite(capital) and capital > 0):
             raise ConfigError(f"{here}: capital must be > 0 and finite, got {capital}")
+        account = table.get("account")
+        if account is not None:
+            names = [a.name for a in accounts]
+            if account not in names:
+                raise ConfigError(
+                    f"{here}: account {account!r} is no [[account]]{did_you_mean(account, names)}"
+                    f" (accounts: {', '.join(names) or 'none'})"
+                )
+            for own in ("capital", "allow_short"):
+                if own in table:
+                    raise ConfigError(
+                        f"{here}: {own} belongs to the [[account]] {account!r}, not a strategy "
+                        "trading through it"
+                    )
         out.append(
             StrategyConfig(
-                name, table["strategy"], symbol, capital, table.get("params", {}), source
+                name,
+                table["strategy"],
+                symbol,
+                capital,
+                table.get("params", {}),
+                source,
+                account=account,
+                allow_short=bool(table.get("allow_short", False)),
             )
         )
     return tuple(out)

@@ -274,7 +274,7 @@ class StrategyEngine:
 
     def _decide(self, decision: object, decision_bar: Bar) -> None:
         if decision.__class__ is Signal:
-            self._act(decision, decision_bar)  # type: ignore[arg-type]
+            self._act(decision, decision_bar)
         elif isinstance(decision, Order):
             self._place(decision, decision_bar)
         elif isinstance(decision, Cancel):

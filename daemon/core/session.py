@@ -125,8 +125,8 @@ class Session:
         for name, reason in self.bus.halted.items():
             if name not in self._halts_reported:
                 self._halts_reported.add(name)
-                engine = next((e for e in self.engines if e.name == name), None)
-                last = engine.last_bar if engine is not None else None
+                halted = next((e for e in self.engines if e.name == name), None)
+                last = halted.last_bar if halted is not None else None
                 events.append(StrategyHalted(name, last.open_time_ms if last else 0, reason))
         return events
 
