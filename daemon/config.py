@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from barbus.daemon.configfile import check_keys, read_toml
 from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.configfile import check_keys, read_toml
 from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError, did_you_mean
 from barbus.daemon.feeds.binance import FeedConfig
 

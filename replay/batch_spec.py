@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from barbus.daemon.configfile import check_keys, read_toml
 from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.configfile import check_keys, read_toml
 from barbus.daemon.core.errors import ConfigError, StrategyError
 from barbus.daemon.core.strategy import ParamValue
-from barbus.replay.batch import METRICS, Job, expand_jobs
-from barbus.replay.cache import regular_file_problem
+from barbus.replay.batch import expand_jobs
+from barbus.replay.files import regular_file_problem
+from barbus.replay.jobs import METRICS, Job
 from barbus.replay.periods import parse_period
 
 __all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]

@@ -45,7 +45,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import stat
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -59,6 +58,7 @@ import xxhash
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.events import MINUTE_MS, format_time_ms
 from barbus.daemon.core.series import BarSeries, GapReport, symbol_from_name
+from barbus.replay.files import regular_file_problem
 
 __all__ = [
     "COLUMNS",
@@ -84,31 +84,6 @@ DEFAULT_CHUNK_BYTES = 8 * 1024**2  # CSV files larger than this are ingested blo
 # A problem in a chunked file up to this size is located by a one-shot text parse (the exact
 # file line); beyond it the error names the data row, as parsing it whole would not fit.
 EXACT_ERRORS_MAX_BYTES = 256 * 1024**2
-
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def regular_file_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be read as a data file (not a regular file), or None.
-
-    ``stat`` does not open the file, so a FIFO nobody writes to cannot block here. A missing
-    file is None: each caller says "missing" its own way (the cache may still hold a copy).
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISDIR(mode):
-        return f"{path}: is a directory, not a data file"
-    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
-    return f"{path}: is {kind}, not a regular file"
 
 
 def _refuse_special(path: Path) -> None:

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.events import MINUTE_MS
 from barbus.daemon.core.series import BarSeries, FloatArray, IntArray, symbol_from_name
-from barbus.replay.cache import regular_file_problem
+from barbus.replay.files import regular_file_problem
 
 __all__ = [
     "BUNDLED_SAMPLE",

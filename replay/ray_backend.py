@@ -1,8 +1,8 @@
 """The Ray backend of the batch runner: the same jobs, job function and rows, on a Ray cluster.
 
 ``barbus batch --backend ray`` hands the jobs that :func:`replay.batch.run_batch` would give its
-local worker processes to Ray tasks instead. A task runs :func:`replay.batch.run_job` on a
-:class:`~replay.batch.Job` and returns its :class:`~replay.batch.JobOutcome`, exactly as a local
+local worker processes to Ray tasks instead. A task runs :func:`replay.jobs.run_job` on a
+:class:`~replay.jobs.Job` and returns its :class:`~replay.jobs.JobOutcome`, exactly as a local
 worker does; the driver keeps the journal, the retries, the progress callback and the tables, so
 ``results.csv`` is byte-identical whichever backend ran the jobs, and resume works the same.
 
@@ -32,7 +32,7 @@ dataset's columns once per batch, tasks taking the reference); that fallback is 
 
 Strategy placement (the choice issue 11 asks for): a file strategy is SHIPPED with the job, as
 the source text the driver fingerprinted, and the task rebuilds it from that text
-(:func:`~barbus.strategies.load_shipped`, through :func:`replay.batch.strategy_of`); module and
+(:func:`~barbus.strategies.load_shipped`, through :func:`replay.jobs.strategy_of`); module and
 plugin strategies must be importable on every node (installed there, or through Ray's
 ``runtime_env``), and the task checks that the node's version has the planned fingerprint, else
 the job fails with one line naming both. Why: a strategy file is a few KB, so shipping it costs
@@ -74,8 +74,8 @@ from types import ModuleType
 from typing import Any
 
 from barbus.daemon.core.errors import ConfigError
-from barbus.replay.batch import MAX_ATTEMPTS, Job, JobOutcome, _row, run_job
 from barbus.replay.cache import BarCache
+from barbus.replay.jobs import MAX_ATTEMPTS, Job, JobOutcome, result_row, run_job
 
 __all__ = ["INSTALL_HINT", "JobFunction", "require_ray", "run_on_ray"]
 
@@ -117,7 +117,7 @@ def _run_on_node(job: Job, cache_root: str, batch: str, job_function: JobFunctio
     try:
         outcome = job_function(job, cache)
     except Exception as exc:  # a bug, not bad input: report it like a failed job
-        outcome = JobOutcome(_row(job, None, f"{type(exc).__name__}: {exc}"))
+        outcome = JobOutcome(result_row(job, None, f"{type(exc).__name__}: {exc}"))
     try:
         cache.flush_stats()  # a Ray worker has no exit hook: add this job's counters now
     except OSError as exc:
@@ -261,10 +261,12 @@ def _collect(ray: ModuleType, ref: Any, job: Job) -> tuple[JobOutcome, bool]:
         outcome: JobOutcome = ray.get(ref)
     except ray.exceptions.RayTaskError as exc:  # raised in the task before or after run_job
         cause = getattr(exc, "cause", None) or exc
-        return JobOutcome(_row(job, None, f"{type(cause).__name__}: {_first_line(cause)}")), True
+        return JobOutcome(
+            result_row(job, None, f"{type(cause).__name__}: {_first_line(cause)}")
+        ), True
     except ray.exceptions.RayError as exc:  # the worker or its node died; Ray already retried
         error = f"worker died ({type(exc).__name__}: {_first_line(exc)})"
-        return JobOutcome(_row(job, None, error)), False
+        return JobOutcome(result_row(job, None, error)), False
     return outcome, True
 
 

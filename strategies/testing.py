@@ -44,7 +44,7 @@ def check_strategy(
     """Check ``cls`` against the contract above; return the decisions of a plain run.
 
     ``params`` are overrides of the defaults (or a parameter object); ``bars`` default to a
-    deterministic synthetic random walk (:func:`barbus.replay.synthetic.synthetic_series`).
+    deterministic synthetic random walk (:func:`barbus.daemon.core.synthetic.synthetic_series`).
     """
     _check_parameters(cls)
     if isinstance(params, BaseParams):
@@ -137,7 +137,7 @@ def _check_parameters(cls: type[AnyStrategy]) -> None:
 
 def _default_bars() -> list[Bar]:
     # Imported here: barbus.strategies never imports replay (test_guard_rails), only this call.
-    from barbus.replay.synthetic import synthetic_series
+    from barbus.daemon.core.synthetic import synthetic_series
 
     return synthetic_series(DEFAULT_MINUTES).to_bars()
 

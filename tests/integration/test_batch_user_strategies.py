@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from barbus.replay import batch
+from barbus.replay import jobs as job_module
 from barbus.replay.batch import Job, expand_jobs, run_batch, strategy_of
 from barbus.replay.cache import BarCache
 from barbus.replay.runner import ReplayConfig, run_replay
@@ -331,8 +331,8 @@ def test_a_process_builds_a_jobs_strategy_once_for_all_its_jobs(
         shipped.append(spec)
         return load_shipped(spec, source, fingerprint)
 
-    monkeypatch.setattr(batch, "_RESOLVED", {})  # as in a fresh worker process
-    monkeypatch.setattr(batch, "load_shipped", counting_load_shipped)
+    monkeypatch.setattr(job_module, "_RESOLVED", {})  # as in a fresh worker process
+    monkeypatch.setattr(job_module, "load_shipped", counting_load_shipped)
 
     built = [strategy_of(job) for job in jobs * 50]
 
