@@ -535,14 +535,15 @@ def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, 
     damaged: list[str] = []
     older = 0
     versions = _OtherVersions(wanted)
+    other_ids = _OtherIds(wanted)
     lines = path.read_bytes().split(b"\n")
     if lines and not lines[-1]:
         lines.pop()  # the newline that ends the last row
     for number, line in enumerate(lines, start=1):
         row, problem = _journal_row(line, wanted)
         if problem is _NOT_WANTED:
-            if row is not None:
-                versions.check(row)
+            if row is not None and not versions.check(row):
+                other_ids.check(row)
         elif problem is _OLDER_ROW:
             older += 1
         elif problem is not None:
@@ -550,6 +551,7 @@ def _read_journal(path: Path, wanted: Mapping[str, Job]) -> dict[str, dict[str, 
         elif row is not None:
             rows[row["job_id"]] = row
     versions.report(path)
+    other_ids.report(path)
     if older:
         log.info(
             "%s: %d row%s written by an older barbus (fewer figures): %s again",
@@ -622,9 +624,10 @@ class _OtherVersions:
             )
         return self._ids[key]
 
-    def check(self, row: Mapping[str, Any]) -> None:
+    def check(self, row: Mapping[str, Any]) -> bool:
+        """Whether ``row`` is one of this batch's jobs run with other code (then set aside)."""
         if row.get("status") != "ok" or not self._by_spec:
-            return
+            return False
         spec, fingerprint = row.get("strategy_spec"), row.get("strategy_fingerprint")
         if "strategy_fingerprint" not in row:  # written before jobs recorded their code
             candidates = list(self._by_spec) if spec is None else [spec]
@@ -632,12 +635,13 @@ class _OtherVersions:
         elif isinstance(spec, str) and isinstance(fingerprint, str) and fingerprint:
             candidates = [spec]
         else:
-            return
+            return False
         for candidate in candidates:
             if isinstance(candidate, str) and row["job_id"] in self._twins(candidate, fingerprint):
                 self._rows.add(row["job_id"])
                 self.set_aside.setdefault(candidate, set()).add(fingerprint or "not recorded")
-                return
+                return True
+        return False
 
     def report(self, path: Path) -> None:
         if not self._rows:
@@ -651,6 +655,52 @@ class _OtherVersions:
             "%s: %d earlier row%s set aside because the strategy code changed (%s): not "
             "results of this batch, its jobs run for the code as it is now",
             *(path, count, "s" if count > 1 else "", changes),
+        )
+
+
+# What a row says about its job; the execution settings are not in it, only in the job id.
+_ROW_IDENTITY: Final = (
+    "strategy_spec",
+    "strategy_fingerprint",
+    "data",
+    "symbol",
+    "start_ms",
+    "end_ms",
+    "params",
+)
+
+
+class _OtherIds:
+    """Finds the journal's ok rows that name a job of this batch (strategy, code, data, period,
+    parameters) under another id, and says in one line that their jobs run again.
+
+    Such a row was run with other execution settings (fees, slippage, fills, cash, shorts),
+    which a row does not record, or by a barbus whose job ids this one does not compute: it
+    cannot be told apart, so it is never taken as this batch's result.
+    """
+
+    def __init__(self, wanted: Mapping[str, Job]) -> None:
+        self._keys = {self._key(result_row(job, None, "")) for job in wanted.values()}
+        self._rows: set[str] = set()
+
+    @staticmethod
+    def _key(row: Mapping[str, Any]) -> str:
+        return json.dumps([row.get(key) for key in _ROW_IDENTITY], sort_keys=True)
+
+    def check(self, row: Mapping[str, Any]) -> None:
+        if row.get("status") == "ok" and self._key(row) in self._keys:
+            self._rows.add(row["job_id"])
+
+    def report(self, path: Path) -> None:
+        if not self._rows:
+            return
+        count = len(self._rows)
+        log.warning(
+            "%s: %d earlier row%s name%s jobs of this batch (strategy, code, data, period, "
+            "parameters) under other job ids: run with other execution settings, or written by "
+            "a barbus whose job ids this one does not compute; not taken as results, %s again",
+            *(path, count, "s" if count > 1 else "", "" if count > 1 else "s"),
+            "their jobs run" if count > 1 else "its job runs",
         )
 
 
