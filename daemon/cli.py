@@ -166,7 +166,24 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "seconds (numbers below 1e11) or milliseconds",
     )
     parser.add_argument("--end", help="end, exclusive: same forms as --start")
-    parser.add_argument("--fee-bps", type=float, default=10.0, help="fee in basis points (10)")
+    parser.add_argument(
+        "--fee-bps",
+        type=float,
+        default=10.0,
+        help="fee in basis points (10): sets both the maker and the taker fee",
+    )
+    parser.add_argument(
+        "--maker-fee-bps",
+        type=float,
+        metavar="BPS",
+        help="fee of limit order fills (default: --fee-bps)",
+    )
+    parser.add_argument(
+        "--taker-fee-bps",
+        type=float,
+        metavar="BPS",
+        help="fee of market and stop order fills, signals and bracket exits (default: --fee-bps)",
+    )
     parser.add_argument(
         "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
     )
@@ -177,6 +194,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="fill market orders at the next 1-minute bar's open (default) or this bar's close",
     )
     parser.add_argument("--cash", type=float, default=10_000.0, help="starting cash (10000)")
+    parser.add_argument(
+        "--allow-short",
+        action="store_true",
+        help="let the account hold short positions (without it a short order halts the "
+        "strategy: exit 2 naming the strategy and the bar); no leverage, margin or funding",
+    )
     parser.add_argument(
         "--param",
         type=_param,
@@ -195,6 +218,9 @@ def _execution(args: argparse.Namespace) -> ExecutionConfig:
         slippage_bps=args.slippage_bps,
         fill_at=args.fill_at,
         starting_cash=args.cash,
+        maker_fee_bps=args.maker_fee_bps,
+        taker_fee_bps=args.taker_fee_bps,
+        allow_short=args.allow_short,
     )
 
 

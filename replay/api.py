@@ -142,6 +142,9 @@ def backtest(
     slippage_bps: float = _DEFAULT.slippage_bps,
     fill_at: FillTiming = _DEFAULT.fill_at,
     starting_cash: float = _DEFAULT.starting_cash,
+    maker_fee_bps: float | None = None,
+    taker_fee_bps: float | None = None,
+    allow_short: bool = False,
     trade_from: TimeArg = None,
     keep_open: bool = False,
     name: str | None = None,
@@ -150,6 +153,8 @@ def backtest(
     """Backtest ``strategy`` on ``data`` as ``barbus replay`` does, with the same result.
 
     ``params`` override the strategy's (``stop_loss_pct``, ``take_profit_pct`` included);
+    ``maker_fee_bps`` / ``taker_fee_bps`` (default ``fee_bps``) price limit / other fills;
+    ``allow_short`` lets the account go short (else a short order is a StrategyError);
     ``start`` is inclusive, ``end`` exclusive; ``trade_from`` warms up before it without
     trading; ``keep_open`` leaves the last position open; ``time_unit`` declares the epoch
     unit of a DataFrame's integer times (default: by magnitude).
@@ -165,7 +170,9 @@ def backtest(
         symbol=symbol,
         start_ms=start_ms,
         end_ms=end_ms,
-        execution=_execution(fee_bps, slippage_bps, fill_at, starting_cash),
+        execution=_execution(
+            fee_bps, slippage_bps, fill_at, starting_cash, maker_fee_bps, taker_fee_bps, allow_short
+        ),
         trade_from_ms=parse_time(warm_until, "trade_from") if warm_until is not None else 0,
         close_at_end=not keep_open,
         name=name,
@@ -187,6 +194,9 @@ def sweep(
     slippage_bps: float = _DEFAULT.slippage_bps,
     fill_at: FillTiming = _DEFAULT.fill_at,
     starting_cash: float = _DEFAULT.starting_cash,
+    maker_fee_bps: float | None = None,
+    taker_fee_bps: float | None = None,
+    allow_short: bool = False,
     workers: int | None = None,
     parallel: bool = True,
     out: str | os.PathLike[str] | None = None,
@@ -208,7 +218,8 @@ def sweep(
     ``index.html`` with the ``plots`` best runs, default 5); without it a temporary folder is
     used and removed. A DataFrame or series is written once into the folder for the workers.
     Every job failing is an error (the first one's message); some failing shows in ``status``.
-    ``progress`` shows a progress bar (jobs, bars/s) on stderr.
+    ``progress`` shows a progress bar (jobs, bars/s) on stderr. The execution options are
+    :func:`backtest`'s.
     """
     from barbus.replay.batch import run_batch
     from barbus.replay.batch_report import BatchProgress, write_batch_report
@@ -223,7 +234,9 @@ def sweep(
         parse_period(_time(a), _time(b), f"periods #{number}")
         for number, (a, b) in enumerate(periods or [], start=1)
     ] or [parse_period(_time(start), _time(end), "start/end", ("start", "end"))]
-    execution = _execution(fee_bps, slippage_bps, fill_at, starting_cash)
+    execution = _execution(
+        fee_bps, slippage_bps, fill_at, starting_cash, maker_fee_bps, taker_fee_bps, allow_short
+    )
     with _folder(out) as folder:
         paths, symbol, cache_root = _data_files(data, symbol, time_unit, folder)
         jobs, invalid = plan_jobs(
@@ -342,14 +355,25 @@ def _time(value: TimeArg) -> str | int | dt.date | None:
 
 
 def _execution(
-    fee_bps: float, slippage_bps: float, fill_at: FillTiming, starting_cash: float
+    fee_bps: float,
+    slippage_bps: float,
+    fill_at: FillTiming,
+    starting_cash: float,
+    maker_fee_bps: float | None,
+    taker_fee_bps: float | None,
+    allow_short: bool,
 ) -> ExecutionConfig:
+    if not isinstance(allow_short, bool):
+        raise ConfigError(f"allow_short must be True or False, got {allow_short!r}")
     try:
         return ExecutionConfig(
             fee_bps=float(fee_bps),
             slippage_bps=float(slippage_bps),
             fill_at=fill_at,
             starting_cash=float(starting_cash),
+            maker_fee_bps=None if maker_fee_bps is None else float(maker_fee_bps),
+            taker_fee_bps=None if taker_fee_bps is None else float(taker_fee_bps),
+            allow_short=allow_short,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"execution settings: {exc}") from None

@@ -4,7 +4,9 @@ A spec file (paths, a strategy file's included, are relative to the file's folde
 
     workers = 2                 # optional; default: CPU count
     sort = "sharpe"             # metric to rank by, best first (ascending = true/false overrides)
-    fee_bps = 10                # execution settings shared by every run (optional)
+    fee_bps = 10                # execution settings shared by every run (optional): also
+                                # maker_fee_bps, taker_fee_bps (default fee_bps), slippage_bps,
+                                # fill_at, cash, allow_short = true (shorts allowed)
 
     [[run]]
     strategy = "sma_cross"     # or "my_ema.py:EmaCross", "package.module:Class", a plugin
@@ -34,7 +36,19 @@ from barbus.replay.periods import parse_period
 
 __all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]
 
-_TOP_KEYS = {"workers", "sort", "ascending", "fee_bps", "slippage_bps", "fill_at", "cash", "run"}
+_TOP_KEYS = {
+    "workers",
+    "sort",
+    "ascending",
+    "fee_bps",
+    "maker_fee_bps",
+    "taker_fee_bps",
+    "slippage_bps",
+    "fill_at",
+    "cash",
+    "allow_short",
+    "run",
+}
 _RUN_KEYS = {"strategy", "data", "symbol", "grid", "params", "periods", "start", "end"}
 
 
@@ -123,6 +137,17 @@ def _spec_periods(run: Mapping[str, Any], where: str) -> list[tuple[int | None, 
     return periods
 
 
+def _optional_bps(spec: Mapping[str, Any], key: str) -> float | None:
+    return None if key not in spec else float(spec[key])
+
+
+def _flag(spec: Mapping[str, Any], key: str, path: Path) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {key} must be true or false, got {value!r}")
+    return value
+
+
 def load_spec(path: Path) -> BatchPlan:
     """Read a batch spec file (TOML) into a :class:`BatchPlan`."""
     spec = read_toml(path, "batch spec")
@@ -136,6 +161,9 @@ def load_spec(path: Path) -> BatchPlan:
             slippage_bps=float(spec.get("slippage_bps", 5.0)),
             fill_at=spec.get("fill_at", "next_open"),
             starting_cash=float(spec.get("cash", 10_000.0)),
+            maker_fee_bps=_optional_bps(spec, "maker_fee_bps"),
+            taker_fee_bps=_optional_bps(spec, "taker_fee_bps"),
+            allow_short=_flag(spec, "allow_short", path),
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: execution settings: {exc}") from None

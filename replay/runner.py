@@ -107,9 +107,12 @@ class ReplayResult:
             "largest_gap_minutes": self.gaps.largest_minutes,
             "zero_volume_bars": s.zero_volume_bars(),
             "fee_bps": execution.fee_bps,
+            "maker_fee_bps": execution.maker_bps,
+            "taker_fee_bps": execution.taker_bps,
             "slippage_bps": execution.slippage_bps,
             "fill_at": execution.fill_at,
             "starting_cash": execution.starting_cash,
+            "allow_short": execution.allow_short,
             "final_equity": self.stats.final_equity,
             "total_return_pct": self.stats.total_return_pct,
             "buy_and_hold_return_pct": self.stats.buy_and_hold_return_pct,
@@ -150,6 +153,33 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _NoHaltLog(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return bool(record.exc_info) or "halted" not in record.getMessage()
+
+
+@contextmanager
+def halts_raised() -> Iterator[None]:
+    """Keep the bus from logging a one-line halt (a :class:`BarbusError`, such as a refused
+    short) while a replay runs: the replay raises it as its one error line instead. A bug's
+    halt keeps its log record with the traceback; the daemon, which goes on, keeps them all."""
+    bus_log = logging.getLogger("barbus.bus")
+    quiet = _NoHaltLog()
+    bus_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        bus_log.removeFilter(quiet)
+
+
+def halt_message(name: str, reason: str) -> str:
+    """One line for a halted strategy: the bus's reason, without repeating the name."""
+    reason = reason.removeprefix("StrategyError: ")
+    if reason.startswith(f"strategy {name} "):
+        return reason
+    return f"strategy {name} halted: {reason}"
+
+
 def run_replay(
     config: ReplayConfig, series: BarSeries | None = None, cache: BarCache | None = None
 ) -> ReplayResult:
@@ -181,11 +211,11 @@ def run_replay(
         )
     )
     started = time.perf_counter()
-    with _gc_paused():
+    with _gc_paused(), halts_raised():
         session.run(ReplayFeed(series).chunks())
     replay_seconds = time.perf_counter() - started
     if engine.name in session.bus.halted:
-        raise StrategyError(f"strategy {engine.name} failed: {session.bus.halted[engine.name]}")
+        raise StrategyError(halt_message(engine.name, session.bus.halted[engine.name]))
     if config.close_at_end:
         engine.finish()
 
