@@ -82,6 +82,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         write_outputs,
     )
 
+    if (args.strategy is None) == (args.config is None):
+        raise ConfigError(
+            "give --strategy (one strategy) or --config (every strategy of a daemon config), "
+            "not both"
+            if args.strategy
+            else "replay needs --strategy or --config"
+        )
+    if args.config is not None:
+        return _replay_config(args)
+    if len(args.data) > 1:
+        raise ConfigError("--data is given once with --strategy (several files: --config)")
     if args.out is not None:
         check_out_dir(args.out)  # before any data is loaded: a bad folder fails at once
     start_ms, end_ms = parse_period(
@@ -90,7 +101,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = ReplayConfig(
         strategy=args.strategy,
         params=_params_dict(args.param),
-        data=args.data,
+        data=args.data[0] if args.data else None,
         symbol=args.symbol,
         start_ms=start_ms,
         end_ms=end_ms,
@@ -111,6 +122,84 @@ def cmd_replay(args: argparse.Namespace) -> int:
             from barbus.replay.reports import plot_run
 
             print(f"plot          {plot_run(result, args.out / 'replay.png')}")
+    return 0
+
+
+# Options that belong to one strategy; with --config the config file says them.
+_ONE_STRATEGY_OPTIONS = (
+    ("symbol", "--symbol"),
+    ("param", "--param"),
+    ("name", "--name"),
+    ("cash", "--cash"),
+    ("allow_short", "--allow-short"),
+)
+
+
+def _replay_config(args: argparse.Namespace) -> int:
+    """``replay --config``: every strategy of a daemon config, its accounts, on the files."""
+    from barbus.daemon.config import load_config
+    from barbus.daemon.core.series import BarSeries
+    from barbus.replay import portfolio
+    from barbus.replay.cache import BarCache
+    from barbus.replay.loader import load_bars
+    from barbus.replay.periods import parse_period, parse_time
+    from barbus.replay.runner import check_out_dir
+
+    for attribute, option in _ONE_STRATEGY_OPTIONS:
+        if getattr(args, attribute):
+            raise ConfigError(
+                f"{option} does not go with --config: the config's [[strategy]] and [[account]] "
+                "tables say it"
+            )
+    if not args.data:
+        raise ConfigError("--config needs --data FILE, once per symbol its strategies trade")
+    if args.out is not None:
+        check_out_dir(args.out)
+    daemon = load_config(args.config)
+    start_ms, end_ms = parse_period(
+        args.start, args.end, what="--start/--end", names=("--start", "--end")
+    )
+    trade_from_ms = parse_time(args.trade_from, "--trade-from") if args.trade_from else 0
+    cache = None if args.no_cache else BarCache(args.cache_dir)
+    series: dict[str, BarSeries] = {}
+    for path in args.data:
+        loaded = cache.load(path) if cache is not None else load_bars(path)
+        if loaded.symbol in series:
+            raise ConfigError(
+                f"--data {path}: a second file of {loaded.symbol} "
+                f"(the first is {series[loaded.symbol].source}); give one file per symbol"
+            )
+        series[loaded.symbol] = loaded
+    if cache is not None:
+        cache.flush_stats()
+    config = portfolio.PortfolioConfig(
+        engines=tuple(
+            portfolio.EngineSpec(
+                name=s.name,
+                strategy=s.source,
+                symbol=s.symbol,
+                params=s.params,
+                account=s.account,
+                capital=s.capital,
+                allow_short=s.allow_short,
+                trade_from_ms=trade_from_ms,
+            )
+            for s in daemon.strategies
+        ),
+        accounts=tuple(
+            portfolio.AccountSpec(a.name, a.cash, a.allow_short) for a in daemon.accounts
+        ),
+        execution=_execution(args, daemon.execution),
+        start_ms=start_ms,
+        end_ms=end_ms,
+        close_at_end=not args.keep_open,
+    )
+    result = portfolio.run_portfolio(config, series)
+    portfolio.raise_on_halt(result)
+    print(portfolio.format_report(result))
+    if args.out is not None:
+        written = portfolio.write_outputs(result, args.out)
+        print(f"wrote         {written['trades']} and {written['summary']}")
     return 0
 
 
@@ -169,7 +258,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fee-bps",
         type=float,
-        default=10.0,
         help="fee in basis points (10): sets both the maker and the taker fee",
     )
     parser.add_argument(
@@ -184,16 +272,13 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="BPS",
         help="fee of market and stop order fills, signals and bracket exits (default: --fee-bps)",
     )
-    parser.add_argument(
-        "--slippage-bps", type=float, default=5.0, help="slippage in basis points (5)"
-    )
+    parser.add_argument("--slippage-bps", type=float, help="slippage in basis points (5)")
     parser.add_argument(
         "--fill-at",
         choices=("next_open", "close"),
-        default="next_open",
         help="fill market orders at the next 1-minute bar's open (default) or this bar's close",
     )
-    parser.add_argument("--cash", type=float, default=10_000.0, help="starting cash (10000)")
+    parser.add_argument("--cash", type=float, help="starting cash (10000)")
     parser.add_argument(
         "--allow-short",
         action="store_true",
@@ -210,18 +295,26 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _execution(args: argparse.Namespace) -> ExecutionConfig:
+def _execution(args: argparse.Namespace, base: ExecutionConfig | None = None) -> ExecutionConfig:
+    """The execution options given on the command line, over ``base`` (default: defaults)."""
+    from dataclasses import replace as with_options
+
     from barbus.daemon.core.broker import ExecutionConfig
 
-    return ExecutionConfig(
-        fee_bps=args.fee_bps,
-        slippage_bps=args.slippage_bps,
-        fill_at=args.fill_at,
-        starting_cash=args.cash,
-        maker_fee_bps=args.maker_fee_bps,
-        taker_fee_bps=args.taker_fee_bps,
-        allow_short=args.allow_short,
-    )
+    given = {
+        "fee_bps": args.fee_bps,
+        "slippage_bps": args.slippage_bps,
+        "fill_at": args.fill_at,
+        "starting_cash": args.cash,
+        "maker_fee_bps": args.maker_fee_bps,
+        "taker_fee_bps": args.taker_fee_bps,
+        "allow_short": args.allow_short or None,
+    }
+    options = {name: value for name, value in given.items() if value is not None}
+    if args.fee_bps is not None:  # --fee-bps sets both, over a config's maker and taker fees
+        options.setdefault("maker_fee_bps", None)
+        options.setdefault("taker_fee_bps", None)
+    return with_options(base or ExecutionConfig(), **options)
 
 
 def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
@@ -486,15 +579,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser(
         "replay",
-        help="backtest one strategy on historical 1-minute bars",
-        description="Backtest one strategy on historical 1-minute bars (CSV or CSV.gz).",
+        help="backtest one strategy, or a whole daemon config, on historical 1-minute bars",
+        description="Backtest one strategy (--strategy) on historical 1-minute bars (CSV or "
+        "CSV.gz), or every strategy of a daemon config (--config) with its shared accounts "
+        "through the same session the daemon runs, on one --data file per symbol. A strategy "
+        "that halts (e.g. a short on an account without shorts) is exit 2 with one line.",
     )
-    replay.add_argument("--strategy", required=True, help=STRATEGY_HELP)
+    replay.add_argument("--strategy", help=STRATEGY_HELP)
+    replay.add_argument(
+        "--config",
+        type=Path,
+        help="instead of --strategy: a daemon config (TOML); its [[strategy]] tables in order, "
+        "their [[account]]s and [execution] (flags override it); trades.csv holds every "
+        "strategy, summary.json each strategy and account",
+    )
     replay.add_argument(
         "--data",
         type=Path,
-        default=None,
-        help="kline CSV/CSV.gz file (default: the bundled BTCUSDT 2025-05-20..08-18 sample)",
+        action="append",
+        default=[],
+        help="kline CSV/CSV.gz file (default: the bundled BTCUSDT 2025-05-20..08-18 sample); "
+        "with --config one per symbol, repeatable, the symbol from the file name",
     )
     _add_run_options(replay)
     replay.add_argument(

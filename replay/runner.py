@@ -136,7 +136,7 @@ class ReplayResult:
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector during the hot loop.
 
     A replay allocates a tuple per bar and keeps a chunk of them alive, which makes CPython's
@@ -211,7 +211,7 @@ def run_replay(
         )
     )
     started = time.perf_counter()
-    with _gc_paused(), halts_raised():
+    with gc_paused(), halts_raised():
         session.run(ReplayFeed(series).chunks())
     replay_seconds = time.perf_counter() - started
     if engine.name in session.bus.halted:
