@@ -146,7 +146,7 @@ def _replay_config(args: argparse.Namespace) -> int:
     from barbus.replay.runner import check_out_dir
 
     for attribute, option in _ONE_STRATEGY_OPTIONS:
-        if getattr(args, attribute):
+        if _given(getattr(args, attribute)) and getattr(args, attribute) != []:
             raise ConfigError(
                 f"{option} does not go with --config: the config's [[strategy]] and [[account]] "
                 "tables say it"
@@ -295,6 +295,22 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _given(value: object) -> bool:
+    """Whether an option without a default was given (0 counts; a store_true flag's False not)."""
+    return value is not None and value is not False
+
+
+_EXECUTION_OPTIONS = (
+    ("fee_bps", "--fee-bps"),
+    ("maker_fee_bps", "--maker-fee-bps"),
+    ("taker_fee_bps", "--taker-fee-bps"),
+    ("slippage_bps", "--slippage-bps"),
+    ("fill_at", "--fill-at"),
+    ("cash", "--cash"),
+    ("allow_short", "--allow-short"),
+)
+
+
 def _execution(args: argparse.Namespace, base: ExecutionConfig | None = None) -> ExecutionConfig:
     """The execution options given on the command line, over ``base`` (default: defaults)."""
     from dataclasses import replace as with_options
@@ -364,6 +380,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         if args.strategy or args.data or args.grid or args.param or args.period:
             raise ConfigError(
                 "give either a SPEC file or --strategy/--data/--grid/--param/--period, not both"
+            )
+        given = [option for name, option in _EXECUTION_OPTIONS if _given(getattr(args, name))]
+        if given:
+            raise ConfigError(
+                f"{given[0]} does not go with a SPEC file: set it in the spec (its top-level "
+                "execution keys)"
             )
         plan = load_spec(args.spec)
     else:
@@ -585,8 +607,9 @@ def build_parser() -> argparse.ArgumentParser:
         "through the same session the daemon runs, on one --data file per symbol. A strategy "
         "that halts (e.g. a short on an account without shorts) is exit 2 with one line.",
     )
-    replay.add_argument("--strategy", help=STRATEGY_HELP)
-    replay.add_argument(
+    what = replay.add_mutually_exclusive_group(required=True)
+    what.add_argument("--strategy", help=STRATEGY_HELP)
+    what.add_argument(
         "--config",
         type=Path,
         help="instead of --strategy: a daemon config (TOML); its [[strategy]] tables in order, "

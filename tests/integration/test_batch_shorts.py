@@ -83,3 +83,16 @@ def test_spec_keys_set_shorts_and_the_maker_and_taker_fees(
     bad = barbus("batch", spec, "--out", tmp_path / "bad", "--no-parallel")
     assert bad.code == 2
     assert "allow_short must be true or false" in bad.stderr
+
+
+@pytest.mark.parametrize("flag", [["--allow-short"], ["--taker-fee-bps", "3"], ["--fee-bps", "0"]])
+def test_execution_flags_with_a_spec_file_are_refused_not_ignored(
+    flag: list[str], tmp_path: Path
+) -> None:
+    spec = Path(__file__).resolve().parents[2] / "examples" / "sma_sweep.toml"
+
+    run = barbus("batch", spec, "--out", tmp_path / "out", *flag)
+
+    assert run.code == 2
+    assert f"{flag[0]} does not go with a SPEC file" in run.stderr
+    assert not (tmp_path / "out").exists()

@@ -464,7 +464,7 @@ def test_replay_bad_option_value_fails_with_one_error_line(
             "argument --fill-at: invalid choice: 'midnight'",
             id="unknown-fill-timing",
         ),
-        pytest.param([], "the following arguments are required: --strategy", id="no-strategy"),
+        pytest.param([], "one of the arguments --strategy --config is required", id="no-strategy"),
     ],
 )
 def test_replay_malformed_option_fails_with_argparse_usage(
