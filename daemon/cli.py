@@ -200,6 +200,12 @@ def _replay_config(args: argparse.Namespace) -> int:
     if args.out is not None:
         written = portfolio.write_outputs(result, args.out)
         print(f"wrote         {written['trades']} and {written['summary']}")
+        if not args.no_plot:
+            from barbus.replay.reports import plot_accounts
+
+            marks, curves = portfolio.account_equity(result)
+            title = f"{args.config.name}: equity of each account"
+            print(f"plot          {plot_accounts(marks, curves, title, args.out / 'equity.png')}")
     return 0
 
 

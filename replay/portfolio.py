@@ -20,10 +20,21 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
-from barbus.daemon.core.events import Bar, Trade, format_time_ms
+from barbus.daemon.core.events import (
+    MINUTE_MS,
+    Bar,
+    ExitReason,
+    Fill,
+    Side,
+    Trade,
+    format_time_ms,
+)
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.session import Session
 from barbus.daemon.core.tradelog import write_trades_csv
@@ -37,6 +48,7 @@ __all__ = [
     "EngineSpec",
     "PortfolioConfig",
     "PortfolioResult",
+    "account_equity",
     "format_report",
     "raise_on_halt",
     "run_portfolio",
@@ -96,6 +108,7 @@ class EngineOutcome:
     bars: int
     halted: str | None
     allows_short: bool = False  # whether its account may hold short positions
+    fills: tuple[Fill, ...] = ()  # every fill, in order (the account curves are built from them)
 
     @property
     def realised_pnl(self) -> float:
@@ -168,6 +181,7 @@ def run_portfolio(config: PortfolioConfig, series: Mapping[str, BarSeries]) -> P
             bars=engine.bars,
             halted=halted.get(engine.name),
             allows_short=engine.account.allow_short,
+            fills=tuple(e for e in engine.outbox if isinstance(e, Fill)),
         )
         for engine in session.engines
     ]
@@ -180,6 +194,64 @@ def run_portfolio(config: PortfolioConfig, series: Mapping[str, BarSeries]) -> P
         replay_seconds=seconds,
         periods=dict(zip(symbols, periods, strict=True)),
     )
+
+
+def account_equity(
+    result: PortfolioResult,
+) -> tuple[npt.NDArray[np.int64], dict[str, npt.NDArray[np.float64]]]:
+    """Each account's equity at the start and at every minute's close, rebuilt from the fills
+    after the run (nothing per bar in the replay): cash moved by each fill, plus every signed
+    position of the account times its symbol's last close. Returns (mark times in ms, equity
+    by account name); cash is rebuilt by summing the fills, so it may differ from the books'
+    in the last few ulps. With ``fill_at="close"``, an order decided on a timeframe bar that
+    was released late (its last minute missing) counts from that bar's close, a minute or more
+    before the engine's own mark of it."""
+    held = [s for s in result.periods.values() if len(s)]
+    if not held:
+        return np.empty(0, dtype=np.int64), {}
+    grid = np.unique(np.concatenate([np.asarray(s.open_time_ms, dtype=np.int64) for s in held]))
+    marks = np.concatenate(([grid[0]], grid + MINUTE_MS))
+    closes: dict[str, npt.NDArray[np.float64]] = {}
+    for s in held:
+        times = np.asarray(s.open_time_ms, dtype=np.int64)
+        at = np.searchsorted(times, marks - MINUTE_MS, side="right") - 1
+        close = np.asarray(s.close, dtype=np.float64)
+        closes[s.symbol] = np.where(at >= 0, close[np.maximum(at, 0)], 0.0)
+        closes[s.symbol][0] = 0.0  # the start: nothing held yet
+    curves = {
+        name: np.full(len(marks), start, dtype=np.float64)
+        for name, (start, _) in result.account_cash.items()
+    }
+    for engine in result.engines:
+        if not engine.fills:
+            continue
+        # A fill at a minute's open counts from that minute's close on, one at a close (a
+        # signal with fill_at="close", the end of the data) from that close: 1 ms after an
+        # open keeps an open fill out of the mark of the minute before.
+        at_close = result.config.execution.fill_at == "close"
+        times = np.fromiter(
+            (
+                f.time_ms
+                + (
+                    0
+                    if f.reason is ExitReason.END_OF_DATA
+                    or (at_close and f.reason is ExitReason.SIGNAL)
+                    else 1
+                )
+                for f in engine.fills
+            ),
+            np.int64,
+            len(engine.fills),
+        )
+        buy = np.fromiter((f.side is Side.BUY for f in engine.fills), bool, len(engine.fills))
+        size = np.fromiter((f.size for f in engine.fills), np.float64, len(engine.fills))
+        value = size * np.fromiter((f.price for f in engine.fills), np.float64, len(size))
+        fee = np.fromiter((f.fee for f in engine.fills), np.float64, len(engine.fills))
+        units = np.concatenate(([0.0], np.cumsum(np.where(buy, size, -size))))
+        cash = np.concatenate(([0.0], np.cumsum(np.where(buy, -value, value) - fee)))
+        done = np.searchsorted(times, marks, side="right")  # fills up to each mark
+        curves[engine.account] += cash[done] + units[done] * closes[engine.symbol]
+    return marks, curves
 
 
 def raise_on_halt(result: PortfolioResult) -> None:

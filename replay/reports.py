@@ -153,6 +153,28 @@ def run_figure(result: ReplayResult) -> Figure:
     return fig
 
 
+def plot_accounts(
+    marks_ms: IntArray, equity: Mapping[str, FloatArray], title: str, path: Path
+) -> Path:
+    """Each account's equity over time, one line per account (``replay --config``)."""
+    fig = Figure(figsize=(13.0, 5.0), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for name, curve in equity.items():
+        keep = _extremes_indices(curve)
+        ax.plot(_dates(marks_ms[keep]), curve[keep], lw=1.0, label=name)
+    ax.set_ylabel("account equity")
+    ax.set_xlabel("time (UTC)")
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(True, alpha=0.3, lw=0.5)
+    locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_formatter(formatter)
+    fig.suptitle(title, fontsize="medium")
+    return save_figure(fig, path)
+
+
 def _figure_text(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 

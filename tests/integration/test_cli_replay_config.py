@@ -260,3 +260,41 @@ def test_a_strategy_whose_symbol_has_no_file_is_named(tmp_path: Path) -> None:
 
     assert run.code == 2
     assert "strategy sma-eth trades ETHUSDT: no data for it (BTCUSDT)" in run.stderr
+
+
+def test_account_equity_curves_start_at_the_cash_end_at_the_equity_and_match_a_lone_replay(
+    shared_run: Path,
+) -> None:
+    """The curves are rebuilt from fills after the run; the lone strategy's must equal the
+    engine's own mark-to-market curve of ``backtest``, and every curve must start at the
+    account's cash and end at its final equity (the summary's books)."""
+    from barbus import backtest
+    from barbus.daemon.config import load_config
+    from barbus.replay import portfolio
+    from barbus.replay.cache import BarCache
+
+    assert (shared_run / "equity.png").stat().st_size > 10_000
+    daemon = load_config(shared_run.parent / "shared.toml")
+    cache = BarCache()
+    config = portfolio.PortfolioConfig(
+        engines=tuple(
+            portfolio.EngineSpec(s.name, s.source, s.symbol, s.params, s.account, s.capital)
+            for s in daemon.strategies
+        ),
+        accounts=tuple(portfolio.AccountSpec(a.name, a.cash) for a in daemon.accounts),
+        start_ms=1_748_736_000_000,  # 2025-06-01
+        end_ms=1_749_340_800_000,  # 2025-06-08
+    )
+    result = portfolio.run_portfolio(
+        config, {"BTCUSDT": cache.load(BTC), "ETHUSDT": cache.load(ETH)}
+    )
+    marks, curves = portfolio.account_equity(result)
+    alone = backtest("metatrend", BTC, start="2025-06-01", end="2025-06-08", starting_cash=5000)
+
+    accounts = {a["name"]: a for a in summary_of(shared_run)["accounts"]}
+    for name, curve in curves.items():
+        assert curve[0] == accounts[name]["starting_cash"]
+        assert curve[-1] == pytest.approx(accounts[name]["final_equity"], rel=1e-12)
+    assert len(marks) == len(alone.equity)  # both symbols have every minute of the week
+    assert curves["meta-btc"] == pytest.approx(alone.equity.to_numpy(), rel=1e-12)
+    assert (marks[1:] - marks[:-1] == 60_000).all()
