@@ -61,17 +61,15 @@ def test_books_balance_whatever_the_bars_and_signals(scenario: Scenario) -> None
     )
     for bar in bars:
         engine.on_bar(bar)
-        portfolio = engine.portfolio
-        assert portfolio.cash >= -1e-9 * execution.starting_cash
-        assert portfolio.size >= 0.0
+        assert engine.account.cash >= -1e-9 * execution.starting_cash
+        assert engine.position.size >= 0.0
     engine.finish()
 
-    portfolio = engine.portfolio
-    assert portfolio.size == 0.0
+    assert engine.position.size == 0.0
     total_profit = math.fsum(t.profit for t in engine.trades)
-    assert math.isclose(portfolio.cash, execution.starting_cash + total_profit, rel_tol=1e-9)
+    assert math.isclose(engine.account.cash, execution.starting_cash + total_profit, rel_tol=1e-9)
     assert engine.equity_curve is not None
-    assert math.isclose(engine.equity_curve[-1], portfolio.cash, rel_tol=1e-12)
+    assert math.isclose(engine.equity_curve[-1], engine.account.cash, rel_tol=1e-12)
     for before, after in zip(engine.trades, engine.trades[1:], strict=False):
         assert before.exit_time_ms <= after.entry_time_ms
     for trade in engine.trades:
