@@ -1,0 +1,127 @@
+"""Brackets attached to an order's entry: stop loss, take profit, trailing stop (by hand)."""
+
+from __future__ import annotations
+
+import pytest
+
+from barbus.daemon.core.broker import ExecutionConfig
+from barbus.daemon.core.events import ExitReason, Side
+from barbus.daemon.core.orders import Order
+from tests.unit.core.kit import at, bar, fills, flat, run, trades
+
+SHORTS = ExecutionConfig(fee_bps=0.0, slippage_bps=0.0, allow_short=True)
+BRACKET = {"stop_loss_pct": 3.0, "take_profit_pct": 6.0}
+
+
+def entered_long(*later: object, **bracket: float) -> list:  # type: ignore[type-arg]
+    """A long entered at 100 (minute 1's open) with ``bracket``, then the ``later`` minutes."""
+    return [flat(0, 100.0), bar(1, 100.0, 100.5, 99.5, 100.0), *later]
+
+
+@pytest.mark.parametrize(
+    ("minute", "reason", "price"),
+    [
+        (bar(2, 99.0, 100.0, 96.0, 98.0), ExitReason.STOP_LOSS, 97.0),  # the level
+        (bar(2, 95.0, 96.0, 94.0, 95.0), ExitReason.STOP_LOSS, 95.0),  # a gap: the open
+        (bar(2, 101.0, 107.0, 100.0, 106.0), ExitReason.TAKE_PROFIT, 106.0),
+        (bar(2, 108.0, 109.0, 107.0, 108.0), ExitReason.TAKE_PROFIT, 108.0),  # a gap up
+        (bar(2, 100.0, 110.0, 90.0, 100.0), ExitReason.STOP_LOSS, 97.0),  # both: the stop
+    ],
+    ids=["stop", "stop-gap", "target", "target-gap", "both-means-stop"],
+)
+def test_a_long_bracket_exits_by_the_stop_or_target_rule(
+    minute: object, reason: ExitReason, price: float
+) -> None:
+    engine, events = run(entered_long(minute), {0: Order.buy(units=1.0, **BRACKET)})
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.exit_time_ms) == (reason, at(2))
+    assert trade.exit_price == pytest.approx(price, rel=1e-15)
+    assert engine.position.size == 0.0
+
+
+def test_a_bracket_exit_is_a_taker_fill_with_slippage() -> None:
+    execution = ExecutionConfig(fee_bps=10.0, slippage_bps=5.0, maker_fee_bps=0.0)
+    minutes = [flat(0, 100.0), flat(1, 100.0), bar(2, 99.0, 100.0, 80.0, 85.0)]
+    _, events = run(minutes, {0: Order.buy(units=1.0, limit=100.0, stop_loss_pct=3.0)}, execution)
+
+    entry, exit_ = fills(events)
+    assert (entry.price, entry.fee) == (100.0, 0.0)  # the limit entry: maker
+    assert exit_.price == pytest.approx(97.0 * 0.9995, rel=1e-15)
+    assert exit_.fee == pytest.approx(97.0 * 0.9995 * 0.001, rel=1e-12)
+
+
+def test_a_trailing_stop_moves_after_a_minute_never_within_it() -> None:
+    minutes = entered_long(
+        bar(2, 108.0, 110.0, 107.0, 109.0),  # low 107 is above the stop of 98 it started with;
+        # only after this minute does the stop move to 110 x 0.98 = 107.8
+        bar(3, 108.0, 109.0, 107.0, 108.0),  # low 107 <= 107.8: out at the level
+    )
+    _, events = run(minutes, {0: Order.buy(units=1.0, trailing_stop_pct=2.0)})
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.exit_time_ms) == (ExitReason.TRAILING_STOP, at(3))
+    assert trade.exit_price == pytest.approx(110.0 * 0.98, rel=1e-15)
+
+
+def test_a_trailing_stop_never_moves_down() -> None:
+    minutes = entered_long(
+        bar(2, 100.0, 110.0, 100.0, 109.0),  # stop -> 107.8
+        bar(3, 109.0, 109.5, 108.0, 108.5),  # a lower high: the stop stays at 107.8
+        bar(4, 108.0, 108.0, 107.5, 107.6),
+    )
+    _, events = run(minutes, {0: Order.buy(units=1.0, trailing_stop_pct=2.0)})
+
+    [trade] = trades(events)
+    assert trade.exit_time_ms == at(4)
+    assert trade.exit_price == pytest.approx(107.8, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("minute", "reason", "price"),
+    [
+        (bar(2, 101.0, 104.0, 100.0, 103.0), ExitReason.STOP_LOSS, 103.0),  # above for a short
+        (bar(2, 105.0, 106.0, 104.0, 105.0), ExitReason.STOP_LOSS, 105.0),  # a gap up: the open
+        (bar(2, 99.0, 100.0, 93.0, 94.0), ExitReason.TAKE_PROFIT, 94.0),  # below for a short
+        (bar(2, 100.0, 110.0, 90.0, 100.0), ExitReason.STOP_LOSS, 103.0),  # both: the stop
+    ],
+    ids=["stop", "stop-gap", "target", "both-means-stop"],
+)
+def test_a_short_bracket_is_the_mirror_image(
+    minute: object, reason: ExitReason, price: float
+) -> None:
+    engine, events = run(entered_long(minute), {0: Order.sell(units=1.0, **BRACKET)}, SHORTS)
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.direction.value) == (reason, "short")
+    assert trade.exit_price == pytest.approx(price, rel=1e-15)
+    assert fills(events)[-1].side is Side.BUY
+    assert engine.position.size == 0.0
+
+
+def test_a_short_trailing_stop_follows_the_low() -> None:
+    minutes = entered_long(
+        bar(2, 92.0, 93.0, 90.0, 91.0),  # high 93 < 102; afterwards the stop is 90 x 1.02
+        bar(3, 91.0, 92.0, 90.5, 91.5),  # high 92 < 91.8? no: 92 >= 91.8 -> out at 91.8
+    )
+    _, events = run(minutes, {0: Order.sell(units=1.0, trailing_stop_pct=2.0)}, SHORTS)
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.exit_time_ms) == (ExitReason.TRAILING_STOP, at(3))
+    assert trade.exit_price == pytest.approx(90.0 * 1.02, rel=1e-15)
+
+
+def test_the_strategys_stop_loss_parameter_brackets_an_order_without_its_own() -> None:
+    minutes = entered_long(bar(2, 99.0, 100.0, 95.0, 96.0))
+    _, events = run(minutes, {0: Order.buy(units=1.0)}, stop_loss_pct=2.0)
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.STOP_LOSS, 98.0)
+
+
+def test_zero_turns_the_strategys_stop_off_for_one_order() -> None:
+    minutes = entered_long(bar(2, 99.0, 100.0, 95.0, 96.0))
+    engine, events = run(minutes, {0: Order.buy(units=1.0, stop_loss_pct=0.0)}, stop_loss_pct=2.0)
+
+    assert trades(events) == []
+    assert engine.position.size == 1.0
