@@ -100,10 +100,13 @@ def test_a_short_without_allow_short_halts_that_strategy_in_one_line_and_not_the
     )
     assert "allow" in halted.reason
     [record] = caplog.records
-    assert record.exc_info is None and "\n" not in record.getMessage()
+    assert record.exc_info is None
+    assert "\n" not in record.getMessage()
     assert "shorty" in record.getMessage()
-    assert shorty.position.size == 0.0 and shorty.fills == 0
-    assert longy.position.size == 1.0 and longy.bars == 3
+    assert shorty.position.size == 0.0
+    assert shorty.fills == 0
+    assert longy.position.size == 1.0
+    assert longy.bars == 3
 
 
 @pytest.mark.parametrize(

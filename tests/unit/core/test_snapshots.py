@@ -152,7 +152,8 @@ def trade_fields(trade: Any) -> dict[str, Any]:
 
 def test_a_snapshot_of_the_previous_release_restores_and_continues_as_it_would_have() -> None:
     fixture = json.loads(V1_FIXTURE.read_text())
-    assert "version" not in fixture["snapshot"] and "portfolio" in fixture["snapshot"]
+    assert "version" not in fixture["snapshot"]
+    assert "portfolio" in fixture["snapshot"]
     bars = load_bars(bundled_data_path(fixture["data"])).to_bars()
     cut = fixture["cut_after_bars"]
     restored = StrategyEngine(
