@@ -548,8 +548,12 @@ class StrategyEngine:
         # Within one bar the order of low and high is unknown: assume the worst, stop first.
         # A bar that opens beyond the level fills at the open (a gap), not at the level.
         stop = self._stop_level
-        trailing = self._trail_rate > 0.0
-        if self.position.size > 0.0:
+        long = self.position.size > 0.0
+        rate = self._trail_rate
+        # The stop is the trail's when it equals the level the trail computes (the same
+        # expression in _set_bracket and _trail), else the fixed stop loss above or below it.
+        trailing = rate > 0.0 and stop == self._trail_extreme * (1.0 - rate if long else 1.0 + rate)
+        if long:
             self.orders[Side.SELL] += 1
             if bar.low <= stop:
                 reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS

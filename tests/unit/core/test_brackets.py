@@ -125,3 +125,29 @@ def test_zero_turns_the_strategys_stop_off_for_one_order() -> None:
 
     assert trades(events) == []
     assert engine.position.size == 1.0
+
+
+@pytest.mark.parametrize(
+    ("later", "reason", "price"),
+    [
+        # Entry 100: stop loss 97 is above the trail's 95, so the stop loss is the level.
+        ([bar(2, 99.0, 100.0, 96.0, 97.0)], ExitReason.STOP_LOSS, 97.0),
+        # After a high of 110 the trail (104.5) is above 97: the trailing stop is the level.
+        (
+            [bar(2, 100.0, 110.0, 100.0, 109.0), bar(3, 106.0, 106.0, 104.0, 105.0)],
+            ExitReason.TRAILING_STOP,
+            104.5,
+        ),
+    ],
+    ids=["stop-loss-above-the-trail", "trail-above-the-stop-loss"],
+)
+def test_with_a_stop_loss_and_a_trailing_stop_the_exit_names_the_level_that_was_hit(
+    later: list,
+    reason: ExitReason,
+    price: float,  # type: ignore[type-arg]
+) -> None:
+    order = Order.buy(units=1.0, stop_loss_pct=3.0, trailing_stop_pct=5.0)
+    _, events = run(entered_long(*later), {0: order})
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.exit_price) == (reason, pytest.approx(price, rel=1e-15))
