@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from barbus.daemon.core.account import Account
@@ -71,7 +72,7 @@ class Script(Strategy[ScriptParams]):
     name: ClassVar[str] = "script"
     params_type: ClassVar[type[BaseParams]] = ScriptParams
 
-    def __init__(self, params: ScriptParams, script: dict[int, Decision]) -> None:
+    def __init__(self, params: ScriptParams, script: Mapping[int, Decision]) -> None:
         super().__init__(params)
         self.script = script
         self.seen: list[tuple[Bar, float]] = []
@@ -92,7 +93,7 @@ class Script(Strategy[ScriptParams]):
 
 
 def engine(
-    script: dict[int, Decision],
+    script: Mapping[int, Decision],
     execution: ExecutionConfig = FREE,
     *,
     symbol: str = "BTCUSDT",
@@ -112,7 +113,7 @@ def engine(
 
 def run(
     bars: list[Bar],
-    script: dict[int, Decision],
+    script: Mapping[int, Decision],
     execution: ExecutionConfig = FREE,
     **params: Any,
 ) -> tuple[StrategyEngine, list[EngineEvent]]:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 
 from barbus.daemon.core.broker import ExecutionConfig
-from barbus.daemon.core.events import ExitReason, Side
+from barbus.daemon.core.events import Bar, ExitReason, Side
 from barbus.daemon.core.orders import Order
 from tests.unit.core.kit import at, bar, fills, flat, run, trades
 
 SHORTS = ExecutionConfig(fee_bps=0.0, slippage_bps=0.0, allow_short=True)
-BRACKET = {"stop_loss_pct": 3.0, "take_profit_pct": 6.0}
 
 
-def entered_long(*later: object, **bracket: float) -> list:  # type: ignore[type-arg]
-    """A long entered at 100 (minute 1's open) with ``bracket``, then the ``later`` minutes."""
+def entered_long(*later: Bar) -> list[Bar]:
+    """The decision minute 0 at 100, minute 1 (an entry at its open of 100), then ``later``."""
     return [flat(0, 100.0), bar(1, 100.0, 100.5, 99.5, 100.0), *later]
 
 
@@ -30,9 +29,11 @@ def entered_long(*later: object, **bracket: float) -> list:  # type: ignore[type
     ids=["stop", "stop-gap", "target", "target-gap", "both-means-stop"],
 )
 def test_a_long_bracket_exits_by_the_stop_or_target_rule(
-    minute: object, reason: ExitReason, price: float
+    minute: Bar, reason: ExitReason, price: float
 ) -> None:
-    engine, events = run(entered_long(minute), {0: Order.buy(units=1.0, **BRACKET)})
+    engine, events = run(
+        entered_long(minute), {0: Order.buy(units=1.0, stop_loss_pct=3.0, take_profit_pct=6.0)}
+    )
 
     [trade] = trades(events)
     assert (trade.exit_reason, trade.exit_time_ms) == (reason, at(2))
@@ -87,10 +88,12 @@ def test_a_trailing_stop_never_moves_down() -> None:
     ],
     ids=["stop", "stop-gap", "target", "both-means-stop"],
 )
-def test_a_short_bracket_is_the_mirror_image(
-    minute: object, reason: ExitReason, price: float
-) -> None:
-    engine, events = run(entered_long(minute), {0: Order.sell(units=1.0, **BRACKET)}, SHORTS)
+def test_a_short_bracket_is_the_mirror_image(minute: Bar, reason: ExitReason, price: float) -> None:
+    engine, events = run(
+        entered_long(minute),
+        {0: Order.sell(units=1.0, stop_loss_pct=3.0, take_profit_pct=6.0)},
+        SHORTS,
+    )
 
     [trade] = trades(events)
     assert (trade.exit_reason, trade.direction.value) == (reason, "short")
@@ -142,12 +145,11 @@ def test_zero_turns_the_strategys_stop_off_for_one_order() -> None:
     ids=["stop-loss-above-the-trail", "trail-above-the-stop-loss"],
 )
 def test_with_a_stop_loss_and_a_trailing_stop_the_exit_names_the_level_that_was_hit(
-    later: list,
-    reason: ExitReason,
-    price: float,  # type: ignore[type-arg]
+    later: list[Bar], reason: ExitReason, price: float
 ) -> None:
     order = Order.buy(units=1.0, stop_loss_pct=3.0, trailing_stop_pct=5.0)
     _, events = run(entered_long(*later), {0: order})
 
     [trade] = trades(events)
-    assert (trade.exit_reason, trade.exit_price) == (reason, pytest.approx(price, rel=1e-15))
+    assert trade.exit_reason is reason
+    assert trade.exit_price == pytest.approx(price, rel=1e-15)

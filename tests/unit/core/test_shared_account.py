@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.unit.core.kit import FREE, engine, fills, flat, order_events
 
 
 def shared(
-    scripts: list[tuple[str, str, dict[int, Decision]]],
+    scripts: Sequence[tuple[str, str, Mapping[int, Decision]]],
     *,
     cash: float = 10_000.0,
     allow_short: bool = False,
