@@ -204,3 +204,15 @@ def test_barbus_replay_runs_the_limit_example_by_path(tmp_path: Path) -> None:
     assert rows
     assert {row["direction"] for row in rows} == {"long"}
     assert {row["exit_reason"] for row in rows} <= {"stop_loss", "take_profit", "end_of_data"}
+
+
+def test_a_short_without_allow_short_ends_a_replay_with_one_line_naming_strategy_and_bar(
+    tmp_path: Path,
+) -> None:
+    done = barbus("replay", "--strategy", EMA_LONG_SHORT, "--out", tmp_path / "out", "--no-plot")
+
+    assert done.returncode == 2
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("barbus: error:")]
+    assert "strategy ema_long_short sold short on the BTCUSDT 1m bar at 2025-05-20T" in line
+    assert "does not allow shorts" in line
+    assert not (tmp_path / "out" / "trades.csv").exists()
