@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.events import Bar, ExitReason, Signal
+from barbus.daemon.core.orders import Cancel, Order
 from tests.factories import Scripted, ScriptParams, make_bar
 
 Scenario = tuple[list[Bar], dict[int, Signal], ExecutionConfig, dict[str, Any]]
@@ -78,3 +79,95 @@ def test_books_balance_whatever_the_bars_and_signals(scenario: Scenario) -> None
             assert trade is engine.trades[-1]
         if execution.fee_bps == 0.0:
             assert trade.entry_fee == trade.exit_fee == 0.0
+
+
+@st.composite
+def order_decisions(draw: st.DrawFn, price: float) -> object:
+    """One decision of any kind, priced around ``price``."""
+    side = draw(st.sampled_from(["buy", "sell"]))
+    make = Order.buy if side == "buy" else Order.sell
+    size = draw(
+        st.sampled_from(
+            [{}, {"fraction": 0.3}, {"fraction": 1.0}, {"quote": 2_500.0}, {"units": 1.0}]
+        )
+    )
+    kind = draw(st.sampled_from(["market", "limit", "stop"]))
+    level = price * draw(st.floats(0.97, 1.03))
+    priced = {} if kind == "market" else {kind: level}
+    bracket = draw(
+        st.sampled_from(
+            [{}, {"stop_loss_pct": 2.0, "take_profit_pct": 3.0}, {"trailing_stop_pct": 1.5}]
+        )
+    )
+    extra = {"good_for_bars": draw(st.integers(0, 3)), "tag": draw(st.sampled_from(["", "a"]))}
+    choice = draw(st.integers(0, 9))
+    if choice == 0:
+        return Cancel(draw(st.sampled_from(["", "a"])))
+    if choice == 1:
+        return Order.target_position(draw(st.sampled_from([-0.5, 0.0, 0.5, 1.0])))
+    return make(**size, **priced, **bracket, **extra)  # type: ignore[arg-type]
+
+
+@st.composite
+def order_scenarios(draw: st.DrawFn) -> tuple[list[Bar], dict[int, object], ExecutionConfig]:
+    n = draw(st.integers(2, 80))
+    price = draw(st.floats(1e-2, 1e5))
+    bars, script = [], {}
+    for minute in range(n):
+        close = max(price * (1.0 + draw(st.floats(-0.05, 0.05))), 1e-6)
+        wick = draw(st.floats(0.0, 0.03))
+        bars.append(
+            make_bar(
+                close,
+                minute=minute,
+                open=price,
+                high=max(price, close) * (1 + wick),
+                low=min(price, close) * (1 - wick),
+            )
+        )
+        if draw(st.booleans()):
+            script[minute] = draw(order_decisions(close))
+        price = close
+    execution = ExecutionConfig(
+        fee_bps=draw(st.sampled_from([0.0, 10.0])),
+        slippage_bps=draw(st.sampled_from([0.0, 5.0])),
+        maker_fee_bps=draw(st.sampled_from([None, 2.0])),
+        allow_short=True,
+    )
+    return bars, script, execution
+
+
+class _Orders(Scripted):
+    def on_bar(self, bar: Bar, position: float) -> Any:
+        self.seen.append((bar, position))
+        return self.script.get(bar.open_time_ms)
+
+
+@settings(max_examples=150, deadline=None)
+@given(order_scenarios())
+def test_books_balance_under_any_orders_shorts_and_brackets(
+    scenario: tuple[list[Bar], dict[int, object], ExecutionConfig],
+) -> None:
+    bars, by_minute, execution = scenario
+    script = {bars[m].open_time_ms: d for m, d in by_minute.items()}
+    engine = StrategyEngine(_Orders(ScriptParams(), script), "BTCUSDT", execution)  # type: ignore[arg-type]
+    start = execution.starting_cash
+    for bar in bars:
+        engine.on_bar(bar)
+        account = engine.account
+        assert math.isfinite(account.cash)
+        # No leverage: while long or flat the free cash is the cash, and a buy never spends
+        # more than that (a short's free cash may fall below 0 as the price rises: no
+        # liquidation).
+        if engine.position.size >= 0.0:
+            assert account.cash >= -1e-9 * start
+    engine.finish()
+
+    assert engine.position.size == 0.0
+    total = math.fsum(t.profit for t in engine.trades)
+    assert math.isclose(engine.account.cash, start + total, rel_tol=1e-9, abs_tol=1e-9 * start)
+    for trade in engine.trades:
+        assert trade.entry_time_ms <= trade.exit_time_ms
+        assert trade.size > 0.0
+        assert trade.entry_fee >= 0.0
+        assert trade.exit_fee >= 0.0
