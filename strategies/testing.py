@@ -156,10 +156,10 @@ def _timeframe_bars(bars: Sequence[Bar], timeframe: str) -> list[Bar]:
     aggregator = TimeframeAggregator(bars[0].symbol, timeframe)
     out = []
     for minute in bars:
-        late = aggregator.pending_release(minute)
-        if late is not None:
-            out.append(late)
         done = aggregator.add(minute)
+        if aggregator.late is not None:
+            out.append(aggregator.late)
+            aggregator.late = None
         if done is not None:
             out.append(done)
     return out

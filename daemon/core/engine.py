@@ -5,13 +5,14 @@ Per 1-minute bar, in this order:
 1. orders decided on an earlier bar fill at this minute's open: the signal (BUY/SELL) first,
    then market orders in the order they were placed (default ``fill_at="next_open"``); orders
    whose ``good_for_bars`` ran out are cancelled (expired);
-2. a higher-timeframe bucket whose last minute never came is released by this minute and decided
-   on; a resulting order fills at the *next* minute's open, because live the releasing minute
-   has closed before the decision (its open is a price from before the decision); with
-   ``fill_at="close"`` a market order fills at once at the late bucket's own close;
+2. the minute is aggregated (one call); a higher-timeframe bucket whose last minute never came
+   is released by this minute and decided on; a resulting order fills at the *next* minute's
+   open, because live the releasing minute has closed before the decision (its open is a price
+   from before the decision); with ``fill_at="close"`` a market order fills at once at the late
+   bucket's own close;
 3. the position's bracket (stop loss, take profit, trailing stop) is checked against this
    minute's low / high, then resting limit and stop orders in the order they were placed;
-4. the minute is aggregated; when it completes the strategy's bar, the strategy decides; its
+4. when the minute completed the strategy's bar, the strategy decides on it; its
    orders work from the next minute (with ``fill_at="close"`` a market order fills now, at the
    decision bar's close);
 5. equity is marked to market at the close.
@@ -236,11 +237,15 @@ class StrategyEngine:
         working = self._working
         if working:
             self._work_at_open(bar)
-        if aggregator is not None:
-            late = aggregator.pending_release(bar)
+        if aggregator is None:
+            decision_bar: Bar | None = bar
+        else:
+            decision_bar = aggregator.add(bar)
+            late = aggregator.late
             if late is not None:
                 # Decided only now that this minute has closed: its open is already in the past,
                 # so a resulting order waits for the next minute's open, as it would live.
+                aggregator.late = None
                 decision = strategy_on_bar(late, position.size)
                 if decision is not None:
                     self._decide(decision, late)
@@ -257,7 +262,6 @@ class StrategyEngine:
                 self._trail(bar)
         if working:
             self._work_resting(bar)
-        decision_bar = bar if aggregator is None else aggregator.add(bar)
         if decision_bar is not None:
             decision = strategy_on_bar(decision_bar, position.size)
             if decision is not None:
