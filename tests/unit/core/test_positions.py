@@ -10,7 +10,7 @@ from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.events import Direction, ExitReason, Side, StrategyHalted
 from barbus.daemon.core.orders import Order
 from barbus.daemon.core.session import Session
-from tests.unit.core.kit import at, engine, fills, flat, run, trades
+from tests.unit.core.kit import at, bar, engine, fills, flat, run, trades
 
 FEE = ExecutionConfig(fee_bps=10.0, slippage_bps=0.0)
 SHORT_FEE = ExecutionConfig(fee_bps=10.0, slippage_bps=0.0, allow_short=True)
@@ -143,3 +143,34 @@ def test_a_cover_at_end_of_data_is_a_short_trade() -> None:
     [trade] = engine_.trades
     assert (trade.direction, trade.exit_reason) == (Direction.SHORT, ExitReason.END_OF_DATA)
     assert trade.exit_price == 95.0
+
+
+def test_a_buy_of_more_than_the_short_covers_it_and_opens_a_long_at_one_fill_price() -> None:
+    minutes = [flat(0, 100.0), flat(1, 100.0), flat(2, 90.0), flat(3, 90.0)]
+    engine_, events = run(minutes, {0: Order.sell(units=2.0), 1: Order.buy(units=5.0)}, SHORT_FEE)
+
+    _, cover, long = fills(events)
+    assert (cover.size, long.size, cover.price, long.price) == (2.0, 3.0, 90.0, 90.0)
+    [trade] = trades(events)
+    assert trade.direction is Direction.SHORT
+    assert engine_.position.size == 3.0
+    cash = 10_000.0 + 200.0 - 0.2 - (5 * 90.0) * 1.001
+    assert engine_.account.cash == pytest.approx(cash, rel=1e-12)
+
+
+def test_a_resting_sized_sell_that_fills_after_the_bracket_closed_the_long_halts() -> None:
+    # The stop loss (98) closes the long first in minute 2; the sell limit at 101 then fills
+    # against a flat position: a short on an account without shorts.
+    session = Session()
+    seller = session.add(
+        engine({0: Order.buy(units=1.0, stop_loss_pct=2.0), 1: Order.sell(units=1.0, limit=101.0)})
+    )
+    for b in [flat(0, 100.0), flat(1, 100.0), bar(2, 100.0, 102.0, 97.0, 99.0)]:
+        session.push(b)
+
+    assert (
+        "sold short on the BTCUSDT 1m bar at 2025-05-20T00:02:00Z"
+        in (session.bus.halted[seller.name])
+    )
+    [trade] = seller.trades
+    assert trade.exit_reason is ExitReason.STOP_LOSS
