@@ -217,3 +217,23 @@ def test_resting_orders_of_one_minute_fill_in_the_order_they_were_placed() -> No
 
     assert [(f.size, f.price) for f in fills(events)] == [(1.0, 90.0), (2.0, 95.0)]
     assert [f.side for f in fills(events)] == [Side.BUY, Side.BUY]
+
+
+@pytest.mark.parametrize(
+    ("order", "minute", "ref", "price"),
+    [
+        (Order.buy(0.5, limit=95.0), bar(1, 99.0, 99.0, 94.0, 95.0), 95.0, 95.0),
+        (Order.buy(0.5, limit=95.0), bar(1, 92.0, 93.0, 91.0, 92.0), 92.0, 92.0),
+        (Order.buy(0.5, stop=105.0), bar(1, 101.0, 106.0, 101.0, 105.0), 105.0, 105.0 * 1.0005),
+        (Order.buy(0.5, stop=105.0), bar(1, 108.0, 109.0, 107.0, 108.0), 108.0, 108.0 * 1.0005),
+    ],
+    ids=["limit", "limit-gap", "stop", "stop-gap"],
+)
+def test_a_fraction_sizes_a_resting_order_at_its_reference_price_before_slippage(
+    order: Order, minute: Bar, ref: float, price: float
+) -> None:
+    _, events = run([flat(0, 100.0), minute], {0: order}, FEES)
+
+    [fill] = fills(events)
+    assert fill.size == pytest.approx(0.5 * 10_000.0 / ref, rel=1e-15)
+    assert fill.price == pytest.approx(price, rel=1e-15)
