@@ -11,7 +11,8 @@ Per 1-minute bar, in this order:
    from before the decision); with ``fill_at="close"`` a market order fills at once at the late
    bucket's own close;
 3. the position's bracket (stop loss, take profit, trailing stop) is checked against this
-   minute's low / high, then resting limit and stop orders in the order they were placed;
+   minute's low / high, then resting limit and stop orders in the order they were placed; a
+   bracket that such a fill sets has its stop checked against the same minute (pessimistic);
 4. when the minute completed the strategy's bar, the strategy decides on it; its
    orders work from the next minute (with ``fill_at="close"`` a market order fills now, at the
    decision bar's close);
@@ -389,7 +390,10 @@ class StrategyEngine:
                 else:
                     continue
                 self._working.remove(working)
+                stop = self._stop_level
                 self._fill(working, ref, now, ExitReason.LIMIT, maker=True)
+                if self._stop_level != stop:
+                    self._stop_after_resting_fill(bar)
             else:
                 if buying and bar.high >= level:
                     ref = max(bar.open, level)
@@ -398,7 +402,33 @@ class StrategyEngine:
                 else:
                     continue
                 self._working.remove(working)
+                stop = self._stop_level
                 self._fill(working, ref, now, ExitReason.STOP)
+                if self._stop_level != stop:
+                    self._stop_after_resting_fill(bar)
+
+    def _stop_after_resting_fill(self, bar: Bar) -> None:
+        """A resting order filled inside this minute, after its bracket check: the stop of the
+        position it leaves is checked against the rest of the minute, pessimistically. A buy
+        limit fills on the way down to the low, so a stop below the fill that the low reaches
+        is hit after it (for a stop entry, assumed so); it fills at the level itself, as the
+        open came before the fill. The target is not checked: its high may have come first.
+        Called only when the fill set new levels: the old ones were checked in step 3, and a
+        trail moved by this minute must not be tested against it."""
+        size = self.position.size
+        stop = self._stop_level
+        if not ((size > 0.0 and bar.low <= stop) or (size < 0.0 and bar.high >= stop)):
+            return
+        long = size > 0.0
+        rate = self._trail_rate
+        trailing = rate > 0.0 and stop == self._trail_extreme * (1.0 - rate if long else 1.0 + rate)
+        reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
+        if long:
+            self.orders[Side.SELL] += 1
+            self._execute(_SELL, stop, bar.open_time_ms, reason)
+        else:
+            self.orders[Side.BUY] += 1
+            self._cover(stop, bar.open_time_ms, reason)
 
     def _fill(
         self,

@@ -108,11 +108,23 @@ def test_ema_long_short_flips_at_one_fill_sized_by_hand(btc: BarSeries) -> None:
     assert all(a != b for a, b in itertools.pairwise(directions))
 
 
-def test_limit_dip_trades_obey_the_fill_rules_on_real_data(btc: BarSeries) -> None:
+@pytest.mark.parametrize(
+    ("stop_pct", "take_pct", "stopped_in_entry_minute"),
+    [(1.0, 1.5, False), (0.1, 0.4, True)],
+    ids=["wide", "tight"],
+)
+def test_limit_dip_trades_obey_the_fill_rules_on_real_data(
+    btc: BarSeries, stop_pct: float, take_pct: float, stopped_in_entry_minute: bool
+) -> None:
     bars = btc.to_bars()
     by_time = {b.open_time_ms: b for b in bars}
     execution = ExecutionConfig(fee_bps=10.0, slippage_bps=5.0, maker_fee_bps=2.0)
-    params = {"dip_pct": 0.4, "good_for_bars": 3, "stop_loss_pct": 1.0, "take_profit_pct": 1.5}
+    params = {
+        "dip_pct": 0.4,
+        "good_for_bars": 3,
+        "stop_loss_pct": stop_pct,
+        "take_profit_pct": take_pct,
+    }
     engine, events = engine_events(LIMIT_DIP, bars, execution, **params)
 
     placed = {e.order_id: e for e in events if isinstance(e, OrderEvent) and e.event == "placed"}
@@ -120,6 +132,7 @@ def test_limit_dip_trades_obey_the_fill_rules_on_real_data(btc: BarSeries) -> No
     entries = [f for f in fills if f.side is Side.BUY]
     exits = [f for f in fills if f.side is Side.SELL]
     assert len(entries) >= 20
+    same_minute = 0
     assert len(exits) == len(entries)  # every entry closed by its bracket (one trade each)
     for entry, exit_ in zip(entries, exits, strict=True):
         order = placed[entry.order_id]
@@ -139,18 +152,27 @@ def test_limit_dip_trades_obey_the_fill_rules_on_real_data(btc: BarSeries) -> No
         if exit_.reason is ExitReason.END_OF_DATA:
             continue
         assert out is not None
-        assert exit_.time_ms > entry.time_ms
-        if exit_.reason is ExitReason.STOP_LOSS:
-            level = entry.price * (1.0 - 0.01)
+        assert exit_.time_ms >= entry.time_ms
+        if exit_.time_ms == entry.time_ms:  # stopped out in the entry's minute: at the level
+            level = entry.price * (1.0 - stop_pct / 100.0)
+            assert exit_.reason is ExitReason.STOP_LOSS
+            assert out.low <= level
+            assert exit_.price == pytest.approx(level * (1.0 - 0.0005), rel=1e-15)
+            same_minute += 1
+        elif exit_.reason is ExitReason.STOP_LOSS:
+            level = entry.price * (1.0 - stop_pct / 100.0)
             assert out.low <= level
             assert exit_.price == pytest.approx(min(out.open, level) * (1.0 - 0.0005), rel=1e-15)
         else:
             assert exit_.reason is ExitReason.TAKE_PROFIT
-            level = entry.price * (1.0 + 0.015)
+            level = entry.price * (1.0 + take_pct / 100.0)
             assert out.high >= level
-            assert out.low > entry.price * (1.0 - 0.01)  # both in one minute would be the stop
+            assert out.low > entry.price * (
+                1.0 - stop_pct / 100.0
+            )  # both in one minute would be the stop
             assert exit_.price == pytest.approx(max(out.open, level) * (1.0 - 0.0005), rel=1e-15)
         assert exit_.fee == pytest.approx(exit_.size * exit_.price * 0.001, rel=1e-12)
+    assert (same_minute > 0) is stopped_in_entry_minute
     # While long, no limit works: the strategy places none and the last one filled.
     for entry, exit_ in zip(entries, exits, strict=True):
         between = [p for p in placed.values() if entry.time_ms < p.time_ms <= exit_.time_ms]

@@ -153,3 +153,73 @@ def test_with_a_stop_loss_and_a_trailing_stop_the_exit_names_the_level_that_was_
     [trade] = trades(events)
     assert trade.exit_reason is reason
     assert trade.exit_price == pytest.approx(price, rel=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("entry", "minute", "reason", "price"),
+    [
+        # A buy limit at 95 fills on the way down to 90: the 2% stop (93.1) is hit after it.
+        (
+            Order.buy(units=1.0, limit=95.0, stop_loss_pct=2.0),
+            bar(1, 99.0, 99.0, 90.0, 91.0),
+            ExitReason.STOP_LOSS,
+            95.0 * 0.98,
+        ),
+        # It opens below the limit (fills at the open, 94): the stop is at 94 x 0.98, not the open.
+        (
+            Order.buy(units=1.0, limit=95.0, stop_loss_pct=2.0),
+            bar(1, 94.0, 94.5, 90.0, 91.0),
+            ExitReason.STOP_LOSS,
+            94.0 * 0.98,
+        ),
+        # A buy stop at 105 with a 1% stop: assumed stopped out at 103.95, not at the open.
+        (
+            Order.buy(units=1.0, stop=105.0, stop_loss_pct=1.0),
+            bar(1, 101.0, 106.0, 100.0, 101.0),
+            ExitReason.STOP_LOSS,
+            105.0 * 0.99,
+        ),
+        # A short by a sell limit at 105 with a 2% trailing stop: the high 110 came after it.
+        (
+            Order.sell(units=1.0, limit=105.0, trailing_stop_pct=2.0),
+            bar(1, 101.0, 110.0, 100.0, 109.0),
+            ExitReason.TRAILING_STOP,
+            105.0 * 1.02,
+        ),
+    ],
+    ids=["limit", "limit-gap", "stop-entry", "short-trailing"],
+)
+def test_a_resting_entrys_stop_is_checked_in_the_minute_it_fills(
+    entry: Order, minute: Bar, reason: ExitReason, price: float
+) -> None:
+    engine, events = run([flat(0, 100.0), minute], {0: entry}, SHORTS)
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.exit_time_ms, trade.entry_time_ms) == (reason, at(1), at(1))
+    assert trade.exit_price == pytest.approx(price, rel=1e-15)
+    assert engine.position.size == 0.0
+
+
+def test_a_resting_entrys_target_is_not_credited_in_the_minute_it_fills() -> None:
+    # The high (110) may have come before the fill at 95: no take profit in that minute.
+    minute = bar(1, 99.0, 110.0, 94.0, 96.0)
+    engine, events = run(
+        [flat(0, 100.0), minute], {0: Order.buy(units=1.0, limit=95.0, take_profit_pct=3.0)}
+    )
+
+    assert trades(events) == []
+    assert engine.position.size == 1.0
+
+
+def test_a_resting_fill_that_keeps_the_levels_does_not_recheck_a_trail_moved_this_minute() -> None:
+    # Long 2 from 100 with a 2% trail; minute 2's high moves the trail to 107.8 after the
+    # minute, so its low of 107 must not trigger it, even though a sell limit fills in it.
+    minutes = entered_long(bar(2, 108.0, 110.0, 107.0, 109.0))
+    engine, events = run(
+        minutes,
+        {0: Order.buy(units=2.0, trailing_stop_pct=2.0), 1: Order.sell(units=1.0, limit=109.5)},
+    )
+
+    [trade] = trades(events)
+    assert (trade.exit_reason, trade.size, trade.exit_price) == (ExitReason.LIMIT, 1.0, 109.5)
+    assert engine.position.size == 1.0
