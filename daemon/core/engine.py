@@ -419,11 +419,8 @@ class StrategyEngine:
         stop = self._stop_level
         if not ((size > 0.0 and bar.low <= stop) or (size < 0.0 and bar.high >= stop)):
             return
-        long = size > 0.0
-        rate = self._trail_rate
-        trailing = rate > 0.0 and stop == self._trail_extreme * (1.0 - rate if long else 1.0 + rate)
-        reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
-        if long:
+        reason = self._stop_reason(size > 0.0)
+        if size > 0.0:
             self.orders[Side.SELL] += 1
             self._execute(_SELL, stop, bar.open_time_ms, reason)
         else:
@@ -583,14 +580,10 @@ class StrategyEngine:
         # A bar that opens beyond the level fills at the open (a gap), not at the level.
         stop = self._stop_level
         long = self.position.size > 0.0
-        rate = self._trail_rate
-        # The stop is the trail's when it equals the level the trail computes (the same
-        # expression in _set_bracket and _trail), else the fixed stop loss above or below it.
-        trailing = rate > 0.0 and stop == self._trail_extreme * (1.0 - rate if long else 1.0 + rate)
         if long:
             self.orders[Side.SELL] += 1
             if bar.low <= stop:
-                reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
+                reason = self._stop_reason(long)
                 self._execute(_SELL, min(bar.open, stop), bar.open_time_ms, reason)
             else:
                 target = self._target_level
@@ -600,12 +593,21 @@ class StrategyEngine:
         else:
             self.orders[Side.BUY] += 1
             if bar.high >= stop:
-                reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
+                reason = self._stop_reason(long)
                 self._cover(max(bar.open, stop), bar.open_time_ms, reason)
             else:
                 self._cover(
                     min(bar.open, self._target_level), bar.open_time_ms, ExitReason.TAKE_PROFIT
                 )
+
+    def _stop_reason(self, long: bool) -> ExitReason:
+        """The stop is the trail's when it equals the level the trail computes (the same
+        expression as in _set_bracket and _trail), else the fixed stop loss beyond it."""
+        rate = self._trail_rate
+        stop = self._stop_level
+        if rate > 0.0 and stop == self._trail_extreme * (1.0 - rate if long else 1.0 + rate):
+            return ExitReason.TRAILING_STOP
+        return ExitReason.STOP_LOSS
 
     def _cover(self, ref_price: float, time_ms: int, reason: ExitReason) -> None:
         """Buy back the whole short at market from ``ref_price``."""
