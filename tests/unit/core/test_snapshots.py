@@ -4,6 +4,7 @@ on its own or a shared account; and a snapshot of the previous release restores.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import random
 from pathlib import Path
@@ -12,8 +13,9 @@ from typing import Any
 from barbus.daemon.core.account import Account
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
-from barbus.daemon.core.events import Bar, EngineEvent
+from barbus.daemon.core.events import Bar, EngineEvent, Trade
 from barbus.daemon.core.orders import Cancel, Decision, Order
+from barbus.daemon.core.tradelog import write_trades
 from barbus.replay.loader import bundled_data_path, load_bars
 from barbus.strategies import create_strategy
 from tests.unit.core.kit import bar, engine
@@ -68,6 +70,13 @@ def dump(events: list[EngineEvent]) -> str:
     return json.dumps([[type(e).__name__, dataclasses.asdict(e)] for e in events])
 
 
+def csv_text(trades: list[Trade]) -> str:
+    """The trades as trades.csv holds them."""
+    handle = io.StringIO()
+    write_trades(handle, trades)
+    return handle.getvalue()
+
+
 def state_of(e: StrategyEngine) -> str:
     return json.dumps(
         [e.account.cash, e.position.snapshot(), e.open_orders, e.bars, e.bars_in_market]
@@ -90,6 +99,8 @@ def test_snapshot_restore_mid_position_with_resting_orders_and_a_trailing_stop_i
         plain.on_bar(b)
     plain.finish()
     expected = dump(plain.drain())
+    assert {t.direction.value for t in plain.trades} == {"long", "short"}
+    assert {"limit", "trailing_stop"} <= {t.exit_reason.value for t in plain.trades}
 
     for cut in cuts[:: max(1, len(cuts) // 6)]:
         first = engine(script, EXECUTION, timeframe="3m")
@@ -106,6 +117,7 @@ def test_snapshot_restore_mid_position_with_resting_orders_and_a_trailing_stop_i
 
         assert dump(before + second.drain()) == expected, f"cut after {cut}"
         assert first.trades + second.trades == plain.trades
+        assert csv_text(first.trades + second.trades) == csv_text(plain.trades)
         assert state_of(second) == state_of(plain)
 
 
