@@ -12,6 +12,7 @@ from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.events import Bar, ExitReason, Signal
 from barbus.daemon.core.orders import Cancel, Order
+from barbus.daemon.core.session import Session
 from tests.factories import Scripted, ScriptParams, make_bar
 
 Scenario = tuple[list[Bar], dict[int, Signal], ExecutionConfig, dict[str, Any]]
@@ -171,3 +172,87 @@ def test_books_balance_under_any_orders_shorts_and_brackets(
         assert trade.size > 0.0
         assert trade.entry_fee >= 0.0
         assert trade.exit_fee >= 0.0
+
+
+@st.composite
+def shared_scenarios(
+    draw: st.DrawFn,
+) -> tuple[list[list[Bar]], list[dict[int, object]], list[bool], ExecutionConfig]:
+    """Two symbols' minutes, a script per engine (three engines), arrival orders per minute."""
+    n = draw(st.integers(2, 40))
+    streams: list[list[Bar]] = []
+    for symbol, start in (("BTCUSDT", 100.0), ("ETHUSDT", 10.0)):
+        price, bars = start, []
+        for minute in range(n):
+            close = price * (1.0 + draw(st.floats(-0.04, 0.04)))
+            wick = draw(st.floats(0.0, 0.02))
+            bars.append(
+                make_bar(
+                    close,
+                    minute=minute,
+                    open=price,
+                    high=max(price, close) * (1 + wick),
+                    low=min(price, close) * (1 - wick),
+                    symbol=symbol,
+                )
+            )
+            price = close
+        streams.append(bars)
+    scripts = []
+    for symbol_index in (0, 1, 0):
+        script = {}
+        for minute in range(n):
+            if draw(st.integers(0, 2)) == 0:
+                script[minute] = draw(order_decisions(streams[symbol_index][minute].close))
+        scripts.append(script)
+    flips = [draw(st.booleans()) for _ in range(n)]
+    execution = ExecutionConfig(fee_bps=draw(st.sampled_from([0.0, 10.0])), slippage_bps=5.0)
+    return streams, scripts, flips, execution
+
+
+def _shared_run(
+    streams: list[list[Bar]],
+    scripts: list[dict[int, object]],
+    flips: list[bool],
+    execution: ExecutionConfig,
+) -> tuple[str, float, list[float]]:
+    session = Session()
+    account = session.open_account("pool", 20_000.0, allow_short=True)
+    engines = []
+    for i, (symbol_index, script) in enumerate(zip((0, 1, 0), scripts, strict=True)):
+        bars = streams[symbol_index]
+        timed = {bars[m].open_time_ms: d for m, d in script.items()}
+        engines.append(
+            session.add(
+                StrategyEngine(
+                    _Orders(ScriptParams(), timed),  # type: ignore[arg-type]
+                    bars[0].symbol,
+                    execution,
+                    name=f"e{i}",
+                    account=account,
+                )
+            )
+        )
+    for minute, flip in enumerate(flips):
+        pair = [streams[0][minute], streams[1][minute]]
+        for bar in pair[::-1] if flip else pair:
+            session.push(bar)
+    session.finish()
+    assert not session.bus.halted
+    events = session.drain()
+    text = repr(events)
+    return text, account.cash, [math.fsum(t.profit for t in e.trades) for e in engines]
+
+
+@settings(max_examples=60, deadline=None)
+@given(shared_scenarios())
+def test_a_shared_account_balances_and_ignores_the_arrival_order(
+    scenario: tuple[list[list[Bar]], list[dict[int, object]], list[bool], ExecutionConfig],
+) -> None:
+    streams, scripts, flips, execution = scenario
+    text, cash, profits = _shared_run(streams, scripts, flips, execution)
+    same_text, same_cash, _ = _shared_run(streams, scripts, [False] * len(flips), execution)
+
+    assert text == same_text
+    assert cash == same_cash
+    assert math.isclose(cash, 20_000.0 + math.fsum(profits), rel_tol=1e-9, abs_tol=1e-6)
