@@ -492,7 +492,9 @@ class StrategyEngine:
         affordable = _affordable(account.free(self, ref_price), price, fee_rate)
         if opening > affordable:
             if affordable <= 0.0 or (opening < _INF and affordable <= _MIN_FILL * opening):
-                self._event("rejected", working, time_ms, "no free cash in the account")
+                # Filled in part when it reduced the position first: "reduced", else nothing.
+                event = "reduced" if reduce > 0.0 else "rejected"
+                self._event(event, working, time_ms, "no free cash in the account")
                 return
             if opening < _INF:
                 self._event("reduced", working, time_ms, f"{opening!r} asked, free cash pays")

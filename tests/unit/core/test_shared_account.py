@@ -147,3 +147,27 @@ def test_a_shared_signal_buy_spends_only_the_free_cash() -> None:
 
     assert b.position.size == pytest.approx(40.0, rel=1e-12)
     assert a.account.cash == pytest.approx(0.0, abs=1e-9)
+
+
+def test_an_order_that_closed_a_position_but_cannot_open_the_rest_is_reduced_not_rejected() -> None:
+    # b buys 10 at 100, a shorts 80 at 100; at 130 the short is underwater and nothing is free.
+    # b's sell of 20 closes its 10 long, and the short half finds no free cash: the order was
+    # filled in part, so its event is "reduced", not "rejected".
+    session, (b, a) = shared(
+        [
+            ("b", "BTCUSDT", {0: Order.buy(units=10.0), 3: Order.sell(units=20.0)}),
+            ("a", "BTCUSDT", {1: Order.sell(units=80.0)}),
+        ],
+        allow_short=True,
+    )
+    for minute, price in enumerate([100.0, 100.0, 100.0, 130.0, 130.0]):
+        session.push(flat(minute, price))
+    events = session.drain()
+
+    assert b.position.size == 0.0
+    assert a.position.size == -80.0
+    assert a.account.free(a, 130.0) < 0.0
+    [trade] = b.trades
+    assert trade.size == 10.0
+    assert [e.event for e in order_events(events) if e.strategy == "b"][-1] == "reduced"
+    assert order_events(events, "rejected") == []
