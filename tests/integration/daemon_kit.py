@@ -290,6 +290,7 @@ class Processes:
         port: int = 0,
         speed: float = SPEED,
         exit_at_end: bool = True,
+        history: int = HISTORY,
     ) -> tuple[Proc, int]:
         """A sim exchange on ``data``; returns it with the port it listens on. Without
         ``exit_at_end`` it keeps serving (REST backfills) until the test ends it."""
@@ -304,7 +305,7 @@ class Processes:
                 "--speed",
                 str(speed),
                 "--history-bars",
-                str(HISTORY),
+                str(history),
                 "--start-on-connect",
                 *(["--exit-at-end"] if exit_at_end else []),
                 *extra,
