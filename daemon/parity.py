@@ -308,7 +308,13 @@ def _replay_command(path: Path, name: str, cfg: dict[str, object], trade_from_ms
         *("barbus", "replay", "--strategy", str(cfg["strategy"]), "--data", str(path)),
         *("--name", name, "--fee-bps", str(cfg["fee_bps"])),
         *("--slippage-bps", str(cfg["slippage_bps"]), "--fill-at", str(cfg["fill_at"])),
-        *("--cash", str(cfg.get("capital", "?")), "--trade-from", str(trade_from_ms), "--keep-open"),
+        *(
+            "--cash",
+            str(cfg.get("capital", "?")),
+            "--trade-from",
+            str(trade_from_ms),
+            "--keep-open",
+        ),
         *(word for key, value in sorted(params.items()) for word in ("--param", f"{key}={value}")),
     ]
     return shlex.join(words)

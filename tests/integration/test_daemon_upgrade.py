@@ -72,7 +72,8 @@ def test_previous_release_state_upgrades_continues_and_passes_parity(
     daemon = processes.daemon(config)
     eventually(all_bars_processed(http_port, series, total=False), 90, "every bar", watch=daemon)
     log = daemon.stop_cleanly()
-    assert "resumed " in log and "restored strategy=sma-15m-sl" in log, log[-3000:]
+    assert "resumed " in log, log[-3000:]
+    assert "restored strategy=sma-15m-sl" in log, log[-3000:]
 
     version, new_trades = _rows(state)
     assert version == SCHEMA_VERSION == 3
