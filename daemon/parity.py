@@ -107,13 +107,17 @@ def check_parity(state_path: Path) -> list[EngineParity]:
             series,
         )
         outcomes = {o.name: o for o in result.engines}
-        # The daemon's equity per account, every position marked at its symbol's last close.
+        # Equity per account on both sides: cash plus every position marked at its symbol's
+        # last recorded close (a halted engine's too, whichever bar it stopped on).
         positions: dict[str, float] = {}
+        replayed: dict[str, float] = {}
         cash: dict[str, float] = {}
         for name in order:
             given = inputs[name]
             where = given.account or name
-            positions[where] = positions.get(where, 0.0) + given.size * closes[engines[name].symbol]
+            close = closes[engines[name].symbol]
+            positions[where] = positions.get(where, 0.0) + given.size * close
+            replayed[where] = replayed.get(where, 0.0) + outcomes[name].position * close
             if given.account is None:
                 cash[where] = given.cash
         for acc in accounts:
@@ -128,7 +132,7 @@ def check_parity(state_path: Path) -> list[EngineParity]:
             daemon_rows = [trade_row(t) for t in store.trades(name)]
             replay_rows = [trade_row(t) for t in outcome.trades]
             daemon_equity = cash[where] + positions[where]
-            replay_equity = result.account_equity[where]
+            replay_equity = result.account_cash[where][1] + replayed[where]
             difference = _first_difference(daemon_rows, replay_rows, daemon_equity, replay_equity)
             if difference is None and inputs[name].size != outcome.position:
                 difference = (

@@ -1,0 +1,338 @@
+"""The daemon with orders: a limit entry with a bracket, shorts on an account that allows them,
+and one account shared by strategies on BTCUSDT and ETHUSDT, as real processes against the sim.
+
+One clean run and one run killed with SIGKILL mid-stream and restarted, on the same bars: both
+pass ``barbus parity``, and the killed run recorded exactly what the clean one did. A short on an
+account without ``allow_short`` halts that strategy alone. The fills are checked by hand against
+the recorded bars and the fill rules (not against the engine's own arithmetic).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from barbus.daemon.core.events import Bar, format_time_ms, parse_utc_ms
+from barbus.daemon.core.series import BarSeries
+from tests.conftest import BTC_2025
+from tests.integration.daemon_kit import (
+    HISTORY,
+    REPO_ROOT,
+    Engine,
+    Processes,
+    barbus,
+    eventually,
+    get_status,
+    http_get,
+    metric_samples,
+    sample,
+    write_config,
+    write_slice,
+)
+from tests.net import free_port
+
+ETH_2025 = REPO_ROOT / "replay" / "data" / "ETHUSDT_1m_2025-05-20_2025-08-18.csv.gz"
+FILE = REPO_ROOT / "tests" / "integration" / "order_strategies.py"
+START, ROWS = 20_000, 2_500
+ACCOUNTS = '[[account]]\nname = "pool"\ncash = 10000\n\n'
+ENGINES = (
+    Engine("dip-btc", f"{FILE}:DipBuyer", symbol="BTCUSDT", account="pool"),
+    Engine("turns-eth", f"{FILE}:Turns", symbol="ETHUSDT", account="pool"),
+    Engine("flip-short", f"{FILE}:Flipper", symbol="BTCUSDT", allow_short=True),
+    Engine("flip-noshort", f"{FILE}:Flipper", symbol="ETHUSDT"),
+)
+NAMES = sorted(e.name for e in ENGINES)
+
+
+@dataclass
+class Run:
+    state: Path
+    log: str
+    statuses: list[dict[str, Any]]
+    final_status: dict[str, Any]
+    final_metrics: str
+
+
+@dataclass
+class Runs:
+    btc: BarSeries
+    eth: BarSeries
+    clean: Run
+    killed: Run
+
+
+def _run(folder: Path, procs: Processes, data: list[Path], btc: BarSeries, kill: bool) -> Run:
+    sim, sim_port = procs.sim(data, exit_at_end=False)
+    http_port = free_port()
+    state = folder / "state.sqlite"
+    config = write_config(
+        folder / "barbus.toml",
+        sim_port=sim_port,
+        http_port=http_port,
+        state=state,
+        engines=ENGINES,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        accounts=ACCOUNTS,
+    )
+    daemon = procs.daemon(config)
+    log = ""
+    if kill:
+        eventually(
+            lambda: (
+                (s := get_status(http_port)) is not None
+                and s["bars_processed"] > 2 * HISTORY + 1200
+            ),
+            90,
+            "live bars flowing",
+            watch=daemon,
+        )
+        daemon.signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+        log = daemon.log()
+        daemon = procs.daemon(config)
+    statuses: list[dict[str, Any]] = []
+    last = format_time_ms(int(btc.open_time_ms[-1]))
+
+    def done() -> dict[str, Any] | None:  # every running strategy saw the last minute
+        status = get_status(http_port)
+        running = [] if status is None else [s for s in status["strategies"] if not s["halted"]]
+        return status if running and all(s["last_bar"] == last for s in running) else None
+
+    deadline = time.monotonic() + 120
+    while (final := done()) is None:
+        assert daemon.running(), daemon.log()[-3000:]
+        assert time.monotonic() < deadline, "the daemon did not process every bar"
+        status = get_status(http_port)
+        if status is not None:
+            statuses.append(status)
+        time.sleep(0.05)
+    metrics = http_get(http_port, "/metrics")
+    assert metrics is not None
+    log += daemon.stop_cleanly()
+    sim.stop()
+    return Run(state, log, statuses, final, metrics[1])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    data = tmp_path_factory.mktemp("orders-data")
+    btc = write_slice(BTC_2025, START, ROWS, data)
+    eth = write_slice(ETH_2025, START, ROWS, data, symbol="ETHUSDT")
+    assert list(btc.open_time_ms) == list(eth.open_time_ms)
+    files = [Path(btc.source), Path(eth.source)]
+    procs = Processes(tmp_path_factory.mktemp("orders-procs"))
+    try:
+        clean = _run(tmp_path_factory.mktemp("orders-clean"), procs, files, btc, kill=False)
+        killed = _run(tmp_path_factory.mktemp("orders-killed"), procs, files, btc, kill=True)
+        yield Runs(btc, eth, clean, killed)
+    finally:
+        procs.close()
+
+
+def _rows(state: Path, query: str) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(state)) as db:
+        return db.execute(query).fetchall()
+
+
+def _bars(state: Path, symbol: str) -> dict[int, Bar]:
+    rows = _rows(
+        state,
+        "SELECT open_time_ms, open, high, low, close, volume FROM bars WHERE symbol = "
+        f"'{symbol}' ORDER BY open_time_ms",
+    )
+    return {r[0]: Bar(symbol, "1m", *r) for r in rows}
+
+
+# -- parity and crash safety ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["clean", "killed"])
+def test_parity_passes_for_every_strategy(runs: Runs, which: str) -> None:
+    run: Run = getattr(runs, which)
+    done = barbus("parity", "--state", run.state)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == NAMES
+    assert all(line.endswith(": identical") for line in lines), done.stdout
+
+
+def test_the_killed_run_recorded_exactly_what_the_clean_run_did(runs: Runs) -> None:
+    assert "resumed " in runs.killed.log
+    for table, order in (
+        ("trades", "id"),
+        ("fills", "id"),
+        ("order_events", "id"),
+        ("bars", "symbol, open_time_ms"),
+    ):
+        query = f"SELECT * FROM {table} ORDER BY {order}"
+        clean = [r[1:] if table != "bars" else r for r in _rows(runs.clean.state, query)]
+        killed = [r[1:] if table != "bars" else r for r in _rows(runs.killed.state, query)]
+        assert killed == clean, table
+    assert _rows(runs.killed.state, "SELECT snapshot FROM accounts") == _rows(
+        runs.clean.state, "SELECT snapshot FROM accounts"
+    )
+
+
+# -- what was traded, checked by hand ------------------------------------------------------------
+
+
+def test_limit_entries_fill_by_the_rule_and_brackets_exit_them(runs: Runs) -> None:
+    state = runs.clean.state
+    bars = _bars(state, "BTCUSDT")
+    placed = {
+        r[0]: (r[1], r[2])
+        for r in _rows(
+            state,
+            "SELECT order_id, time_ms, price FROM order_events "
+            "WHERE engine = 'dip-btc' AND event = 'placed'",
+        )
+    }
+    fills = _rows(
+        state,
+        "SELECT order_id, time_ms, price, reason FROM fills WHERE engine = 'dip-btc' ORDER BY id",
+    )
+    entries = [f for f in fills if f[3] == "limit"]
+    assert len(entries) >= 5
+    for order_id, time_ms, price, _ in entries:
+        placed_ms, level = placed[order_id]
+        bar = bars[time_ms]
+        # Placed at a decision bar's close; fills on the first later minute whose low <= level,
+        # at min(open, level), as a maker (no slippage).
+        assert bar.low <= level
+        assert price == min(bar.open, level)
+        waited = [b for t, b in bars.items() if placed_ms <= t < time_ms]
+        assert all(b.low > level for b in waited)
+    exits = {f[3] for f in fills if f[3] != "limit"}
+    assert exits <= {"take_profit", "stop_loss"}
+    assert exits  # the bracket closed the entries
+    expired = _rows(
+        state, "SELECT count(*) FROM order_events WHERE engine = 'dip-btc' AND event = 'expired'"
+    )
+    assert expired[0][0] >= 1  # good_for_bars ran out on some
+
+
+def test_shorts_are_recorded_with_their_direction(runs: Runs) -> None:
+    directions = dict(
+        _rows(
+            runs.clean.state,
+            "SELECT direction, count(*) FROM trades WHERE engine = 'flip-short' GROUP BY direction",
+        )
+    )
+    assert directions.get("short", 0) >= 5
+    assert directions.get("long", 0) >= 5
+    # A short's profit is (entry - exit) x size minus fees, by hand.
+    for entry, exit_, size, entry_fee, exit_fee, profit in _rows(
+        runs.clean.state,
+        "SELECT entry_price, exit_price, size, entry_fee, exit_fee, profit FROM trades "
+        "WHERE engine = 'flip-short' AND direction = 'short'",
+    ):
+        assert profit == pytest.approx((entry - exit_) * size - entry_fee - exit_fee, rel=1e-9)
+
+
+def test_the_shared_account_books_both_symbols_fills(runs: Runs) -> None:
+    state = runs.clean.state
+    cash = 10_000.0
+    for side, price, size, fee in _rows(
+        state,
+        "SELECT side, price, size, fee FROM fills WHERE engine IN ('dip-btc', 'turns-eth') "
+        "ORDER BY id",
+    ):
+        cash += -(price * size + fee) if side == "buy" else price * size - fee
+    [(snapshot,)] = _rows(state, "SELECT snapshot FROM accounts WHERE name = 'pool'")
+    recorded = json.loads(snapshot)
+    assert recorded["cash"] == pytest.approx(cash, rel=1e-12)
+    assert recorded["holders"] == ["dip-btc", "turns-eth"]
+    symbols = dict(
+        _rows(state, "SELECT engine, count(DISTINCT symbol) FROM trades GROUP BY engine")
+    )
+    assert symbols["dip-btc"] == symbols["turns-eth"] == 1
+    traded = {
+        r[0]
+        for r in _rows(
+            state, "SELECT DISTINCT symbol FROM fills WHERE engine IN ('dip-btc', 'turns-eth')"
+        )
+    }
+    assert traded == {"BTCUSDT", "ETHUSDT"}
+
+
+def test_a_short_without_allow_short_halts_that_strategy_alone(runs: Runs) -> None:
+    run = runs.clean
+    lines = [line for line in run.log.splitlines() if "does not allow shorts" in line]
+    assert len(lines) == 1, lines
+    assert "flip-noshort" in lines[0]
+    assert "ERROR" in lines[0]
+    by_name = {s["name"]: s for s in run.final_status["strategies"]}
+    assert "does not allow shorts" in by_name["flip-noshort"]["halted"]
+    assert all(by_name[n]["halted"] is None for n in NAMES if n != "flip-noshort")
+    halted_at = by_name["flip-noshort"]["halted"].split(" bar at ")[1].split(",")[0]
+    halt_ms = parse_utc_ms(halted_at.split(" ")[0])
+    later = _rows(
+        run.state,
+        f"SELECT DISTINCT engine FROM trades WHERE exit_time_ms > {halt_ms}",
+    )
+    assert {r[0] for r in later} == {"dip-btc", "turns-eth", "flip-short"}
+    metrics = metric_samples(run.final_metrics)
+    assert sample(metrics, "barbus_strategy_halted", strategy="flip-noshort") == 1
+    assert sample(metrics, "barbus_strategy_halted", strategy="flip-short") == 0
+
+
+# -- /status and metrics -----------------------------------------------------------------------
+
+
+def test_status_shows_accounts_open_orders_and_signed_positions(runs: Runs) -> None:
+    run = runs.clean
+    shorts = [
+        s
+        for status in run.statuses
+        for s in status["strategies"]
+        if s["name"] == "flip-short" and s["position"] < 0
+    ]
+    assert shorts, "never saw the short"
+    assert all(s["open_position"]["direction"] == "short" for s in shorts)
+    assert all(s["open_position"]["size"] == s["position"] for s in shorts)
+    working = [
+        s
+        for status in run.statuses
+        for s in status["strategies"]
+        if s["name"] == "dip-btc" and s["open_orders_count"]
+    ]
+    assert working, "never saw the resting limit"
+    for s in working:
+        [order] = s["open_orders"]
+        assert (order["side"], order["type"], order["tag"]) == ("buy", "limit", "dip")
+        assert order["take_profit_pct"] == 0.3
+    final = run.final_status
+    accounts = {a["name"]: a for a in final["accounts"]}
+    assert set(accounts) == {"pool", "flip-short", "flip-noshort"}
+    pool = accounts["pool"]
+    assert pool["shared"] is True
+    assert pool["strategies"] == ["dip-btc", "turns-eth"]
+    [(snapshot,)] = _rows(run.state, "SELECT snapshot FROM accounts WHERE name = 'pool'")
+    assert pool["cash"] == json.loads(snapshot)["cash"]
+    by_name = {s["name"]: s for s in final["strategies"]}
+    closes = {"BTCUSDT": float(runs.btc.close[-1]), "ETHUSDT": float(runs.eth.close[-1])}
+    positions = sum(
+        by_name[n]["position"] * closes[by_name[n]["symbol"]] for n in pool["strategies"]
+    )
+    assert pool["equity"] == pytest.approx(pool["cash"] + positions, rel=1e-12)
+    assert by_name["dip-btc"]["account"] == "pool"
+    assert by_name["dip-btc"]["cash"] == pool["cash"]
+
+    metrics = metric_samples(run.final_metrics)
+    assert sample(metrics, "barbus_account_cash_quote", account="pool") == pool["cash"]
+    assert sample(metrics, "barbus_account_equity_quote", account="pool") == pool["equity"]
+    for name in NAMES:
+        s = by_name[name]
+        assert sample(metrics, "barbus_position_units", strategy=name) == s["position"]
+        assert sample(metrics, "barbus_open_orders", strategy=name) == s["open_orders_count"]
+    for gauge in ("barbus_account_cash_quote", "barbus_account_equity_quote", "barbus_open_orders"):
+        assert f"# HELP {gauge} " in run.final_metrics
