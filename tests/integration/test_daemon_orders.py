@@ -336,3 +336,81 @@ def test_status_shows_accounts_open_orders_and_signed_positions(runs: Runs) -> N
         assert sample(metrics, "barbus_open_orders", strategy=name) == s["open_orders_count"]
     for gauge in ("barbus_account_cash_quote", "barbus_account_equity_quote", "barbus_open_orders"):
         assert f"# HELP {gauge} " in run.final_metrics
+
+
+# -- a shared account's strategies run together ------------------------------------------------
+
+
+def _refused(tmp_path: Path, runs: Runs, engines: tuple[Engine, ...], accounts: str) -> str:
+    """``barbus run`` on a copy of the clean run's state with another config: must refuse
+    before it connects anywhere (the feed points at a closed port) with exit 2 and one line."""
+    state = tmp_path / "state.sqlite"
+    state.write_bytes(runs.clean.state.read_bytes())
+    config = write_config(
+        tmp_path / "barbus.toml",
+        sim_port=free_port(),
+        http_port=free_port(),
+        state=state,
+        engines=engines,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        accounts=accounts,
+    )
+    done = barbus("run", "--config", config, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line or "error" in line]
+    assert len(errors) == 1, done.stderr[-2000:]
+    return errors[0]
+
+
+def test_a_shared_account_without_one_of_its_strategies_is_refused(
+    tmp_path: Path, runs: Runs
+) -> None:
+    line = _refused(tmp_path, runs, tuple(e for e in ENGINES if e.name != "turns-eth"), ACCOUNTS)
+    assert "account 'pool' is shared by strategies turns-eth" in line
+
+
+def test_reordering_a_shared_accounts_strategies_is_refused(tmp_path: Path, runs: Runs) -> None:
+    line = _refused(tmp_path, runs, (ENGINES[1], ENGINES[0], *ENGINES[2:]), ACCOUNTS)
+    assert "order dip-btc, turns-eth" in line
+    assert "turns-eth, dip-btc" in line
+
+
+def test_changing_a_shared_accounts_cash_is_refused(tmp_path: Path, runs: Runs) -> None:
+    line = _refused(tmp_path, runs, ENGINES, ACCOUNTS.replace("10000", "20000"))
+    assert "account 'pool' was saved with cash 10000.0" in line
+    assert "now configured with cash 20000.0" in line
+
+
+def test_a_shared_account_left_behind_is_not_caught_up_alone(tmp_path: Path, runs: Runs) -> None:
+    # As if the account had been out of the config for one more minute than the others ran.
+    state = tmp_path / "behind.sqlite"
+    state.write_bytes(runs.clean.state.read_bytes())
+    with closing(sqlite3.connect(state)) as db:
+        (last,) = db.execute(
+            "SELECT max(open_time_ms) FROM bars WHERE symbol = 'ETHUSDT'"
+        ).fetchone()
+        db.execute(
+            "INSERT INTO bars SELECT symbol, open_time_ms + 60000, open, high, low, close, "
+            "volume, source FROM bars WHERE symbol = 'ETHUSDT' AND open_time_ms = ?",
+            (last,),
+        )
+        db.execute(
+            "UPDATE streams SET last_open_time_ms = ? WHERE symbol = 'ETHUSDT'", (last + 60_000,)
+        )
+        db.execute(
+            "UPDATE engines SET last_open_time_ms = ? WHERE name = 'flip-noshort'", (last + 60_000,)
+        )
+        db.commit()
+    config = write_config(
+        tmp_path / "barbus.toml",
+        sim_port=free_port(),
+        http_port=free_port(),
+        state=state,
+        engines=ENGINES,
+        symbols=("BTCUSDT", "ETHUSDT"),
+        accounts=ACCOUNTS,
+    )
+    done = barbus("run", "--config", config, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "strategy 'turns-eth' last ran on the ETHUSDT bar at" in done.stderr
+    assert "cannot be caught up alone" in done.stderr
