@@ -1,4 +1,13 @@
-"""The paper-trading daemon: feed -> bus -> engines -> SQLite, with HTTP, signals and sd_notify.
+"""The paper-trading daemon: feed -> session (bus, engines, accounts) -> events -> SQLite, with
+HTTP, signals and sd_notify.
+
+The daemon drives one kernel :class:`~barbus.daemon.core.session.Session`: the ``[[account]]``
+tables opened first, then an engine per ``[[strategy]]`` in config order (its shared account or
+one of its own). The feed pump hands each bar to the session; the bars it processed (none while
+a cross-symbol account's minute barrier holds it, several when a minute completes) are
+committed with the drained events (fills, trades, order events), every touched engine's
+snapshot and the shared accounts' snapshots, in one transaction. Fills, orders and trades are
+counted from those events, never by diffing the engines' lists.
 
 Start-up is recovery (crash-only): open the state, rebuild every engine from its last
 committed snapshot, catch up an engine that was left out of the config for a while on the bars
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import signal
@@ -51,6 +61,7 @@ from barbus.daemon.core.events import (
 )
 from barbus.daemon.core.session import Session
 from barbus.daemon.core.tradelog import trade_dict
+from barbus.daemon.feed import pump
 from barbus.daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
 from barbus.daemon.http import HttpLimits, app_runner, listen, make_app, start_site
 from barbus.daemon.log import configure_logging
@@ -235,11 +246,11 @@ class Daemon:
             await consume
 
     async def _consume(self, feed: BinanceFeed) -> None:
-        async for batch in feed.batches():
+        def note(batch: Sequence[Bar]) -> None:
             if self._resume_backfill and batch:
                 self._note_resume_backfill(feed.counters, batch)
-            for bar in batch:
-                self._process(bar, "live")
+
+        await pump(feed, functools.partial(self._process, source="live"), note)
 
     def _note_resume_backfill(self, counters: FeedCounters, batch: Sequence[Bar]) -> None:
         """Count the REST pages that follow a restart; the first WebSocket bar of the symbol
