@@ -5,8 +5,9 @@
   bracket (take profit and stop loss) that exits it.
 - ``Flipper``: every ``hold`` bars the target position flips between +``fraction`` and
   -``fraction`` of equity (a short on the second turn): on an account without shorts it halts.
-- ``Turns``: every ``hold`` bars a market buy of ``fraction`` of equity when flat, else a sell
-  of the whole long; two of them on one account compete for its cash.
+- ``Turns``: every ``hold`` bars, when flat, a buy stop ``breakout`` above the close for
+  ``fraction`` of equity (good for ``good_for`` bars), else a market sell of the whole long;
+  with ``DipBuyer`` on one account they compete for its cash.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class Flipper(Strategy[FlipParams]):
 class TurnsParams(BaseParams):
     hold: int = 45
     fraction: float = 0.7
+    breakout: float = 0.0005
+    good_for: int = 5
 
 
 class Turns(Strategy[TurnsParams]):
@@ -105,7 +108,15 @@ class Turns(Strategy[TurnsParams]):
         self._bars += 1
         if self._bars % self.params.hold:
             return None
-        return Order.sell() if position > 0.0 else Order.buy(fraction=self.params.fraction)
+        p = self.params
+        if position > 0.0:
+            return Order.sell()
+        return Order.buy(
+            fraction=p.fraction,
+            stop=bar.close * (1.0 + p.breakout),
+            good_for_bars=p.good_for,
+            tag="breakout",
+        )
 
     def snapshot(self) -> dict[str, Any]:
         return {"bars": self._bars}

@@ -25,6 +25,7 @@ from barbus.daemon.core.events import Bar, format_time_ms, parse_utc_ms
 from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
 from tests.integration.daemon_kit import (
+    FAULTS,
     HISTORY,
     REPO_ROOT,
     Engine,
@@ -71,7 +72,8 @@ class Runs:
 
 
 def _run(folder: Path, procs: Processes, data: list[Path], btc: BarSeries, kill: bool) -> Run:
-    sim, sim_port = procs.sim(data, exit_at_end=False)
+    # The killed run also goes through the sim's faults: drops, garbage, duplicates, reorders.
+    sim, sim_port = procs.sim(data, *(FAULTS if kill else ()), exit_at_end=False)
     http_port = free_port()
     state = folder / "state.sqlite"
     config = write_config(
@@ -218,6 +220,34 @@ def test_limit_entries_fill_by_the_rule_and_brackets_exit_them(runs: Runs) -> No
         state, "SELECT count(*) FROM order_events WHERE engine = 'dip-btc' AND event = 'expired'"
     )
     assert expired[0][0] >= 1  # good_for_bars ran out on some
+
+
+def test_stop_entries_trigger_by_the_rule_on_the_other_symbol(runs: Runs) -> None:
+    state = runs.clean.state
+    bars = _bars(state, "ETHUSDT")
+    placed = {
+        r[0]: (r[1], r[2])
+        for r in _rows(
+            state,
+            "SELECT order_id, time_ms, price FROM order_events "
+            "WHERE engine = 'turns-eth' AND event = 'placed' AND type = 'stop'",
+        )
+    }
+    entries = _rows(
+        state,
+        "SELECT order_id, time_ms, price, fee, size FROM fills "
+        "WHERE engine = 'turns-eth' AND reason = 'stop'",
+    )
+    assert len(entries) >= 5
+    for order_id, time_ms, price, fee, size in entries:
+        placed_ms, level = placed[order_id]
+        bar = bars[time_ms]
+        # Triggers on the first later minute whose high >= the stop, fills at max(open, stop)
+        # plus 5 bps slippage, as a taker (10 bps fee).
+        assert bar.high >= level
+        assert price == pytest.approx(max(bar.open, level) * 1.0005, rel=1e-12)
+        assert fee == pytest.approx(price * size * 0.001, rel=1e-12)
+        assert all(b.high < level for t, b in bars.items() if placed_ms <= t < time_ms)
 
 
 def test_shorts_are_recorded_with_their_direction(runs: Runs) -> None:
