@@ -444,3 +444,38 @@ def test_a_shared_account_left_behind_is_not_caught_up_alone(tmp_path: Path, run
     assert done.returncode == 2, done.stderr[-2000:]
     assert "strategy 'turns-eth' last ran on the ETHUSDT bar at" in done.stderr
     assert "cannot be caught up alone" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("tamper", "who", "what"),
+    [
+        (
+            "UPDATE trades SET direction = 'long' WHERE id = (SELECT min(id) FROM trades "
+            "WHERE engine = 'flip-short' AND direction = 'short')",
+            ["flip-short"],
+            ",long != replay ",
+        ),
+        (
+            "UPDATE accounts SET snapshot = json_set(snapshot, '$.cash', "
+            "json_extract(snapshot, '$.cash') + 0.01) WHERE name = 'pool'",
+            ["dip-btc", "turns-eth"],
+            "final equity: daemon ",
+        ),
+    ],
+    ids=["a-short-recorded-as-long", "the-shared-cash-off-by-a-cent"],
+)
+def test_parity_sees_a_direction_or_a_shared_account_that_differs(
+    tmp_path: Path, runs: Runs, tamper: str, who: list[str], what: str
+) -> None:
+    state = tmp_path / "state.sqlite"
+    state.write_bytes(runs.clean.state.read_bytes())
+    with closing(sqlite3.connect(state)) as db:
+        db.execute(tamper)
+        db.commit()
+    done = barbus("parity", "--state", state)
+    assert done.returncode == 1, done.stdout + done.stderr
+    differing = sorted(
+        line.split(":")[0] for line in done.stdout.splitlines() if not line.endswith("identical")
+    )
+    assert differing == who, done.stdout
+    assert what in done.stdout, done.stdout
