@@ -59,6 +59,10 @@ def test_previous_release_state_upgrades_continues_and_passes_parity(
     old_version, old_trades = _rows(state)
     assert old_version == 2  # the previous release's schema
     assert {name for name in old_trades} == {"sma-1m", "sma-15m-sl", "random-7"}
+    # Read as it is (no upgrade: parity opens read-only), the old record already replays
+    # identically through this release's kernel.
+    _assert_parity(state)
+    assert _rows(state)[0] == 2
     series = write_slice(BTC_2025, 0, OLD_BARS + MORE, tmp_path / "data")
     _, sim_port = processes.sim(Path(series.source), history=OLD_BARS)
     http_port = free_port()
@@ -90,6 +94,10 @@ def test_previous_release_state_upgrades_continues_and_passes_parity(
         assert {s["version"] for s in snapshots.values()} == {2}
     finally:
         store.close()
+    _assert_parity(state)
+
+
+def _assert_parity(state: Path) -> None:
     done = barbus("parity", "--state", state)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
