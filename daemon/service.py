@@ -11,15 +11,17 @@ counted from those events, never by diffing the engines' lists.
 
 Start-up is recovery (crash-only): open the state, rebuild every engine from its last
 committed snapshot, catch up an engine that was left out of the config for a while on the bars
-recorded meanwhile (trading on them as if it had never left, so parity holds), warm up what has
+recorded meanwhile (trading on them as if it had never left, so parity holds; only a strategy
+with an account of its own: the strategies of a shared account run together, so a shared
+account missing one of them, reordered, changed or left behind is refused), warm up what has
 no history (REST bars fed with trading disabled, as many as its strategies need: their
 ``warmup_bars`` of their own timeframe), then stream. A strategy whose recorded spec, code
 fingerprint or settings differ from the config is refused with one line that says what changed;
 a record from before specs and fingerprints were recorded gets them on its first start. What
 was restored, caught up and then backfilled is logged in one ``key=value`` line each. Each bar
-is published on the bus and committed with everything it caused in one SQLite transaction
+is pushed into the session and committed with everything it caused in one SQLite transaction
 before the next bar is read, so ``kill -9`` at any moment loses nothing that was acknowledged
-and a restart redoes at most the bar in flight, identically.
+and a restart redoes at most the bar in flight (or the bars a minute barrier held), identically.
 
 SIGTERM / SIGINT stop intake at the next await point (a bar is never half-processed), close
 the feed, flush and close the state, and exit 0. SIGHUP re-reads the log level from the config.
