@@ -97,7 +97,7 @@ class _Book:
     trades: int = 0  # closed trades recorded, this run's and earlier runs'
     realised: float = 0.0  # their profit
     counted_errors: int = 0
-    halted_catching_up: str | None = None
+    halt_reason: str | None = None
 
 
 class Daemon:
@@ -299,6 +299,7 @@ class Daemon:
         upgrades: dict[str, tuple[str, dict[str, Any]]] = {}
         moved: set[str] = set()
         caught_up: list[_Book] = []
+        halts = self.state.halts()
         for cfg in self.config.strategies:
             strategy = create_strategy(cfg.source, cfg.params)
             engine = StrategyEngine(
@@ -329,7 +330,13 @@ class Daemon:
                 book.realised = sum(t.profit for t in recorded)
                 self._log_restored(book, record)
                 ran = streams.get(cfg.symbol)
-                if ran is not None and record.last_open_time_ms < ran.last_open_time_ms:
+                halted = halts.get(cfg.name)
+                if halted is not None:
+                    # Halted for good (as a replay halts it): not caught up, not fed.
+                    book.halt_reason = f"{halted} (halted in an earlier run)"
+                    line = f"strategy {cfg.name} stays halted: {book.halt_reason}"
+                    self._restore_log.append((logging.WARNING, line))
+                elif ran is not None and record.last_open_time_ms < ran.last_open_time_ms:
                     if cfg.account is not None:
                         raise ConfigError(
                             f"strategy {cfg.name!r} last ran on the {cfg.symbol} bar at "
@@ -348,10 +355,10 @@ class Daemon:
             # The session subscribed the engine itself; the daemon times it (same place, same
             # order: re-subscribed at once, before the next engine is added).
             self.bus.unsubscribe(cfg.name)
-            if book.halted_catching_up is None:
+            if book.halt_reason is None:
                 self.bus.subscribe(cfg.name, [cfg.symbol], ["1m"], self._timed(cfg.name, engine))
             else:  # it failed while catching up: halted as the bus halts a failing subscriber
-                self.bus.halt(cfg.name, book.halted_catching_up)
+                self.bus.halt(cfg.name, book.halt_reason)
             self._export_engine(book)
             for side in Side:  # every series exists from the start, at 0
                 self.metrics.fills.labels(cfg.name, side.value)
@@ -439,11 +446,13 @@ class Daemon:
         after the start cannot commit those trades a second time."""
         assert self.state is not None
         books, self._caught_up = self._caught_up, []
-        done = [b for b in books if b.halted_catching_up is None]
-        events = [e for b in done for e in b.engine.drain()]
+        done = [b for b in books if b.halt_reason is None]
+        events: list[EngineEvent] = [e for b in done for e in b.engine.drain()]
         for book in books:
-            book.engine.drain()  # a halted catch-up is redone by the next start: not committed
-        if not done:
+            book.engine.drain()  # what a failed catch-up did is not committed; its halt is
+            if book.halt_reason is not None:
+                events.append(StrategyHalted(book.config.name, 0, book.halt_reason))
+        if not events and not done:
             return
         self._count_events(events)
         try:
@@ -570,7 +579,7 @@ class Daemon:
                 # Halted as the bus halts a failing subscriber; its catch-up events are not
                 # committed, so each restart tries the catch-up again.
                 reason = f"{type(exc).__name__}: {exc} (on {bar.describe()}, catching up)"
-                book.halted_catching_up = reason
+                book.halt_reason = reason
                 line = f"subscriber {name} raised and is halted: {reason}"
                 self._restore_log.append((logging.ERROR, line))
                 break
@@ -718,9 +727,11 @@ class Daemon:
         halted = self.bus.halted
         if any(e.__class__ is StrategyHalted for e in events):
             # A strategy that failed on these bars keeps its last committed snapshot and
-            # events: a restart redoes the bar and halts it again, as a replay does.
+            # events, and its halt is recorded: a restart keeps it halted, as a replay does.
             failed = {e.strategy for e in events if isinstance(e, StrategyHalted)}
-            events = [e for e in events if e.strategy not in failed]
+            events = [
+                e for e in events if e.strategy not in failed or isinstance(e, StrategyHalted)
+            ]
         if held:
             bars = [(b, held.pop((b.symbol, b.open_time_ms), source)) for b in released]
         else:

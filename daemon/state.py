@@ -58,6 +58,7 @@ from barbus.daemon.core.events import (
     Fill,
     OrderEvent,
     Side,
+    StrategyHalted,
     Trade,
 )
 
@@ -684,6 +685,13 @@ class StateStore:
             for r in rows
         ]
 
+    def halts(self) -> dict[str, str]:
+        """Strategies halted in an earlier run, with the one-line reason (kept in ``meta``)."""
+        if self.version < 2:
+            return {}
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'halted:%'")
+        return {str(r[0]).removeprefix("halted:"): str(r[1]) for r in rows}
+
     def accounts(self) -> dict[str, AccountRecord]:
         """The shared accounts recorded (none before schema 3)."""
         if self.version < 3:
@@ -755,7 +763,7 @@ class StateStore:
     ) -> None:
         """Record ``bars`` (with their source) and what they caused, atomically: each stream's
         last bar, the engines' snapshots, the shared accounts, and the drained events (fills,
-        trades, order events; a halt is in the engine's record, not here)."""
+        trades, order events; a halt as ``halted:<strategy>`` in ``meta``)."""
         started = time.perf_counter()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
@@ -835,6 +843,12 @@ class StateStore:
                             event.exit_reason.value,
                             event.direction.value,
                         ),
+                    )
+                elif isinstance(event, StrategyHalted):
+                    db.execute(
+                        "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                        "SET value = excluded.value",
+                        (f"halted:{event.strategy}", event.reason),
                     )
                 elif isinstance(event, OrderEvent):
                     db.execute(

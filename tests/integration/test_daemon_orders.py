@@ -44,12 +44,14 @@ from tests.net import free_port
 ETH_2025 = REPO_ROOT / "replay" / "data" / "ETHUSDT_1m_2025-05-20_2025-08-18.csv.gz"
 FILE = REPO_ROOT / "tests" / "integration" / "order_strategies.py"
 START, ROWS = 20_000, 2_500
-ACCOUNTS = '[[account]]\nname = "pool"\ncash = 10000\n\n'
+ACCOUNTS = (
+    '[[account]]\nname = "pool"\ncash = 10000\n\n[[account]]\nname = "solo"\ncash = 10000\n\n'
+)
 ENGINES = (
     Engine("dip-btc", f"{FILE}:DipBuyer", symbol="BTCUSDT", account="pool"),
     Engine("turns-eth", f"{FILE}:Turns", symbol="ETHUSDT", account="pool"),
     Engine("flip-short", f"{FILE}:Flipper", symbol="BTCUSDT", allow_short=True),
-    Engine("flip-noshort", f"{FILE}:Flipper", symbol="ETHUSDT"),
+    Engine("flip-noshort", f"{FILE}:Flipper", symbol="ETHUSDT", account="solo"),
 )
 NAMES = sorted(e.name for e in ENGINES)
 
@@ -169,6 +171,10 @@ def test_parity_passes_for_every_strategy(runs: Runs, which: str) -> None:
 
 def test_the_killed_run_recorded_exactly_what_the_clean_run_did(runs: Runs) -> None:
     assert "resumed " in runs.killed.log
+    # Halted before the kill, on an account of the config (not caught up alone): it stays so.
+    assert "strategy flip-noshort stays halted: StrategyError: " in runs.killed.log
+    [status] = [s for s in runs.killed.final_status["strategies"] if s["name"] == "flip-noshort"]
+    assert "does not allow shorts" in status["halted"]
     for table, order in (
         ("trades", "id"),
         ("fills", "id"),
@@ -342,7 +348,7 @@ def test_status_shows_accounts_open_orders_and_signed_positions(runs: Runs) -> N
         assert order["take_profit_pct"] == 0.3
     final = run.final_status
     accounts = {a["name"]: a for a in final["accounts"]}
-    assert set(accounts) == {"pool", "flip-short", "flip-noshort"}
+    assert set(accounts) == {"pool", "solo", "flip-short"}
     pool = accounts["pool"]
     assert pool["shared"] is True
     assert pool["strategies"] == ["dip-btc", "turns-eth"]
