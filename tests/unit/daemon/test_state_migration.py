@@ -19,6 +19,7 @@ from barbus.daemon.core.events import (
     Fill,
     OrderEvent,
     Side,
+    StrategyHalted,
     Trade,
 )
 from barbus.daemon.state import AccountRecord, EngineUpdate, StateStore
@@ -128,3 +129,16 @@ def test_a_damaged_account_snapshot_is_one_line(tmp_path: Path) -> None:
         db.commit()
     with pytest.raises(DataError, match="snapshot of account 'pool' is list, not an object"):
         StateStore(path)
+
+
+def test_a_halt_is_recorded_with_its_bar_and_read_back(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.sqlite")
+    bar = make_bar(100.0)
+    try:
+        assert store.halts() == {}
+        halt = StrategyHalted("flip", bar.open_time_ms, "StrategyError: sold short (on bar)")
+        store.commit([(bar, "live")], {"BTCUSDT": T0_MS}, [], [halt])
+        assert store.halts() == {"flip": "StrategyError: sold short (on bar)"}
+        assert rows(store.path, "SELECT count(*) FROM order_events") == [(0,)]
+    finally:
+        store.close()
