@@ -846,9 +846,8 @@ class StateStore:
                     )
                 elif isinstance(event, StrategyHalted):
                     db.execute(
-                        "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
-                        "SET value = excluded.value",
-                        (f"halted:{event.strategy}", event.reason),
+                        "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                        (f"halted:{event.strategy}", event.reason),  # the first reason stays
                     )
                 elif isinstance(event, OrderEvent):
                     db.execute(

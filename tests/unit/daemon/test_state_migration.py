@@ -139,6 +139,11 @@ def test_a_halt_is_recorded_with_its_bar_and_read_back(tmp_path: Path) -> None:
         halt = StrategyHalted("flip", bar.open_time_ms, "StrategyError: sold short (on bar)")
         store.commit([(bar, "live")], {"BTCUSDT": T0_MS}, [], [halt])
         assert store.halts() == {"flip": "StrategyError: sold short (on bar)"}
+        again = StrategyHalted("flip", bar.open_time_ms, "the same, said again at a restart")
+        store.commit(
+            [(bar._replace(open_time_ms=bar.open_time_ms + 60_000), "live")], {}, [], [again]
+        )
+        assert store.halts() == {"flip": "StrategyError: sold short (on bar)"}
         assert rows(store.path, "SELECT count(*) FROM order_events") == [(0,)]
     finally:
         store.close()
