@@ -306,18 +306,27 @@ def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[st
 
 
 def _replay_command(path: Path, name: str, cfg: dict[str, object], trade_from_ms: int) -> str:
+    """The ``barbus replay`` line that redoes one engine's trades from ``path``; an engine on a
+    shared account shares its cash with others, so only the whole config replays it."""
+    account = cfg.get("account")
+    if account is not None:
+        return (
+            f"# {name} trades through the shared account {account}: replay the whole config "
+            "with barbus replay --config FILE and every symbol's recorded file"
+        )
     params = cfg["params"]
     assert isinstance(params, dict)
     words = [
         *("barbus", "replay", "--strategy", str(cfg["strategy"]), "--data", str(path)),
         *("--name", name, "--fee-bps", str(cfg["fee_bps"])),
         *("--slippage-bps", str(cfg["slippage_bps"]), "--fill-at", str(cfg["fill_at"])),
+        *("--cash", str(cfg["capital"]), "--trade-from", str(trade_from_ms), "--keep-open"),
+        *(["--allow-short"] if cfg.get("allow_short") is True else []),
         *(
-            "--cash",
-            str(cfg.get("capital", "?")),
-            "--trade-from",
-            str(trade_from_ms),
-            "--keep-open",
+            word
+            for key in ("maker_fee_bps", "taker_fee_bps")
+            if key in cfg
+            for word in (f"--{key.replace('_', '-')}", str(cfg[key]))
         ),
         *(word for key, value in sorted(params.items()) for word in ("--param", f"{key}={value}")),
     ]

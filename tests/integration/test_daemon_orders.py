@@ -485,3 +485,19 @@ def test_parity_sees_a_direction_or_a_shared_account_that_differs(
     )
     assert differing == who, done.stdout
     assert what in done.stdout, done.stdout
+
+
+def test_export_names_a_shared_accounts_strategies_and_an_own_accounts_shorts(
+    tmp_path: Path, runs: Runs
+) -> None:
+    done = barbus("parity", "--state", runs.clean.state, "--export", tmp_path / "export")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == [
+        "BTCUSDT_1m_recorded.csv",
+        "ETHUSDT_1m_recorded.csv",
+    ]
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    [short] = [line for line in lines if "--name flip-short" in line]
+    assert "--allow-short" in short.split()
+    for name, account in (("dip-btc", "pool"), ("turns-eth", "pool"), ("flip-noshort", "solo")):
+        assert f"# {name} trades through the shared account {account}: " in done.stdout
