@@ -300,6 +300,32 @@ def test_the_shared_account_books_both_symbols_fills(runs: Runs) -> None:
     assert traded == {"BTCUSDT", "ETHUSDT"}
 
 
+def test_an_order_the_shared_cash_cannot_pay_is_reduced_to_the_free_cash(runs: Runs) -> None:
+    state = runs.clean.state
+    reduced = set(
+        _rows(
+            state,
+            "SELECT engine, order_id FROM order_events WHERE event = 'reduced' "
+            "AND engine IN ('dip-btc', 'turns-eth')",
+        )
+    )
+    assert len(reduced) >= 3
+    cash, seen = 10_000.0, 0
+    for engine, order_id, side, price, size, fee in _rows(
+        state,
+        "SELECT engine, order_id, side, price, size, fee FROM fills "
+        "WHERE engine IN ('dip-btc', 'turns-eth') ORDER BY id",
+    ):
+        cost = price * size + fee
+        if (engine, order_id) in reduced:
+            # Long only: the free cash is the account's cash; the fill spends all of it.
+            assert side == "buy"
+            assert cash * (1 - 1e-12) <= cost <= cash * (1 + 1e-12)
+            seen += 1
+        cash += -cost if side == "buy" else price * size - fee
+    assert seen == len(reduced)
+
+
 def test_a_short_without_allow_short_halts_that_strategy_alone(runs: Runs) -> None:
     run = runs.clean
     lines = [line for line in run.log.splitlines() if "does not allow shorts" in line]
