@@ -12,19 +12,25 @@ that says what broke, when any of these does not hold:
 - no decision comes before bar ``warmup_bars``, and the strategy is ``ready`` after that many.
 
 Bars are 1-minute bars (a data file, the sim exchange) aggregated to the strategy's timeframe as
-the engine does; bars already of that timeframe are used as they are. Positions follow the
-decisions as the engine applies them (all in on BUY, flat on SELL).
+the engine does; bars already of that timeframe are used as they are. A decision is a
+``Signal``, an ``Order``, a ``Cancel`` or a list of them (anything else fails the check). The
+position handed to ``on_bar`` follows the decisions roughly as the engine applies them, without
+prices: long (1.0) after BUY, flat after SELL; a market order or a target moves it to the
+order's sign (an unsized sell closes a long, an unsized buy covers a short); limit and stop
+orders rest and are not filled here.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from barbus.daemon.core.aggregate import TimeframeAggregator
 from barbus.daemon.core.errors import StrategyError
-from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.events import Bar, Side, Signal
+from barbus.daemon.core.orders import Cancel, Order, OrderKind
 from barbus.daemon.core.strategy import AnyStrategy, BaseParams, ParamValue, parse_params
 
 __all__ = ["DEFAULT_MINUTES", "check_strategy"]
@@ -32,8 +38,9 @@ __all__ = ["DEFAULT_MINUTES", "check_strategy"]
 DEFAULT_MINUTES = 30_000
 """Synthetic 1-minute bars used when no bars are given (about three weeks: 500 hourly bars)."""
 
-Decision = tuple[int, Signal]
-"""(1-based bar number of the strategy's timeframe, the decision)."""
+Decided = Signal | Order | Cancel | tuple[Signal | Order | Cancel, ...]
+Decision = tuple[int, Decided]
+"""(1-based bar number of the strategy's timeframe, the decision; a list as a tuple)."""
 
 
 def check_strategy(
@@ -77,7 +84,7 @@ def check_strategy(
     early = [d for d in decisions if d[0] < warmup]
     if early:
         raise AssertionError(
-            f"{cls.__name__} decided {early[0][1].name} at bar {early[0][0]}, before its "
+            f"{cls.__name__} decided {_name(early[0][1])} at bar {early[0][0]}, before its "
             f"warmup_bars ({warmup})"
         )
     if n >= warmup:
@@ -149,10 +156,10 @@ def _timeframe_bars(bars: Sequence[Bar], timeframe: str) -> list[Bar]:
     aggregator = TimeframeAggregator(bars[0].symbol, timeframe)
     out = []
     for minute in bars:
-        late = aggregator.pending_release(minute)
-        if late is not None:
-            out.append(late)
         done = aggregator.add(minute)
+        if aggregator.late is not None:
+            out.append(aggregator.late)
+            aggregator.late = None
         if done is not None:
             out.append(done)
     return out
@@ -170,16 +177,51 @@ def _run(
     decisions: list[Decision] = []
     saved: dict[int, tuple[float, dict[str, Any]]] = {}
     for number in range(start + 1, len(bars) + 1):
-        signal = strategy.on_bar(bars[number - 1], position)
-        if signal is not None:
-            decisions.append((number, Signal(signal)))
-            if signal is Signal.BUY and position <= 0.0:
-                position = 1.0
-            elif signal is Signal.SELL and position > 0.0:
-                position = 0.0
+        returned = strategy.on_bar(bars[number - 1], position)
+        if returned is not None:
+            decided = _decided(strategy, returned, number)
+            decisions.append((number, decided))
+            for item in decided if isinstance(decided, tuple) else (decided,):
+                position = _position_after(item, position)
         if number in cuts:
             saved[number] = (position, _snapshot(strategy, number))
     return decisions, saved
+
+
+def _decided(strategy: AnyStrategy, returned: object, number: int) -> Decided:
+    """The decision as a comparable value, or an AssertionError naming what was returned."""
+    if isinstance(returned, Signal | Order | Cancel):
+        return returned
+    if isinstance(returned, list | tuple) and all(
+        isinstance(item, Signal | Order | Cancel) for item in returned
+    ):
+        return tuple(returned)
+    raise AssertionError(
+        f"{type(strategy).__name__} returned {returned!r} from on_bar at bar {number}: return "
+        "a Signal, an Order, a Cancel, a list of them, or None"
+    )
+
+
+def _position_after(decision: Signal | Order | Cancel, position: float) -> float:
+    """The position after ``decision``, as the engine would leave it, without prices."""
+    if isinstance(decision, Signal):
+        if decision is Signal.BUY and position <= 0.0:
+            return 1.0
+        if decision is Signal.SELL and position > 0.0:
+            return 0.0
+        return position
+    if not isinstance(decision, Order) or decision.kind is not OrderKind.MARKET:
+        return position  # a Cancel, or a resting order that this check does not fill
+    if decision.target is not None:
+        return 0.0 if decision.target == 0.0 else math.copysign(1.0, decision.target)
+    buying = decision.side is Side.BUY
+    if not decision.sized:
+        if buying:
+            return 0.0 if position < 0.0 else 1.0
+        return 0.0 if position > 0.0 else position
+    if buying:
+        return 0.0 if position < 0.0 else 1.0
+    return 0.0 if position > 0.0 else -1.0
 
 
 def _snapshot(strategy: AnyStrategy, after: int) -> dict[str, Any]:
@@ -222,4 +264,10 @@ def _first_difference(expected: list[Decision], actual: list[Decision]) -> str:
 
 
 def _show(decision: Decision) -> str:
-    return f"bar {decision[0]} {decision[1].name}"
+    return f"bar {decision[0]} {_name(decision[1])}"
+
+
+def _name(decided: Decided) -> str:
+    if isinstance(decided, tuple):
+        return "[" + ", ".join(_name(item) for item in decided) + "]"
+    return decided.name if isinstance(decided, Signal) else repr(decided)

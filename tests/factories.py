@@ -56,11 +56,11 @@ def aggregate(minutes: Sequence[Bar], interval: str) -> tuple[list[Bar], list[in
     out: list[Bar] = []
     released_at: list[int] = []
     for i, minute in enumerate(minutes):
-        late = agg.pending_release(minute)
-        if late is not None:
-            out.append(late)
-            released_at.append(i)
         done = agg.add(minute)
+        if agg.late is not None:
+            out.append(agg.late)
+            released_at.append(i)
+            agg.late = None
         if done is not None:
             out.append(done)
             released_at.append(i)

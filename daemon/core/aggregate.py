@@ -4,8 +4,9 @@ Buckets are aligned to UTC epoch multiples of the timeframe (as Binance and a pa
 ``resample(label="left", closed="left")`` do). A bucket is released *as soon as its last minute
 arrives*, so a 15m strategy decides at 00:15 and not one minute late at 00:16. When that last
 minute is missing (a gap in the data or an exchange halt), the bucket is released when the first
-minute of a later bucket arrives, before that minute is added. Empty buckets produce nothing:
-bars are never invented.
+minute of a later bucket arrives, before that minute is added: :meth:`TimeframeAggregator.add`
+then leaves it in :attr:`~TimeframeAggregator.late` for the engine to decide on first. One call per
+minute does both (the engine's hot path). Empty buckets produce nothing: bars are never invented.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class TimeframeAggregator:
         "_start_ms",
         "_volume",
         "interval",
+        "late",
         "symbol",
     )
 
@@ -41,23 +43,20 @@ class TimeframeAggregator:
         self._last_minute_offset_ms = self._bucket_ms - MINUTE_MS
         self._start_ms = -1  # -1: no bucket open
         self._open = self._high = self._low = self._close = self._volume = 0.0
-
-    def pending_release(self, minute: Bar) -> Bar | None:
-        """Release the open bucket early if ``minute`` belongs to a later bucket.
-
-        Call this before :meth:`add` for the same minute, so the engine can act on the late
-        bucket before it processes the new minute.
-        """
-        start = self._start_ms
-        if start >= 0 and minute.open_time_ms - minute.open_time_ms % self._bucket_ms != start:
-            return self._release()
-        return None
+        self.late: Bar | None = None
 
     def add(self, minute: Bar) -> Bar | None:
-        """Add one 1-minute bar; return the completed bucket if this was its last minute."""
+        """Add one 1-minute bar; return the completed bucket if this was its last minute.
+
+        A bucket still open from before ``minute``'s bucket (its last minute never came) is
+        released first into :attr:`late`, where it stays until the caller takes it (sets None).
+        """
         t = minute.open_time_ms
         offset = t % self._bucket_ms
-        if self._start_ms < 0:
+        start = self._start_ms
+        if start < 0 or t - offset != start:
+            if start >= 0:
+                self.late = self._release()
             self._start_ms = t - offset
             self._open = minute.open
             self._high = minute.high

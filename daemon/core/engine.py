@@ -5,13 +5,15 @@ Per 1-minute bar, in this order:
 1. orders decided on an earlier bar fill at this minute's open: the signal (BUY/SELL) first,
    then market orders in the order they were placed (default ``fill_at="next_open"``); orders
    whose ``good_for_bars`` ran out are cancelled (expired);
-2. a higher-timeframe bucket whose last minute never came is released by this minute and decided
-   on; a resulting order fills at the *next* minute's open, because live the releasing minute
-   has closed before the decision (its open is a price from before the decision); with
-   ``fill_at="close"`` a market order fills at once at the late bucket's own close;
+2. the minute is aggregated (one call); a higher-timeframe bucket whose last minute never came
+   is released by this minute and decided on; a resulting order fills at the *next* minute's
+   open, because live the releasing minute has closed before the decision (its open is a price
+   from before the decision); with ``fill_at="close"`` a market order fills at once at the late
+   bucket's own close;
 3. the position's bracket (stop loss, take profit, trailing stop) is checked against this
-   minute's low / high, then resting limit and stop orders in the order they were placed;
-4. the minute is aggregated; when it completes the strategy's bar, the strategy decides; its
+   minute's low / high, then resting limit and stop orders in the order they were placed; a
+   bracket that such a fill sets has its stop checked against the same minute (pessimistic);
+4. when the minute completed the strategy's bar, the strategy decides on it; its
    orders work from the next minute (with ``fill_at="close"`` a market order fills now, at the
    decision bar's close);
 5. equity is marked to market at the close.
@@ -236,11 +238,15 @@ class StrategyEngine:
         working = self._working
         if working:
             self._work_at_open(bar)
-        if aggregator is not None:
-            late = aggregator.pending_release(bar)
+        if aggregator is None:
+            decision_bar: Bar | None = bar
+        else:
+            decision_bar = aggregator.add(bar)
+            late = aggregator.late
             if late is not None:
                 # Decided only now that this minute has closed: its open is already in the past,
                 # so a resulting order waits for the next minute's open, as it would live.
+                aggregator.late = None
                 decision = strategy_on_bar(late, position.size)
                 if decision is not None:
                     self._decide(decision, late)
@@ -257,7 +263,6 @@ class StrategyEngine:
                 self._trail(bar)
         if working:
             self._work_resting(bar)
-        decision_bar = bar if aggregator is None else aggregator.add(bar)
         if decision_bar is not None:
             decision = strategy_on_bar(decision_bar, position.size)
             if decision is not None:
@@ -385,7 +390,10 @@ class StrategyEngine:
                 else:
                     continue
                 self._working.remove(working)
+                stop = self._stop_level
                 self._fill(working, ref, now, ExitReason.LIMIT, maker=True)
+                if self._stop_level != stop:
+                    self._stop_after_resting_fill(bar)
             else:
                 if buying and bar.high >= level:
                     ref = max(bar.open, level)
@@ -394,7 +402,30 @@ class StrategyEngine:
                 else:
                     continue
                 self._working.remove(working)
+                stop = self._stop_level
                 self._fill(working, ref, now, ExitReason.STOP)
+                if self._stop_level != stop:
+                    self._stop_after_resting_fill(bar)
+
+    def _stop_after_resting_fill(self, bar: Bar) -> None:
+        """A resting order filled inside this minute, after its bracket check: the stop of the
+        position it leaves is checked against the rest of the minute, pessimistically. A buy
+        limit fills on the way down to the low, so a stop below the fill that the low reaches
+        is hit after it (for a stop entry, assumed so); it fills at the level itself, as the
+        open came before the fill. The target is not checked: its high may have come first.
+        Called only when the fill set new levels: the old ones were checked in step 3, and a
+        trail moved by this minute must not be tested against it."""
+        size = self.position.size
+        stop = self._stop_level
+        if not ((size > 0.0 and bar.low <= stop) or (size < 0.0 and bar.high >= stop)):
+            return
+        reason = self._stop_reason(size > 0.0)
+        if size > 0.0:
+            self.orders[Side.SELL] += 1
+            self._execute(_SELL, stop, bar.open_time_ms, reason)
+        else:
+            self.orders[Side.BUY] += 1
+            self._cover(stop, bar.open_time_ms, reason)
 
     def _fill(
         self,
@@ -461,7 +492,9 @@ class StrategyEngine:
         affordable = _affordable(account.free(self, ref_price), price, fee_rate)
         if opening > affordable:
             if affordable <= 0.0 or (opening < _INF and affordable <= _MIN_FILL * opening):
-                self._event("rejected", working, time_ms, "no free cash in the account")
+                # Filled in part when it reduced the position first: "reduced", else nothing.
+                event = "reduced" if reduce > 0.0 else "rejected"
+                self._event(event, working, time_ms, "no free cash in the account")
                 return
             if opening < _INF:
                 self._event("reduced", working, time_ms, f"{opening!r} asked, free cash pays")
@@ -548,11 +581,11 @@ class StrategyEngine:
         # Within one bar the order of low and high is unknown: assume the worst, stop first.
         # A bar that opens beyond the level fills at the open (a gap), not at the level.
         stop = self._stop_level
-        trailing = self._trail_rate > 0.0
-        if self.position.size > 0.0:
+        long = self.position.size > 0.0
+        if long:
             self.orders[Side.SELL] += 1
             if bar.low <= stop:
-                reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
+                reason = self._stop_reason(long)
                 self._execute(_SELL, min(bar.open, stop), bar.open_time_ms, reason)
             else:
                 target = self._target_level
@@ -562,12 +595,21 @@ class StrategyEngine:
         else:
             self.orders[Side.BUY] += 1
             if bar.high >= stop:
-                reason = ExitReason.TRAILING_STOP if trailing else ExitReason.STOP_LOSS
+                reason = self._stop_reason(long)
                 self._cover(max(bar.open, stop), bar.open_time_ms, reason)
             else:
                 self._cover(
                     min(bar.open, self._target_level), bar.open_time_ms, ExitReason.TAKE_PROFIT
                 )
+
+    def _stop_reason(self, long: bool) -> ExitReason:
+        """The stop is the trail's when it equals the level the trail computes (the same
+        expression as in _set_bracket and _trail), else the fixed stop loss beyond it."""
+        rate = self._trail_rate
+        stop = self._stop_level
+        if rate > 0.0 and stop == self._trail_extreme * (1.0 - rate if long else 1.0 + rate):
+            return ExitReason.TRAILING_STOP
+        return ExitReason.STOP_LOSS
 
     def _cover(self, ref_price: float, time_ms: int, reason: ExitReason) -> None:
         """Buy back the whole short at market from ``ref_price``."""

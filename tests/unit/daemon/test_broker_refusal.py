@@ -6,8 +6,8 @@ import logging
 import math
 
 import pytest
-from barbus.daemon.core.portfolio import Portfolio
 
+from barbus.daemon.core.account import Account, Position
 from barbus.daemon.core.broker import ExecutionConfig, OrderRejectedError, PaperBroker
 from barbus.daemon.core.bus import EventBus
 from barbus.daemon.core.engine import StrategyEngine
@@ -30,7 +30,7 @@ def test_sell_at_1e307_with_a_position_open_is_refused_and_the_strategy_halted_i
     engine, bus = engine_on_bus({T0_MS: Signal.BUY, T0_MS + MINUTE: Signal.SELL})
     bus.publish(make_bar(100.0, minute=0))
     bus.publish(make_bar(100.0, minute=1))  # the buy fills at this open: ~99.9 units
-    before = engine.portfolio.snapshot()
+    before = {**engine.position.snapshot(), "cash": engine.account.cash}
     assert before["size"] > 1.0
 
     with caplog.at_level(logging.ERROR, logger="barbus.bus"):
@@ -40,9 +40,9 @@ def test_sell_at_1e307_with_a_position_open_is_refused_and_the_strategy_halted_i
     assert "OrderRejectedError" in bus.halted[engine.name]
     assert bus.errors[engine.name] == 1
     # Nothing of the refused order was booked: the account is the last good one, finite.
-    assert engine.portfolio.snapshot() == before
+    assert {**engine.position.snapshot(), "cash": engine.account.cash} == before
     assert all(math.isfinite(v) for v in before.values())
-    assert len(engine.fills) == 1
+    assert engine.fills == 1
     assert engine.trades == []
     [record] = caplog.records
     assert record.exc_info is None  # one line, no traceback
@@ -67,18 +67,20 @@ def test_sell_whose_proceeds_overflow_is_refused() -> None:
     assert math.isfinite(fill.price * fill.size + fill.fee)
 
 
-def test_portfolio_refuses_a_fill_that_would_make_cash_infinite() -> None:
+def test_a_position_refuses_a_fill_that_would_make_cash_infinite() -> None:
     broker = PaperBroker(0.0, 0.0)
-    portfolio = Portfolio(1e308)
-    portfolio.apply(broker.buy_all_in("s", "BTCUSDT", 1.0, T0_MS, portfolio.cash))
-    portfolio.cash = 1.7e308  # as if other proceeds had already piled up
-    sell = broker.sell("s", "BTCUSDT", 1.0, T0_MS + MINUTE, portfolio.size, ExitReason.SIGNAL)
+    account = Account("s", 1e308)
+    position = Position()
+    position.add(broker.buy_all_in("s", "BTCUSDT", 1.0, T0_MS, account.cash), account)
+    account.cash = 1.7e308  # as if other proceeds had already piled up
+    sell = broker.sell("s", "BTCUSDT", 1.0, T0_MS + MINUTE, position.size, ExitReason.SIGNAL)
 
     with pytest.raises(OrderRejectedError, match="cash would be inf"):
-        portfolio.apply(sell)
+        position.reduce(sell, account)
 
-    assert portfolio.cash == 1.7e308
-    assert portfolio.size == 1e308
+    assert account.cash == 1.7e308
+    assert position.size == 1e308
+    assert position.trades == []
 
 
 def test_replay_of_a_refused_order_ends_with_one_strategy_error_line() -> None:

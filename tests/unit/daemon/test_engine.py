@@ -8,7 +8,7 @@ import pytest
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.bus import EventBus
 from barbus.daemon.core.engine import StrategyEngine
-from barbus.daemon.core.events import Bar, ExitReason, Signal
+from barbus.daemon.core.events import Bar, ExitReason, Fill, Signal
 from tests.factories import T0_MS, Scripted, ScriptParams, bars_from_closes, make_bar
 
 MINUTE = 60_000
@@ -57,7 +57,7 @@ def test_buy_fills_at_next_open_with_slippage_and_fee_then_sell_closes_round_tri
     assert trade.profit == pytest.approx(expected_profit, rel=1e-12)
     assert trade.profit_pct == pytest.approx(100 * expected_profit / 10_000.0, rel=1e-9)
     assert trade.exit_reason is ExitReason.SIGNAL
-    assert engine.portfolio.cash == pytest.approx(10_000.0 + expected_profit, rel=1e-12)
+    assert engine.account.cash == pytest.approx(10_000.0 + expected_profit, rel=1e-12)
 
 
 def test_equity_is_marked_to_market_every_minute() -> None:
@@ -220,8 +220,9 @@ def test_an_all_in_buy_leaves_exactly_zero_cash(fee_bps: float) -> None:
         )
         engine.on_bar(make_bar(price, minute=0))
         engine.on_bar(make_bar(price, minute=1, open=price))
-        [fill] = engine.fills
-        leftovers.append(engine.portfolio.cash)
+        [fill] = [event for event in engine.drain() if isinstance(event, Fill)]
+        assert engine.fills == 1
+        leftovers.append(engine.account.cash)
         assert fill.fee >= 0.0
         # The fee is still fee_bps of the notional, to rounding (hand formula).
         notional = cash / (1.0 + fee_bps / 10_000.0)
@@ -259,4 +260,4 @@ def test_engine_snapshot_restore_mid_run_gives_the_same_trades() -> None:
     second.finish()
 
     assert first.trades + second.trades == whole.trades
-    assert second.portfolio.cash == whole.portfolio.cash
+    assert second.account.cash == whole.account.cash

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from barbus.daemon.core.events import ExitReason, Trade
+import dataclasses
+
+from barbus.daemon.core.events import Direction, ExitReason, Trade
 from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict, trade_row
 
 TRADE = Trade(
@@ -25,8 +27,16 @@ def test_a_csv_row_writes_times_both_ways_and_floats_exactly() -> None:
     assert trade_row(TRADE) == [
         "sma", "BTCUSDT", "2025-05-20T00:00:00Z", "2025-05-20T01:00:00Z",
         "1747699200000", "1747702800000", "0.30000000000000004", "101.5", "0.25", "0.01",
-        "0.02", "0.345", "1.1", "stop_loss",
+        "0.02", "0.345", "1.1", "stop_loss", "long",
     ]  # fmt: skip
+
+
+def test_a_short_trade_row_ends_with_its_direction() -> None:
+    short = dataclasses.replace(TRADE, direction=Direction.SHORT)
+
+    assert trade_row(short)[:-1] == trade_row(TRADE)[:-1]
+    assert trade_row(short)[-1] == "short"
+    assert TRADE_COLUMNS[-1] == "direction"
 
 
 def test_a_json_object_has_the_csv_columns_and_keeps_numbers() -> None:

@@ -59,18 +59,19 @@ def test_bucket_is_released_on_its_last_minute_not_the_next(btc_2025_path: Path)
 def test_missing_last_minute_releases_on_next_buckets_first_minute() -> None:
     agg = TimeframeAggregator("BTCUSDT", "5m")
     for minute in range(4):  # minutes 0..3 of the bucket, minute 4 missing
-        assert agg.pending_release(make_bar(100.0 + minute, minute=minute)) is None
         assert agg.add(make_bar(100.0 + minute, minute=minute)) is None
+        assert agg.late is None
 
-    late = agg.pending_release(make_bar(200.0, minute=7))
+    assert agg.add(make_bar(200.0, minute=7)) is None
 
+    late = agg.late
     assert late is not None
     assert (late.open, late.close, late.open_time_ms) == (
         100.0,
         103.0,
         make_bar(minute=0).open_time_ms,
     )
-    assert agg.add(make_bar(200.0, minute=7)) is None
+    agg.late = None
     done = agg.add(make_bar(201.0, minute=9))
     assert done is not None
     assert (done.open, done.close, done.high) == (200.0, 201.0, 201.0)

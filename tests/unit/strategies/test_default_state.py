@@ -14,6 +14,7 @@ import pytest
 
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar, Signal
+from barbus.daemon.core.orders import Decision
 from barbus.daemon.core.strategy import BaseParams, ParamValue, Strategy
 from barbus.strategies import create_strategy
 from barbus.strategies.indicators import EMA, SMA
@@ -79,7 +80,7 @@ OLD_SNAPSHOTS: list[tuple[str, dict[str, ParamValue], int, str]] = [
 ]
 
 
-def decisions(strategy: Strategy[Any], bars: list[Bar]) -> list[Signal | None]:
+def decisions(strategy: Strategy[Any], bars: list[Bar]) -> list[Decision]:
     return [strategy.on_bar(bar, 0.0) for bar in bars]
 
 

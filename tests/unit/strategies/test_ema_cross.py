@@ -50,6 +50,7 @@ def signals(strategy: AnyStrategy, bars: list[Bar]) -> list[tuple[int, Signal]]:
     for i, bar in enumerate(bars):
         signal = strategy.on_bar(bar, 0.0)
         if signal is not None:
+            assert isinstance(signal, Signal)
             out.append((i, signal))
     return out
 

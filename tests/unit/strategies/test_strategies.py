@@ -37,6 +37,7 @@ def signals_of(strategy: AnyStrategy, bars: list[Bar]) -> list[tuple[int, int]]:
     for i, bar in enumerate(bars):
         signal = strategy.on_bar(bar, 0.0)
         if signal is not None:
+            assert isinstance(signal, Signal)  # the shipped strategies decide by signals only
             out.append((i, int(signal)))
     return out
 
@@ -140,6 +141,7 @@ def test_random_is_reproducible_per_seed_and_respects_probabilities(
         for i, bar in enumerate(btc_minutes):
             signal = strategy.on_bar(bar, position)
             if signal is not None:
+                assert isinstance(signal, Signal)
                 out.append((i, int(signal)))
                 position = 1.0 if signal is Signal.BUY else 0.0
         return out
@@ -165,6 +167,7 @@ def test_snapshot_mid_series_restores_identical_signals(btc_2025_path: Path, nam
         out = []
         for bar in chunk:
             signal = strategy.on_bar(bar, position)
+            assert signal is None or isinstance(signal, Signal)
             out.append(0 if signal is None else int(signal))
             if signal is Signal.BUY:
                 position = 1.0
