@@ -527,3 +527,46 @@ def test_export_names_a_shared_accounts_strategies_and_an_own_accounts_shorts(
     assert "--allow-short" in short.split()
     for name, account in (("dip-btc", "pool"), ("turns-eth", "pool"), ("flip-noshort", "solo")):
         assert f"# {name} trades through the shared account {account}: " in done.stdout
+
+
+def test_the_shared_account_example_trades_on_the_sim_with_parity(
+    tmp_path: Path, processes: Processes
+) -> None:
+    """examples/shared_account.toml as shipped (maker and taker fees, a shorting account of
+    three strategies on two symbols), pointed at a local sim and a temporary state."""
+    data = tmp_path / "data"
+    btc = write_slice(BTC_2025, START, 6_000, data)
+    eth = write_slice(ETH_2025, START, 6_000, data, symbol="ETHUSDT")
+    files = [Path(btc.source), Path(eth.source)]
+    _, sim_port = processes.sim(files, history=1_500, speed=400)
+    http_port = free_port()
+    text = (REPO_ROOT / "examples" / "shared_account.toml").read_text(encoding="utf-8")
+    for old, new in (
+        ("127.0.0.1:8765", f"127.0.0.1:{sim_port}"),
+        ("port = 8080", f"port = {http_port}"),
+        ('"../out/barbus-shared-account.sqlite"', json.dumps(str(tmp_path / "state.sqlite"))),
+        ('"strategies/', f'"{REPO_ROOT}/examples/strategies/'),
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    config = tmp_path / "shared_account.toml"
+    config.write_text(text, encoding="utf-8")
+    daemon = processes.daemon(config)
+    last = format_time_ms(int(btc.open_time_ms[-1]))
+
+    def done() -> dict[str, Any] | None:
+        status = get_status(http_port)
+        ok = status is not None and all(s["last_bar"] == last for s in status["strategies"])
+        return status if ok else None
+
+    status = eventually(done, 120, "every bar", watch=daemon)
+    daemon.stop_cleanly()
+    assert [a["strategies"] for a in status["accounts"]] == [["dip-btc", "ema-eth", "sma-eth"]]
+    fills = dict(_rows(tmp_path / "state.sqlite", "SELECT engine, count(*) FROM fills GROUP BY 1"))
+    assert set(fills) == {"dip-btc", "ema-eth", "sma-eth"}, fills
+    assert sum(fills.values()) >= 8, fills
+    checked = barbus("parity", "--state", tmp_path / "state.sqlite")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert sorted(line.split(":")[0] for line in lines) == ["dip-btc", "ema-eth", "sma-eth"]
+    assert all(line.endswith(": identical") for line in lines), checked.stdout
