@@ -58,6 +58,9 @@ class DaemonMetrics:
     cash: Gauge
     equity: Gauge
     pnl: Gauge
+    open_orders: Gauge
+    account_cash: Gauge
+    account_equity: Gauge
     strategy_halted: Gauge
     last_bar_time: Gauge
 
@@ -100,7 +103,8 @@ class DaemonMetrics:
             fills=Counter("barbus_fills", "Fills", ["strategy", "side"], registry=reg),
             orders=Counter(
                 "barbus_orders",
-                "Market orders placed (signals and SL/TP exits)",
+                "Orders placed (order requests when placed; signals and bracket exits, which "
+                "are market orders filled at once, at their fill)",
                 ["strategy", "side"],
                 registry=reg,
             ),
@@ -123,13 +127,42 @@ class DaemonMetrics:
                 buckets=_LAG_BUCKETS,
                 registry=reg,
             ),
-            position=Gauge("barbus_position_units", "Position size", ["strategy"], registry=reg),
-            cash=Gauge("barbus_cash_quote", "Cash", ["strategy"], registry=reg),
+            position=Gauge(
+                "barbus_position_units",
+                "Signed position size (a short is negative)",
+                ["strategy"],
+                registry=reg,
+            ),
+            cash=Gauge(
+                "barbus_cash_quote", "Cash of the strategy's account", ["strategy"], registry=reg
+            ),
             equity=Gauge(
-                "barbus_equity_quote", "Equity marked to the last close", ["strategy"], registry=reg
+                "barbus_equity_quote",
+                "Equity of the strategy's account, every position marked to its last close",
+                ["strategy"],
+                registry=reg,
             ),
             pnl=Gauge(
-                "barbus_pnl_quote", "Equity minus starting capital", ["strategy"], registry=reg
+                "barbus_pnl_quote",
+                "Equity minus starting capital (own account); on a shared account the "
+                "strategy's realised plus unrealised profit",
+                ["strategy"],
+                registry=reg,
+            ),
+            open_orders=Gauge(
+                "barbus_open_orders",
+                "Working orders the simulated broker holds for the strategy",
+                ["strategy"],
+                registry=reg,
+            ),
+            account_cash=Gauge(
+                "barbus_account_cash_quote", "Cash of the account", ["account"], registry=reg
+            ),
+            account_equity=Gauge(
+                "barbus_account_equity_quote",
+                "Cash plus every signed position of the account marked to its last close",
+                ["account"],
+                registry=reg,
             ),
             strategy_halted=Gauge(
                 "barbus_strategy_halted",

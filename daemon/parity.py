@@ -1,9 +1,11 @@
 """Parity: replay what the daemon recorded and compare trade logs, byte for byte.
 
-The daemon stores every bar it processed (warm-up included), each engine's configuration and
-the open time from which it traded. Replaying those bars through ``replay.runner`` with the
-same settings must give the very same trade rows and final equity; the first difference, if
-any, is reported with both rows, so a user can see where live and backtest parted.
+The daemon stores every bar it processed (warm-up included), each engine's configuration, its
+account and the open time from which it traded. Replaying the whole recorded session through
+``replay.portfolio.run_portfolio`` (every engine with its account and acting order, every
+symbol's recorded bars, positions left open) must give the very same trade rows (direction
+included), positions and account equity; the first difference, if any, is reported with both
+rows, so a user can see where live and backtest parted.
 
 Each engine is replayed with the strategy the daemon recorded: its canonical spec (a file
 strategy by its absolute path), never a registry name that may since point elsewhere. When the
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,8 @@ from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.tradelog import trade_row
-from barbus.daemon.state import EngineRecord, StateStore
-from barbus.replay.runner import ReplayConfig, run_replay
+from barbus.daemon.state import AccountRecord, EngineRecord, StateStore
+from barbus.replay.portfolio import AccountSpec, EngineSpec, PortfolioConfig, run_portfolio
 from barbus.strategies import StrategySource, resolve_strategy
 
 __all__ = ["EngineParity", "check_parity", "export_recorded"]
@@ -49,46 +51,101 @@ class EngineParity:
 
 
 def check_parity(state_path: Path) -> list[EngineParity]:
-    """Replay every engine of the state file over its recorded bars and compare."""
+    """Replay the recorded session (every engine with its account, over the recorded bars of
+    every symbol) and compare each engine's trade log, position and account cash."""
     store = StateStore(state_path, read_only=True)
     try:
         engines = store.engines()
         if not engines:
             raise DataError(f"{state_path}: no strategy has processed a bar yet")
-        reports = []
-        for name, record in sorted(engines.items()):
-            inputs = _EngineInputs.read(state_path, record)
-            cfg = record.config
-            source = _recorded_strategy(state_path, name, cfg)
-            bars = [bar for bar, _ in store.bars(record.symbol)]
+        recorded_accounts = store.accounts()
+        order = _acting_order(engines, recorded_accounts)
+        inputs = {name: _EngineInputs.read(state_path, engines[name]) for name in order}
+        series: dict[str, BarSeries] = {}
+        closes: dict[str, float] = {}
+        for symbol in dict.fromkeys(engines[name].symbol for name in order):
+            bars = [bar for bar, _ in store.bars(symbol)]
             if not bars:
-                raise DataError(f"{state_path}: damaged: no bars of {record.symbol} recorded")
-            series = BarSeries.from_bars(bars, f"{state_path}:{record.symbol}")
-            result = run_replay(
-                ReplayConfig(
-                    strategy=source,
-                    params=cfg["params"],
-                    symbol=record.symbol,
-                    execution=inputs.execution,
-                    trade_from_ms=inputs.trade_from_ms,
-                    close_at_end=False,
+                raise DataError(f"{state_path}: damaged: no bars of {symbol} recorded")
+            series[symbol] = BarSeries.from_bars(bars, f"{state_path}:{symbol}")
+            closes[symbol] = bars[-1].close
+        accounts = []
+        for name in dict.fromkeys(i.account for i in inputs.values() if i.account is not None):
+            shared = recorded_accounts.get(name)
+            if shared is None:
+                raise DataError(f"{state_path}: damaged: account {name[:100]!r} is not recorded")
+            accounts.append(AccountSpec(name, shared.starting_cash, shared.allow_short))
+        first = inputs[order[0]].execution
+        specs = []
+        for name in order:
+            record, given = engines[name], inputs[name]
+            if given.execution != replace(
+                first,
+                starting_cash=given.execution.starting_cash,
+                allow_short=given.execution.allow_short,
+            ):
+                raise DataError(
+                    f"{state_path}: strategies {order[0]!r} and {name!r} were recorded with "
+                    "different execution settings (fees, slippage, fill_at): not one session"
+                )
+            specs.append(
+                EngineSpec(
                     name=name,
-                ),
-                series=series,
+                    strategy=_recorded_strategy(state_path, name, record.config),
+                    symbol=record.symbol,
+                    params=record.config["params"],
+                    account=given.account,
+                    capital=given.execution.starting_cash,
+                    allow_short=given.execution.allow_short,
+                    trade_from_ms=given.trade_from_ms,
+                )
             )
+        result = run_portfolio(
+            PortfolioConfig(
+                engines=tuple(specs), accounts=tuple(accounts), execution=first, close_at_end=False
+            ),
+            series,
+        )
+        outcomes = {o.name: o for o in result.engines}
+        # Equity per account on both sides: cash plus every position marked at its symbol's
+        # last recorded close (a halted engine's too, whichever bar it stopped on).
+        positions: dict[str, float] = {}
+        replayed: dict[str, float] = {}
+        cash: dict[str, float] = {}
+        for name in order:
+            given = inputs[name]
+            where = given.account or name
+            close = closes[engines[name].symbol]
+            positions[where] = positions.get(where, 0.0) + given.size * close
+            replayed[where] = replayed.get(where, 0.0) + outcomes[name].position * close
+            if given.account is None:
+                cash[where] = given.cash
+        for acc in accounts:
+            cash[acc.name] = _finite(
+                recorded_accounts[acc.name].snapshot.get("cash"),
+                f"{state_path}: damaged: account {acc.name[:100]!r}: cash",
+            )
+        reports = []
+        for name in sorted(order):
+            outcome = outcomes[name]
+            where = inputs[name].account or name
             daemon_rows = [trade_row(t) for t in store.trades(name)]
-            replay_rows = [trade_row(t) for t in result.trades]
-            daemon_equity = inputs.cash + inputs.size * bars[-1].close
+            replay_rows = [trade_row(t) for t in outcome.trades]
+            daemon_equity = cash[where] + positions[where]
+            replay_equity = result.account_cash[where][1] + replayed[where]
+            difference = _first_difference(daemon_rows, replay_rows, daemon_equity, replay_equity)
+            if difference is None and inputs[name].size != outcome.position:
+                difference = (
+                    f"position: daemon {inputs[name].size!r} != replay {outcome.position!r}"
+                )
             reports.append(
                 EngineParity(
                     name,
                     len(daemon_rows),
                     len(replay_rows),
                     daemon_equity,
-                    result.stats.final_equity,
-                    _first_difference(
-                        daemon_rows, replay_rows, daemon_equity, result.stats.final_equity
-                    ),
+                    replay_equity,
+                    difference,
                 )
             )
         return reports
@@ -96,11 +153,30 @@ def check_parity(state_path: Path) -> list[EngineParity]:
         store.close()
 
 
+def _acting_order(
+    engines: dict[str, EngineRecord], accounts: dict[str, AccountRecord]
+) -> list[str]:
+    """The engines in the order the daemon ran them: a shared account's in its recorded order
+    (who gets the cash within a minute), at the place of the first of them; the rest as
+    recorded (engines on different accounts never meet)."""
+    names = list(engines)
+    for account in accounts.values():
+        holders = account.snapshot.get("holders")
+        if not isinstance(holders, list):
+            continue
+        mine = [n for n in holders if n in engines]
+        slots = [i for i, n in enumerate(names) if n in mine]
+        for slot, name in zip(slots, [n for n in mine if n in names], strict=False):
+            names[slot] = name
+    return names
+
+
 @dataclass(frozen=True)
 class _EngineInputs:
     """What parity needs of one engine's saved record, checked: one line if it is damaged."""
 
     execution: ExecutionConfig
+    account: str | None
     trade_from_ms: int
     cash: float
     size: float
@@ -109,20 +185,31 @@ class _EngineInputs:
     def read(cls, state_path: Path, record: EngineRecord) -> _EngineInputs:
         where = f"{state_path}: damaged: strategy {record.name[:100]!r}"
         cfg, snapshot = record.config, record.snapshot
-        portfolio = snapshot.get("portfolio")
         if not isinstance(cfg.get("strategy"), str) or not isinstance(cfg.get("params"), dict):
             raise DataError(f"{where}: its config lacks a strategy name or parameters")
-        if not isinstance(portfolio, dict):
-            raise DataError(f"{where}: its snapshot has no portfolio")
+        # Version 1 is the long-only engine of the first releases: cash and size in "portfolio".
+        old = snapshot.get("version", 1) == 1
+        position: Any = snapshot.get("portfolio" if old else "position")
+        if not isinstance(position, dict):
+            raise DataError(f"{where}: its snapshot has no {'portfolio' if old else 'position'}")
+        cash_at: dict[str, Any] = position if old else snapshot
+        account = cfg.get("account")
+        if account is not None and not isinstance(account, str):
+            raise DataError(f"{where}: account is {str(account)[:50]!r}, not a name")
         numbers: dict[str, float] = {}
         for source, key in (
             (cfg, "fee_bps"),
             (cfg, "slippage_bps"),
-            (cfg, "capital"),
-            (portfolio, "cash"),
-            (portfolio, "size"),
+            (position, "size"),
         ):
             numbers[key] = _finite(source.get(key), f"{where}: {key}")
+        if account is None:
+            numbers["capital"] = _finite(cfg.get("capital"), f"{where}: capital")
+            numbers["cash"] = _finite(cash_at.get("cash"), f"{where}: cash")
+        fees: dict[str, float] = {}
+        for key in ("maker_fee_bps", "taker_fee_bps"):
+            if key in cfg:
+                fees[key] = _finite(cfg[key], f"{where}: {key}")
         trade_from = snapshot.get("trade_from_ms")
         if type(trade_from) is not int:
             raise DataError(f"{where}: trade_from_ms is {str(trade_from)[:50]!r}, not an integer")
@@ -131,11 +218,13 @@ class _EngineInputs:
                 fee_bps=numbers["fee_bps"],
                 slippage_bps=numbers["slippage_bps"],
                 fill_at=cfg.get("fill_at"),  # type: ignore[arg-type]  # checked right here
-                starting_cash=numbers["capital"],
+                starting_cash=numbers.get("capital", 10_000.0),
+                allow_short=cfg.get("allow_short") is True,
+                **fees,
             )
         except ConfigError as exc:
             raise DataError(f"{where}: {exc}") from None
-        return cls(execution, trade_from, numbers["cash"], numbers["size"])
+        return cls(execution, account, trade_from, numbers.get("cash", 0.0), numbers["size"])
 
 
 def _recorded_strategy(state_path: Path, name: str, cfg: dict[str, Any]) -> StrategySource:
@@ -217,6 +306,14 @@ def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[st
 
 
 def _replay_command(path: Path, name: str, cfg: dict[str, object], trade_from_ms: int) -> str:
+    """The ``barbus replay`` line that redoes one engine's trades from ``path``; an engine on a
+    shared account shares its cash with others, so only the whole config replays it."""
+    account = cfg.get("account")
+    if account is not None:
+        return (
+            f"# {name} trades through the shared account {account}: replay the whole config "
+            "with barbus replay --config FILE and every symbol's recorded file"
+        )
     params = cfg["params"]
     assert isinstance(params, dict)
     words = [
@@ -224,6 +321,13 @@ def _replay_command(path: Path, name: str, cfg: dict[str, object], trade_from_ms
         *("--name", name, "--fee-bps", str(cfg["fee_bps"])),
         *("--slippage-bps", str(cfg["slippage_bps"]), "--fill-at", str(cfg["fill_at"])),
         *("--cash", str(cfg["capital"]), "--trade-from", str(trade_from_ms), "--keep-open"),
+        *(["--allow-short"] if cfg.get("allow_short") is True else []),
+        *(
+            word
+            for key in ("maker_fee_bps", "taker_fee_bps")
+            if key in cfg
+            for word in (f"--{key.replace('_', '-')}", str(cfg[key]))
+        ),
         *(word for key, value in sorted(params.items()) for word in ("--param", f"{key}={value}")),
     ]
     return shlex.join(words)

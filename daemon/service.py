@@ -1,16 +1,27 @@
-"""The paper-trading daemon: feed -> bus -> engines -> SQLite, with HTTP, signals and sd_notify.
+"""The paper-trading daemon: feed -> session (bus, engines, accounts) -> events -> SQLite, with
+HTTP, signals and sd_notify.
+
+The daemon drives one kernel :class:`~barbus.daemon.core.session.Session`: the ``[[account]]``
+tables opened first, then an engine per ``[[strategy]]`` in config order (its shared account or
+one of its own). The feed pump hands each bar to the session; the bars it processed (none while
+a cross-symbol account's minute barrier holds it, several when a minute completes) are
+committed with the drained events (fills, trades, order events), every touched engine's
+snapshot and the shared accounts' snapshots, in one transaction. Fills, orders and trades are
+counted from those events, never by diffing the engines' lists.
 
 Start-up is recovery (crash-only): open the state, rebuild every engine from its last
 committed snapshot, catch up an engine that was left out of the config for a while on the bars
-recorded meanwhile (trading on them as if it had never left, so parity holds), warm up what has
+recorded meanwhile (trading on them as if it had never left, so parity holds; only a strategy
+with an account of its own: the strategies of a shared account run together, so a shared
+account missing one of them, reordered, changed or left behind is refused), warm up what has
 no history (REST bars fed with trading disabled, as many as its strategies need: their
 ``warmup_bars`` of their own timeframe), then stream. A strategy whose recorded spec, code
 fingerprint or settings differ from the config is refused with one line that says what changed;
 a record from before specs and fingerprints were recorded gets them on its first start. What
 was restored, caught up and then backfilled is logged in one ``key=value`` line each. Each bar
-is published on the bus and committed with everything it caused in one SQLite transaction
+is pushed into the session and committed with everything it caused in one SQLite transaction
 before the next bar is read, so ``kill -9`` at any moment loses nothing that was acknowledged
-and a restart redoes at most the bar in flight, identically.
+and a restart redoes at most the bar in flight (or the bars a minute barrier held), identically.
 
 SIGTERM / SIGINT stop intake at the next await point (a bar is never half-processed), close
 the feed, flush and close the state, and exit 0. SIGHUP re-reads the log level from the config.
@@ -20,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import signal
@@ -28,22 +40,42 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from barbus.daemon.config import DaemonConfig, StrategyConfig, load_config
+from barbus.daemon.core.account import Account
 from barbus.daemon.core.broker import ExecutionConfig
-from barbus.daemon.core.bus import EventBus
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
-from barbus.daemon.core.events import MINUTE_MS, Bar, BarGuard, Side, format_time_ms, interval_ms
+from barbus.daemon.core.events import (
+    MINUTE_MS,
+    Bar,
+    BarGuard,
+    EngineEvent,
+    Fill,
+    OrderEvent,
+    Side,
+    StrategyHalted,
+    Trade,
+    format_time_ms,
+    interval_ms,
+)
+from barbus.daemon.core.session import Session
 from barbus.daemon.core.tradelog import trade_dict
+from barbus.daemon.feed import pump
 from barbus.daemon.feeds.binance import BinanceFeed, FeedCounters, FeedTemporaryError
 from barbus.daemon.http import HttpLimits, app_runner, listen, make_app, start_site
 from barbus.daemon.log import configure_logging
 from barbus.daemon.metrics import DaemonMetrics, LiveStateCollector
 from barbus.daemon.notify import sd_notify, watchdog_interval_seconds
-from barbus.daemon.state import EngineRecord, EngineUpdate, StateStore, StateWriteError
+from barbus.daemon.state import (
+    AccountRecord,
+    EngineRecord,
+    EngineUpdate,
+    StateStore,
+    StateWriteError,
+)
 from barbus.strategies import StrategySource, create_strategy, resolve_strategy
 
 __all__ = ["Daemon", "run_daemon"]
@@ -57,15 +89,15 @@ class _StoppedError(Exception):
 
 @dataclass
 class _Book:
-    """What the daemon tracks per engine beyond the engine itself."""
+    """What the daemon tracks per engine beyond the engine itself: counted from the committed
+    events (and, at start, from the recorded trades)."""
 
     config: StrategyConfig
     engine: StrategyEngine
-    committed_fills: int = 0
-    committed_trades: int = 0
-    counted_orders: dict[Side, int] = field(default_factory=dict)
-    trades_before_restart: int = 0  # closed in earlier runs (the engine's log starts empty)
+    trades: int = 0  # closed trades recorded, this run's and earlier runs'
+    realised: float = 0.0  # their profit
     counted_errors: int = 0
+    halt_reason: str | None = None
 
 
 class Daemon:
@@ -75,7 +107,10 @@ class Daemon:
         self.config = config
         self.new_state = new_state
         self.metrics = DaemonMetrics.create()
-        self.bus = EventBus()
+        self.session = Session()
+        self.bus = self.session.bus
+        # Behind a cross-symbol shared account's minute barrier: the source of each held bar.
+        self._held: dict[tuple[str, int], str] = {}
         self.books: dict[str, _Book] = {}
         self.guards: dict[str, BarGuard] = {}
         self.live_from: dict[str, int] = {}
@@ -101,6 +136,7 @@ class Daemon:
         self._backfill_seen: dict[str, int] = {}  # the feed's backfill counter at the last batch
         # What the restore did (level, line), logged once the start is accepted.
         self._restore_log: list[tuple[int, str]] = []
+        self._caught_up: list[_Book] = []  # returning engines whose catch-up is to commit
         self.metrics.registry.register(
             LiveStateCollector(
                 config.feed.symbols,
@@ -140,6 +176,7 @@ class Daemon:
         try:
             self._restore_engines()  # a snapshot that does not restore is damage: one line
             self.state.check_writable()  # read-only or full: stop now, not after warm-up
+            self._commit_caught_up()
             for level, line in self._restore_log:  # a refused start says one line, no more
                 log.log(level, "%s", line)
             self._restore_log.clear()
@@ -211,11 +248,11 @@ class Daemon:
             await consume
 
     async def _consume(self, feed: BinanceFeed) -> None:
-        async for batch in feed.batches():
+        def note(batch: Sequence[Bar]) -> None:
             if self._resume_backfill and batch:
                 self._note_resume_backfill(feed.counters, batch)
-            for bar in batch:
-                self._process(bar, "live")
+
+        await pump(feed, functools.partial(self._process, source="live"), note)
 
     def _note_resume_backfill(self, counters: FeedCounters, batch: Sequence[Bar]) -> None:
         """Count the REST pages that follow a restart; the first WebSocket bar of the symbol
@@ -258,12 +295,19 @@ class Daemon:
         for symbol, stream in streams.items():
             self.live_from[symbol] = stream.live_from_ms
             self.guards[symbol] = BarGuard(stream.last_open_time_ms)
+        self._open_accounts(saved)
         upgrades: dict[str, tuple[str, dict[str, Any]]] = {}
         moved: set[str] = set()
+        caught_up: list[_Book] = []
+        halts = self.state.halts()
         for cfg in self.config.strategies:
             strategy = create_strategy(cfg.source, cfg.params)
             engine = StrategyEngine(
-                strategy, cfg.symbol, self.config.execution_for(cfg), name=cfg.name
+                strategy,
+                cfg.symbol,
+                self.config.execution_for(cfg),
+                name=cfg.name,
+                account=self.session.accounts[cfg.account] if cfg.account else None,
             )
             book = _Book(cfg, engine)
             record = saved.get(cfg.name)
@@ -281,20 +325,47 @@ class Daemon:
                         f"{self.config.state_path}: damaged: the snapshot of strategy "
                         f"{cfg.name!r} does not restore: {type(exc).__name__}: {str(exc)[:200]}"
                     ) from None
-                book.trades_before_restart = len(self.state.trades(cfg.name))
+                recorded = self.state.trades(cfg.name)
+                book.trades = len(recorded)
+                book.realised = sum(t.profit for t in recorded)
                 self._log_restored(book, record)
                 ran = streams.get(cfg.symbol)
-                if ran is not None and record.last_open_time_ms < ran.last_open_time_ms:
+                halted = halts.get(cfg.name)
+                if halted is not None:
+                    # Halted for good (as a replay halts it): not caught up, not fed.
+                    book.halt_reason = f"{halted} (halted in an earlier run)"
+                    line = f"strategy {cfg.name} stays halted: {book.halt_reason}"
+                    self._restore_log.append((logging.WARNING, line))
+                elif ran is not None and record.last_open_time_ms < ran.last_open_time_ms:
+                    if cfg.account is not None:
+                        raise ConfigError(
+                            f"strategy {cfg.name!r} last ran on the {cfg.symbol} bar at "
+                            f"{format_time_ms(record.last_open_time_ms)}, but account "
+                            f"{cfg.account!r} traded on without it until "
+                            f"{format_time_ms(ran.last_open_time_ms)}: a strategy on a shared "
+                            "account cannot be caught up alone; start it over under a new "
+                            "[[strategy]] name"
+                        )
                     self._catch_up_returning_engine(book, record)
+                    caught_up.append(book)
             elif cfg.symbol in streams:
                 self._catch_up_new_engine(book)
             self.books[cfg.name] = book
-            if cfg.name not in self.bus.halted:  # it may have failed while catching up
+            self.session.add(engine)
+            # The session subscribed the engine itself; the daemon times it (same place, same
+            # order: re-subscribed at once, before the next engine is added).
+            self.bus.unsubscribe(cfg.name)
+            if book.halt_reason is None:
                 self.bus.subscribe(cfg.name, [cfg.symbol], ["1m"], self._timed(cfg.name, engine))
+            else:  # it failed while catching up: halted as the bus halts a failing subscriber
+                self.bus.halt(cfg.name, book.halt_reason)
             self._export_engine(book)
             for side in Side:  # every series exists from the start, at 0
                 self.metrics.fills.labels(cfg.name, side.value)
                 self.metrics.orders.labels(cfg.name, side.value)
+        self._check_holders(saved)
+        self._caught_up = caught_up
+        self._export_accounts()
         if streams:
             self._log_resumed(streams, saved)
         self.state.rewrite_engine_configs(upgrades)
@@ -312,6 +383,84 @@ class Daemon:
                 self.metrics.bars.labels(symbol, source)
                 self.metrics.bars_dropped.labels(symbol, source)
             self.metrics.decision_lag.labels(symbol)
+
+    def _open_accounts(self, saved: dict[str, EngineRecord]) -> None:
+        """Open the ``[[account]]`` tables, each restored from its record; an account whose
+        cash or shorting changed, or a recorded strategy of a configured shared account that
+        is no longer configured, is refused with one line (a shared account's strategies run
+        together, or their books would not add up)."""
+        assert self.state is not None
+        recorded = self.state.accounts()
+        configured = {cfg.name for cfg in self.config.strategies}
+        for acc in self.config.accounts:
+            account = self.session.open_account(acc.name, acc.cash, allow_short=acc.allow_short)
+            record = recorded.get(acc.name)
+            if record is None:
+                continue
+            if (record.starting_cash, record.allow_short) != (acc.cash, acc.allow_short):
+                raise ConfigError(
+                    f"account {acc.name!r} was saved with cash {record.starting_cash!r} and "
+                    f"allow_short {str(record.allow_short).lower()}, but is now configured with "
+                    f"cash {acc.cash!r} and allow_short {str(acc.allow_short).lower()}; give it "
+                    "a new name (or use a new state file) instead of changing a running account"
+                )
+            try:
+                account.restore(record.snapshot)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DataError(
+                    f"{self.config.state_path}: damaged: the snapshot of account {acc.name!r} "
+                    f"does not restore: {type(exc).__name__}: {str(exc)[:200]}"
+                ) from None
+            missing = [
+                name
+                for name, engine in saved.items()
+                if engine.config.get("account") == acc.name and name not in configured
+            ]
+            if missing:
+                raise ConfigError(
+                    f"account {acc.name!r} is shared by strategies {', '.join(missing)}, which "
+                    "are no longer configured: every strategy of a shared account runs while "
+                    "the account does; configure them again (or give the account a new name)"
+                )
+
+    def _check_holders(self, saved: dict[str, EngineRecord]) -> None:
+        """The recorded strategies of a shared account act in the recorded order (config
+        order decides who gets the cash within a minute): one line if the config reorders them."""
+        assert self.state is not None
+        for name, record in self.state.accounts().items():
+            order = record.snapshot.get("holders")
+            account = self.session.accounts.get(name)
+            if not isinstance(order, list) or account is None:
+                continue
+            now = [h.name for h in account.holders if isinstance(h, StrategyEngine)]
+            kept = [n for n in now if n in order and n in saved]
+            if kept != [n for n in order if n in kept]:
+                raise ConfigError(
+                    f"account {name!r}: its strategies were saved acting in the order "
+                    f"{', '.join(order)}, but the config lists them as {', '.join(now)}; the "
+                    "order decides who gets the cash within a minute: restore it"
+                )
+
+    def _commit_caught_up(self) -> None:
+        """Commit what catching up did at once, with the engines' snapshots, so a crash right
+        after the start cannot commit those trades a second time."""
+        assert self.state is not None
+        books, self._caught_up = self._caught_up, []
+        done = [b for b in books if b.halt_reason is None]
+        events: list[EngineEvent] = [e for b in done for e in b.engine.drain()]
+        for book in books:
+            book.engine.drain()  # what a failed catch-up did is not committed; its halt is
+            if book.halt_reason is not None:
+                events.append(StrategyHalted(book.config.name, 0, book.halt_reason))
+        if not events and not done:
+            return
+        self._count_events(events)
+        try:
+            self.state.commit([], {}, [self._update(b) for b in done], events, self._accounts())
+        except sqlite3.Error as exc:
+            raise StateWriteError(
+                f"{self.config.state_path}: could not record the catch-up ({exc}); stopping"
+            ) from None
 
     def _check_record(
         self, cfg: StrategyConfig, saved: dict[str, Any], wanted: dict[str, Any]
@@ -370,18 +519,21 @@ class Daemon:
             return False
 
     def _log_restored(self, book: _Book, record: EngineRecord) -> None:
-        portfolio = book.engine.portfolio
+        engine = book.engine
+        position = engine.position
         fields: dict[str, object] = {
             "strategy": book.config.name,
             "symbol": book.config.symbol,
             "last_bar": format_time_ms(record.last_open_time_ms),
-            "trades": book.trades_before_restart,
-            "cash": portfolio.cash,
-            "position": portfolio.size,
+            "trades": book.trades,
+            "account": engine.account.name,
+            "cash": engine.account.cash,
+            "position": position.size,
+            "open_orders": len(engine.open_orders),
         }
-        if portfolio.size > 0.0:
-            fields["entry_time"] = format_time_ms(portfolio.entry_time_ms)
-            fields["entry_price"] = portfolio.entry_price
+        if position.size != 0.0:
+            fields["entry_time"] = format_time_ms(position.entry_time_ms)
+            fields["entry_price"] = position.entry_price
         self._restore_log.append((logging.INFO, f"restored {_kv(fields)}"))
 
     def _log_resumed(self, streams: dict[str, Any], saved: dict[str, EngineRecord]) -> None:
@@ -396,7 +548,7 @@ class Daemon:
                 f"{symbol}@{format_time_ms(stream.last_open_time_ms)}"
                 for symbol, stream in sorted(streams.items())
             ),
-            "open_positions": sum(b.engine.portfolio.size > 0.0 for b in self.books.values()),
+            "open_positions": sum(b.engine.position.size != 0.0 for b in self.books.values()),
         }
         self._restore_log.append((logging.INFO, f"resumed {_kv(fields)}"))
         for symbol, stream in streams.items():
@@ -419,15 +571,15 @@ class Daemon:
                 "the recorded bars and trades from the next one)"
             )
         missed = [bar for bar, _ in recorded[1:]]
-        fills, trades = len(engine.fills), len(engine.trades)
+        fills, trades = engine.fills, len(engine.trades)
         for bar in missed:
             try:
                 engine.on_bar(bar)
             except Exception as exc:  # as the bus isolates a failing subscriber
-                # Halted as the bus halts a failing subscriber; its catch-up fills are not
-                # committed (a halted book is skipped), so each restart tries the catch-up again.
+                # Halted as the bus halts a failing subscriber; its catch-up events are not
+                # committed, so each restart tries the catch-up again.
                 reason = f"{type(exc).__name__}: {exc} (on {bar.describe()}, catching up)"
-                self.bus.halt(name, reason)
+                book.halt_reason = reason
                 line = f"subscriber {name} raised and is halted: {reason}"
                 self._restore_log.append((logging.ERROR, line))
                 break
@@ -437,9 +589,9 @@ class Daemon:
             "bars": len(missed),
             "from": format_time_ms(missed[0].open_time_ms),
             "to": format_time_ms(missed[-1].open_time_ms),
-            "fills": len(engine.fills) - fills,
+            "fills": engine.fills - fills,
             "trades": len(engine.trades) - trades,
-            "position": engine.portfolio.size,
+            "position": engine.position.size,
         }
         self._restore_log.append((logging.INFO, f"caught up {_kv(fields)}"))
 
@@ -481,6 +633,7 @@ class Daemon:
                 feed.last_close[last.symbol] = last.close
 
     async def _warm_up(self, feed: BinanceFeed) -> None:
+        warmed: list[tuple[str, int, int]] = []
         for symbol in self.config.feed.symbols:
             if symbol in self.live_from:
                 continue  # history already recorded: the feed backfills from there
@@ -494,13 +647,16 @@ class Daemon:
                 self._process(bar, "warmup")
             if bars:  # the last bar accepted, whatever order the exchange sent them in
                 feed.last_open_ms[symbol] = self.guards[symbol].last_open_time_ms
+            warmed.append((symbol, len(bars), live_from))
+        # Said once every symbol is in: a minute barrier releases a symbol's bars only then.
+        for symbol, count, live_from in warmed:
             books = [b for b in self.books.values() if b.config.symbol == symbol]
             cold = [b.config.name for b in books if not b.engine.strategy.ready]
             log.log(
                 logging.WARNING if cold else logging.INFO,
                 "%s: warmed up on %d bars (%d wanted), trading from %s; %s",
                 symbol,
-                len(bars),
+                count,
                 self._warmup_minutes(symbol),
                 format_time_ms(live_from) if live_from else "the first live bar",
                 f"indicators not ready yet: {', '.join(cold)} (the exchange had too few bars)"
@@ -558,27 +714,33 @@ class Daemon:
             self.dropped_run = 0
         if self.live_from.get(bar.symbol, 0) == 0:
             self.live_from[bar.symbol] = bar.open_time_ms
+        session = self.session
+        held = self._held
+        if session.holds_minutes:
+            held[(bar.symbol, bar.open_time_ms)] = source
         started = time.perf_counter()
-        self.bus.publish(bar)
+        released = session.push(bar)
         self.metrics.bus_publish.observe(time.perf_counter() - started)
-        updates = []
-        for book in self.books.values():
-            if book.config.symbol != bar.symbol or book.config.name in self.bus.halted:
-                continue
-            engine = book.engine
-            updates.append(
-                EngineUpdate(
-                    name=book.config.name,
-                    strategy=book.config.spec,
-                    symbol=book.config.symbol,
-                    config=_engine_config(book.config, self.config.execution),
-                    snapshot=engine.snapshot(),
-                    new_fills=engine.fills[book.committed_fills :],
-                    new_trades=engine.trades[book.committed_trades :],
-                )
-            )
+        if not released:
+            return  # held until the other symbols reach this minute; committed then
+        events = session.drain()
+        halted = self.bus.halted
+        if any(e.__class__ is StrategyHalted for e in events):
+            # A strategy that failed on these bars keeps its last committed snapshot and
+            # events, and its halt is recorded: a restart keeps it halted, as a replay does.
+            failed = {e.strategy for e in events if isinstance(e, StrategyHalted)}
+            events = [
+                e for e in events if e.strategy not in failed or isinstance(e, StrategyHalted)
+            ]
+        if held:
+            bars = [(b, held.pop((b.symbol, b.open_time_ms), source)) for b in released]
+        else:
+            bars = [(bar, source)]
+        symbols = {b.symbol for b in released}
+        books = [b for b in self.books.values() if b.config.symbol in symbols]
+        updates = [self._update(b) for b in books if b.config.name not in halted]
         try:
-            self.state.commit_bar(bar, source, self.live_from[bar.symbol], updates)
+            self.state.commit(bars, self.live_from, updates, events, self._accounts())
         except sqlite3.Error as exc:
             # Nothing of this bar is durable, so nothing may be acknowledged: stop here and
             # let the service manager restart us; recovery redoes the bar. Every bar before
@@ -588,27 +750,23 @@ class Daemon:
                 f"{self.config.state_path}: could not record the {bar.describe()} "
                 f"({type(exc).__name__}: {exc}); stopping, every earlier bar is kept"
             ) from None
-        for book in self.books.values():
-            if book.config.symbol == bar.symbol:
-                for fill in book.engine.fills[book.committed_fills :]:
-                    self.metrics.fills.labels(book.config.name, fill.side.value).inc()
-                for side, placed in book.engine.orders.items():
-                    counted = book.counted_orders.get(side, 0)
-                    self.metrics.orders.labels(book.config.name, side.value).inc(placed - counted)
-                    book.counted_orders[side] = placed
-                book.committed_fills = len(book.engine.fills)
-                book.committed_trades = len(book.engine.trades)
-                self._export_engine(book)
-        self.bars_processed += 1
+        if events:
+            self._count_events(events)
+        for book in books:
+            self._export_engine(book)
+        if self.config.accounts:
+            self._export_accounts()
+        self.bars_processed += len(released)
         now = time.monotonic()
         feed = self.feed
         if source == "live":
             self.last_live_bar_monotonic = now
             dropped = _dropped(feed.counters) if feed is not None else 0
             self._dropped_at_last_bar = dropped + self.bars_dropped
-        self.metrics.bars.labels(bar.symbol, source).inc()
+        for done, done_source in bars:
+            self.metrics.bars.labels(done.symbol, done_source).inc()
+            self.metrics.last_bar_time.labels(done.symbol).set(done.open_time_ms / 1000)
         self.metrics.state_write.observe(self.state.last_commit_seconds)
-        self.metrics.last_bar_time.labels(bar.symbol).set(bar.open_time_ms / 1000)
         received = feed.received_monotonic.get(bar.symbol) if feed is not None else None
         # Lag of the candle that just arrived live (not of bars fetched over REST before it).
         if (
@@ -620,6 +778,45 @@ class Daemon:
             lag = now - received
             self.lags.append(lag)
             self.metrics.decision_lag.labels(bar.symbol).observe(lag)
+
+    def _update(self, book: _Book) -> EngineUpdate:
+        engine = book.engine
+        last = engine.last_bar
+        return EngineUpdate(
+            name=book.config.name,
+            strategy=book.config.spec,
+            symbol=book.config.symbol,
+            config=_engine_config(book.config, self.config.execution),
+            snapshot=engine.snapshot(),
+            last_open_time_ms=last.open_time_ms if last is not None else 0,
+        )
+
+    def _accounts(self) -> list[AccountRecord]:
+        """The shared accounts as recorded: cash, and the order their strategies act in."""
+        records = []
+        for acc in self.config.accounts:
+            account = self.session.accounts[acc.name]
+            snapshot = account.snapshot()
+            snapshot["holders"] = [h.name for h in account.holders if isinstance(h, StrategyEngine)]
+            records.append(AccountRecord(acc.name, acc.cash, acc.allow_short, snapshot))
+        return records
+
+    def _count_events(self, events: Sequence[EngineEvent]) -> None:
+        """Fills and orders counted from the committed events: an order is counted when placed,
+        a signal or a bracket exit (a market order placed and filled at once) at its fill."""
+        metrics = self.metrics
+        for event in events:
+            if isinstance(event, Fill):
+                metrics.fills.labels(event.strategy, event.side.value).inc()
+                if event.order_id == 0:
+                    metrics.orders.labels(event.strategy, event.side.value).inc()
+            elif isinstance(event, OrderEvent) and event.event == "placed":
+                metrics.orders.labels(event.strategy, event.side.value).inc()
+            elif isinstance(event, Trade):
+                book = self.books.get(event.strategy)
+                if book is not None:
+                    book.trades += 1
+                    book.realised += event.profit
 
     def _drop(self, bar: Bar, source: str, exc: DataError) -> None:
         """A bar the feed let through but that would poison the record (older than the last
@@ -637,13 +834,23 @@ class Daemon:
         errors = self.bus.errors.get(name, 0)
         self.metrics.subscriber_errors.labels(name).inc(errors - book.counted_errors)
         book.counted_errors = errors
-        price = engine.last_bar.close if engine.last_bar is not None else 0.0
-        equity = engine.portfolio.equity(price)
-        self.metrics.position.labels(name).set(engine.portfolio.size)
-        self.metrics.cash.labels(name).set(engine.portfolio.cash)
-        self.metrics.equity.labels(name).set(equity)
-        self.metrics.pnl.labels(name).set(equity - book.config.capital)
+        account = engine.account
+        self.metrics.position.labels(name).set(engine.position.size)
+        self.metrics.cash.labels(name).set(account.cash)
+        self.metrics.equity.labels(name).set(account.equity())
+        self.metrics.pnl.labels(name).set(_pnl(book))
+        self.metrics.open_orders.labels(name).set(len(engine.open_orders))
         self.metrics.strategy_halted.labels(name).set(1 if name in self.bus.halted else 0)
+        if engine.own_account:
+            self._export_account(account)
+
+    def _export_accounts(self) -> None:
+        for acc in self.config.accounts:
+            self._export_account(self.session.accounts[acc.name])
+
+    def _export_account(self, account: Account) -> None:
+        self.metrics.account_cash.labels(account.name).set(account.cash)
+        self.metrics.account_equity.labels(account.name).set(account.equity())
 
     def readiness(self) -> tuple[bool, str]:
         """Ready = warmed up, feed connected, and a bar processed live in this run no longer
@@ -710,7 +917,8 @@ class Daemon:
         for name, book in self.books.items():
             engine = book.engine
             last = engine.last_bar
-            equity = engine.portfolio.equity(last.close if last is not None else 0.0)
+            account = engine.account
+            orders = engine.open_orders
             strategies.append(
                 {
                     "name": name,
@@ -720,17 +928,34 @@ class Daemon:
                     "symbol": book.config.symbol,
                     "indicators_ready": engine.strategy.ready,
                     "warmup_bars": engine.strategy.warmup_bars,
-                    "position": engine.portfolio.size,
-                    "cash": engine.portfolio.cash,
-                    "equity": equity,
-                    "pnl": equity - book.config.capital,
-                    "trades": book.trades_before_restart + book.committed_trades,
+                    "account": account.name,
+                    "shared_account": not engine.own_account,
+                    "position": engine.position.size,
+                    "cash": account.cash,
+                    "equity": account.equity(),
+                    "pnl": _pnl(book),
+                    "realised_pnl": book.realised,
+                    "trades": book.trades,
+                    "open_orders_count": len(orders),
+                    "open_orders": [_order_status(o) for o in orders],
                     "last_bar": format_time_ms(last.open_time_ms) if last is not None else None,
                     "trading_from": format_time_ms(engine.trade_from_ms),
                     "halted": self.bus.halted.get(name),
                     "open_position": _open_position(engine),
                 }
             )
+        accounts = [
+            {
+                "name": account.name,
+                "shared": account.name in {a.name for a in self.config.accounts},
+                "allow_short": account.allow_short,
+                "starting_cash": account.starting_cash,
+                "cash": account.cash,
+                "equity": account.equity(),
+                "strategies": [h.name for h in account.holders if isinstance(h, StrategyEngine)],
+            }
+            for account in self.session.accounts.values()
+        ]
         counters = self.feed.counters if self.feed is not None else None
         lags = sorted(self.lags)
         ready, why = self.readiness()
@@ -764,6 +989,7 @@ class Daemon:
                 "p99": 1000 * lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else None,
             },
             "strategies": strategies,
+            "accounts": accounts,
         }
 
     def recorded_trades(
@@ -784,21 +1010,59 @@ UNREALISED_BASIS = (
 
 
 def _open_position(engine: StrategyEngine) -> dict[str, Any] | None:
-    """The open long of ``engine`` marked at the last processed bar's close, or None if flat."""
-    portfolio, last = engine.portfolio, engine.last_bar
-    if portfolio.size <= 0.0 or last is None:
+    """The open position of ``engine`` (a short has a negative size) marked at the last
+    processed bar's close, or None if flat."""
+    position, last = engine.position, engine.last_bar
+    if position.size == 0.0 or last is None:
         return None
     return {
-        "entry_time": format_time_ms(portfolio.entry_time_ms),
-        "entry_time_ms": portfolio.entry_time_ms,
-        "entry_price": portfolio.entry_price,
-        "size": portfolio.size,
-        "entry_fee": portfolio.entry_fee,
+        "direction": "long" if position.size > 0.0 else "short",
+        "entry_time": format_time_ms(position.entry_time_ms),
+        "entry_time_ms": position.entry_time_ms,
+        "entry_price": position.entry_price,
+        "size": position.size,
+        "entry_fee": position.entry_fee,
         "mark_price": last.close,
         "mark_bar": format_time_ms(last.open_time_ms),
-        "unrealised_pnl": portfolio.size * (last.close - portfolio.entry_price)
-        - portfolio.entry_fee,
+        "unrealised_pnl": _unrealised(engine),
         "unrealised_pnl_basis": UNREALISED_BASIS,
+    }
+
+
+def _unrealised(engine: StrategyEngine) -> float:
+    position, last = engine.position, engine.last_bar
+    if position.size == 0.0 or last is None:
+        return 0.0
+    return position.size * (last.close - position.entry_price) - position.entry_fee
+
+
+def _pnl(book: _Book) -> float:
+    """Equity minus starting cash on an account of its own; on a shared one, the strategy's
+    attributed profit: its recorded trades plus the unrealised profit of its position."""
+    engine = book.engine
+    if engine.own_account:
+        return engine.account.equity() - engine.account.starting_cash
+    return book.realised + _unrealised(engine)
+
+
+def _order_status(order: dict[str, Any]) -> dict[str, Any]:
+    """A working order for /status: what was asked, when it works and expires (None: GTC)."""
+    expires = order["expires_ms"]
+    return {
+        "order_id": order["order_id"],
+        "side": order["side"],
+        "type": order["kind"],
+        "price": order["price"],
+        "fraction": order["fraction"],
+        "quote": order["quote"],
+        "units": order["units"],
+        "target": order["target"],
+        "tag": order["tag"],
+        "active_from": format_time_ms(order["active_from_ms"]),
+        "expires": format_time_ms(expires) if expires else None,
+        "stop_loss_pct": order["stop_loss_pct"],
+        "take_profit_pct": order["take_profit_pct"],
+        "trailing_stop_pct": order["trailing_stop_pct"],
     }
 
 
@@ -819,8 +1083,10 @@ def _dropped(counters: FeedCounters) -> int:
 
 
 def _engine_config(cfg: StrategyConfig, execution: ExecutionConfig) -> dict[str, Any]:
-    """Everything that decides an engine's trades; stored so replay (parity) can redo them."""
-    return {
+    """Everything that decides an engine's trades; stored so replay (parity) can redo them.
+    Settings added after the first release are stored only when not at their default, so a
+    record of an older release still matches a config that does not use them."""
+    config: dict[str, Any] = {
         "strategy": cfg.spec,
         "fingerprint": cfg.fingerprint,
         "symbol": cfg.symbol,
@@ -830,6 +1096,16 @@ def _engine_config(cfg: StrategyConfig, execution: ExecutionConfig) -> dict[str,
         "slippage_bps": execution.slippage_bps,
         "fill_at": execution.fill_at,
     }
+    if cfg.account is not None:
+        config["account"] = cfg.account
+        del config["capital"]  # the account's, recorded with it
+    elif cfg.allow_short:
+        config["allow_short"] = True
+    if execution.maker_fee_bps is not None:
+        config["maker_fee_bps"] = execution.maker_fee_bps
+    if execution.taker_fee_bps is not None:
+        config["taker_fee_bps"] = execution.taker_fee_bps
+    return config
 
 
 def _settings(config: dict[str, Any]) -> dict[str, Any]:

@@ -1,12 +1,19 @@
-"""Durable daemon state in SQLite: every processed bar, fills, trades and strategy snapshots.
+"""Durable daemon state in SQLite: every processed bar, fills, trades, order events, strategy and
+account snapshots.
 
-One transaction per bar holds the bar itself, the stream's new last open time, and for every
-engine that saw the bar its snapshot and any new fills and trades. WAL mode with
+One transaction per bar holds the bar itself (or, behind a shared account's minute barrier, the
+bars that minute released), each stream's new last open time, the snapshot of every engine that
+saw them and of the shared accounts, and the events the session drained (fills, trades, order
+events). A bar the barrier still holds is not committed, so a stream's last bar is always a
+committed one and a restart backfills from there. WAL mode with
 ``synchronous=NORMAL`` survives a killed process (the committed transactions are in the WAL);
 a restart reads the last committed bar per stream and the snapshots, so processing resumes
 exactly: no fill lost, none repeated. Crash-only: opening the store is the recovery.
 
-Schema version lives in ``PRAGMA user_version``; migrations are applied in order on open.
+Schema version lives in ``PRAGMA user_version``; an older file is upgraded in place on its
+first writable open, every step in one transaction (schema 3: trades get ``direction``, old
+rows ``long``; fills their ``order_id``; tables ``accounts`` and ``order_events``). A read-only
+open of an older file reads it as it is.
 
 Opening is also where damage is caught, so nothing ever runs on it: ``PRAGMA quick_check``,
 every table and column present, every row of the right type and every number finite, every
@@ -37,15 +44,26 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
-from barbus.daemon.core.events import Bar, ExitReason, Fill, Trade
+from barbus.daemon.core.events import (
+    Bar,
+    Direction,
+    EngineEvent,
+    ExitReason,
+    Fill,
+    OrderEvent,
+    Side,
+    StrategyHalted,
+    Trade,
+)
 
 __all__ = [
+    "AccountRecord",
     "EngineRecord",
     "EngineUpdate",
     "StateBusyError",
@@ -54,7 +72,7 @@ __all__ = [
     "StreamRecord",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1
     """
@@ -90,7 +108,24 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta VALUES ('state_id', lower(hex(randomblob(16))));
     """,
+    # 2 -> 3: orders and accounts. Trades of the long-only releases were longs; a fill's order.
+    """
+    ALTER TABLE trades ADD COLUMN direction TEXT NOT NULL DEFAULT 'long';
+    ALTER TABLE fills ADD COLUMN order_id INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY, starting_cash REAL NOT NULL, allow_short INTEGER NOT NULL,
+        snapshot TEXT NOT NULL
+    );
+    CREATE TABLE order_events (
+        id INTEGER PRIMARY KEY, engine TEXT NOT NULL, time_ms INTEGER NOT NULL,
+        order_id INTEGER NOT NULL, event TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,
+        price REAL, detail TEXT NOT NULL
+    );
+    """,
 )
+_SINCE: dict[str, int] = {"meta": 2, "accounts": 3, "order_events": 3}
+"""The schema version that added a table (the others are there from version 1)."""
+_COLUMNS_SINCE: dict[tuple[str, str], int] = {("trades", "direction"): 3, ("fills", "order_id"): 3}
 
 
 @dataclass(frozen=True)
@@ -112,15 +147,24 @@ class EngineRecord:
 
 @dataclass(frozen=True)
 class EngineUpdate:
-    """What one engine changed while processing one bar."""
+    """An engine's state after the bars of one commit (its events are committed beside it)."""
 
     name: str
     strategy: str
     symbol: str
     config: dict[str, Any]
     snapshot: dict[str, Any]
-    new_fills: Sequence[Fill]
-    new_trades: Sequence[Trade]
+    last_open_time_ms: int  # of the last bar it processed
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """A shared account: what it was opened with, and its last snapshot (cash)."""
+
+    name: str
+    starting_cash: float
+    allow_short: bool
+    snapshot: dict[str, Any]
 
 
 class StateBusyError(BarbusError):
@@ -193,7 +237,27 @@ _TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             ]
         ),
     ),
+    "accounts": (
+        ("name", "starting_cash", "allow_short", "snapshot"),
+        " AND ".join(
+            [_text_sql("name"), _finite_sql("starting_cash"), "allow_short IN (0, 1)",
+             _text_sql("snapshot")]
+        ),
+    ),
+    "order_events": (
+        ("id", "engine", "time_ms", "order_id", "event", "side", "type", "price", "detail"),
+        " AND ".join(
+            [_text_sql(c) for c in ("engine", "event", "type", "detail")]
+            + [_int_sql("time_ms"), _int_sql("order_id"), "side IN ('buy', 'sell')"]
+            + [f"(price IS NULL OR ({_finite_sql('price')}))"]
+        ),
+    ),
 }  # fmt: skip
+# Conditions on columns a later schema added: (since version, condition).
+_CONDITIONS_SINCE: dict[str, tuple[int, str]] = {
+    "trades": (3, "direction IN ('long', 'short')"),
+    "fills": (3, _int_sql("order_id")),
+}
 _ID_CHARS = frozenset("0123456789abcdef")
 
 
@@ -222,6 +286,7 @@ class StateStore:
         self.path = Path(path)
         self.read_only = read_only
         self.last_commit_seconds = 0.0
+        self.version = 0  # the schema version of the open file (after any migration)
         self._lock_fd: int | None = None
         if self.path.exists() and not self.path.is_file():
             raise DataError(f"{self.path}: not a regular file")
@@ -351,6 +416,7 @@ class StateStore:
         if self.read_only and empty:
             raise DataError(f"{self.path}: empty: no barbus state in it")
         self._validate(version)
+        self.version = version
         if self.read_only:
             return
         if marker is not None and not new_state:
@@ -371,6 +437,7 @@ class StateStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             self._migrate(version)
+            self.version = SCHEMA_VERSION
         except sqlite3.Error as exc:
             raise DataError(f"{self.path}: cannot use the state file: {exc}") from None
         state_id = self._state_id()
@@ -383,9 +450,12 @@ class StateStore:
             return
         db = self._db
         try:
-            for table, (columns, condition) in _TABLES.items():
-                if table == "meta" and version < 2:
+            for table, (all_columns, base) in _TABLES.items():
+                if version < _SINCE.get(table, 1):
                     continue
+                columns = [c for c in all_columns if version >= _COLUMNS_SINCE.get((table, c), 1)]
+                since, extra = _CONDITIONS_SINCE.get(table, (version + 1, ""))
+                condition = f"{base} AND {extra}" if version >= since else base
                 present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
                 if not present:
                     raise DataError(f"{self.path}: damaged: table {table!r} is missing")
@@ -417,6 +487,9 @@ class StateStore:
             for name, config, snapshot in db.execute("SELECT name, config, snapshot FROM engines"):
                 for what, text in (("config", config), ("snapshot", snapshot)):
                     self._parse(name, what, text)
+            if version >= 3:
+                for name, snapshot in db.execute("SELECT name, snapshot FROM accounts"):
+                    self._parse(name, "snapshot", snapshot, "account")
             if version >= 2:
                 state_id = self._state_id()
                 if len(state_id) != 32 or not set(state_id) <= _ID_CHARS:
@@ -424,16 +497,16 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             raise DataError(f"{self.path}: damaged: {exc}") from None
 
-    def _parse(self, name: str, what: str, text: str) -> dict[str, Any]:
+    def _parse(self, name: str, what: str, text: str, owner: str = "strategy") -> dict[str, Any]:
         try:
             value = json.loads(text)
         except (ValueError, RecursionError) as exc:
             raise DataError(
-                f"{self.path}: damaged: {what} of strategy {_short(name)!r} is not JSON: {exc}"
+                f"{self.path}: damaged: {what} of {owner} {_short(name)!r} is not JSON: {exc}"
             ) from None
         if not isinstance(value, dict):
             raise DataError(
-                f"{self.path}: damaged: {what} of strategy {_short(name)!r} is "
+                f"{self.path}: damaged: {what} of {owner} {_short(name)!r} is "
                 f"{type(value).__name__}, not an object"
             )
         return value
@@ -445,19 +518,20 @@ class StateStore:
         return str(row[0])
 
     def _migrate(self, version: int) -> None:
-        for number in range(version, SCHEMA_VERSION):
-            # One transaction per step, the version bump included: a crash leaves either the
-            # old schema or the new one, never tables without their version.
-            script = _MIGRATIONS[number].replace("\n    ", "\n")
-            try:
-                self._db.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number + 1};\nCOMMIT;"
-                )
-            except BaseException:
-                if self._db.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._db.execute("ROLLBACK")
-                raise
+        if version == SCHEMA_VERSION:
+            return
+        # Every step in one transaction, the version bump included: a crash leaves either the
+        # old schema or the new one, never tables without their version.
+        steps = "\n".join(m.replace("\n    ", "\n") for m in _MIGRATIONS[version:])
+        try:
+            self._db.executescript(
+                f"BEGIN IMMEDIATE;\n{steps}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+            )
+        except BaseException:
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -569,7 +643,9 @@ class StateStore:
         all, closed at or after ``since_ms``, at most ``limit`` of them."""
         query = (
             "SELECT engine, symbol, entry_time_ms, exit_time_ms, entry_price, exit_price, size, "
-            "entry_fee, exit_fee, profit, profit_pct, exit_reason FROM trades"
+            "entry_fee, exit_fee, profit, profit_pct, exit_reason, "
+            + ("direction" if self.version >= 3 else "'long'")
+            + " FROM trades"
         )
         where: list[str] = []
         args: list[str | int] = []
@@ -604,7 +680,45 @@ class StateStore:
                 profit=r[9],
                 profit_pct=r[10],
                 exit_reason=ExitReason(r[11]),
+                direction=Direction(r[12]),
             )
+            for r in rows
+        ]
+
+    def halts(self) -> dict[str, str]:
+        """Strategies halted in an earlier run, with the one-line reason (kept in ``meta``)."""
+        if self.version < 2:
+            return {}
+        rows = self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'halted:%'")
+        return {str(r[0]).removeprefix("halted:"): str(r[1]) for r in rows}
+
+    def accounts(self) -> dict[str, AccountRecord]:
+        """The shared accounts recorded (none before schema 3)."""
+        if self.version < 3:
+            return {}
+        rows = self._db.execute("SELECT name, starting_cash, allow_short, snapshot FROM accounts")
+        return {
+            r[0]: AccountRecord(
+                r[0], r[1], bool(r[2]), self._parse(r[0], "snapshot", r[3], "account")
+            )
+            for r in rows
+        }
+
+    def order_events(self, engine: str | None = None) -> list[OrderEvent]:
+        """Order events (placed, cancelled, expired, rejected, reduced), in commit order."""
+        if self.version < 3:
+            return []
+        query = (
+            "SELECT o.event, o.engine, e.symbol, o.time_ms, o.order_id, o.side, o.type, o.price, "
+            "o.detail FROM order_events o LEFT JOIN engines e ON e.name = o.engine"
+        )
+        args: list[str] = []
+        if engine is not None:
+            query += " WHERE o.engine = ?"
+            args.append(engine)
+        rows = self._db.execute(query + " ORDER BY o.id", args)
+        return [
+            OrderEvent(r[0], r[1], r[2] or "", r[3], r[4], Side(r[5]), r[6], r[7], r[8])
             for r in rows
         ]
 
@@ -629,30 +743,45 @@ class StateStore:
             )
 
     def commit_bar(
-        self, bar: Bar, source: str, live_from_ms: int, updates: Iterable[EngineUpdate]
+        self,
+        bar: Bar,
+        source: str,
+        live_from_ms: int,
+        updates: Iterable[EngineUpdate],
+        events: Sequence[EngineEvent] = (),
     ) -> None:
-        """Record ``bar`` and what every engine did with it, atomically."""
+        """Record one bar and what the engines did with it, atomically (see :meth:`commit`)."""
+        self.commit([(bar, source)], {bar.symbol: live_from_ms}, updates, events)
+
+    def commit(
+        self,
+        bars: Sequence[tuple[Bar, str]],
+        live_from_ms: Mapping[str, int],
+        updates: Iterable[EngineUpdate],
+        events: Sequence[EngineEvent],
+        accounts: Iterable[AccountRecord] = (),
+    ) -> None:
+        """Record ``bars`` (with their source) and what they caused, atomically: each stream's
+        last bar, the engines' snapshots, the shared accounts, and the drained events (fills,
+        trades, order events; a halt as ``halted:<strategy>`` in ``meta``)."""
         started = time.perf_counter()
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute(
+            db.executemany(
                 "INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    bar.symbol,
-                    bar.open_time_ms,
-                    bar.open,
-                    bar.high,
-                    bar.low,
-                    bar.close,
-                    bar.volume,
-                    source,
-                ),
+                [
+                    (b.symbol, b.open_time_ms, b.open, b.high, b.low, b.close, b.volume, source)
+                    for b, source in bars
+                ],
             )
-            db.execute(
+            last: dict[str, int] = {}
+            for b, _ in bars:
+                last[b.symbol] = max(b.open_time_ms, last.get(b.symbol, b.open_time_ms))
+            db.executemany(
                 "INSERT INTO streams VALUES (?, ?, ?) ON CONFLICT(symbol) DO UPDATE SET "
                 "last_open_time_ms = excluded.last_open_time_ms",
-                (bar.symbol, bar.open_time_ms, live_from_ms),
+                [(symbol, t, live_from_ms.get(symbol, 0)) for symbol, t in last.items()],
             )
             for u in updates:
                 db.execute(
@@ -665,49 +794,76 @@ class StateStore:
                         u.symbol,
                         json.dumps(u.config, sort_keys=True),
                         json.dumps(u.snapshot),
-                        bar.open_time_ms,
+                        u.last_open_time_ms,
                     ),
                 )
-                db.executemany(
-                    "INSERT INTO fills (engine, symbol, side, time_ms, price, size, fee, reason, "
-                    "bar_open_time_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
+            db.executemany(
+                "INSERT INTO accounts VALUES (?, ?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                "SET snapshot = excluded.snapshot",
+                [
+                    (a.name, a.starting_cash, int(a.allow_short), json.dumps(a.snapshot))
+                    for a in accounts
+                ],
+            )
+            for event in events:
+                if isinstance(event, Fill):
+                    db.execute(
+                        "INSERT INTO fills (engine, symbol, side, time_ms, price, size, fee, "
+                        "reason, bar_open_time_ms, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            f.strategy,
-                            f.symbol,
-                            f.side.value,
-                            f.time_ms,
-                            f.price,
-                            f.size,
-                            f.fee,
-                            f.reason.value,
-                            bar.open_time_ms,
-                        )
-                        for f in u.new_fills
-                    ],
-                )
-                db.executemany(
-                    "INSERT INTO trades (engine, symbol, entry_time_ms, exit_time_ms, "
-                    "entry_price, exit_price, size, entry_fee, exit_fee, profit, profit_pct, "
-                    "exit_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
+                            event.strategy,
+                            event.symbol,
+                            event.side.value,
+                            event.time_ms,
+                            event.price,
+                            event.size,
+                            event.fee,
+                            event.reason.value,
+                            last.get(event.symbol, event.time_ms),
+                            event.order_id,
+                        ),
+                    )
+                elif isinstance(event, Trade):
+                    db.execute(
+                        "INSERT INTO trades (engine, symbol, entry_time_ms, exit_time_ms, "
+                        "entry_price, exit_price, size, entry_fee, exit_fee, profit, profit_pct, "
+                        "exit_reason, direction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            t.strategy,
-                            t.symbol,
-                            t.entry_time_ms,
-                            t.exit_time_ms,
-                            t.entry_price,
-                            t.exit_price,
-                            t.size,
-                            t.entry_fee,
-                            t.exit_fee,
-                            t.profit,
-                            t.profit_pct,
-                            t.exit_reason.value,
-                        )
-                        for t in u.new_trades
-                    ],
-                )
+                            event.strategy,
+                            event.symbol,
+                            event.entry_time_ms,
+                            event.exit_time_ms,
+                            event.entry_price,
+                            event.exit_price,
+                            event.size,
+                            event.entry_fee,
+                            event.exit_fee,
+                            event.profit,
+                            event.profit_pct,
+                            event.exit_reason.value,
+                            event.direction.value,
+                        ),
+                    )
+                elif isinstance(event, StrategyHalted):
+                    db.execute(
+                        "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO NOTHING",
+                        (f"halted:{event.strategy}", event.reason),  # the first reason stays
+                    )
+                elif isinstance(event, OrderEvent):
+                    db.execute(
+                        "INSERT INTO order_events (engine, time_ms, order_id, event, side, type, "
+                        "price, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            event.strategy,
+                            event.time_ms,
+                            event.order_id,
+                            event.event,
+                            event.side.value,
+                            event.order_type,
+                            event.price,
+                            event.detail,
+                        ),
+                    )
             db.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk does): a failing ROLLBACK must

@@ -62,12 +62,19 @@ class Engine:
     name: str
     strategy: str
     params: dict[str, str | int | float | bool] = field(default_factory=dict)
+    symbol: str = "BTCUSDT"
+    account: str | None = None  # a shared [[account]]; None: its own with capital 10000
+    allow_short: bool = False  # on its own account
 
     def toml(self) -> str:
         params = ", ".join(f"{k} = {json.dumps(v)}" for k, v in self.params.items())
+        if self.account is not None:
+            books = f'account = "{self.account}"\n'
+        else:
+            books = "capital = 10000\n" + ("allow_short = true\n" if self.allow_short else "")
         return (
             f'[[strategy]]\nname = "{self.name}"\nstrategy = "{self.strategy}"\n'
-            f'symbol = "BTCUSDT"\ncapital = 10000\nparams = {{ {params} }}\n'
+            f'symbol = "{self.symbol}"\n{books}params = {{ {params} }}\n'
         )
 
 
@@ -152,11 +159,13 @@ def sample(
     return samples[(name, frozenset(labels.items()))]
 
 
-def write_slice(source: Path, start: int, rows: int, folder: Path) -> BarSeries:
-    """Rows ``start .. start+rows`` of a bundled file as ``folder/BTCUSDT_1m_slice.csv``."""
+def write_slice(
+    source: Path, start: int, rows: int, folder: Path, symbol: str = "BTCUSDT"
+) -> BarSeries:
+    """Rows ``start .. start+rows`` of a bundled file as ``folder/<symbol>_1m_slice.csv``."""
     bars = bars_of(load_bars(source))[start : start + rows]
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "BTCUSDT_1m_slice.csv"
+    path = folder / f"{symbol}_1m_slice.csv"
     lines = ["open_time_ms,open,high,low,close,volume"] + [
         f"{b.open_time_ms},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}" for b in bars
     ]
@@ -174,14 +183,17 @@ def write_config(
     state: Path,
     level: str = "INFO",
     engines: tuple[Engine, ...] = ENGINES,
+    symbols: tuple[str, ...] = ("BTCUSDT",),
+    accounts: str = "",
 ) -> Path:
+    """A daemon config; ``accounts`` is TOML text of ``[[account]]`` tables."""
     path.write_text(
         textwrap.dedent(
             f"""\
             [feed]
             rest_url = "http://127.0.0.1:{sim_port}"
             ws_url = "ws://127.0.0.1:{sim_port}"
-            symbols = ["BTCUSDT"]
+            symbols = {json.dumps(list(symbols))}
             warmup_bars = {HISTORY}
             reconnect_initial_seconds = 0.05
             reconnect_max_seconds = 0.5
@@ -197,6 +209,7 @@ def write_config(
             level = "{level}"
             """
         )
+        + accounts
         + "\n".join(e.toml() for e in engines),
         encoding="utf-8",
     )
@@ -285,11 +298,12 @@ class Processes:
 
     def sim(
         self,
-        data: Path,
+        data: Path | list[Path],
         *extra: str,
         port: int = 0,
         speed: float = SPEED,
         exit_at_end: bool = True,
+        history: int = HISTORY,
     ) -> tuple[Proc, int]:
         """A sim exchange on ``data``; returns it with the port it listens on. Without
         ``exit_at_end`` it keeps serving (REST backfills) until the test ends it."""
@@ -297,14 +311,17 @@ class Processes:
             "sim",
             [
                 "sim-exchange",
-                "--data",
-                str(data),
+                *(
+                    w
+                    for path in (data if isinstance(data, list) else [data])
+                    for w in ("--data", str(path))
+                ),
                 "--port",
                 str(port),
                 "--speed",
                 str(speed),
                 "--history-bars",
-                str(HISTORY),
+                str(history),
                 "--start-on-connect",
                 *(["--exit-at-end"] if exit_at_end else []),
                 *extra,

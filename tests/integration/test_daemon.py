@@ -254,10 +254,11 @@ def test_final_status_matches_the_recorded_engine_snapshots(clean_run: CleanRun)
     last_close = float(clean_run.series.close[-1])
 
     for strategy in clean_run.final_status["strategies"]:
-        portfolio = recorded.snapshots[strategy["name"]]["portfolio"]
-        assert strategy["cash"] == portfolio["cash"]
-        assert strategy["position"] == portfolio["size"]
-        assert strategy["equity"] == portfolio["cash"] + portfolio["size"] * last_close
+        snapshot = recorded.snapshots[strategy["name"]]
+        cash, size = snapshot["cash"], snapshot["position"]["size"]
+        assert strategy["cash"] == cash
+        assert strategy["position"] == size
+        assert strategy["equity"] == cash + size * last_close
         assert strategy["trades"] == len(recorded.trades[strategy["name"]])
 
 
@@ -551,10 +552,11 @@ def test_restarted_daemon_shows_its_recorded_books_while_the_feed_reconnects_in_
     last_close = float(clean_run.series.close[-1])
     for strategy in status["strategies"]:
         name = strategy["name"]
-        portfolio = recorded.snapshots[name]["portfolio"]
+        snapshot = recorded.snapshots[name]
+        cash, size = snapshot["cash"], snapshot["position"]["size"]
         assert strategy["last_bar"] == last
-        assert (strategy["cash"], strategy["position"]) == (portfolio["cash"], portfolio["size"])
-        assert strategy["equity"] == portfolio["cash"] + portfolio["size"] * last_close
+        assert (strategy["cash"], strategy["position"]) == (cash, size)
+        assert strategy["equity"] == cash + size * last_close
     assert code == 0, daemon.log()[-3000:]
     assert "stopped after 0 bars" in daemon.log()
     assert read_state(state) == recorded  # a restart without bars changes nothing

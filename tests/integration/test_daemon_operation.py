@@ -80,6 +80,11 @@ class Runs:
     state_after_second: Path  # a copy of the state as the second run left it
 
 
+def _position(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """An engine snapshot's position with its account's cash (version 2: cash beside it)."""
+    return {**snapshot["position"], "cash": snapshot["cash"]}
+
+
 def _facts(state: Path, log: str) -> Stopped:
     with closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
         last = db.execute("SELECT last_open_time_ms FROM streams").fetchone()[0]
@@ -89,7 +94,7 @@ def _facts(state: Path, log: str) -> Stopped:
         log=log,
         last_bar_ms=last,
         engine_last_ms={name: ms for name, ms, _ in engines},
-        positions={name: json.loads(snap)["portfolio"] for name, _, snap in engines},
+        positions={name: _position(json.loads(snap)) for name, _, snap in engines},
         trades={name: trades.get(name, 0) for name, _, _ in engines},
     )
 

@@ -121,7 +121,7 @@ def nan_cash(state: Path) -> None:
     with closing(sqlite3.connect(state)) as db:
         [(name, text)] = db.execute("SELECT name, snapshot FROM engines LIMIT 1").fetchall()
         snapshot = json.loads(text)
-        snapshot["portfolio"]["cash"] = float("nan")
+        snapshot["cash"] = float("nan")
         db.execute("UPDATE engines SET snapshot = ? WHERE name = ?", (json.dumps(snapshot), name))
         db.commit()
 

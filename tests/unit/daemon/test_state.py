@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from barbus.daemon.core.errors import ConfigError, DataError
-from barbus.daemon.core.events import MINUTE_MS, ExitReason, Fill, Side, Trade
+from barbus.daemon.core.events import MINUTE_MS, Bar, EngineEvent, ExitReason, Fill, Side, Trade
 from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateStore
 from tests.factories import T0_MS, make_bar
 
@@ -50,16 +50,24 @@ def update(
     fills: list[Fill] | None = None,
     trades: list[Trade] | None = None,
     name: str = "sma",
-) -> EngineUpdate:
-    return EngineUpdate(
-        name=name,
-        strategy="sma_cross",
-        symbol="BTCUSDT",
-        config=ENGINE_CONFIG,
-        snapshot=snapshot,
-        new_fills=fills or [],
-        new_trades=trades or [],
-    )
+) -> tuple[str, dict[str, Any], list[EngineEvent]]:
+    """One engine's change in a bar: its name, its snapshot, the events it drained."""
+    return name, snapshot, [*(fills or []), *(trades or [])]
+
+
+def commit(
+    store: StateStore,
+    bar: Bar,
+    source: str,
+    live_from_ms: int,
+    changes: list[tuple[str, dict[str, Any], list[EngineEvent]]],
+) -> None:
+    """``commit_bar`` with each change as the daemon makes it (snapshot beside its events)."""
+    updates = [
+        EngineUpdate(name, "sma_cross", "BTCUSDT", ENGINE_CONFIG, snapshot, bar.open_time_ms)
+        for name, snapshot, _ in changes
+    ]
+    store.commit_bar(bar, source, live_from_ms, updates, [e for *_, ev in changes for e in ev])
 
 
 def sqlite_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
@@ -85,7 +93,7 @@ def test_new_file_gets_the_current_schema_version_and_empty_tables(tmp_path: Pat
 def test_reopening_keeps_the_data_and_the_version(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     first = StateStore(path)
-    first.commit_bar(make_bar(100.0), "warmup", T0_MS + MINUTE_MS, [update({"n": 1})])
+    commit(first, make_bar(100.0), "warmup", T0_MS + MINUTE_MS, [update({"n": 1})])
     first.close()
 
     second = StateStore(path)
@@ -143,8 +151,8 @@ def test_commit_bar_round_trips_bars_streams_engines_fills_and_trades_exactly(
     snapshot = {"strategy": {"sma": [1.5, None]}, "pending": 1, "trade_from_ms": live.open_time_ms}
     live_from = live.open_time_ms
 
-    store.commit_bar(warm, "warmup", live_from, [update({"pending": 0})])
-    store.commit_bar(live, "live", live_from, [update(snapshot, [buy, sell], [trade])])
+    commit(store, warm, "warmup", live_from, [update({"pending": 0})])
+    commit(store, live, "live", live_from, [update(snapshot, [buy, sell], [trade])])
 
     assert store.bars("BTCUSDT") == [(warm, "warmup"), (live, "live")]
     assert store.bars("ETHUSDT") == []
@@ -178,8 +186,8 @@ def test_several_engines_and_symbols_are_kept_apart(store: StateStore) -> None:
     btc = make_bar(100.0)
     eth = make_bar(5.0, symbol="ETHUSDT")
 
-    store.commit_bar(btc, "live", btc.open_time_ms, [update({"a": 1}), update({"b": 2}, name="b")])
-    store.commit_bar(eth, "warmup", eth.open_time_ms + MINUTE_MS, [update({"e": 3}, name="e")])
+    commit(store, btc, "live", btc.open_time_ms, [update({"a": 1}), update({"b": 2}, name="b")])
+    commit(store, eth, "warmup", eth.open_time_ms + MINUTE_MS, [update({"e": 3}, name="e")])
 
     assert set(store.streams()) == {"BTCUSDT", "ETHUSDT"}
     assert store.streams()["ETHUSDT"].live_from_ms == eth.open_time_ms + MINUTE_MS
@@ -193,11 +201,11 @@ def test_several_engines_and_symbols_are_kept_apart(store: StateStore) -> None:
 
 def test_same_bar_twice_raises_and_leaves_the_first_commit_untouched(store: StateStore) -> None:
     bar = make_bar(100.0)
-    store.commit_bar(bar, "live", bar.open_time_ms, [update({"n": 1})])
+    commit(store, bar, "live", bar.open_time_ms, [update({"n": 1})])
     buy = fill(Side.BUY, 0, 100.0, 1.0, ExitReason.SIGNAL)
 
     with pytest.raises(sqlite3.IntegrityError):
-        store.commit_bar(bar._replace(close=90.0), "live", 0, [update({"n": 2}, [buy])])
+        commit(store, bar._replace(close=90.0), "live", 0, [update({"n": 2}, [buy])])
 
     assert store.bars("BTCUSDT") == [(bar, "live")]
     assert store.engines()["sma"].snapshot == {"n": 1}
@@ -208,14 +216,14 @@ def test_same_bar_twice_raises_and_leaves_the_first_commit_untouched(store: Stat
 def test_failure_after_the_bar_was_written_rolls_the_whole_bar_back(store: StateStore) -> None:
     first = make_bar(100.0, minute=0)
     second = make_bar(101.0, minute=1)
-    store.commit_bar(first, "live", first.open_time_ms, [update({"n": 1})])
+    commit(store, first, "live", first.open_time_ms, [update({"n": 1})])
     buy = fill(Side.BUY, 1, 101.0, 1.0, ExitReason.SIGNAL)
     # The bar, the stream and the first engine are written before the second engine's snapshot
     # turns out not to be JSON: all of it must go.
     updates = [update({"n": 2}, [buy]), update({"bad": {1, 2}}, name="broken")]
 
     with pytest.raises(TypeError):
-        store.commit_bar(second, "live", first.open_time_ms, updates)
+        commit(store, second, "live", first.open_time_ms, updates)
 
     assert store.bars("BTCUSDT") == [(first, "live")]
     assert store.streams()["BTCUSDT"].last_open_time_ms == first.open_time_ms
@@ -223,13 +231,13 @@ def test_failure_after_the_bar_was_written_rolls_the_whole_bar_back(store: State
     assert store.engines()["sma"].snapshot == {"n": 1}
     assert store.fill_count() == 0
     # ...and the store is still usable: the same bar commits cleanly afterwards.
-    store.commit_bar(second, "live", first.open_time_ms, [update({"n": 2}, [buy])])
+    commit(store, second, "live", first.open_time_ms, [update({"n": 2}, [buy])])
     assert [bar for bar, _ in store.bars("BTCUSDT")] == [first, second]
     assert store.fill_count() == 1
 
 
 def test_commit_time_is_measured(store: StateStore) -> None:
-    store.commit_bar(make_bar(100.0), "live", T0_MS, [update({"n": 1})])
+    commit(store, make_bar(100.0), "live", T0_MS, [update({"n": 1})])
 
     assert 0.0 < store.last_commit_seconds < 5.0
 
@@ -257,10 +265,9 @@ WRITER = textwrap.dedent(
                                               100.0 + n, 1.0, 0.1, 0.1, 0.8, 0.8,
                                               ExitReason.SIGNAL)]
         snapshot = {{"bars": n + 1, "last": t, "pad": pad}}
-        updates = [EngineUpdate(name, "sma_cross", "BTCUSDT", {{"k": name}}, snapshot,
-                                fills if name == "sma" else [], trades if name == "sma" else [])
+        updates = [EngineUpdate(name, "sma_cross", "BTCUSDT", {{"k": name}}, snapshot, t)
                    for name in ("sma", "other")]
-        store.commit_bar(bar, "live", T0, updates)
+        store.commit_bar(bar, "live", T0, updates, [*fills, *trades])
         print(n + 1, flush=True)
         n += 1
     """
@@ -336,7 +343,7 @@ def test_kill_9_during_commits_leaves_a_consistent_prefix_every_time(tmp_path: P
 def test_snapshot_json_is_stored_as_text_that_parses_back(store: StateStore) -> None:
     snapshot = {"nested": {"list": [1, 2.5, None, "x"]}, "inf": float("inf")}
 
-    store.commit_bar(make_bar(100.0), "live", T0_MS, [update(snapshot)])
+    commit(store, make_bar(100.0), "live", T0_MS, [update(snapshot)])
 
     [(text,)] = sqlite_rows(store.path, "SELECT snapshot FROM engines")
     assert json.loads(text) == snapshot

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from barbus.daemon.core.errors import DataError
-from barbus.daemon.core.events import MINUTE_MS, ExitReason, Fill, Side, Trade
+from barbus.daemon.core.events import MINUTE_MS, EngineEvent, ExitReason, Fill, Side, Trade
 from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateBusyError, StateStore
 from tests.factories import T0_MS, make_bar
 
@@ -25,13 +25,13 @@ SNAPSHOT: dict[str, Any] = {"portfolio": {"cash": 10_000.0}, "trade_from_ms": T0
 CONFIG: dict[str, Any] = {"strategy": "sma_cross", "params": {}}
 
 
-def update(n: int) -> EngineUpdate:
+def update(n: int) -> tuple[EngineUpdate, list[EngineEvent]]:
     time_ms = T0_MS + n * MINUTE_MS
     fill = Fill("sma", "BTCUSDT", Side.BUY, time_ms, 100.0, 1.0, 0.1, ExitReason.SIGNAL)
     trade = Trade(
         "sma", "BTCUSDT", time_ms, time_ms, 100.0, 101.0, 1.0, 0.1, 0.1, 0.8, 0.8, ExitReason.SIGNAL
     )
-    return EngineUpdate("sma", "sma_cross", "BTCUSDT", CONFIG, SNAPSHOT, [fill], [trade])
+    return EngineUpdate("sma", "sma_cross", "BTCUSDT", CONFIG, SNAPSHOT, time_ms), [fill, trade]
 
 
 def build(path: Path, bars: int = 300) -> None:
@@ -39,7 +39,8 @@ def build(path: Path, bars: int = 300) -> None:
     store = StateStore(path)
     try:
         for n in range(bars):
-            store.commit_bar(make_bar(100.0 + n, minute=n), "live", T0_MS, [update(n)])
+            engine, events = update(n)
+            store.commit_bar(make_bar(100.0 + n, minute=n), "live", T0_MS, [engine], events)
     finally:
         store.close()
 
@@ -340,14 +341,15 @@ def fill_up(store: StateStore, first: int) -> tuple[int, sqlite3.Error]:
     """Commit bars until the file is full; return how many went in and the error."""
     n = first
     while True:
-        u = update(n)
+        u, events = update(n)
         padded = {**SNAPSHOT, "pad": "x" * 3000, "n": n}
         try:
             store.commit_bar(
                 make_bar(100.0, minute=n),
                 "live",
                 T0_MS,
-                [EngineUpdate(u.name, u.strategy, u.symbol, u.config, padded, u.new_fills, [])],
+                [EngineUpdate(u.name, u.strategy, u.symbol, u.config, padded, u.last_open_time_ms)],
+                events[:1],
             )
         except sqlite3.Error as exc:
             return n, exc
