@@ -389,6 +389,11 @@ def _strategies(
         name = table.get("name", f"{source.name}-{symbol.lower()}")
         if any(s.name == name for s in out):
             raise ConfigError(f"{here}: a strategy named {name!r} already exists")
+        if any(a.name == name for a in accounts):
+            raise ConfigError(
+                f"{here}: {name!r} names an [[account]] too: a strategy's own account takes its "
+                "name, so rename one of them"
+            )
         capital = float(table.get("capital", 10_000.0))
         if not (math.isfinite(capital) and capital > 0):
             raise ConfigError(f"{here}: capital must be > 0 and finite, got {capital}")

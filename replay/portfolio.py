@@ -29,6 +29,7 @@ from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
 from barbus.daemon.core.events import (
     MINUTE_MS,
     Bar,
+    EngineEvent,
     ExitReason,
     Fill,
     Side,
@@ -163,10 +164,19 @@ def run_portfolio(config: PortfolioConfig, series: Mapping[str, BarSeries]) -> P
     symbols = list(dict.fromkeys(spec.symbol for spec in config.engines))
     periods = [series[s].between(config.start_ms, config.end_ms) for s in symbols]
     started = time.perf_counter()
+    fills: dict[str, list[Fill]] = {engine.name: [] for engine in session.engines}
+
+    def keep_fills(events: list[EngineEvent]) -> None:
+        for event in events:
+            if isinstance(event, Fill):
+                fills[event.strategy].append(event)
+
     with gc_paused(), halts_raised():
-        bars = session.run(_merged(periods))
+        bars = session.run(_merged(periods), keep_fills)
         if config.close_at_end:
             session.finish()
+    for engine in session.engines:
+        keep_fills(engine.drain())
     seconds = time.perf_counter() - started
     halted = session.bus.halted
     outcomes = [
@@ -181,7 +191,7 @@ def run_portfolio(config: PortfolioConfig, series: Mapping[str, BarSeries]) -> P
             bars=engine.bars,
             halted=halted.get(engine.name),
             allows_short=engine.account.allow_short,
-            fills=tuple(e for e in engine.outbox if isinstance(e, Fill)),
+            fills=tuple(fills[engine.name]),
         )
         for engine in session.engines
     ]

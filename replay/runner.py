@@ -25,7 +25,7 @@ import numpy as np
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
-from barbus.daemon.core.events import Trade, format_time_ms
+from barbus.daemon.core.events import EngineEvent, Trade, format_time_ms
 from barbus.daemon.core.series import BarSeries, GapReport
 from barbus.daemon.core.session import Session
 from barbus.daemon.core.tradelog import write_trades_csv
@@ -212,7 +212,7 @@ def run_replay(
     )
     started = time.perf_counter()
     with gc_paused(), halts_raised():
-        session.run(ReplayFeed(series).chunks())
+        session.run(ReplayFeed(series).chunks(), _drop)
     replay_seconds = time.perf_counter() - started
     if engine.name in session.bus.halted:
         raise StrategyError(halt_message(engine.name, session.bus.halted[engine.name]))
@@ -249,6 +249,10 @@ def run_replay(
         unfilled_orders=engine.unfilled_orders,
         replay_seconds=replay_seconds,
     )
+
+
+def _drop(events: list[EngineEvent]) -> None:
+    """A replay reads its results from the engine's books: the events go nowhere."""
 
 
 def empty_period_message(series: BarSeries, start_ms: int | None, end_ms: int | None) -> str:

@@ -66,6 +66,11 @@ _SELL = -1
 _INF = math.inf
 # A quantity left below this fraction of the order (rounding after sizing) is no fill.
 _MIN_FILL = 1e-12
+# Sizes this close (relative) are the same size: a target already held, a sell sized to close.
+_SAME_SIZE = 1e-9
+# A target within this fraction of the position it asks for is met: fees and price moves would
+# otherwise make a target sent every bar trade crumbs every bar.
+_TARGET_BAND = 1e-3
 
 
 @final
@@ -126,7 +131,9 @@ class StrategyEngine:
     """Feed 1-minute bars of ``symbol`` to ``strategy``, execute its decisions, keep its books.
 
     ``account`` is shared with other engines when given; by default the engine opens one of its
-    own with the execution's starting cash and ``allow_short``.
+    own with the execution's starting cash and ``allow_short``. ``record_equity`` keeps the
+    account's cash plus this engine's position at every close: the equity of an account of its
+    own (on a shared account the session's owner values the account, see replay.portfolio).
     """
 
     __slots__ = (
@@ -143,6 +150,7 @@ class StrategyEngine:
         "_timeframe_ms",
         "_trail_extreme",
         "_trail_rate",
+        "_watch",
         "_working",
         "account",
         "bars",
@@ -197,6 +205,7 @@ class StrategyEngine:
         self._target_level = _INF
         self._trail_rate = 0.0  # > 0: the stop trails the best price since entry
         self._trail_extreme = 0.0
+        self._watch = False  # a short or a trailing stop: step 3 takes the slower path
         self._pending = _NO_ORDER
         self._working: list[_Working] = []
         self._next_order_id = 1
@@ -250,17 +259,12 @@ class StrategyEngine:
                 decision = strategy_on_bar(late, position.size)
                 if decision is not None:
                     self._decide(decision, late)
-        size = position.size
-        if size > 0.0:
-            if bar.low <= self._stop_level or bar.high >= self._target_level:
-                self._exit_at_level(bar)
-            elif self._trail_rate:
-                self._trail(bar)
-        elif size < 0.0:
-            if bar.high >= self._stop_level or bar.low <= self._target_level:
-                self._exit_at_level(bar)
-            elif self._trail_rate:
-                self._trail(bar)
+        if self._watch:
+            self._check_watched_levels(bar)
+        elif position.size > 0.0 and (
+            bar.low <= self._stop_level or bar.high >= self._target_level
+        ):
+            self._exit_at_level(bar)
         if working:
             self._work_resting(bar)
         if decision_bar is not None:
@@ -319,16 +323,14 @@ class StrategyEngine:
     def _place(self, order: Order, decision_bar: Bar) -> None:
         if not self._trading():
             return
-        if not self.account.allow_short and (
-            (order.target is not None and order.target < 0.0)
-            or (order.side is Side.SELL and order.sized and self.position.size <= 0.0)
-        ):
+        if not self.account.allow_short and self._sells_short(order):
             raise self._short_refused(decision_bar)
         if order.tag:
             self._cancel(order.tag, "replaced", decision_bar)
         order_id = self._next_order_id
         self._next_order_id += 1
-        self.orders[order.side] += 1
+        if order.target is None:
+            self.orders[order.side] += 1
         now_ms = self.last_bar.open_time_ms if self.last_bar is not None else 0
         expires_ms = (
             decision_bar.open_time_ms + (order.good_for_bars + 1) * self._timeframe_ms
@@ -341,6 +343,23 @@ class StrategyEngine:
             self._fill(working, decision_bar.close, _close_ms(decision_bar), ExitReason.SIGNAL)
         else:
             self._working.append(working)
+
+    def _sells_short(self, order: Order) -> bool:
+        """Whether ``order`` plainly asks for a short: a negative target, a sized sell with no
+        long and no buy working to make one, or a sell of more units than the long and the
+        working buys of units hold. (A fill that finds less than that, after a bracket closed
+        the long, sells down to flat only.)"""
+        if order.target is not None:
+            return order.target < 0.0
+        if order.side is not Side.SELL or not order.sized:
+            return False
+        buys = [w.order for w in self._working if w.order.side is Side.BUY]
+        held = self.position.size
+        if held <= 0.0 and not buys and self._pending != _BUY:
+            return True
+        if order.units is None or self._pending == _BUY or any(b.units is None for b in buys):
+            return False
+        return order.units > (held + sum(b.units or 0.0 for b in buys)) * (1.0 + _SAME_SIZE)
 
     def _cancel(self, tag: str, why: str, decision_bar: Bar) -> None:
         """Cancel the working orders tagged ``tag`` (every one for ``""``); ``why`` is the
@@ -379,7 +398,7 @@ class StrategyEngine:
         for working in list(self._working):
             order = working.order
             level = order.price
-            if level is None or now < working.active_from_ms or working not in self._working:
+            if level is None or now < working.active_from_ms:
                 continue
             buying = order.side is Side.BUY
             if order.kind is OrderKind.LIMIT:
@@ -445,11 +464,13 @@ class StrategyEngine:
         held = position.size
         side = order.side
         if order.target is not None:
-            equity = account.equity(self, ref_price)
-            delta = order.target * equity / ref_price - held
-            if delta == 0.0:
+            desired = order.target * account.equity(self, ref_price) / ref_price
+            delta = desired - held
+            if abs(delta) <= _TARGET_BAND * max(abs(held), abs(desired)):
+                self._event("rejected", working, time_ms, "already at the target")
                 return
             side = Side.BUY if delta > 0.0 else Side.SELL
+            self.orders[side] += 1  # a target order's side is known only now
             quantity = abs(delta)
         elif order.units is not None:
             quantity = order.units
@@ -463,10 +484,19 @@ class StrategyEngine:
             quantity = held if held > 0.0 else 0.0  # close the long
         price = broker.price(side, ref_price, maker)
         reducing = (held > 0.0 and side is Side.SELL) or (held < 0.0 and side is Side.BUY)
+        if reducing and abs(quantity - abs(held)) <= _SAME_SIZE * abs(held):
+            quantity = abs(held)  # sized to close it all (a fraction of equity): rounding aside
         reduce = min(quantity, abs(held)) if reducing else 0.0
         opening = quantity - reduce
         if opening > 0.0 and side is Side.SELL and not account.allow_short:
-            raise self._short_refused(self.last_bar or _NO_BAR)
+            # The strategy's intent was checked when it placed the order; what the fill finds
+            # beyond the long (a bracket closed it meanwhile) is not sold short.
+            detail = "the account does not allow shorts"
+            if reduce == 0.0:
+                self._event("rejected", working, time_ms, f"nothing to sell: {detail}")
+                return
+            self._event("reduced", working, time_ms, f"the rest would be short: {detail}")
+            opening = 0.0
         if reduce > 0.0:
             fill = broker.fill(
                 self.name,
@@ -489,7 +519,11 @@ class StrategyEngine:
                 self._event("rejected", working, time_ms, f"nothing to {side}")
             return
         fee_rate = broker.maker_fee_rate if maker else broker.fee_rate
-        affordable = _affordable(account.free(self, ref_price), price, fee_rate)
+        free = account.free(self, ref_price)
+        if side is Side.BUY:
+            affordable = _affordable(free, price, fee_rate)
+        else:  # a short adds the proceeds to the cash and its value at ref_price to the gross
+            affordable = _units_within(free, 2.0 * ref_price - price * (1.0 - fee_rate))
         if opening > affordable:
             if affordable <= 0.0 or (opening < _INF and affordable <= _MIN_FILL * opening):
                 # Filled in part when it reduced the position first: "reduced", else nothing.
@@ -514,6 +548,7 @@ class StrategyEngine:
         self.fills += 1
         self.outbox.append(fill)
         self._set_bracket(order, fill.price, side is Side.BUY, fresh=abs(held) == reduce)
+        self._rewatch()
 
     def _set_bracket(self, order: Order, price: float, long: bool, *, fresh: bool) -> None:
         """Set the position's bracket from ``order`` (or the strategy's parameters)."""
@@ -537,6 +572,25 @@ class StrategyEngine:
                 not long and trail_level < self._stop_level
             ):
                 self._stop_level = trail_level
+        self._rewatch()
+
+    def _check_watched_levels(self, bar: Bar) -> None:
+        """Step 3 for a short or a trailing stop (the long fixed bracket is tested inline)."""
+        size = self.position.size
+        if size > 0.0:
+            if bar.low <= self._stop_level or bar.high >= self._target_level:
+                self._exit_at_level(bar)
+            elif self._trail_rate:
+                self._trail(bar)
+        elif size < 0.0:
+            if bar.high >= self._stop_level or bar.low <= self._target_level:
+                self._exit_at_level(bar)
+            elif self._trail_rate:
+                self._trail(bar)
+
+    def _rewatch(self) -> None:
+        """After the position or its bracket changed: does step 3 need the slower check?"""
+        self._watch = self._trail_rate > 0.0 or self.position.size < 0.0
 
     def _trail(self, bar: Bar) -> None:
         """Move a trailing stop after a minute that did not reach it (never within the minute)."""
@@ -558,6 +612,7 @@ class StrategyEngine:
             self._stop_level = -_INF
             self._target_level = _INF
             self._trail_rate = 0.0
+        self._rewatch()
 
     def _event(self, event: str, working: _Working, time_ms: int, detail: str = "") -> None:
         order = working.order
@@ -746,6 +801,7 @@ class StrategyEngine:
         self._trail_extreme = trail_extreme
         self._working = working
         self._next_order_id = next_order_id
+        self._rewatch()
         self.bars = int(state["bars"])
         self.bars_in_market = int(state["bars_in_market"])
         self.unfilled_orders = int(state["unfilled_orders"])
@@ -754,7 +810,6 @@ class StrategyEngine:
         self.trade_from_ms = int(state["trade_from_ms"])
 
 
-_NO_BAR = Bar("", "1m", 0, 1.0, 1.0, 1.0, 1.0, 0.0)
 _SIGNAL_BUY = _Working(Order(Side.BUY), 0, 0, 0)  # names a rejected Signal.BUY in its event
 
 
@@ -769,5 +824,15 @@ def _affordable(free: float, price: float, fee_rate: float) -> float:
     notional = free / (1.0 + fee_rate)
     size = notional / price
     while size > 0.0 and size * price > notional:
+        size = math.nextafter(size, 0.0)
+    return size
+
+
+def _units_within(free: float, unit_cost: float) -> float:
+    """The most units whose cost of ``unit_cost`` each stays within ``free``, rounded down."""
+    if free <= 0.0 or unit_cost <= 0.0:
+        return 0.0
+    size = free / unit_cost
+    while size > 0.0 and size * unit_cost > free:
         size = math.nextafter(size, 0.0)
     return size

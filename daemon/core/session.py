@@ -9,12 +9,13 @@ bars of one minute reach the engines decides who gets the cash. Live, the stream
 arrive in no fixed order, so the session then holds bars back (a minute barrier) until every
 symbol has delivered that minute or a later one, and releases each minute's bars together: the
 engines run in the order they were added (the config's order), each on its symbol's bar. A
-symbol that stops delivering holds the minute back until it resumes; without a cross-symbol
-account, bars pass straight through.
+symbol that stops delivering holds the minute back until it resumes. Only the symbols of such
+accounts are held; every other bar passes straight through.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Sequence
 from typing import final
 
@@ -49,15 +50,26 @@ class Session:
 
     def add(self, engine: StrategyEngine) -> StrategyEngine:
         """Subscribe ``engine`` to its symbol's 1-minute bars, after the engines added before."""
+        if engine.own_account:
+            name = engine.account.name
+            if name in self.accounts and self.accounts[name] is not engine.account:
+                raise ValueError(
+                    f"strategy {engine.name}: its own account would share the name {name!r} "
+                    "of another account; rename the strategy or the account"
+                )
+            self.accounts[name] = engine.account
         self.bus.subscribe(engine.name, [engine.symbol], ["1m"], engine.on_bar)
         self.engines.append(engine)
-        if engine.own_account:
-            self.accounts.setdefault(engine.account.name, engine.account)
-        symbols = {e.symbol for e in engine.account.holders if isinstance(e, StrategyEngine)}
-        if len(symbols) > 1 and self._barrier is None:
-            self._barrier = _MinuteBarrier()
-        if self._barrier is not None:
-            self._barrier.symbols = [e.symbol for e in self.engines]
+        held = {
+            e.symbol
+            for account in self.accounts.values()
+            if len({h.symbol for h in account.holders if isinstance(h, StrategyEngine)}) > 1
+            for e in account.holders
+            if isinstance(e, StrategyEngine)
+        }
+        if held:
+            order = [e.symbol for e in self.engines if e.symbol in held]
+            self._barrier = _MinuteBarrier(list(dict.fromkeys(order)))
         return engine
 
     @property
@@ -67,9 +79,10 @@ class Session:
 
     def push(self, bar: Bar) -> list[Bar]:
         """Hand one bar in; return the bars the engines processed now, in processing order (the
-        bar itself without a barrier; with one, the minutes this bar completed)."""
+        bar itself, unless its symbol trades through a cross-symbol account: then the bars of
+        the minutes this bar completed, possibly none)."""
         barrier = self._barrier
-        if barrier is None:
+        if barrier is None or bar.symbol not in barrier.symbols:
             self.bus.publish(bar)
             return [bar]
         released: list[Bar] = []
@@ -78,24 +91,41 @@ class Session:
             released.extend(minute)
         return released
 
-    def run(self, batches: Iterable[Sequence[Bar]]) -> int:
-        """Push every bar of ``batches`` in order, flush held minutes; return the bar count."""
+    def run(
+        self,
+        batches: Iterable[Sequence[Bar]],
+        on_events: Callable[[list[EngineEvent]], None] | None = None,
+    ) -> int:
+        """Push every bar of ``batches`` in order, flush held minutes; return the bar count.
+
+        With ``on_events`` the engines' events are drained into it after each batch, so a long
+        replay never holds them all; without it they stay in the outboxes for the caller."""
         count = 0
         barrier = self._barrier
-        if barrier is None:
-            publish = self.bus.publish
-            for batch in batches:
+        publish = self.bus.publish
+        for batch in batches:
+            if barrier is None:
                 for bar in batch:
                     publish(bar)
-                count += len(batch)
-            return count
-        for batch in batches:
-            for bar in batch:
-                for minute in barrier.add(bar):
-                    self._publish_minute(minute)
+            else:
+                for bar in batch:
+                    if bar.symbol not in barrier.symbols:
+                        publish(bar)
+                        continue
+                    for minute in barrier.add(bar):
+                        self._publish_minute(minute)
             count += len(batch)
+            self._hand_over(on_events)
         self.flush()
+        self._hand_over(on_events)
         return count
+
+    def _hand_over(self, on_events: Callable[[list[EngineEvent]], None] | None) -> None:
+        if on_events is None:
+            return
+        for engine in self.engines:
+            if engine.outbox:
+                on_events(engine.drain())
 
     def flush(self) -> list[Bar]:
         """Release every held minute (the end of the data); return the bars processed."""
@@ -133,32 +163,51 @@ class Session:
 
 @final
 class _MinuteBarrier:
-    """Hold bars until every symbol has reached their minute, then release whole minutes."""
+    """Hold bars of ``symbols`` until every one of them has reached their minute, then release
+    whole minutes, oldest first (a heap of held minutes and a running watermark: O(log n)),
+    each minute's bars in the order of ``symbols`` (the order their engines were added)."""
 
-    __slots__ = ("_held", "_latest", "symbols")
+    __slots__ = ("_held", "_latest", "_rank", "_times", "_watermark", "symbols")
 
-    def __init__(self) -> None:
-        self.symbols: list[str] = []
+    def __init__(self, ordered_symbols: list[str]) -> None:
+        self.symbols = frozenset(ordered_symbols)
+        self._rank = {symbol: i for i, symbol in enumerate(ordered_symbols)}
         self._held: dict[int, list[Bar]] = {}
+        self._times: list[int] = []
         self._latest: dict[str, int] = {}
+        self._watermark = -1
 
     def add(self, bar: Bar) -> list[list[Bar]]:
-        self._held.setdefault(bar.open_time_ms, []).append(bar)
-        if bar.open_time_ms > self._latest.get(bar.symbol, -1):
-            self._latest[bar.symbol] = bar.open_time_ms
-        if any(symbol not in self._latest for symbol in self.symbols):
+        t = bar.open_time_ms
+        minute = self._held.get(t)
+        if minute is None:
+            self._held[t] = [bar]
+            heapq.heappush(self._times, t)
+        else:
+            minute.append(bar)
+        previous = self._latest.get(bar.symbol)
+        if previous is not None and t <= previous:
+            return []  # not newer for its symbol (the feeds guarantee it is): nothing moves
+        self._latest[bar.symbol] = t
+        if len(self._latest) < len(self.symbols) or (
+            previous is not None and previous > self._watermark
+        ):
+            return []  # a symbol has not started yet, or this one was not the one behind
+        watermark = min(self._latest.values())
+        if watermark <= self._watermark:
             return []
-        watermark = min(self._latest[symbol] for symbol in self.symbols)
-        return self._release(lambda t: t <= watermark)
+        self._watermark = watermark
+        return self._release(watermark)
 
     def drain(self) -> list[list[Bar]]:
-        return self._release(lambda t: True)
+        return self._release(None)
 
-    def _release(self, due: Callable[[int], bool]) -> list[list[Bar]]:
-        order = {symbol: i for i, symbol in reversed(list(enumerate(self.symbols)))}
+    def _release(self, upto: int | None) -> list[list[Bar]]:
+        times = self._times
         released = []
-        for minute in sorted(t for t in self._held if due(t)):
-            bars = self._held.pop(minute)
-            bars.sort(key=lambda b: order.get(b.symbol, len(order)))
-            released.append(bars)
+        rank = self._rank.__getitem__
+        while times and (upto is None or times[0] <= upto):
+            minute = self._held.pop(heapq.heappop(times))
+            minute.sort(key=lambda bar: rank(bar.symbol))
+            released.append(minute)
         return released

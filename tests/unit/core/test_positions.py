@@ -10,7 +10,7 @@ from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.events import Direction, ExitReason, Side, StrategyHalted
 from barbus.daemon.core.orders import Order
 from barbus.daemon.core.session import Session
-from tests.unit.core.kit import at, bar, engine, fills, flat, run, trades
+from tests.unit.core.kit import at, bar, engine, fills, flat, order_events, run, trades
 
 FEE = ExecutionConfig(fee_bps=10.0, slippage_bps=0.0)
 SHORT_FEE = ExecutionConfig(fee_bps=10.0, slippage_bps=0.0, allow_short=True)
@@ -158,19 +158,42 @@ def test_a_buy_of_more_than_the_short_covers_it_and_opens_a_long_at_one_fill_pri
     assert engine_.account.cash == pytest.approx(cash, rel=1e-12)
 
 
-def test_a_resting_sized_sell_that_fills_after_the_bracket_closed_the_long_halts() -> None:
+def test_a_resting_sized_sell_that_fills_after_the_bracket_closed_the_long_sells_nothing() -> None:
     # The stop loss (98) closes the long first in minute 2; the sell limit at 101 then fills
-    # against a flat position: a short on an account without shorts.
+    # against a flat position: on an account without shorts it sells nothing and says so,
+    # without halting (the order was a plain exit when it was placed).
     session = Session()
     seller = session.add(
         engine({0: Order.buy(units=1.0, stop_loss_pct=2.0), 1: Order.sell(units=1.0, limit=101.0)})
     )
-    for b in [flat(0, 100.0), flat(1, 100.0), bar(2, 100.0, 102.0, 97.0, 99.0)]:
+    for b in [flat(0, 100.0), flat(1, 100.0), bar(2, 100.0, 102.0, 97.0, 99.0), flat(3, 99.0)]:
         session.push(b)
 
-    assert (
-        "sold short on the BTCUSDT 1m bar at 2025-05-20T00:02:00Z"
-        in (session.bus.halted[seller.name])
-    )
+    assert seller.name not in session.bus.halted
     [trade] = seller.trades
     assert trade.exit_reason is ExitReason.STOP_LOSS
+    assert seller.position.size == 0.0
+    [rejected] = order_events(seller.outbox, "rejected")
+    assert rejected.detail == "nothing to sell: the account does not allow shorts"
+
+
+def test_a_sell_of_more_than_the_long_sells_down_to_flat_when_the_long_shrank() -> None:
+    # Placed while long 2, the limit sell of 2 finds 1 left (a partial exit filled first):
+    # it sells that 1 and reports the rest as not sold, no halt, no short.
+    session = Session()
+    seller = session.add(
+        engine(
+            {
+                0: Order.buy(units=2.0),
+                1: [Order.sell(units=2.0, limit=105.0), Order.sell(units=1.0)],
+            }
+        )
+    )
+    for b in [flat(0, 100.0), flat(1, 100.0), flat(2, 100.0), bar(3, 100.0, 106.0, 99.0, 105.0)]:
+        session.push(b)
+
+    assert seller.name not in session.bus.halted
+    assert seller.position.size == 0.0
+    assert [t.size for t in seller.trades] == [1.0, 1.0]
+    [reduced] = order_events(seller.outbox, "reduced")
+    assert reduced.detail == "the rest would be short: the account does not allow shorts"

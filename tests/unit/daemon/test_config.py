@@ -367,3 +367,68 @@ def test_file_that_is_not_utf8_is_rejected(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(path)
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+TWO_SYMBOLS = FEED.replace('symbols = ["BTCUSDT"]', 'symbols = ["BTCUSDT", "ETHUSDT"]')
+POOL = """
+[[account]]
+name = "pool"
+cash = 25000
+allow_short = true
+"""
+
+
+def test_strategies_share_an_account_and_take_its_cash_and_shorts(tmp_path: Path) -> None:
+    config = load_text(
+        tmp_path,
+        TWO_SYMBOLS
+        + POOL
+        + """
+[execution]
+fee_bps = 10
+maker_fee_bps = 2
+
+[[strategy]]
+name = "a"
+strategy = "sma_cross"
+symbol = "BTCUSDT"
+account = "pool"
+
+[[strategy]]
+name = "b"
+strategy = "sma_cross"
+symbol = "ETHUSDT"
+capital = 5000
+""",
+    )
+    a, b = config.strategies
+    assert (a.account, b.account) == ("pool", None)
+    pooled, own = config.execution_for(a), config.execution_for(b)
+    assert (pooled.starting_cash, pooled.allow_short) == (25_000.0, True)
+    assert (own.starting_cash, own.allow_short) == (5_000.0, False)
+    assert (pooled.maker_bps, pooled.taker_bps) == (2.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('account = "poll"', "account 'poll' is no [[account]]; did you mean 'pool'?"),
+        ('account = "pool"\ncapital = 1000', "capital belongs to the [[account]] 'pool'"),
+        ('account = "pool"\nallow_short = true', "allow_short belongs to the [[account]] 'pool'"),
+    ],
+)
+def test_a_strategy_on_a_shared_account_is_checked(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    assert message in config_error(tmp_path, FEED + POOL + STRATEGY + extra + "\n")
+
+
+def test_account_names_are_unique_and_apart_from_strategy_names(tmp_path: Path) -> None:
+    assert "already used" in config_error(tmp_path, FEED + POOL + POOL + STRATEGY)
+    clash = STRATEGY.replace('name = "sma-btc"', 'name = "pool"')
+    assert "names an [[account]] too" in config_error(tmp_path, FEED + POOL + clash)
+    assert "cash must be > 0" in config_error(
+        tmp_path, FEED + POOL.replace("25000", "0") + STRATEGY
+    )
