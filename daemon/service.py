@@ -98,6 +98,7 @@ class _Book:
     realised: float = 0.0  # their profit
     counted_errors: int = 0
     halt_reason: str | None = None
+    halted_earlier: bool = False  # restored halted: no new error, no new halt event
 
 
 class Daemon:
@@ -334,6 +335,7 @@ class Daemon:
                 if halted is not None:
                     # Halted for good (as a replay halts it): not caught up, not fed.
                     book.halt_reason = f"{halted} (halted in an earlier run)"
+                    book.halted_earlier = True
                     line = f"strategy {cfg.name} stays halted: {book.halt_reason}"
                     self._restore_log.append((logging.WARNING, line))
                 elif ran is not None and record.last_open_time_ms < ran.last_open_time_ms:
@@ -357,6 +359,8 @@ class Daemon:
             self.bus.unsubscribe(cfg.name)
             if book.halt_reason is None:
                 self.bus.subscribe(cfg.name, [cfg.symbol], ["1m"], self._timed(cfg.name, engine))
+            elif book.halted_earlier:
+                self.session.mark_halted(cfg.name, book.halt_reason)
             else:  # it failed while catching up: halted as the bus halts a failing subscriber
                 self.bus.halt(cfg.name, book.halt_reason)
             self._export_engine(book)
@@ -576,8 +580,8 @@ class Daemon:
             try:
                 engine.on_bar(bar)
             except Exception as exc:  # as the bus isolates a failing subscriber
-                # Halted as the bus halts a failing subscriber; its catch-up events are not
-                # committed, so each restart tries the catch-up again.
+                # Halted as the bus halts a failing subscriber; what the catch-up did is not
+                # committed, its halt is (a restart keeps it halted, trading nothing).
                 reason = f"{type(exc).__name__}: {exc} (on {bar.describe()}, catching up)"
                 book.halt_reason = reason
                 line = f"subscriber {name} raised and is halted: {reason}"
@@ -718,27 +722,33 @@ class Daemon:
         held = self._held
         if session.holds_minutes:
             held[(bar.symbol, bar.open_time_ms)] = source
+        halts_before = len(self.bus.halted)
         started = time.perf_counter()
         released = session.push(bar)
         self.metrics.bus_publish.observe(time.perf_counter() - started)
         if not released:
             return  # held until the other symbols reach this minute; committed then
+        # Everything these bars did is committed, also by a strategy that failed on them: its
+        # fills before the failure moved its (maybe shared) account, and a replay keeps them.
         events = session.drain()
         halted = self.bus.halted
-        if any(e.__class__ is StrategyHalted for e in events):
-            # A strategy that failed on these bars keeps its last committed snapshot and
-            # events, and its halt is recorded: a restart keeps it halted, as a replay does.
-            failed = {e.strategy for e in events if isinstance(e, StrategyHalted)}
-            events = [
-                e for e in events if e.strategy not in failed or isinstance(e, StrategyHalted)
-            ]
+        failed_now = (
+            {e.strategy for e in events if isinstance(e, StrategyHalted)}
+            if len(halted) != halts_before
+            else set()
+        )
         if held:
             bars = [(b, held.pop((b.symbol, b.open_time_ms), source)) for b in released]
         else:
             bars = [(bar, source)]
         symbols = {b.symbol for b in released}
         books = [b for b in self.books.values() if b.config.symbol in symbols]
-        updates = [self._update(b) for b in books if b.config.name not in halted]
+        updates = [
+            update
+            for b in books
+            if b.config.name not in halted or b.config.name in failed_now
+            if (update := self._update_or_none(b, b.config.name in failed_now)) is not None
+        ]
         try:
             self.state.commit(bars, self.live_from, updates, events, self._accounts())
         except sqlite3.Error as exc:
@@ -778,6 +788,19 @@ class Daemon:
             lag = now - received
             self.lags.append(lag)
             self.metrics.decision_lag.labels(bar.symbol).observe(lag)
+
+    def _update_or_none(self, book: _Book, failed: bool) -> EngineUpdate | None:
+        """The book's update; for a strategy that just failed, None when its snapshot fails
+        too (a broken strategy): it then keeps the last committed one."""
+        if not failed:
+            return self._update(book)
+        try:
+            return self._update(book)
+        except Exception as exc:  # the strategy's own snapshot code: isolate it as the bus does
+            log.warning(
+                "%s failed and its snapshot too (%s): the last one stays", book.config.name, exc
+            )
+            return None
 
     def _update(self, book: _Book) -> EngineUpdate:
         engine = book.engine

@@ -62,7 +62,15 @@ class Account:
 
     def _marks(self, holder: Holder | None, price: float) -> tuple[float, float]:
         """(signed value, gross value) of every position: ``holder``'s at ``price``, the others
-        at their last close."""
+        at the last close of their symbol that any holder saw (a halted strategy's position
+        is valued at today's price, not at the bar it stopped on)."""
+        latest: dict[str, Bar] = {}
+        for other in self.holders:
+            last = other.last_bar
+            if last is not None:
+                seen = latest.get(last.symbol)
+                if seen is None or last.open_time_ms > seen.open_time_ms:
+                    latest[last.symbol] = last
         value = gross = 0.0
         for other in self.holders:
             size = other.position.size
@@ -72,6 +80,8 @@ class Account:
                 mark = price
             else:
                 last = other.last_bar
+                if last is not None:
+                    last = latest[last.symbol]
                 mark = last.close if last is not None else other.position.entry_price
             value += size * mark
             gross += abs(size) * mark

@@ -146,6 +146,12 @@ class Session:
             if engine.name not in self.bus.halted:
                 engine.finish()
 
+    def mark_halted(self, name: str, reason: str) -> None:
+        """Record ``name`` as halted in an earlier run: it gets no bars, and neither an error
+        nor a new halt event is counted for it."""
+        self.bus.halted[name] = reason
+        self._halts_reported.add(name)
+
     def drain(self) -> list[EngineEvent]:
         """Every engine's events since the last drain (engine order), then new halts."""
         events: list[EngineEvent] = []
@@ -179,15 +185,15 @@ class _MinuteBarrier:
 
     def add(self, bar: Bar) -> list[list[Bar]]:
         t = bar.open_time_ms
+        previous = self._latest.get(bar.symbol)
+        if previous is not None and t <= previous:
+            return []  # not newer for its symbol (the feeds guarantee it is): dropped
         minute = self._held.get(t)
         if minute is None:
             self._held[t] = [bar]
             heapq.heappush(self._times, t)
         else:
             minute.append(bar)
-        previous = self._latest.get(bar.symbol)
-        if previous is not None and t <= previous:
-            return []  # not newer for its symbol (the feeds guarantee it is): nothing moves
         self._latest[bar.symbol] = t
         if len(self._latest) < len(self.symbols) or (
             previous is not None and previous > self._watermark

@@ -123,3 +123,34 @@ class Turns(Strategy[TurnsParams]):
 
     def restore(self, state: dict[str, Any]) -> None:
         self._bars = int(state["bars"])
+
+
+@dataclasses.dataclass(frozen=True)
+class FailParams(BaseParams):
+    at: int = 300
+
+
+class FailsAfterFill(Strategy[FailParams]):
+    """Buys on bar ``at``; on the next bar, whose open fills that buy, it raises: a strategy that
+    fails on a bar after a fill of that bar moved its shared account."""
+
+    name: ClassVar[str] = "fails_after_fill"
+    params_type: ClassVar[type[BaseParams]] = FailParams
+
+    def __init__(self, params: FailParams) -> None:
+        super().__init__(params)
+        self._bars = 0
+
+    def on_bar(self, bar: Bar, position: float) -> Decision:
+        self._bars += 1
+        if self._bars == self.params.at:
+            return Order.buy(fraction=0.1)
+        if self._bars == self.params.at + 1:
+            raise RuntimeError("planned failure on the bar that filled its buy")
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"bars": self._bars}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._bars = int(state["bars"])

@@ -52,8 +52,17 @@ ENGINES = (
     Engine("turns-eth", f"{FILE}:Turns", symbol="ETHUSDT", account="pool"),
     Engine("flip-short", f"{FILE}:Flipper", symbol="BTCUSDT", allow_short=True),
     Engine("flip-noshort", f"{FILE}:Flipper", symbol="ETHUSDT", account="solo"),
+    # Fails on the bar whose open filled its buy: that fill moved the pool and must be kept.
+    Engine(
+        "fails-eth",
+        f"{FILE}:FailsAfterFill",
+        {"at": HISTORY + 400},  # after the warm-up (whose orders are ignored)
+        symbol="ETHUSDT",
+        account="pool",
+    ),
 )
 NAMES = sorted(e.name for e in ENGINES)
+FAILING = ("flip-noshort", "fails-eth")
 
 
 @dataclass
@@ -279,14 +288,15 @@ def test_the_shared_account_books_both_symbols_fills(runs: Runs) -> None:
     cash = 10_000.0
     for side, price, size, fee in _rows(
         state,
-        "SELECT side, price, size, fee FROM fills WHERE engine IN ('dip-btc', 'turns-eth') "
+        "SELECT side, price, size, fee FROM fills "
+        "WHERE engine IN ('dip-btc', 'turns-eth', 'fails-eth') "
         "ORDER BY id",
     ):
         cash += -(price * size + fee) if side == "buy" else price * size - fee
     [(snapshot,)] = _rows(state, "SELECT snapshot FROM accounts WHERE name = 'pool'")
     recorded = json.loads(snapshot)
     assert recorded["cash"] == pytest.approx(cash, rel=1e-12)
-    assert recorded["holders"] == ["dip-btc", "turns-eth"]
+    assert recorded["holders"] == ["dip-btc", "turns-eth", "fails-eth"]
     symbols = dict(
         _rows(state, "SELECT engine, count(DISTINCT symbol) FROM trades GROUP BY engine")
     )
@@ -314,7 +324,7 @@ def test_an_order_the_shared_cash_cannot_pay_is_reduced_to_the_free_cash(runs: R
     for engine, order_id, side, price, size, fee in _rows(
         state,
         "SELECT engine, order_id, side, price, size, fee FROM fills "
-        "WHERE engine IN ('dip-btc', 'turns-eth') ORDER BY id",
+        "WHERE engine IN ('dip-btc', 'turns-eth', 'fails-eth') ORDER BY id",
     ):
         cost = price * size + fee
         if (engine, order_id) in reduced:
@@ -334,7 +344,7 @@ def test_a_short_without_allow_short_halts_that_strategy_alone(runs: Runs) -> No
     assert "ERROR" in lines[0]
     by_name = {s["name"]: s for s in run.final_status["strategies"]}
     assert "does not allow shorts" in by_name["flip-noshort"]["halted"]
-    assert all(by_name[n]["halted"] is None for n in NAMES if n != "flip-noshort")
+    assert all(by_name[n]["halted"] is None for n in NAMES if n not in FAILING)
     halted_at = by_name["flip-noshort"]["halted"].split(" bar at ")[1].split(",")[0]
     halt_ms = parse_utc_ms(halted_at.split(" ")[0])
     later = _rows(
@@ -377,7 +387,7 @@ def test_status_shows_accounts_open_orders_and_signed_positions(runs: Runs) -> N
     assert set(accounts) == {"pool", "solo", "flip-short"}
     pool = accounts["pool"]
     assert pool["shared"] is True
-    assert pool["strategies"] == ["dip-btc", "turns-eth"]
+    assert pool["strategies"] == ["dip-btc", "turns-eth", "fails-eth"]
     [(snapshot,)] = _rows(run.state, "SELECT snapshot FROM accounts WHERE name = 'pool'")
     assert pool["cash"] == json.loads(snapshot)["cash"]
     by_name = {s["name"]: s for s in final["strategies"]}
@@ -490,7 +500,7 @@ def test_a_shared_account_left_behind_is_not_caught_up_alone(tmp_path: Path, run
         (
             "UPDATE accounts SET snapshot = json_set(snapshot, '$.cash', "
             "json_extract(snapshot, '$.cash') + 0.01) WHERE name = 'pool'",
-            ["dip-btc", "turns-eth"],
+            ["dip-btc", "fails-eth", "turns-eth"],
             "final equity: daemon ",
         ),
     ],
@@ -570,3 +580,14 @@ def test_the_shared_account_example_trades_on_the_sim_with_parity(
     lines = checked.stdout.splitlines()
     assert sorted(line.split(":")[0] for line in lines) == ["dip-btc", "ema-eth", "sma-eth"]
     assert all(line.endswith(": identical") for line in lines), checked.stdout
+
+
+def test_a_strategy_that_fails_after_a_fill_keeps_that_fill(runs: Runs) -> None:
+    # Its buy filled at the open of the bar it then failed on: the fill moved the shared cash,
+    # so it is recorded (and parity, above, replays the same); the strategy stays halted.
+    for run in (runs.clean, runs.killed):
+        [fill] = _rows(run.state, "SELECT side FROM fills WHERE engine = 'fails-eth'")
+        assert fill == ("buy",)
+        [status] = [s for s in run.final_status["strategies"] if s["name"] == "fails-eth"]
+        assert "planned failure on the bar that filled its buy" in status["halted"]
+        assert status["position"] > 0.0

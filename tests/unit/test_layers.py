@@ -14,7 +14,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 KERNEL_SHIMS = frozenset({"barbus.daemon.events", "barbus.strategies.base"})
-TOP = frozenset({"barbus.daemon.cli", "barbus.daemon.parity", "barbus.daemon.feeds.sim"})
+TOP = frozenset({"barbus.daemon.cli", "barbus.daemon.parity"})
 ALLOWED: dict[str, frozenset[str]] = {
     "kernel": frozenset({"kernel"}),
     "strategies": frozenset({"kernel", "strategies"}),
