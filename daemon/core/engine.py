@@ -258,7 +258,10 @@ class StrategyEngine:
                 aggregator.late = None
                 decision = strategy_on_bar(late, position.size)
                 if decision is not None:
-                    self._decide(decision, late)
+                    if decision.__class__ is Signal:  # the common case, without a call more
+                        self._act(decision, late)
+                    else:
+                        self._decide(decision, late)
         if self._watch:
             self._check_watched_levels(bar)
         elif position.size > 0.0 and (
@@ -270,7 +273,10 @@ class StrategyEngine:
         if decision_bar is not None:
             decision = strategy_on_bar(decision_bar, position.size)
             if decision is not None:
-                self._decide(decision, decision_bar)
+                if decision.__class__ is Signal:  # the common case, without a call more
+                    self._act(decision, decision_bar)
+                else:
+                    self._decide(decision, decision_bar)
         self.bars += 1
         size = position.size
         if size != 0.0:
@@ -305,7 +311,9 @@ class StrategyEngine:
         return last.open_time_ms >= self.trade_from_ms
 
     def _act(self, signal: Signal, decision_bar: Bar) -> None:
-        if not self._trading():
+        last = self.last_bar
+        assert last is not None  # set first thing in on_bar
+        if last.open_time_ms < self.trade_from_ms:
             return
         size = self.position.size
         if signal is Signal.BUY and size == 0.0:
