@@ -12,7 +12,7 @@ import dataclasses
 import ipaddress
 import math
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -266,17 +266,30 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _tables(
+    tables: list[Any],
+    kind: str,
+    schema: Mapping[str, Any],
+    required: tuple[str, ...],
+    where: str,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each ``[[kind]]`` table with where it is (``config: [[kind]] #N``), checked to be a
+    table of known, well-typed keys holding the ``required`` ones."""
+    for number, table in enumerate(tables, start=1):
+        here = f"{where}: [[{kind}]] #{number}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{here}: must be a table")
+        _check_table(table, schema, here)
+        for key in required:
+            if key not in table:
+                raise ConfigError(f"{here}: missing {key!r}")
+        yield here, table
+
+
 def _accounts(tables: list[Any], where: str) -> tuple[AccountConfig, ...]:
     """The ``[[account]]`` tables: unique names, finite positive cash."""
     out: list[AccountConfig] = []
-    for number, table in enumerate(tables, start=1):
-        here = f"{where}: [[account]] #{number}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{here}: must be a table")
-        _check_table(table, _ACCOUNT_KEYS, here)
-        for key in ("name", "cash"):
-            if key not in table:
-                raise ConfigError(f"{here}: missing {key!r}")
+    for here, table in _tables(tables, "account", _ACCOUNT_KEYS, ("name", "cash"), where):
         name = table["name"]
         if not name or any(a.name == name for a in out):
             raise ConfigError(f"{here}: account name {name!r} is empty or already used")
@@ -370,14 +383,7 @@ def _strategies(
     if not tables:
         raise ConfigError(f"{where}: needs at least one [[strategy]]")
     out: list[StrategyConfig] = []
-    for number, table in enumerate(tables, start=1):
-        here = f"{where}: [[strategy]] #{number}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{here}: must be a table")
-        _check_table(table, _STRATEGY_KEYS, here)
-        for key in ("strategy", "symbol"):
-            if key not in table:
-                raise ConfigError(f"{here}: missing {key!r}")
+    for here, table in _tables(tables, "strategy", _STRATEGY_KEYS, ("strategy", "symbol"), where):
         symbol = table["symbol"].upper()
         if symbol not in symbols:
             raise ConfigError(f"{here}: symbol {symbol} is not in [feed] symbols {list(symbols)}")

@@ -409,30 +409,21 @@ class StrategyEngine:
             if level is None or now < working.active_from_ms:
                 continue
             buying = order.side is Side.BUY
-            if order.kind is OrderKind.LIMIT:
-                if buying and bar.low <= level:
-                    ref = min(bar.open, level)
-                elif not buying and bar.high >= level:
-                    ref = max(bar.open, level)
-                else:
+            limit = order.kind is OrderKind.LIMIT
+            if buying is not limit:  # a sell limit or a buy stop: the high reaches it
+                if bar.high < level:
                     continue
-                self._working.remove(working)
-                stop = self._stop_level
-                self._fill(working, ref, now, ExitReason.LIMIT, maker=True)
-                if self._stop_level != stop:
-                    self._stop_after_resting_fill(bar)
-            else:
-                if buying and bar.high >= level:
-                    ref = max(bar.open, level)
-                elif not buying and bar.low <= level:
-                    ref = min(bar.open, level)
-                else:
+                ref = max(bar.open, level)
+            else:  # a buy limit or a sell stop: the low reaches it
+                if bar.low > level:
                     continue
-                self._working.remove(working)
-                stop = self._stop_level
-                self._fill(working, ref, now, ExitReason.STOP)
-                if self._stop_level != stop:
-                    self._stop_after_resting_fill(bar)
+                ref = min(bar.open, level)
+            self._working.remove(working)
+            stop = self._stop_level
+            reason = ExitReason.LIMIT if limit else ExitReason.STOP
+            self._fill(working, ref, now, reason, maker=limit)
+            if self._stop_level != stop:
+                self._stop_after_resting_fill(bar)
 
     def _stop_after_resting_fill(self, bar: Bar) -> None:
         """A resting order filled inside this minute, after its bracket check: the stop of the

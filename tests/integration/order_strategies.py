@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from barbus.daemon.core.events import Bar
 from barbus.daemon.core.orders import Decision, Order
@@ -52,12 +52,6 @@ class DipBuyer(Strategy[DipParams]):
             stop_loss_pct=p.stop_loss,
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"bars": self._bars}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self._bars = int(state["bars"])
-
 
 @dataclasses.dataclass(frozen=True)
 class FlipParams(BaseParams):
@@ -80,12 +74,6 @@ class Flipper(Strategy[FlipParams]):
         turn = self._bars // self.params.hold
         fraction = self.params.fraction if turn % 2 else -self.params.fraction
         return Order.target_position(fraction)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"bars": self._bars}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self._bars = int(state["bars"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,12 +106,6 @@ class Turns(Strategy[TurnsParams]):
             tag="breakout",
         )
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"bars": self._bars}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self._bars = int(state["bars"])
-
 
 @dataclasses.dataclass(frozen=True)
 class FailParams(BaseParams):
@@ -148,9 +130,3 @@ class FailsAfterFill(Strategy[FailParams]):
         if self._bars == self.params.at + 1:
             raise RuntimeError("planned failure on the bar that filled its buy")
         return None
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"bars": self._bars}
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self._bars = int(state["bars"])
