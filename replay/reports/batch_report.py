@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from barbus.replay.batch import BatchOutcome
+from barbus.replay.batch import BatchOutcome, Job
 from barbus.replay.batch_spec import BatchPlan
 from barbus.replay.cache import BarCache
-from barbus.replay.jobs import Job
 from barbus.replay.reports.batch_page import write_batch_html
 from barbus.replay.reports.heatmap import plot_heatmap
 from barbus.replay.reports.run_chart import plot_run

@@ -18,7 +18,7 @@ from barbus.replay.reports.plotting import FloatArray
 
 __all__ = ["STATUSES", "failed_rows", "is_missing", "numeric_column", "require_column"]
 
-STATUSES = ("ok", "failed")  # what a batch row's ``status`` is (replay.jobs.result_row)
+STATUSES = ("ok", "failed")  # what a batch job's result row says in ``status``
 
 
 def require_column(results: pd.DataFrame, name: str, role: str) -> None:

@@ -16,7 +16,7 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
 from barbus.daemon.core.events import ExitReason, parse_utc_ms
-from barbus.replay.jobs import METRICS
+from barbus.replay.batch import METRICS
 from barbus.replay.reports.batch_page import write_batch_html
 from barbus.replay.reports.heatmap import heatmap_figure, plot_heatmap
 from barbus.replay.reports.plotting import MAX_PLOT_POINTS
@@ -191,7 +191,7 @@ def test_heatmap_orders_timeframes_by_length() -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "1"]
 
 
-# The batch metrics a heatmap centres on zero whatever the values' signs (replay.jobs.METRICS).
+# The batch metrics a heatmap centres on zero whatever the values' signs (replay.batch.METRICS).
 SIGNED = {
     "total_return_pct",
     "buy_and_hold_return_pct",
