@@ -29,7 +29,8 @@ rejected; trades closed), which the daemon drains and commits with each bar. Eve
 time-stamped here carries bar times, never wall-clock time, so a live run and its replay produce
 byte-identical trade logs. This module is the replay hot path: no logging, no allocation on
 quiet bars, attributes read into locals, and a strategy that only returns signals never touches
-the order book.
+the order book. What is not per bar lives beside it: the snapshot format in
+:mod:`~barbus.daemon.core.engine_snapshot`, order sizing in :mod:`~barbus.daemon.core.sizing`.
 """
 
 from __future__ import annotations
