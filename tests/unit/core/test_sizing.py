@@ -36,6 +36,7 @@ def working(order: Order) -> WorkingOrder:
         (Order.buy(), 0.0, math.inf),  # all free cash
         (Order.sell(), 2.0, 2.0),  # closes the long
         (Order.sell(), 0.0, 0.0),  # nothing to close
+        (Order.sell(), -2.0, 0.0),  # a short: nothing to close, not a bigger short
     ],
 )
 def test_order_units_are_the_size_the_order_names_at_the_reference_price(
