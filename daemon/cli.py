@@ -22,7 +22,7 @@ from barbus.daemon.log import configure_logging
 
 if TYPE_CHECKING:
     from barbus.daemon.core.broker import ExecutionConfig
-    from barbus.daemon.feeds.sim import FaultConfig
+    from barbus.daemon.feeds.sim_faults import FaultConfig
     from barbus.strategies import StrategySource
 
 __all__ = ["build_parser", "main"]
@@ -508,7 +508,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
 
 def _fault_config(args: argparse.Namespace) -> FaultConfig:
-    from barbus.daemon.feeds.sim import FaultConfig
+    from barbus.daemon.feeds.sim_faults import FaultConfig
 
     return FaultConfig(
         drop_every=args.drop_every,
