@@ -7,12 +7,9 @@ decides when to map, build or rebuild one, and keeps the mapped series.
 Every open re-checks the source's size and mtime (and, if they moved, its sha256) so a changed
 source is rebuilt, never served stale; it checks each column's length and, unless told not to,
 its checksum (xxh3: ~10 GB/s), so a corrupt entry is reported and rebuilt from the source.
-Builds happen in a temporary folder renamed into place under a file lock, so concurrent
-workers never see half an entry and never build the same entry twice. A CSV larger than
-``chunk_bytes`` is parsed block by block and each column appended to its ``.npy`` file as it
-goes (the header is rewritten with the row count at the end), so ingest memory is bounded by the
-block, not by the file; the bytes are the same as a one-shot build's. Only regular files are
-read: a FIFO or a device is refused before it is opened.
+Builds happen under a file lock, so concurrent workers never build the same entry twice; a
+source larger than ``chunk_bytes`` is ingested block by block. Only regular files are read: a
+FIFO or a device is refused before it is opened.
 
 On top sits an in-process LRU of mapped series with a byte budget and counters that tell a
 memory hit (the LRU), a disk hit (an entry mapped from disk) and a build (the source parsed)
@@ -35,7 +32,6 @@ import os
 import shutil
 import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -43,14 +39,13 @@ from pathlib import Path
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.series import BarSeries, GapReport, symbol_from_name
 from barbus.replay.cache_entry import (
-    COLUMNS,
     CacheEntry,
-    SourceFingerprint,
     entry_key,
-    entry_of,
     map_entry,
+    memory_entry,
     open_entry,
 )
+from barbus.replay.cache_lru import MappedSeries
 from barbus.replay.cache_stats import CacheStats, add_counts, read_counts, unflushed
 from barbus.replay.cache_write import tmp_dir, write_from_source
 from barbus.replay.files import refuse_special
@@ -108,7 +103,7 @@ class BarCache:
         self.chunked_ingests = 0  # builds of this instance that went block by block
         self.stats = CacheStats()
         self._flushed = CacheStats()
-        self._lru: OrderedDict[str, tuple[BarSeries, CacheEntry]] = OrderedDict()
+        self._lru = MappedSeries(self.stats)
         self._announced: set[str] = set()  # keys whose gaps were reported
         self.unwritable: str | None = None  # why the folder cannot be written, once seen
 
@@ -120,15 +115,11 @@ class BarCache:
         refuse_special(source)
         symbol = symbol or _symbol_of(source)
         key = entry_key(source, symbol)
-        cached = self._lru.get(key)
-        if cached is not None and self._source_unchanged(source, cached[1]):
-            self._lru.move_to_end(key)
-            self.stats.memory_hits += 1
-            return cached[0]
-        if cached is not None:
-            self._forget(key)
+        held = self._lru.get(key, source)
+        if held is not None:
+            return held
         series, entry = self._open_or_build(source, symbol, key)
-        self._remember(key, series, entry)
+        self._lru.put(key, series, entry, self.budget_bytes)
         if self.announce and entry.gaps.get("count") and key not in self._announced:
             self._announced.add(key)
             gaps = GapReport(**entry.gaps).describe()
@@ -141,7 +132,7 @@ class BarCache:
         refuse_special(source)
         symbol = symbol or _symbol_of(source)
         key = entry_key(source, symbol)
-        self._forget(key)
+        self._lru.forget(key)
         try:
             if force:
                 return self._build(source, symbol, key, reason="forced", force=True)[1]
@@ -167,7 +158,6 @@ class BarCache:
     def clear(self) -> int:
         """Delete every entry and the shared counters; return how many entries were removed."""
         self._lru.clear()
-        self.stats.bytes_mapped = 0
         if not self.root.is_dir():
             return 0
         removed = 0
@@ -219,34 +209,12 @@ class BarCache:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _remember(self, key: str, series: BarSeries, entry: CacheEntry) -> None:
-        self._lru[key] = (series, entry)
-        self.stats.bytes_mapped += entry.nbytes
-        self.stats.peak_bytes_mapped = max(self.stats.peak_bytes_mapped, self.stats.bytes_mapped)
-        while self.stats.bytes_mapped > self.budget_bytes and len(self._lru) > 1:
-            oldest = next(iter(self._lru))
-            self._forget(oldest)
-            self.stats.evictions += 1
-
-    def _forget(self, key: str) -> None:
-        dropped = self._lru.pop(key, None)
-        if dropped is not None:
-            self.stats.bytes_mapped -= dropped[1].nbytes
-
-    @staticmethod
-    def _source_unchanged(source: Path, entry: CacheEntry) -> bool:
-        try:
-            stat = source.stat()
-        except OSError:
-            return True  # the source is gone: what is mapped is still the last good copy
-        return stat.st_size == entry.source.size and stat.st_mtime_ns == entry.source.mtime_ns
-
     def _open_or_build(
         self, source: Path, symbol: str, key: str, *, fallback: bool = True
     ) -> tuple[BarSeries, CacheEntry]:
         """The entry mapped from disk, else built; else (``fallback``, the folder cannot be
         written) the source parsed into memory."""
-        found = self._open_existing(source, key)
+        found = open_entry(self.root / key, source, verify_checksums=self.verify_checksums)
         if isinstance(found, tuple):
             self.stats.disk_hits += 1
             return found
@@ -275,20 +243,8 @@ class BarCache:
         if not source.exists():
             raise DataError(f"{source}: no such data file")
         series = load_bars(source, symbol)
-        stat_ = source.stat()
-        columns = dict(zip(COLUMNS, series.columns(), strict=True))
-        entry = entry_of(
-            series,
-            key,
-            SourceFingerprint(str(source.resolve()), stat_.st_size, stat_.st_mtime_ns, ""),
-            checksums={},
-            column_bytes={name: int(array.nbytes) for name, array in columns.items()},
-        )
+        entry = memory_entry(series, source, key)
         return series, entry
-
-    def _open_existing(self, source: Path, key: str) -> tuple[BarSeries, CacheEntry] | str | None:
-        """The mapped entry; else why it cannot be used; None when there is no entry."""
-        return open_entry(self.root / key, source, verify_checksums=self.verify_checksums)
 
     def _build(
         self, source: Path, symbol: str, key: str, reason: str | None, *, force: bool = False
@@ -303,7 +259,7 @@ class BarCache:
             directory = self.root / key
             if not force:
                 # Another process may have (re)built it while we waited for the lock.
-                found = self._open_existing(source, key)
+                found = open_entry(self.root / key, source, verify_checksums=self.verify_checksums)
                 if isinstance(found, tuple):
                     self.stats.disk_hits += 1
                     return found

@@ -41,6 +41,7 @@ __all__ = [
     "entry_of",
     "fingerprint",
     "map_entry",
+    "memory_entry",
     "open_entry",
     "write_meta",
 ]
@@ -172,6 +173,19 @@ def entry_of(
         gaps=asdict(series.gaps()),
         zero_volume_bars=series.zero_volume_bars(),
         created_unix=time.time(),
+    )
+
+
+def memory_entry(series: BarSeries, source: Path, key: str) -> CacheEntry:
+    """The entry of ``series`` parsed into memory only (no files: no checksums, no hash)."""
+    stat = source.stat()
+    columns = dict(zip(COLUMNS, series.columns(), strict=True))
+    return entry_of(
+        series,
+        key,
+        SourceFingerprint(str(source.resolve()), stat.st_size, stat.st_mtime_ns, ""),
+        checksums={},
+        column_bytes={name: int(array.nbytes) for name, array in columns.items()},
     )
 
 
