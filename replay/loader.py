@@ -14,7 +14,6 @@ CSV is parsed with pyarrow (several million rows a second). When anything is wro
 parsed again with pandas row by row as text, so the error names the file line a user can open.
 Gaps (missing minutes) are legal in real data: they are reported, never filled.
 
-
 Only regular files are read (a FIFO would block for ever, a device never end). This module
 reads a whole file; :mod:`replay.chunks` streams a large CSV in blocks for the cache's chunked
 ingest, with the same layout (:mod:`replay.layout`) and rules (:mod:`replay.validate`).
