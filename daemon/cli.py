@@ -352,7 +352,8 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
 def cmd_cache(args: argparse.Namespace) -> int:
     import time
 
-    from barbus.replay.cache import BarCache, format_entries, format_stats
+    from barbus.replay.cache import BarCache
+    from barbus.replay.cache_listing import format_entries, format_stats
 
     cache = BarCache(args.cache_dir)
     if args.cache_command == "ingest":
