@@ -428,7 +428,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         try:
             metrics.serve(args.metrics_port)
         except OSError as exc:
-            from barbus.daemon.http import bind_problem
+            from barbus.daemon.listen import bind_problem
 
             raise ConfigError(
                 f"--metrics-port {args.metrics_port} cannot listen on 127.0.0.1:"
