@@ -53,8 +53,8 @@ from barbus.daemon.feeds.binance_rest import (
 )
 from barbus.daemon.log import RateLimitedLog, clip
 
-# The daemon builds, reads and catches these with the feed: one import for the feed's interface.
-__all__ = ["BinanceFeed", "FeedConfig", "FeedCounters", "FeedTemporaryError"]
+# The daemon builds and reads the feed's settings and counters with it: one import for the three.
+__all__ = ["BinanceFeed", "FeedConfig", "FeedCounters"]
 
 log = logging.getLogger("barbus.feed")
 

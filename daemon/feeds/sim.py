@@ -41,7 +41,7 @@ from barbus.daemon.feeds.binance_codec import encode_rest_kline
 from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.daemon.feeds.sim_hostile import damage, rest_fault_due
 from barbus.daemon.feeds.sim_subscriber import Subscriber
-from barbus.daemon.http import listen
+from barbus.daemon.listen import listen
 
 __all__ = ["SimExchange", "serve"]
 
