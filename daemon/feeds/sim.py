@@ -16,7 +16,7 @@ time 10**30, or at an absurd price); ``silent`` streams answer pings but never s
 ``rest_fault`` damages REST pages (duplicate, unsorted or past-endTime rows, far more rows than
 ``limit``, pages that never end, empty or stale answers for a hole, a future-dated row, a
 non-list). A correct client refuses the fakes and, where the real bars are still served, still
-delivers exactly the replayed series.
+delivers exactly the replayed series. The switches are one value, ``sim_faults.FaultConfig``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,59 +37,14 @@ from aiohttp import WSMsgType, web
 from barbus.daemon.core.events import MINUTE_MS, Bar
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
+from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.daemon.http import listen
 
-__all__ = ["INJECT_KINDS", "REST_FAULTS", "FaultConfig", "SimExchange", "serve"]
+__all__ = ["SimExchange", "serve"]
 
 log = logging.getLogger("barbus.sim")
 
 TEN_YEARS_MS = 3652 * 24 * 60 * MINUTE_MS
-INJECT_KINDS = ("future", "misaligned", "time_1e30", "price")
-# empty and stale answer only hole requests (with endTime); the rest every backfill request.
-REST_FAULTS = (
-    "duplicate",
-    "unsorted",
-    "past_end",
-    "oversize",
-    "endless",
-    "empty",
-    "stale",
-    "future",
-    "not_list",
-)
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """What goes wrong, and how often (0 = never). Randomness is seeded: runs are repeatable."""
-
-    drop_every: int = 0  # close each WebSocket connection after this many messages
-    malformed_every: int = 0  # replace every N-th message by garbage (the real one follows)
-    duplicate_probability: float = 0.0  # send a final candle twice
-    reorder_probability: float = 0.0  # hold a final candle back and send it after the next
-    # After every N-th message of the run (all connections together, so that --drop-every
-    # cannot keep it from firing), stop sending for pause_seconds.
-    pause_every: int = 0
-    pause_seconds: float = 0.0
-    partial_updates: bool = True  # also send an open-candle update (x=false) before each close
-    seed: int = 1
-    skip_every: int = 0  # never send every N-th final candle over WebSocket (a hole to backfill)
-    # Hostile: a fake final candle (one of INJECT_KINDS) before every N-th real one.
-    inject: str = ""
-    inject_every: int = 0
-    inject_price: float = 1e300  # the price of an injected "price" candle (all of O/H/L/C)
-    silent: bool = False  # WebSockets answer pings but never send a message
-    # Hostile: damage every N-th backfill answer (one of REST_FAULTS), at most `times` (0: all).
-    rest_fault: str = ""
-    rest_fault_every: int = 1
-    rest_fault_times: int = 0
-    oversize_rows: int = 400_000  # rows of an "oversize" answer
-
-    def __post_init__(self) -> None:
-        if self.inject and self.inject not in INJECT_KINDS:
-            raise ValueError(f"inject must be one of {', '.join(INJECT_KINDS)}")
-        if self.rest_fault and self.rest_fault not in REST_FAULTS:
-            raise ValueError(f"rest_fault must be one of {', '.join(REST_FAULTS)}")
 
 
 @dataclass
@@ -443,11 +398,15 @@ async def serve(
     speed: float = 10.0,
     history_bars: int = 500,
     faults: FaultConfig | None = None,
-    ready: asyncio.Event | None = None,
+    listening: Callable[[int], None] | None = None,
     exit_at_end: bool = False,
     start_on_connect: bool = False,
 ) -> None:
-    """Run the simulated exchange until cancelled (or, with ``exit_at_end``, the data ends)."""
+    """Run the simulated exchange until cancelled (or, with ``exit_at_end``, the data ends).
+
+    ``listening`` is called with the bound port (the one ``port=0`` picked) once the exchange
+    accepts connections: how that is told (the CLI prints a JSON line) is the caller's.
+    """
     exchange = SimExchange(
         series,
         speed=speed,
@@ -461,9 +420,8 @@ async def serve(
     bound = sock.getsockname()[1]
     await web.SockSite(runner, sock).start()
     log.info("simulated exchange on http://%s:%s (%s bars/s)", host, bound, speed or "real time")
-    print(json.dumps({"host": host, "port": bound}), flush=True)
-    if ready is not None:
-        ready.set()
+    if listening is not None:
+        listening(bound)
     try:
         if exit_at_end:
             await exchange.finished.wait()
