@@ -153,8 +153,6 @@ def _add_result_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from barbus.replay.batch import run_batch
-    from barbus.replay.batch_report import BatchProgress
     from barbus.replay.cache import BarCache
     from barbus.replay.runner import check_out_dir
 
@@ -168,10 +166,20 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for reason in plan.invalid:
         log.info("skipped invalid combination: %s", reason)
     cache = BarCache(args.cache_dir)
-    metrics = _serve_metrics(args.metrics_port)
+    outcome = _run(args, plan, cache, _serve_metrics(args.metrics_port))
+    return _report(args, plan, outcome, cache)
+
+
+def _run(
+    args: argparse.Namespace, plan: BatchPlan, cache: BarCache, metrics: BatchMetrics | None
+) -> BatchOutcome:
+    """The plan's jobs where the flags say, with a progress bar on the terminal."""
+    from barbus.replay.batch import run_batch
+    from barbus.replay.batch_report import BatchProgress
+
     progress = BatchProgress(len(plan.jobs))
     try:
-        outcome = run_batch(
+        return run_batch(
             plan.jobs,
             args.out,
             workers=args.workers or plan.workers,
@@ -188,7 +196,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
     finally:
         progress.close()
-    return _report(args, plan, outcome, cache)
 
 
 def _plan(args: argparse.Namespace) -> BatchPlan:

@@ -103,13 +103,7 @@ def _add_bars_to_replay(parser: argparse.ArgumentParser) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from barbus.replay.runner import check_out_dir, format_report, run_replay, write_outputs
 
-    if (args.strategy is None) == (args.config is None):
-        raise ConfigError(
-            "give --strategy (one strategy) or --config (every strategy of a daemon config), "
-            "not both"
-            if args.strategy
-            else "replay needs --strategy or --config"
-        )
+    _one_of_strategy_and_config(args)
     if args.config is not None:
         return _replay_config(args)
     if len(args.data) > 1:
@@ -123,6 +117,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         cache.flush_stats()
     _report(args, format_report(result), partial(write_outputs, result), _plot(result))
     return 0
+
+
+def _one_of_strategy_and_config(args: argparse.Namespace) -> None:
+    if (args.strategy is None) == (args.config is None):
+        raise ConfigError(
+            "give --strategy (one strategy) or --config (every strategy of a daemon config), "
+            "not both"
+            if args.strategy
+            else "replay needs --strategy or --config"
+        )
 
 
 def _one_strategy(args: argparse.Namespace) -> ReplayConfig:
@@ -158,12 +162,7 @@ def _replay_config(args: argparse.Namespace) -> int:
     from barbus.replay import portfolio
     from barbus.replay.runner import check_out_dir
 
-    for attribute, option in _ONE_STRATEGY_OPTIONS:
-        if given(getattr(args, attribute)) and getattr(args, attribute) != []:
-            raise ConfigError(
-                f"{option} does not go with --config: the config's [[strategy]] and [[account]] "
-                "tables say it"
-            )
+    _refuse_one_strategy_options(args)
     if not args.data:
         raise ConfigError("--config needs --data FILE, once per symbol its strategies trade")
     if args.out is not None:
@@ -178,6 +177,15 @@ def _replay_config(args: argparse.Namespace) -> int:
     write = partial(portfolio.write_outputs, result)
     _report(args, portfolio.format_report(result), write, _plot_accounts(args, result))
     return 0
+
+
+def _refuse_one_strategy_options(args: argparse.Namespace) -> None:
+    for attribute, option in _ONE_STRATEGY_OPTIONS:
+        if given(getattr(args, attribute)) and getattr(args, attribute) != []:
+            raise ConfigError(
+                f"{option} does not go with --config: the config's [[strategy]] and [[account]] "
+                "tables say it"
+            )
 
 
 def _series_by_symbol(paths: list[Path], cache: BarCache | None) -> dict[str, BarSeries]:

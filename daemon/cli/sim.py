@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from barbus.daemon.cli.options import add_cache_dir, port, shown
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.feeds.sim_faults import FaultConfig
+
+if TYPE_CHECKING:
+    from barbus.daemon.core.series import BarSeries
 
 __all__ = ["add_sim_exchange", "fault_flags"]
 
@@ -93,33 +97,39 @@ def _faults(args: argparse.Namespace) -> FaultConfig:
 
 
 def cmd_sim_exchange(args: argparse.Namespace) -> int:
-    import json
-
     import uvloop
 
     from barbus.daemon.feeds.sim import serve
-    from barbus.replay.cache import BarCache
-    from barbus.replay.loader import bundled_data_path
 
     faults = _faults(args)  # before the data is loaded: a typo fails at once
-    cache = BarCache(args.cache_dir)
-    series = [cache.load(path) for path in args.data or [bundled_data_path()]]
-    cache.flush_stats()  # now: the exchange serves until it is stopped
-
-    def tell_port(bound: int) -> None:
-        print(json.dumps({"host": args.host, "port": bound}), flush=True)
-
     uvloop.run(
         serve(
-            series,
+            _served_series(args),
             host=args.host,
             port=args.port,
             speed=args.speed,
             history_bars=args.history_bars,
             faults=faults,
-            listening=tell_port,
+            listening=partial(_tell_port, args.host),
             exit_at_end=args.exit_at_end,
             start_on_connect=args.start_on_connect,
         )
     )
     return 0
+
+
+def _served_series(args: argparse.Namespace) -> list[BarSeries]:
+    from barbus.replay.cache import BarCache
+    from barbus.replay.loader import bundled_data_path
+
+    cache = BarCache(args.cache_dir)
+    series = [cache.load(path) for path in args.data or [bundled_data_path()]]
+    cache.flush_stats()  # now: the exchange serves until it is stopped
+    return series
+
+
+def _tell_port(host: str, port: int) -> None:
+    """The line that tells the bound port: one JSON object, flushed at once."""
+    import json
+
+    print(json.dumps({"host": host, "port": port}), flush=True)
