@@ -22,7 +22,7 @@ from barbus.daemon.feeds.sim_faults import FaultConfig
 if TYPE_CHECKING:
     from barbus.daemon.core.series import BarSeries
 
-__all__ = ["add_sim_exchange", "fault_flags"]
+__all__ = ["add_sim_exchange", "fault_flags", "faults_of"]
 
 
 def add_sim_exchange(commands: Any) -> None:
@@ -88,7 +88,7 @@ def fault_flags() -> list[tuple[str, dict[str, Any]]]:
     return flags
 
 
-def _faults(args: argparse.Namespace) -> FaultConfig:
+def faults_of(args: argparse.Namespace) -> FaultConfig:
     """The fault flags as a :class:`FaultConfig`; a bad value is one line."""
     try:
         return FaultConfig(**{field.name: getattr(args, field.name) for field in _flagged()})
@@ -101,7 +101,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
     from barbus.daemon.feeds.sim import serve
 
-    faults = _faults(args)  # before the data is loaded: a typo fails at once
+    faults = faults_of(args)  # before the data is loaded: a typo fails at once
     uvloop.run(
         serve(
             _served_series(args),
