@@ -175,7 +175,7 @@ def _run(
 ) -> BatchOutcome:
     """The plan's jobs where the flags say, with a progress bar on the terminal."""
     from barbus.replay.batch import run_batch
-    from barbus.replay.batch_report import BatchProgress
+    from barbus.replay.progress import BatchProgress
 
     progress = BatchProgress(len(plan.jobs))
     try:
@@ -260,7 +260,7 @@ def _report(
 ) -> int:
     """The top rows, the counts and speed, then the HTML report and the tables' paths."""
     from barbus.replay.batch import format_top
-    from barbus.replay.batch_report import write_batch_report
+    from barbus.replay.reports.batch_report import write_batch_report
 
     print(format_top(outcome.rows, plan.sort, args.top))
     print(

@@ -149,7 +149,7 @@ def _one_strategy(args: argparse.Namespace) -> ReplayConfig:
 
 def _plot(result: ReplayResult) -> Callable[[Path], Path]:
     def plot(out: Path) -> Path:
-        from barbus.replay.reports import plot_run
+        from barbus.replay.reports.run_chart import plot_run
 
         return plot_run(result, out / "replay.png")
 
@@ -243,7 +243,7 @@ def _portfolio(
 def _plot_accounts(args: argparse.Namespace, result: PortfolioResult) -> Callable[[Path], Path]:
     def plot(out: Path) -> Path:
         from barbus.replay.portfolio import account_equity
-        from barbus.replay.reports import plot_accounts
+        from barbus.replay.reports.accounts_chart import plot_accounts
 
         marks, curves = account_equity(result)
         title = f"{args.config.name}: equity of each account"
