@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from barbus.daemon.cli.options import (
     STRATEGY_HELP,
     add_cache_dir,
+    add_data,
     add_run_options,
     execution_of,
     given_execution_flags,
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["add_batch"]
 
 log = logging.getLogger("barbus.cli")
+
+# --data: the files the grid runs on, each one more value of its data axis.
+DATA_OF_THE_JOBS = "data file, repeatable (default: the bundled BTCUSDT 2025-05-20..08-18 sample)"
 
 
 def add_batch(commands: Any) -> None:
@@ -61,24 +65,13 @@ def add_batch(commands: Any) -> None:
         "any job runs)",
     )
     batch.add_argument("--strategy", help=f"without a SPEC file: {STRATEGY_HELP}")
-    _add_data_of_the_jobs(batch)
+    add_data(batch, DATA_OF_THE_JOBS)
     add_run_options(batch)
     _add_grid_options(batch)
     _add_run_where_options(batch)
     _add_result_options(batch)
     add_cache_dir(batch)
     batch.set_defaults(func=cmd_batch)
-
-
-def _add_data_of_the_jobs(parser: argparse.ArgumentParser) -> None:
-    """``--data``: the files the grid runs on, each one more value of the data axis."""
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        default=[],
-        help="data file, repeatable (default: the bundled BTCUSDT 2025-05-20..08-18 sample)",
-    )
 
 
 def _add_grid_options(parser: argparse.ArgumentParser) -> None:

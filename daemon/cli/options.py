@@ -21,6 +21,7 @@ from barbus.daemon.core.errors import ConfigError
 __all__ = [
     "STRATEGY_HELP",
     "add_cache_dir",
+    "add_data",
     "add_execution_options",
     "add_run_options",
     "execution_of",
@@ -102,6 +103,13 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
         help="cache folder (default: $BARBUS_CACHE_DIR, else $XDG_CACHE_HOME/barbus); one "
         "that cannot be written is only read: data it lacks is parsed, with one warning",
     )
+
+
+def add_data(parser: argparse.ArgumentParser, meaning: str) -> None:
+    """``--data FILE``, repeatable. Three commands take it with three meanings (the bars a
+    replay runs on, the data axis of a batch's grid, the bars the sim serves): ``meaning`` is
+    the command's help text, named in its module."""
+    parser.add_argument("--data", type=Path, action="append", default=[], help=meaning)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from barbus.daemon.cli.options import (
     STRATEGY_HELP,
     add_cache_dir,
+    add_data,
     add_run_options,
     execution_of,
     given,
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
     from barbus.replay.runner import ReplayConfig, ReplayResult
 
 __all__ = ["add_replay"]
+
+# --data: the bars a replay runs on, one file with --strategy, one per symbol with --config.
+BARS_TO_REPLAY = (
+    "kline CSV/CSV.gz file (default: the bundled BTCUSDT 2025-05-20..08-18 sample); "
+    "with --config one per symbol, repeatable, the symbol from the file name"
+)
 
 # Options that belong to one strategy; with --config the config file says them.
 _ONE_STRATEGY_OPTIONS = (
@@ -61,7 +68,7 @@ def add_replay(commands: Any) -> None:
         "their [[account]]s and [execution] (flags override it); trades.csv holds every "
         "strategy, summary.json each strategy and account",
     )
-    _add_bars_to_replay(replay)
+    add_data(replay, BARS_TO_REPLAY)
     add_run_options(replay)
     replay.add_argument(
         "--out",
@@ -85,19 +92,6 @@ def add_replay(commands: Any) -> None:
     )
     add_cache_dir(replay)
     replay.set_defaults(func=cmd_replay)
-
-
-def _add_bars_to_replay(parser: argparse.ArgumentParser) -> None:
-    """``--data``: the bars a replay runs on, one file with --strategy, one per symbol with
-    --config."""
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        default=[],
-        help="kline CSV/CSV.gz file (default: the bundled BTCUSDT 2025-05-20..08-18 sample); "
-        "with --config one per symbol, repeatable, the symbol from the file name",
-    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

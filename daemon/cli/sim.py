@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from barbus.daemon.cli.options import add_cache_dir, port, shown
+from barbus.daemon.cli.options import add_cache_dir, add_data, port, shown
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.feeds.sim_faults import FaultConfig
 
@@ -23,6 +22,9 @@ if TYPE_CHECKING:
     from barbus.daemon.core.series import BarSeries
 
 __all__ = ["add_sim_exchange", "fault_flags", "faults_of"]
+
+# --data: the bars the exchange serves, one file per symbol.
+BARS_TO_SERVE = "bar file, one per symbol, repeatable (default: the bundled BTCUSDT sample)"
 
 
 def add_sim_exchange(commands: Any) -> None:
@@ -32,7 +34,7 @@ def add_sim_exchange(commands: Any) -> None:
         description="A Binance-compatible exchange on localhost (REST /api/v3/klines and kline "
         "WebSocket streams) replaying historical bars, with switches to inject faults.",
     )
-    _add_bars_to_serve(sim)
+    add_data(sim, BARS_TO_SERVE)
     sim.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
     sim.add_argument("--port", type=port, default=8765, help="port (8765; 0 = any free port)")
     sim.add_argument(
@@ -54,17 +56,6 @@ def add_sim_exchange(commands: Any) -> None:
     )
     add_cache_dir(sim)
     sim.set_defaults(func=cmd_sim_exchange)
-
-
-def _add_bars_to_serve(parser: argparse.ArgumentParser) -> None:
-    """``--data``: the bars the exchange serves, one file per symbol."""
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        default=[],
-        help="bar file, one per symbol, repeatable (default: the bundled BTCUSDT sample)",
-    )
 
 
 def _flagged() -> list[dataclasses.Field[Any]]:
