@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parity", "add_run", "add_trades"]
 
-_STATE_HELP = "daemon state file (SQLite)"
+
+def _add_state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", type=Path, required=True, help="daemon state file (SQLite)")
 
 
 def add_run(commands: Any) -> None:
@@ -48,7 +50,7 @@ def add_parity(commands: Any) -> None:
         "Each strategy runs from its recorded spec; a strategy whose code changed since (its "
         "fingerprint differs from the recorded one) is refused with one line, exit 2.",
     )
-    parity.add_argument("--state", type=Path, required=True, help=_STATE_HELP)
+    _add_state(parity)
     parity.add_argument(
         "--export",
         type=Path,
@@ -67,7 +69,7 @@ def add_trades(commands: Any) -> None:
         "Opens the file read-only without the daemon's lock: works while the daemon runs, and "
         "on a read-only copy.",
     )
-    trades.add_argument("--state", type=Path, required=True, help=_STATE_HELP)
+    _add_state(trades)
     trades.add_argument("--strategy", metavar="NAME", help="only this strategy ([[strategy]] name)")
     trades.add_argument(
         "--since",
