@@ -12,10 +12,11 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from barbus.daemon.cli.options import (
     STRATEGY_HELP,
+    Commands,
     add_cache_dir,
     add_data,
     add_run_options,
@@ -41,7 +42,7 @@ log = logging.getLogger("barbus.cli")
 DATA_OF_THE_JOBS = "data file, repeatable (default: the bundled BTCUSDT 2025-05-20..08-18 sample)"
 
 
-def add_batch(commands: Any) -> None:
+def add_batch(commands: Commands) -> None:
     batch = commands.add_parser(
         "batch",
         help="run a grid of backtests over worker processes",

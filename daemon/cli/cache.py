@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from barbus.daemon.cli.options import add_cache_dir
+from barbus.daemon.cli.options import Commands, add_cache_dir
 
 __all__ = ["add_cache"]
 
 
-def add_cache(commands: Any) -> None:
+def add_cache(commands: Commands) -> None:
     cache = commands.add_parser(
         "cache",
         help="the on-disk bar cache (ingest, ls, stats, clear)",

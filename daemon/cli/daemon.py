@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from barbus.daemon.cli.options import Commands
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.log import configure_logging
 
@@ -24,7 +25,7 @@ def _add_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", type=Path, required=True, help="daemon state file (SQLite)")
 
 
-def add_run(commands: Any) -> None:
+def add_run(commands: Commands) -> None:
     run = commands.add_parser(
         "run",
         help="run the paper-trading daemon",
@@ -42,7 +43,7 @@ def add_run(commands: Any) -> None:
     run.set_defaults(func=cmd_run)
 
 
-def add_parity(commands: Any) -> None:
+def add_parity(commands: Commands) -> None:
     parity = commands.add_parser(
         "parity",
         help="replay what the daemon recorded and compare trade logs",
@@ -61,7 +62,7 @@ def add_parity(commands: Any) -> None:
     parity.set_defaults(func=cmd_parity)
 
 
-def add_trades(commands: Any) -> None:
+def add_trades(commands: Commands) -> None:
     trades = commands.add_parser(
         "trades",
         help="list the trades a daemon recorded in its state file",

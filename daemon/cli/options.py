@@ -13,13 +13,14 @@ import argparse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeAlias, get_args
 
 from barbus.daemon.core.broker import ExecutionConfig, FillTiming
 from barbus.daemon.core.errors import ConfigError
 
 __all__ = [
     "STRATEGY_HELP",
+    "Commands",
     "add_cache_dir",
     "add_data",
     "add_execution_options",
@@ -32,6 +33,9 @@ __all__ = [
     "positive_int",
     "shown",
 ]
+
+# What add_subparsers() returns: each command's module adds its parser to it.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 STRATEGY_HELP = (
     "a strategy: a name from `barbus strategies` (built-in or plugin), path/to/file.py:ClassName "
@@ -137,19 +141,23 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 _FILL_AT = {"next_open": "the next 1-minute bar's open", "close": "this bar's close"}
 
 
-def _fill_at_help(default: str) -> str:
-    ways = [f"{_FILL_AT[way]}{' (default)' * (way == default)}" for way in get_args(FillTiming)]
-    return f"fill market orders at {' or '.join(ways)}"
+def _fill_at_ways(default: object) -> str:
+    """Each way to fill, the default one marked."""
+    return " or ".join(
+        f"{_FILL_AT[way]}{' (default)' * (way == default)}" for way in get_args(FillTiming)
+    )
 
 
 @dataclass(frozen=True)
 class _ExecutionFlag:
-    """One execution option: the field of :class:`ExecutionConfig` it sets, and its help."""
+    """One execution option: the :class:`ExecutionConfig` field it sets and its help text, in
+    which ``{default}`` is that field's default as ``show`` writes it."""
 
     flag: str
     field: str
-    help: Callable[[Any], str]  # of the field's default
+    help: str
     options: Mapping[str, Any]  # add_argument's other keywords
+    show: Callable[[object], str] = shown
 
     @property
     def dest(self) -> str:
@@ -161,40 +169,34 @@ EXECUTION_FLAGS = (
     _ExecutionFlag(
         "--fee-bps",
         "fee_bps",
-        lambda d: f"fee in basis points ({shown(d)}): sets both the maker and the taker fee",
+        "fee in basis points ({default}): sets both the maker and the taker fee",
         {"type": float},
     ),
     _ExecutionFlag(
-        "--maker-fee-bps",
-        "maker_fee_bps",
-        lambda _: "fee of limit order fills (default: --fee-bps)",
-        _BPS,
+        "--maker-fee-bps", "maker_fee_bps", "fee of limit order fills (default: --fee-bps)", _BPS
     ),
     _ExecutionFlag(
         "--taker-fee-bps",
         "taker_fee_bps",
-        lambda _: (
-            "fee of market and stop order fills, signals and bracket exits (default: --fee-bps)"
-        ),
+        "fee of market and stop order fills, signals and bracket exits (default: --fee-bps)",
         _BPS,
     ),
     _ExecutionFlag(
-        "--slippage-bps",
-        "slippage_bps",
-        lambda d: f"slippage in basis points ({shown(d)})",
-        {"type": float},
+        "--slippage-bps", "slippage_bps", "slippage in basis points ({default})", {"type": float}
     ),
-    _ExecutionFlag("--fill-at", "fill_at", _fill_at_help, {"choices": get_args(FillTiming)}),
     _ExecutionFlag(
-        "--cash", "starting_cash", lambda d: f"starting cash ({shown(d)})", {"type": float}
+        "--fill-at",
+        "fill_at",
+        "fill market orders at {default}",
+        {"choices": get_args(FillTiming)},
+        show=_fill_at_ways,
     ),
+    _ExecutionFlag("--cash", "starting_cash", "starting cash ({default})", {"type": float}),
     _ExecutionFlag(
         "--allow-short",
         "allow_short",
-        lambda _: (
-            "let the account hold short positions (without it a short order halts the "
-            "strategy: exit 2 naming the strategy and the bar); no leverage, margin or funding"
-        ),
+        "let the account hold short positions (without it a short order halts the strategy: "
+        "exit 2 naming the strategy and the bar); no leverage, margin or funding",
         {"action": "store_true"},
     ),
 )
@@ -204,9 +206,8 @@ def add_execution_options(parser: argparse.ArgumentParser) -> None:
     """The execution options, without defaults (a flag not given leaves a config's value)."""
     defaults = ExecutionConfig()
     for option in EXECUTION_FLAGS:
-        parser.add_argument(
-            option.flag, help=option.help(getattr(defaults, option.field)), **option.options
-        )
+        default = option.show(getattr(defaults, option.field))
+        parser.add_argument(option.flag, help=option.help.format(default=default), **option.options)
 
 
 def given_execution_flags(args: argparse.Namespace) -> list[str]:

@@ -12,10 +12,11 @@ import argparse
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from barbus.daemon.cli.options import (
     STRATEGY_HELP,
+    Commands,
     add_cache_dir,
     add_data,
     add_run_options,
@@ -50,7 +51,7 @@ _ONE_STRATEGY_OPTIONS = (
 )
 
 
-def add_replay(commands: Any) -> None:
+def add_replay(commands: Commands) -> None:
     replay = commands.add_parser(
         "replay",
         help="backtest one strategy, or a whole daemon config, on historical 1-minute bars",

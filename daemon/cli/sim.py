@@ -14,7 +14,7 @@ import dataclasses
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from barbus.daemon.cli.options import add_cache_dir, add_data, port, shown
+from barbus.daemon.cli.options import Commands, add_cache_dir, add_data, port, shown
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.feeds.sim_faults import FaultConfig
 
@@ -27,7 +27,7 @@ __all__ = ["add_sim_exchange", "fault_flags", "faults_of"]
 BARS_TO_SERVE = "bar file, one per symbol, repeatable (default: the bundled BTCUSDT sample)"
 
 
-def add_sim_exchange(commands: Any) -> None:
+def add_sim_exchange(commands: Commands) -> None:
     sim = commands.add_parser(
         "sim-exchange",
         help="serve cached bars over the Binance kline protocol, locally",

@@ -10,9 +10,9 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from barbus.daemon.cli.options import STRATEGY_HELP
+from barbus.daemon.cli.options import STRATEGY_HELP, Commands
 
 if TYPE_CHECKING:
     from barbus.strategies import StrategySource
@@ -22,7 +22,7 @@ __all__ = ["add_new_strategy", "add_strategies"]
 log = logging.getLogger("barbus.cli")
 
 
-def add_strategies(commands: Any) -> None:
+def add_strategies(commands: Commands) -> None:
     listing = commands.add_parser(
         "strategies",
         help="list strategies, where each comes from, and their parameters",
@@ -33,7 +33,7 @@ def add_strategies(commands: Any) -> None:
     listing.set_defaults(func=cmd_strategies)
 
 
-def add_new_strategy(commands: Any) -> None:
+def add_new_strategy(commands: Commands) -> None:
     new_strategy = commands.add_parser(
         "new-strategy",
         help="write a skeleton strategy and its test, both passing as written",
