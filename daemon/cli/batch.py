@@ -235,7 +235,7 @@ def _serve_metrics(metrics_port: int | None) -> BatchMetrics | None:
     """``--metrics-port``: the batch's Prometheus metrics, served before any job runs."""
     if metrics_port is None:
         return None
-    from barbus.daemon.http import bind_problem
+    from barbus.daemon.listen import bind_problem
     from barbus.replay.metrics import BatchMetrics
 
     metrics = BatchMetrics.create()

@@ -43,7 +43,8 @@ def add_cache(commands: Commands) -> None:
 def cmd_cache_ingest(args: argparse.Namespace) -> int:
     import time
 
-    from barbus.replay.cache import BarCache, format_entries
+    from barbus.replay.cache import BarCache
+    from barbus.replay.cache_listing import format_entries
 
     cache = BarCache(args.cache_dir)
     for path in args.files:
@@ -56,7 +57,8 @@ def cmd_cache_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
-    from barbus.replay.cache import BarCache, format_entries
+    from barbus.replay.cache import BarCache
+    from barbus.replay.cache_listing import format_entries
 
     cache = BarCache(args.cache_dir)
     print(f"cache {cache.root}")
@@ -65,7 +67,8 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_stats(args: argparse.Namespace) -> int:
-    from barbus.replay.cache import BarCache, format_stats
+    from barbus.replay.cache import BarCache
+    from barbus.replay.cache_listing import format_stats
 
     print(format_stats(BarCache(args.cache_dir)))
     return 0

@@ -38,7 +38,7 @@ from barbus.daemon.core.events import MINUTE_MS, Bar
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
 from barbus.daemon.feeds.sim_faults import FaultConfig
-from barbus.daemon.http import listen
+from barbus.daemon.listen import listen
 
 __all__ = ["SimExchange", "serve"]
 
