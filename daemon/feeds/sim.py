@@ -29,7 +29,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,11 +247,15 @@ async def serve(
     speed: float = 10.0,
     history_bars: int = 500,
     faults: FaultConfig | None = None,
-    ready: asyncio.Event | None = None,
+    listening: Callable[[int], None] | None = None,
     exit_at_end: bool = False,
     start_on_connect: bool = False,
 ) -> None:
-    """Run the simulated exchange until cancelled (or, with ``exit_at_end``, the data ends)."""
+    """Run the simulated exchange until cancelled (or, with ``exit_at_end``, the data ends).
+
+    ``listening`` is called with the bound port (the one ``port=0`` picked) once the exchange
+    accepts connections: how that is told (the CLI prints a JSON line) is the caller's.
+    """
     exchange = SimExchange(
         series,
         speed=speed,
@@ -265,9 +269,8 @@ async def serve(
     bound = sock.getsockname()[1]
     await web.SockSite(runner, sock).start()
     log.info("simulated exchange on http://%s:%s (%s bars/s)", host, bound, speed or "real time")
-    print(json.dumps({"host": host, "port": bound}), flush=True)
-    if ready is not None:
-        ready.set()
+    if listening is not None:
+        listening(bound)
     try:
         if exit_at_end:
             await exchange.finished.wait()
