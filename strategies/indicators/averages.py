@@ -1,4 +1,4 @@
-"""Moving averages (SMA, EMA) and the argument/state checks every indicator shares.
+"""Moving averages (SMA, EMA) and the exact window sums the windowed indicators share.
 
 Indicators are called once per bar in million-bar replays, so they take plain floats, keep
 O(period) fixed state in ``__slots__`` and never touch numpy on the hot path.
@@ -11,39 +11,11 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, Final, final
 
+from barbus.strategies.indicators.checks import _check_state, _require_period
+
 __all__ = ["EMA", "SMA"]
 
 _NAN: Final = math.nan
-
-
-def _require_period(period: object, name: str = "period") -> int:
-    """Return ``period`` if it is an integer >= 1 (bools are rejected), else raise ValueError."""
-    if isinstance(period, bool) or not isinstance(period, int) or period < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {period!r}")
-    return period
-
-
-def _require_positive(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a finite real number > 0, else raise ValueError."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_state(state: dict[str, Any], kind: str, **params: object) -> None:
-    """Refuse a snapshot taken from another indicator type or other constructor arguments."""
-    if state.get("kind") != kind:
-        raise ValueError(f"snapshot of {state.get('kind')!r} cannot restore a {kind}")
-    for key, expected in params.items():
-        if state.get(key) != expected:
-            raise ValueError(
-                f"snapshot has {key}={state.get(key)!r} but this {kind} has {key}={expected!r}"
-            )
 
 
 # --- exact window sums ---------------------------------------------------------------------

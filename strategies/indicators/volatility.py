@@ -16,11 +16,9 @@ from barbus.strategies.indicators.averages import (
     SMA,
     _ages,
     _binary_units,
-    _check_state,
     _decimal_units,
-    _require_period,
-    _require_positive,
 )
+from barbus.strategies.indicators.checks import _check_state, _require_period, _require_positive
 
 __all__ = ["ATR", "BollingerBands", "TrueRange"]
 

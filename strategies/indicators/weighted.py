@@ -16,10 +16,9 @@ from barbus.strategies.indicators.averages import (
     EMA,
     _ages,
     _binary_units,
-    _check_state,
     _decimal_units,
-    _require_period,
 )
+from barbus.strategies.indicators.checks import _check_state, _require_period
 
 __all__ = ["DEMA", "TEMA", "WMA"]
 
