@@ -11,26 +11,15 @@ one set of exact-sum grids, each in its own module.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import types
 
 import pytest
 
 from barbus.daemon.core import indicator_state, params, strategy
 from barbus.daemon.core.events import Bar
-from barbus.strategies.indicators import (
-    averages,
-    channels,
-    checks,
-    directional,
-    exact_sums,
-    momentum,
-    oscillators,
-    rolling,
-    trend,
-    volatility,
-    volume,
-    weighted,
-)
+from barbus.strategies import indicators
+from barbus.strategies.indicators import checks, exact_sums
 
 HOMES: dict[str, types.ModuleType] = {
     "BaseParams": params,
@@ -42,18 +31,11 @@ HOMES: dict[str, types.ModuleType] = {
     "Strategy": strategy,
     "snake_case": strategy,
 }
-INDICATOR_MODULES = (
-    averages,
-    channels,
-    directional,
-    momentum,
-    oscillators,
-    rolling,
-    trend,
-    volatility,
-    volume,
-    weighted,
-)
+INDICATOR_MODULES = [
+    importlib.import_module(f"{indicators.__name__}.{info.name}")
+    for info in pkgutil.iter_modules(indicators.__path__)
+    if info.name not in ("checks", "exact_sums")
+]
 CHECKS = ("_require_period", "_require_positive", "_check_state")
 GRIDS = ("_BINARY_BITS", "_DECIMAL_INT_SCALE", "_ages", "_binary_units", "_decimal_units")
 
