@@ -221,9 +221,8 @@ def sweep(
     ``progress`` shows a progress bar (jobs, bars/s) on stderr. The execution options are
     :func:`backtest`'s.
     """
-    from barbus.replay.batch import run_batch
+    from barbus.replay.batch import BatchPlan, plan_jobs, run_batch
     from barbus.replay.batch_report import BatchProgress, write_batch_report
-    from barbus.replay.batch_spec import BatchPlan, plan_jobs
     from barbus.replay.cache import BarCache
 
     source, fixed = _strategy(strategy, params, exclude=set(grid or {}))

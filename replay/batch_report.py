@@ -16,8 +16,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from barbus.replay.batch import BatchOutcome, Job
-from barbus.replay.batch_spec import BatchPlan
+from barbus.replay.batch import BatchOutcome, BatchPlan, Job
 from barbus.replay.cache import BarCache
 from barbus.replay.reports import plot_heatmap, plot_run, write_batch_html
 from barbus.replay.runner import run_replay
