@@ -255,7 +255,7 @@ def plan_from_request(
     """The plan of a ``barbus batch`` request: the spec file at ``spec_path``, or the flags.
 
     The values are the flags' as typed: ``grid`` ``name=v1,v2`` texts, ``params`` (name, value)
-    pairs, ``periods`` ``START..END`` texts (else one period from ``start``/``end``), ``data``
+    pairs, ``periods`` ``START:END`` texts (else one period from ``start``/``end``), ``data``
     (default: the bundled file). ``execution`` builds the flags' execution settings; it is called
     only without a spec, after the other flags are read, so errors come in the order they always
     did. ``execution_flags_given`` names the execution flags given (``--fee-bps``): with a spec,
