@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,16 @@ from barbus.replay.batch.jobs import Job
 from barbus.replay.cache import BarCache
 from barbus.replay.runner import ReplayResult, run_replay
 
-__all__ = ["METRICS", "ROW_HEAD", "ROW_TAIL", "JobOutcome", "period_text", "result_row", "run_job"]
+__all__ = [
+    "METRICS",
+    "ROW_HEAD",
+    "ROW_TAIL",
+    "JobOutcome",
+    "period_text",
+    "result_row",
+    "run_in_worker",
+    "run_job",
+]
 
 # Result columns, the headline figures first (the order of results.csv and index.html).
 METRICS = (
@@ -75,6 +85,17 @@ def run_job(job: Job, cache: BarCache | None) -> JobOutcome:
         cache_hits=cache.stats.hits - hits if cache is not None else 0,
         cache_misses=cache.stats.misses - misses if cache is not None else 0,
     )
+
+
+def run_in_worker(
+    job: Job, cache: BarCache, job_function: Callable[[Job, BarCache | None], JobOutcome] = run_job
+) -> JobOutcome:
+    """``job_function(job, cache)`` on a worker (a process or a Ray task), where an exception
+    is a bug, not bad input: it becomes a failed row like a failed job, and the worker goes on."""
+    try:
+        return job_function(job, cache)
+    except Exception as exc:
+        return JobOutcome(result_row(job, None, f"{type(exc).__name__}: {exc}"))
 
 
 def result_row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:

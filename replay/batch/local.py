@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from barbus.replay.batch.backend import Finished
-from barbus.replay.batch.job import JobOutcome, result_row, run_job
+from barbus.replay.batch.job import JobOutcome, result_row, run_in_worker, run_job
 from barbus.replay.batch.jobs import Job
 from barbus.replay.cache import BarCache
 
@@ -44,10 +44,7 @@ def worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) -> 
             if not payload:
                 break
             job: Job = pickle.loads(payload)
-            try:
-                outcome = run_job(job, cache)
-            except Exception as exc:  # a bug, not bad input: report it like a failed job
-                outcome = JobOutcome(result_row(job, None, f"{type(exc).__name__}: {exc}"))
+            outcome = run_in_worker(job, cache)
             cache.flush_stats()  # per job: a worker killed later loses no counts
             conn.send(dataclasses.replace(outcome, worker=slot))
     except (EOFError, KeyboardInterrupt):

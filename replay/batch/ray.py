@@ -76,7 +76,7 @@ from typing import Any
 
 from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch.backend import Finished
-from barbus.replay.batch.job import JobOutcome, result_row, run_job
+from barbus.replay.batch.job import JobOutcome, result_row, run_in_worker, run_job
 from barbus.replay.batch.jobs import Job
 from barbus.replay.batch.retry import run_jobs
 from barbus.replay.cache import BarCache
@@ -118,10 +118,7 @@ def _run_on_node(job: Job, cache_root: str, batch: str, job_function: JobFunctio
         cache = _node_cache[batch] = BarCache(
             Path(cache_root), verify_checksums=False, announce=False
         )
-    try:
-        outcome = job_function(job, cache)
-    except Exception as exc:  # a bug, not bad input: report it like a failed job
-        outcome = JobOutcome(result_row(job, None, f"{type(exc).__name__}: {exc}"))
+    outcome = run_in_worker(job, cache, job_function)
     try:
         cache.flush_stats()  # a Ray worker has no exit hook: add this job's counters now
     except OSError as exc:

@@ -36,6 +36,8 @@ log = logging.getLogger("barbus.batch")
 
 @dataclass
 class BatchOutcome:
+    """What a batch did: its rows (ranked), what it skipped, resumed or was interrupted in."""
+
     rows: list[dict[str, Any]]
     skipped_invalid: list[str]
     resumed: int
