@@ -40,9 +40,9 @@ from barbus.replay.batch import (
     plan_jobs,
     run_batch,
 )
-from barbus.replay.batch_report import write_batch_report
 from barbus.replay.cache import BarCache
 from barbus.replay.periods import parse_period
+from barbus.replay.reports.batch_report import write_batch_report
 from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
