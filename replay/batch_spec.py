@@ -1,4 +1,4 @@
-"""Transitional: ``daemon/cli.py`` (being rewritten in parallel) still imports these from here.
+"""Transitional: ``daemon/cli/batch.py`` still imports these from here.
 
 Delete this file when the CLI is wired to :func:`barbus.replay.batch.plan_from_request`; nothing
 else imports it.

@@ -1,4 +1,4 @@
-"""Transitional: ``daemon/cli.py`` (being rewritten in parallel) still imports this from here.
+"""Transitional: ``daemon/cli/batch.py`` still imports this from here.
 
 Delete this file when the CLI imports :class:`barbus.replay.batch.metrics.BatchMetrics`;
 nothing else imports it.
