@@ -22,7 +22,6 @@ from barbus.daemon.cli.options import (
     add_run_options,
     execution_of,
     given_execution_flags,
-    params_dict,
     port,
     positive_int,
 )
@@ -30,9 +29,9 @@ from barbus.daemon.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from barbus.replay.batch import BatchOutcome
-    from barbus.replay.batch_spec import BatchPlan
+    from barbus.replay.batch.metrics import BatchMetrics
+    from barbus.replay.batch.spec import BatchPlan
     from barbus.replay.cache import BarCache
-    from barbus.replay.metrics import BatchMetrics
 
 __all__ = ["add_batch"]
 
@@ -194,41 +193,21 @@ def _run(
 
 def _plan(args: argparse.Namespace) -> BatchPlan:
     """The jobs: from the SPEC file, or from the flags (never both)."""
-    from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
-    from barbus.replay.loader import bundled_data_path
-    from barbus.replay.periods import parse_period, split_period
+    from barbus.replay.batch.spec import plan_from_request
 
-    if args.spec is not None:
-        if args.strategy or args.data or args.grid or args.param or args.period:
-            raise ConfigError(
-                "give either a SPEC file or --strategy/--data/--grid/--param/--period, not both"
-            )
-        given = given_execution_flags(args)
-        if given:
-            raise ConfigError(
-                f"{given[0]} does not go with a SPEC file: set it in the spec (its top-level "
-                "execution keys)"
-            )
-        plan = load_spec(args.spec)
-    else:
-        if not args.strategy:
-            raise ConfigError("without a SPEC file, --strategy is required")
-        periods = (
-            [parse_period(*split_period(p), what="--period") for p in args.period]
-            if args.period
-            else [parse_period(args.start, args.end, "--start/--end", ("--start", "--end"))]
-        )
-        jobs, invalid = plan_jobs(
-            args.strategy,
-            args.data or [bundled_data_path()],
-            grid=parse_grid(args.grid),
-            params=params_dict(args.param),
-            periods=periods,
-            symbol=args.symbol,
-            execution=execution_of(args),
-        )
-        plan = BatchPlan(jobs, invalid)
-    return plan
+    return plan_from_request(
+        args.spec,
+        strategy=args.strategy,
+        data=args.data or (),
+        grid=args.grid or (),
+        params=args.param or (),
+        periods=args.period or (),
+        start=args.start,
+        end=args.end,
+        symbol=args.symbol,
+        execution=lambda: execution_of(args),
+        execution_flags_given=given_execution_flags(args),
+    )
 
 
 def _serve_metrics(metrics_port: int | None) -> BatchMetrics | None:
@@ -236,7 +215,7 @@ def _serve_metrics(metrics_port: int | None) -> BatchMetrics | None:
     if metrics_port is None:
         return None
     from barbus.daemon.listen import bind_problem
-    from barbus.replay.metrics import BatchMetrics
+    from barbus.replay.batch.metrics import BatchMetrics
 
     metrics = BatchMetrics.create()
     try:

@@ -10,13 +10,12 @@ parser stays fast.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeAlias, get_args
 
 from barbus.daemon.core.broker import ExecutionConfig, FillTiming
-from barbus.daemon.core.errors import ConfigError
 
 __all__ = [
     "STRATEGY_HELP",
@@ -28,7 +27,6 @@ __all__ = [
     "execution_of",
     "given",
     "given_execution_flags",
-    "params_dict",
     "port",
     "positive_int",
     "shown",
@@ -52,16 +50,6 @@ def param_pair(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
     return name.strip(), value.strip()
-
-
-def params_dict(pairs: Sequence[tuple[str, str]]) -> dict[str, str | int | float | bool]:
-    """The ``--param`` pairs as a dict; a name given twice is an error."""
-    params: dict[str, str | int | float | bool] = {}
-    for name, value in pairs:
-        if name in params:
-            raise ConfigError(f"parameter {name!r} given twice")
-        params[name] = value
-    return params
 
 
 def positive_int(text: str) -> int:

@@ -22,9 +22,9 @@ from barbus.daemon.cli.options import (
     add_run_options,
     execution_of,
     given,
-    params_dict,
 )
 from barbus.daemon.core.errors import ConfigError
+from barbus.daemon.core.params import params_dict
 
 if TYPE_CHECKING:
     from barbus.daemon.config import DaemonConfig

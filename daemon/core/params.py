@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, get_type_hints
 
-from barbus.daemon.core.errors import StrategyError, did_you_mean
+from barbus.daemon.core.errors import ConfigError, StrategyError, did_you_mean
 from barbus.daemon.core.events import INTERVAL_MS
 
-__all__ = ["BaseParams", "P", "ParamValue", "parse_params", "require"]
+__all__ = ["BaseParams", "P", "ParamValue", "params_dict", "parse_params", "require"]
 
 ParamValue = str | int | float | bool
+
+
+def params_dict(pairs: Sequence[tuple[str, str]]) -> dict[str, ParamValue]:
+    """``--param`` (name, value) pairs as a mapping; a name given twice is an error."""
+    params: dict[str, ParamValue] = {}
+    for name, value in pairs:
+        if name in params:
+            raise ConfigError(f"parameter {name!r} given twice")
+        params[name] = value
+    return params
 
 
 def require(condition: bool, message: str) -> None:

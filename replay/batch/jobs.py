@@ -23,8 +23,8 @@ from typing import Any
 
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.params import ParamValue
 from barbus.daemon.core.series import symbol_from_name
-from barbus.daemon.core.strategy import ParamValue
 from barbus.replay.runner import ReplayConfig
 from barbus.strategies import (
     StrategyLike,

@@ -31,7 +31,7 @@ from typing import Any
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.configfile import check_keys, read_toml
 from barbus.daemon.core.errors import ConfigError, StrategyError
-from barbus.daemon.core.strategy import ParamValue
+from barbus.daemon.core.params import ParamValue, params_dict
 from barbus.replay.batch.job import METRICS
 from barbus.replay.batch.jobs import Job, expand_jobs
 from barbus.replay.files import regular_file_problem
@@ -41,7 +41,6 @@ from barbus.replay.periods import parse_period, split_period
 __all__ = [
     "BatchPlan",
     "load_spec",
-    "params_dict",
     "parse_grid",
     "parse_period",
     "plan_from_request",
@@ -226,16 +225,6 @@ def load_spec(path: Path) -> BatchPlan:
     if ascending is not None and not isinstance(ascending, bool):
         raise ConfigError(f"{path}: ascending must be true or false, got {ascending!r}")
     return BatchPlan(jobs, invalid, workers, sort, ascending)
-
-
-def params_dict(pairs: Sequence[tuple[str, str]]) -> dict[str, ParamValue]:
-    """``--param`` pairs as a mapping; a name given twice is an error."""
-    params: dict[str, ParamValue] = {}
-    for name, value in pairs:
-        if name in params:
-            raise ConfigError(f"parameter {name!r} given twice")
-        params[name] = value
-    return params
 
 
 def plan_from_request(
