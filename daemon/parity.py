@@ -213,15 +213,14 @@ class _EngineInputs:
         trade_from = snapshot.get("trade_from_ms")
         if type(trade_from) is not int:
             raise DataError(f"{where}: trade_from_ms is {str(trade_from)[:50]!r}, not an integer")
+        settings: dict[str, Any] = {
+            **{k: numbers[k] for k in ("fee_bps", "slippage_bps", "capital") if k in numbers},
+            **fees,
+            "fill_at": cfg.get("fill_at"),  # no default: a record without one is damaged
+            "allow_short": cfg.get("allow_short") is True,
+        }
         try:
-            execution = ExecutionConfig(
-                fee_bps=numbers["fee_bps"],
-                slippage_bps=numbers["slippage_bps"],
-                fill_at=cfg.get("fill_at"),  # type: ignore[arg-type]  # checked right here
-                starting_cash=numbers.get("capital", 10_000.0),
-                allow_short=cfg.get("allow_short") is True,
-                **fees,
-            )
+            execution = ExecutionConfig.from_mapping(settings, cash_key="capital")
         except ConfigError as exc:
             raise DataError(f"{where}: {exc}") from None
         return cls(execution, account, trade_from, numbers.get("cash", 0.0), numbers["size"])

@@ -363,20 +363,18 @@ def _execution(
     taker_fee_bps: float | None,
     allow_short: bool,
 ) -> ExecutionConfig:
-    if not isinstance(allow_short, bool):
+    if not isinstance(allow_short, bool):  # checked first, in Python's words
         raise ConfigError(f"allow_short must be True or False, got {allow_short!r}")
-    try:
-        return ExecutionConfig(
-            fee_bps=float(fee_bps),
-            slippage_bps=float(slippage_bps),
-            fill_at=fill_at,
-            starting_cash=float(starting_cash),
-            maker_fee_bps=None if maker_fee_bps is None else float(maker_fee_bps),
-            taker_fee_bps=None if taker_fee_bps is None else float(taker_fee_bps),
-            allow_short=allow_short,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"execution settings: {exc}") from None
+    settings = {
+        "fee_bps": fee_bps,
+        "slippage_bps": slippage_bps,
+        "fill_at": fill_at,
+        "starting_cash": starting_cash,
+        "maker_fee_bps": maker_fee_bps,
+        "taker_fee_bps": taker_fee_bps,
+        "allow_short": allow_short,
+    }
+    return ExecutionConfig.from_mapping(settings, cash_key="starting_cash")
 
 
 def _data(
