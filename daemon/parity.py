@@ -30,6 +30,7 @@ from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import AccountRecord, EngineRecord, StateStore
+from barbus.replay.bars_out import write_bars
 from barbus.replay.portfolio import AccountSpec, EngineSpec, PortfolioConfig, run_portfolio
 from barbus.strategies import StrategySource, resolve_strategy
 
@@ -283,14 +284,9 @@ def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[st
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for symbol in sorted({record.symbol for record in engines.values()}):
-            path = out_dir / f"{symbol}_1m_recorded.csv"
-            with path.open("w", encoding="utf-8", newline="\n") as handle:
-                handle.write("open_time_ms,open,high,low,close,volume\n")
-                for bar, _ in store.bars(symbol):
-                    handle.write(
-                        f"{bar.open_time_ms},{bar.open!r},{bar.high!r},{bar.low!r},"
-                        f"{bar.close!r},{bar.volume!r}\n"
-                    )
+            path = write_bars(
+                out_dir / f"{symbol}_1m_recorded.csv", (bar for bar, _ in store.bars(symbol))
+            )
             commands = [
                 _replay_command(
                     path, name, record.config, _EngineInputs.read(state_path, record).trade_from_ms

@@ -31,6 +31,7 @@ from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.strategy import AnyStrategy, ParamValue, Strategy
 from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict
+from barbus.replay.bars_out import write_bars
 from barbus.replay.frames import series_from_frame
 from barbus.replay.periods import parse_period, parse_time
 from barbus.replay.runner import (
@@ -419,22 +420,12 @@ def _data_files(
 
 def _write_series(series: BarSeries, folder: Path) -> Path:
     """``series`` as a Parquet file of the loader's columns, named by symbol and content."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     digest = hashlib.sha256(series.symbol.encode())
     for column in series.columns():
         digest.update(np.ascontiguousarray(column).tobytes())
     safe = re.sub(r"[^A-Za-z0-9]", "", series.symbol) or "DATA"
     path = folder / f"{safe}_1m_frame-{digest.hexdigest()[:12]}.parquet"
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        names = ("open_time_ms", "open", "high", "low", "close", "volume")
-        table = pa.table(dict(zip(names, series.columns(), strict=True)))
-        partial = path.with_suffix(".partial")
-        pq.write_table(table, partial)
-        partial.replace(path)
-    return path
+    return path if path.is_file() else write_bars(path, series)
 
 
 @contextmanager
