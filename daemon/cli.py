@@ -352,7 +352,8 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
 def cmd_cache(args: argparse.Namespace) -> int:
     import time
 
-    from barbus.replay.cache import BarCache, format_entries, format_stats
+    from barbus.replay.cache import BarCache
+    from barbus.replay.cache_listing import format_entries, format_stats
 
     cache = BarCache(args.cache_dir)
     if args.cache_command == "ingest":
@@ -427,7 +428,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         try:
             metrics.serve(args.metrics_port)
         except OSError as exc:
-            from barbus.daemon.http import bind_problem
+            from barbus.daemon.listen import bind_problem
 
             raise ConfigError(
                 f"--metrics-port {args.metrics_port} cannot listen on 127.0.0.1:"

@@ -36,7 +36,9 @@ from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.core.events import Bar
 from barbus.daemon.feed import LiveFeed, pump
 from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig
-from barbus.daemon.http import HttpLimits, app_runner, listen, make_app, start_site
+from barbus.daemon.http import app_runner, make_app, start_site
+from barbus.daemon.http_guard import HttpLimits
+from barbus.daemon.listen import listen
 from barbus.daemon.log import configure_logging
 from barbus.daemon.metrics import BooksCollector, DaemonMetrics, LiveStateCollector
 from barbus.daemon.notify import sd_notify, watchdog_interval_seconds
