@@ -28,8 +28,9 @@ import pandas as pd
 
 from barbus.daemon.core.broker import ExecutionConfig, FillTiming
 from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.params import ParamValue
 from barbus.daemon.core.series import BarSeries
-from barbus.daemon.core.strategy import AnyStrategy, ParamValue, Strategy
+from barbus.daemon.core.strategy import AnyStrategy, Strategy
 from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict
 from barbus.replay.bars_out import write_bars
 from barbus.replay.frames import series_from_frame
