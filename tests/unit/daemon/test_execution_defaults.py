@@ -18,7 +18,7 @@ from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.parity import _EngineInputs
 from barbus.daemon.state import EngineRecord
-from barbus.replay.batch_spec import load_spec
+from barbus.replay.batch import load_spec
 from barbus.replay.loader import bundled_data_path
 from barbus.replay.portfolio import EngineSpec
 
