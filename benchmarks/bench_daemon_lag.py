@@ -22,9 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-
+from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import bundled_data_path, load_bars
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,18 +49,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="barbus-lag-"))
     series = load_bars(bundled_data_path())
     n = args.bars + args.history
-    table = pa.table(
-        {
-            name: column[:n]
-            for name, column in zip(
-                ("open_time_ms", "open", "high", "low", "close", "volume"),
-                series.columns(),
-                strict=True,
-            )
-        }
-    )
-    data = work / "BTCUSDT_1m_lag.csv"
-    pa_csv.write_csv(table, data, pa_csv.WriteOptions(quoting_style="none"))
+    data = write_bars(work / "BTCUSDT_1m_lag.csv", tuple(c[:n] for c in series.columns()))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BARBUS_CACHE_DIR": str(work / "cache")}
     cli = [sys.executable, "-m", "barbus.daemon.cli", "--log-level", "WARNING"]
     sim = subprocess.Popen(

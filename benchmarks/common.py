@@ -7,9 +7,7 @@ import multiprocessing.connection
 import os
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-
+from barbus.replay.bars_out import write_bars
 from barbus.replay.synthetic import synthetic_series
 
 
@@ -17,22 +15,7 @@ def write_synthetic_csv(path: Path, rows: int, seed: int = 7) -> Path:
     """Write ``rows`` synthetic bars in the barbus CSV layout (prices to 2 decimals), once."""
     if path.exists():
         return path
-    s = synthetic_series(rows, seed=seed, symbol="SYNTHUSDT")
-    table = pa.table(
-        {
-            "open_time_ms": s.open_time_ms,
-            "open": s.open,
-            "high": s.high,
-            "low": s.low,
-            "close": s.close,
-            "volume": s.volume,
-        }
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pa_csv.write_csv(table, tmp, pa_csv.WriteOptions(quoting_style="none"))
-    tmp.rename(path)
-    return path
+    return write_bars(path, synthetic_series(rows, seed=seed, symbol="SYNTHUSDT"))
 
 
 def memory_kib(pid: int | None = None) -> dict[str, int]:

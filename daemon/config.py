@@ -230,15 +230,8 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
         )
     except ConfigError as exc:
         raise ConfigError(f"{where}: [feed] {str(exc).removeprefix('feed: ')}") from None
-    execution_raw = raw.get("execution", {})
-    try:
-        execution = ExecutionConfig(
-            fee_bps=float(execution_raw.get("fee_bps", 10.0)),
-            slippage_bps=float(execution_raw.get("slippage_bps", 5.0)),
-            fill_at=execution_raw.get("fill_at", "next_open"),
-            maker_fee_bps=_optional_float(execution_raw.get("maker_fee_bps")),
-            taker_fee_bps=_optional_float(execution_raw.get("taker_fee_bps")),
-        )
+    try:  # the types are checked above: what can fail here is a range
+        execution = ExecutionConfig.from_mapping(raw.get("execution", {}))
     except ConfigError as exc:
         raise ConfigError(f"{where}: [execution] {exc}") from None
     accounts = _accounts(raw.get("account", []), where)
@@ -260,10 +253,6 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
         max_bar_age_seconds=max_age,
         source=source,
     )
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _tables(
@@ -400,7 +389,7 @@ def _strategies(
                 f"{here}: {name!r} names an [[account]] too: a strategy's own account takes its "
                 "name, so rename one of them"
             )
-        capital = float(table.get("capital", 10_000.0))
+        capital = float(table.get("capital", ExecutionConfig().starting_cash))
         if not (math.isfinite(capital) and capital > 0):
             raise ConfigError(f"{here}: capital must be > 0 and finite, got {capital}")
         account = table.get("account")

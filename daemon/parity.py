@@ -30,6 +30,7 @@ from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import AccountRecord, EngineRecord, StateStore
+from barbus.replay.bars_out import write_bars
 from barbus.replay.portfolio import AccountSpec, EngineSpec, PortfolioConfig, run_portfolio
 from barbus.strategies import StrategySource, resolve_strategy
 
@@ -213,15 +214,14 @@ class _EngineInputs:
         trade_from = snapshot.get("trade_from_ms")
         if type(trade_from) is not int:
             raise DataError(f"{where}: trade_from_ms is {str(trade_from)[:50]!r}, not an integer")
+        settings: dict[str, Any] = {
+            **{k: numbers[k] for k in ("fee_bps", "slippage_bps", "capital") if k in numbers},
+            **fees,
+            "fill_at": cfg.get("fill_at"),  # no default: a record without one is damaged
+            "allow_short": cfg.get("allow_short") is True,
+        }
         try:
-            execution = ExecutionConfig(
-                fee_bps=numbers["fee_bps"],
-                slippage_bps=numbers["slippage_bps"],
-                fill_at=cfg.get("fill_at"),  # type: ignore[arg-type]  # checked right here
-                starting_cash=numbers.get("capital", 10_000.0),
-                allow_short=cfg.get("allow_short") is True,
-                **fees,
-            )
+            execution = ExecutionConfig.from_mapping(settings, cash_key="capital")
         except ConfigError as exc:
             raise DataError(f"{where}: {exc}") from None
         return cls(execution, account, trade_from, numbers.get("cash", 0.0), numbers["size"])
@@ -284,14 +284,9 @@ def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[st
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for symbol in sorted({record.symbol for record in engines.values()}):
-            path = out_dir / f"{symbol}_1m_recorded.csv"
-            with path.open("w", encoding="utf-8", newline="\n") as handle:
-                handle.write("open_time_ms,open,high,low,close,volume\n")
-                for bar, _ in store.bars(symbol):
-                    handle.write(
-                        f"{bar.open_time_ms},{bar.open!r},{bar.high!r},{bar.low!r},"
-                        f"{bar.close!r},{bar.volume!r}\n"
-                    )
+            path = write_bars(
+                out_dir / f"{symbol}_1m_recorded.csv", (bar for bar, _ in store.bars(symbol))
+            )
             commands = [
                 _replay_command(
                     path, name, record.config, _EngineInputs.read(state_path, record).trade_from_ms

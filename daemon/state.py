@@ -45,15 +45,14 @@ from typing import Any
 from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
 from barbus.daemon.core.events import (
     Bar,
-    Direction,
     EngineEvent,
-    ExitReason,
     Fill,
     OrderEvent,
     Side,
     StrategyHalted,
     Trade,
 )
+from barbus.daemon.core.tradelog import trade_from_values, trade_values
 from barbus.daemon.state_files import beside, lock, read_marker, write_marker
 from barbus.daemon.state_schema import (
     SCHEMA_VERSION,
@@ -372,25 +371,7 @@ class StateStore:
         if limit is not None:
             query += " LIMIT ?"
             args.append(limit)
-        rows = self._db.execute(query, args)
-        return [
-            Trade(
-                strategy=r[0],
-                symbol=r[1],
-                entry_time_ms=r[2],
-                exit_time_ms=r[3],
-                entry_price=r[4],
-                exit_price=r[5],
-                size=r[6],
-                entry_fee=r[7],
-                exit_fee=r[8],
-                profit=r[9],
-                profit_pct=r[10],
-                exit_reason=ExitReason(r[11]),
-                direction=Direction(r[12]),
-            )
-            for r in rows
-        ]
+        return [trade_from_values(r) for r in self._db.execute(query, args)]
 
     def halts(self) -> dict[str, str]:
         """Strategies halted in an earlier run, with the one-line reason (kept in ``meta``)."""
@@ -535,21 +516,7 @@ class StateStore:
                         "INSERT INTO trades (engine, symbol, entry_time_ms, exit_time_ms, "
                         "entry_price, exit_price, size, entry_fee, exit_fee, profit, profit_pct, "
                         "exit_reason, direction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            event.strategy,
-                            event.symbol,
-                            event.entry_time_ms,
-                            event.exit_time_ms,
-                            event.entry_price,
-                            event.exit_price,
-                            event.size,
-                            event.entry_fee,
-                            event.exit_fee,
-                            event.profit,
-                            event.profit_pct,
-                            event.exit_reason.value,
-                            event.direction.value,
-                        ),
+                        trade_values(event),
                     )
                 elif isinstance(event, StrategyHalted):
                     db.execute(

@@ -32,6 +32,7 @@ from barbus.daemon.core.params import ParamValue
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.strategy import AnyStrategy, Strategy
 from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict
+from barbus.replay.bars_out import write_bars
 from barbus.replay.frames import series_from_frame
 from barbus.replay.periods import parse_period, parse_time
 from barbus.replay.runner import (
@@ -365,20 +366,18 @@ def _execution(
     taker_fee_bps: float | None,
     allow_short: bool,
 ) -> ExecutionConfig:
-    if not isinstance(allow_short, bool):
+    if not isinstance(allow_short, bool):  # checked first, in Python's words
         raise ConfigError(f"allow_short must be True or False, got {allow_short!r}")
-    try:
-        return ExecutionConfig(
-            fee_bps=float(fee_bps),
-            slippage_bps=float(slippage_bps),
-            fill_at=fill_at,
-            starting_cash=float(starting_cash),
-            maker_fee_bps=None if maker_fee_bps is None else float(maker_fee_bps),
-            taker_fee_bps=None if taker_fee_bps is None else float(taker_fee_bps),
-            allow_short=allow_short,
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"execution settings: {exc}") from None
+    settings = {
+        "fee_bps": fee_bps,
+        "slippage_bps": slippage_bps,
+        "fill_at": fill_at,
+        "starting_cash": starting_cash,
+        "maker_fee_bps": maker_fee_bps,
+        "taker_fee_bps": taker_fee_bps,
+        "allow_short": allow_short,
+    }
+    return ExecutionConfig.from_mapping(settings, cash_key="starting_cash")
 
 
 def _data(
@@ -423,22 +422,12 @@ def _data_files(
 
 def _write_series(series: BarSeries, folder: Path) -> Path:
     """``series`` as a Parquet file of the loader's columns, named by symbol and content."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     digest = hashlib.sha256(series.symbol.encode())
     for column in series.columns():
         digest.update(np.ascontiguousarray(column).tobytes())
     safe = re.sub(r"[^A-Za-z0-9]", "", series.symbol) or "DATA"
     path = folder / f"{safe}_1m_frame-{digest.hexdigest()[:12]}.parquet"
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        names = ("open_time_ms", "open", "high", "low", "close", "volume")
-        table = pa.table(dict(zip(names, series.columns(), strict=True)))
-        partial = path.with_suffix(".partial")
-        pq.write_table(table, partial)
-        partial.replace(path)
-    return path
+    return path if path.is_file() else write_bars(path, series)
 
 
 @contextmanager

@@ -78,7 +78,7 @@ class EngineSpec:
     symbol: str
     params: Mapping[str, Any] = field(default_factory=dict)
     account: str | None = None
-    capital: float = 10_000.0
+    capital: float = ExecutionConfig().starting_cash
     allow_short: bool = False
     trade_from_ms: int = 0
 

@@ -17,6 +17,7 @@ The checks run per fill only, never on a quiet bar.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, final
 
@@ -40,7 +41,8 @@ class ExecutionConfig:
     """How orders are executed; shared by replay and the daemon so both fill identically.
 
     ``maker_fee_bps`` / ``taker_fee_bps`` of ``None`` take ``fee_bps``. ``allow_short`` lets the
-    account a replay or batch job builds hold short positions.
+    account a replay or batch job builds hold short positions. These defaults are the only ones:
+    every reader (daemon config, batch spec, parity, the Python API, the CLI) takes them from here.
     """
 
     fee_bps: float = 10.0
@@ -50,6 +52,36 @@ class ExecutionConfig:
     maker_fee_bps: float | None = None
     taker_fee_bps: float | None = None
     allow_short: bool = False
+
+    @classmethod
+    def from_mapping(
+        cls, raw: Mapping[str, Any], *, where: str = "", cash_key: str = "cash"
+    ) -> ExecutionConfig:
+        """The execution that ``raw`` (a config table, a batch spec, a state's record, the API's
+        arguments) describes by the names its files use: ``fee_bps``, ``slippage_bps``,
+        ``fill_at``, the starting cash under ``cash_key``, ``maker_fee_bps``, ``taker_fee_bps``
+        and ``allow_short``; a key left out (or a fee of None) takes the default, other keys are
+        the caller's to check. A value that is no number or no flag is a ConfigError starting
+        with ``where`` (e.g. ``"spec.toml: "``); a value out of range raises the bare message of
+        the checks below, for the caller to place."""
+        defaults = cls()
+        try:
+            fee_bps = float(raw.get("fee_bps", defaults.fee_bps))
+            slippage_bps = float(raw.get("slippage_bps", defaults.slippage_bps))
+            fill_at = raw.get("fill_at", defaults.fill_at)
+            starting_cash = float(raw.get(cash_key, defaults.starting_cash))
+            maker_fee_bps, taker_fee_bps = (
+                None if (value := raw.get(key, getattr(defaults, key))) is None else float(value)
+                for key in ("maker_fee_bps", "taker_fee_bps")
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}execution settings: {exc}") from None
+        allow_short = raw.get("allow_short", defaults.allow_short)
+        if not isinstance(allow_short, bool):
+            raise ConfigError(f"{where}allow_short must be true or false, got {allow_short!r}")
+        return cls(
+            fee_bps, slippage_bps, fill_at, starting_cash, maker_fee_bps, taker_fee_bps, allow_short
+        )
 
     @property
     def maker_bps(self) -> float:

@@ -3,67 +3,68 @@
 Floats are written with ``repr`` (shortest round-trip form): the CSV is exact, and two runs that
 made the same decisions produce the same bytes. The same columns serve ``barbus trades`` (CSV,
 JSON objects, an aligned table for a terminal) and the daemon's ``/trades`` endpoint.
+
+:data:`TRADE_FIELDS` with :func:`trade_values` / :func:`trade_from_values` is the one mapping
+between a :class:`Trade` and a row of plain values: the CSV columns, the JSON objects and the
+daemon state's ``trades`` rows are all made from it.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import dataclasses
+import enum
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from barbus.daemon.core.events import Trade, format_time_ms
+from barbus.daemon.core.events import Direction, ExitReason, Trade, format_time_ms
 
 __all__ = [
     "TABLE_COLUMNS",
     "TRADE_COLUMNS",
+    "TRADE_FIELDS",
     "format_trades_table",
     "trade_dict",
+    "trade_from_values",
     "trade_row",
+    "trade_values",
     "write_trades",
     "write_trades_csv",
 ]
 
-TRADE_COLUMNS = (
-    "strategy",
-    "symbol",
-    "entry_time",
-    "exit_time",
-    "entry_time_ms",
-    "exit_time_ms",
-    "entry_price",
-    "exit_price",
-    "size",
-    "entry_fee",
-    "exit_fee",
-    "profit",
-    "profit_pct",
-    "exit_reason",
-    "direction",
-)
-"""``direction`` (long or short) came last, with short positions: the columns before it are the
-first releases' log, byte for byte."""
+TRADE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Trade))
+"""A trade's fields in order: the state's ``trades`` columns (``engine`` for ``strategy``)."""
+_ENUMS: dict[str, Callable[[str], Any]] = {"exit_reason": ExitReason, "direction": Direction}
+_TIMES_AT = TRADE_FIELDS.index("symbol") + 1  # where the log adds the times as text
+
+TRADE_COLUMNS = (*TRADE_FIELDS[:_TIMES_AT], "entry_time", "exit_time", *TRADE_FIELDS[_TIMES_AT:])
+"""The fields, with the open and close times as text after ``symbol``. ``direction`` (long or
+short) came last, with short positions: the columns before it are the first releases' log, byte
+for byte."""
+
+
+def trade_values(trade: Trade) -> tuple[Any, ...]:
+    """``trade``'s fields in :data:`TRADE_FIELDS` order, its reason and direction as text."""
+    values = (getattr(trade, name) for name in TRADE_FIELDS)
+    return tuple(v.value if isinstance(v, enum.Enum) else v for v in values)
+
+
+def trade_from_values(values: Sequence[Any]) -> Trade:
+    """The :class:`Trade` of a row of :func:`trade_values` (e.g. read back from SQLite)."""
+    return Trade(
+        *(
+            _ENUMS[name](value) if name in _ENUMS else value
+            for name, value in zip(TRADE_FIELDS, values, strict=True)
+        )
+    )
 
 
 def trade_dict(trade: Trade) -> dict[str, Any]:
     """``trade`` as a JSON object with :data:`TRADE_COLUMNS` keys (numbers stay numbers)."""
-    return {
-        "strategy": trade.strategy,
-        "symbol": trade.symbol,
-        "entry_time": format_time_ms(trade.entry_time_ms),
-        "exit_time": format_time_ms(trade.exit_time_ms),
-        "entry_time_ms": trade.entry_time_ms,
-        "exit_time_ms": trade.exit_time_ms,
-        "entry_price": trade.entry_price,
-        "exit_price": trade.exit_price,
-        "size": trade.size,
-        "entry_fee": trade.entry_fee,
-        "exit_fee": trade.exit_fee,
-        "profit": trade.profit,
-        "profit_pct": trade.profit_pct,
-        "exit_reason": trade.exit_reason.value,
-        "direction": trade.direction.value,
-    }
+    values = trade_values(trade)
+    times = (format_time_ms(trade.entry_time_ms), format_time_ms(trade.exit_time_ms))
+    return dict(zip(TRADE_COLUMNS, (*values[:_TIMES_AT], *times, *values[_TIMES_AT:]), strict=True))
 
 
 def trade_row(trade: Trade) -> list[str]:

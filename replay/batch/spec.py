@@ -148,17 +148,6 @@ def _spec_periods(run: Mapping[str, Any], where: str) -> list[tuple[int | None, 
     return periods
 
 
-def _optional_bps(spec: Mapping[str, Any], key: str) -> float | None:
-    return None if key not in spec else float(spec[key])
-
-
-def _flag(spec: Mapping[str, Any], key: str, path: Path) -> bool:
-    value = spec.get(key, False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path}: {key} must be true or false, got {value!r}")
-    return value
-
-
 def load_spec(path: Path) -> BatchPlan:
     """Read a batch spec file (TOML) into a :class:`BatchPlan`."""
     spec = read_toml(path, "batch spec")
@@ -166,18 +155,7 @@ def load_spec(path: Path) -> BatchPlan:
     runs = spec.get("run")
     if not isinstance(runs, list) or not runs:
         raise ConfigError(f"{path}: needs at least one [[run]] table")
-    try:
-        execution = ExecutionConfig(
-            fee_bps=float(spec.get("fee_bps", 10.0)),
-            slippage_bps=float(spec.get("slippage_bps", 5.0)),
-            fill_at=spec.get("fill_at", "next_open"),
-            starting_cash=float(spec.get("cash", 10_000.0)),
-            maker_fee_bps=_optional_bps(spec, "maker_fee_bps"),
-            taker_fee_bps=_optional_bps(spec, "taker_fee_bps"),
-            allow_short=_flag(spec, "allow_short", path),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: execution settings: {exc}") from None
+    execution = ExecutionConfig.from_mapping(spec, where=f"{path}: ", cash_key="cash")
     base = path.parent
     jobs: list[Job] = []
     invalid: list[str] = []

@@ -33,6 +33,7 @@ from barbus.daemon.core.events import Bar, format_time_ms
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import StateStore
+from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars
 from barbus.replay.runner import ReplayConfig, run_replay
 from tests.factories import bars_of
@@ -164,13 +165,7 @@ def write_slice(
 ) -> BarSeries:
     """Rows ``start .. start+rows`` of a bundled file as ``folder/<symbol>_1m_slice.csv``."""
     bars = bars_of(load_bars(source))[start : start + rows]
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{symbol}_1m_slice.csv"
-    lines = ["open_time_ms,open,high,low,close,volume"] + [
-        f"{b.open_time_ms},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}" for b in bars
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    series = load_bars(path)
+    series = load_bars(write_bars(folder / f"{symbol}_1m_slice.csv", bars))
     assert bars_of(series) == bars
     return series
 

@@ -28,6 +28,7 @@ from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance import FeedConfig
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
 from barbus.daemon.feeds.sim_faults import FaultConfig
+from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
@@ -608,17 +609,7 @@ def test_restarted_daemon_judges_prices_against_the_recorded_close_and_accepts_a
         b._replace(open=b.open * 20, high=b.high * 20, low=b.low * 20, close=b.close * 20)
         for b in later
     ]
-    folder = tmp_path / "scaled"
-    folder.mkdir()
-    data = folder / "BTCUSDT_1m_scaled.csv"
-    data.write_text(
-        "open_time_ms,open,high,low,close,volume\n"
-        + "".join(
-            f"{b.open_time_ms},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}\n"
-            for b in scaled
-        ),
-        encoding="utf-8",
-    )
+    data = write_bars(tmp_path / "scaled" / "BTCUSDT_1m_scaled.csv", scaled)
     _, second_port = processes.sim(data, "--history-bars", "100", speed=300.0, exit_at_end=False)
 
     # Act

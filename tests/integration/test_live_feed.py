@@ -29,6 +29,7 @@ from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig, FeedCounters
 from barbus.daemon.feeds.binance_codec import decode_rest_klines, decode_ws_message
 from barbus.daemon.feeds.sim import SimExchange
 from barbus.daemon.feeds.sim_faults import FaultConfig
+from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars
 from tests.factories import bars_of
 from tests.net import free_port
@@ -737,13 +738,7 @@ class SimProcess:
 
 def small_data_file(folder: Path, bars: list[Bar]) -> Path:
     """``bars`` as a barbus CSV whose name starts with the symbol (exact float text)."""
-    path = folder / "BTCUSDT_1m_small.csv"
-    lines = ["open_time_ms,open,high,low,close,volume"]
-    lines += [
-        f"{b.open_time_ms},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}" for b in bars
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_bars(folder / "BTCUSDT_1m_small.csv", bars)
 
 
 @asynccontextmanager

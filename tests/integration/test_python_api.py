@@ -27,6 +27,7 @@ import barbus
 from barbus.daemon.core.errors import BarbusError, StrategyError
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.tradelog import TRADE_COLUMNS
+from barbus.replay.bars_out import write_bars
 from barbus.replay.batch import METRICS
 from barbus.replay.loader import load_bars
 from barbus.strategies import create_strategy, resolve_strategy
@@ -68,14 +69,7 @@ def bars(btc_2023_path: Path) -> BarSeries:
 @pytest.fixture(scope="module")
 def data_csv(bars: BarSeries, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bars as a CSV file in barbus's export layout, floats written exactly (repr)."""
-    path = tmp_path_factory.mktemp("data") / "BTCUSDT_1m_slice.csv"
-    lines = ["open_time_ms,open,high,low,close,volume"]
-    lines += [
-        f"{t},{o!r},{h!r},{lo!r},{c!r},{v!r}"
-        for t, o, h, lo, c, v in zip(*(column.tolist() for column in bars.columns()), strict=True)
-    ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_bars(tmp_path_factory.mktemp("data") / "BTCUSDT_1m_slice.csv", bars)
 
 
 def utc_indexed(bars: BarSeries) -> pd.DataFrame:
