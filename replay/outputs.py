@@ -168,20 +168,23 @@ def format_portfolio_report(result: PortfolioResult) -> str:
         f"data          {symbols}: {facts['first_bar']} -> {facts['last_bar']}, "
         f"{result.bars:,} bars",
     ]
-    width = max(len(e["name"]) for e in facts["strategies"])
-    for e in facts["strategies"]:
-        lines.append(
-            f"strategy      {e['name']:<{width}}  {e['symbol']} via {e['account']}: "
-            f"{e['trades']} trades, realised {e['realised_pnl']:+,.2f}, "
-            f"position {e['final_position']:g}"
+    strategies = [
+        (
+            e["name"],
+            f"{e['symbol']} via {e['account']}: {e['trades']} trades, "
+            f"realised {e['realised_pnl']:+,.2f}, position {e['final_position']:g}",
         )
-    width = max(len(a["name"]) for a in facts["accounts"])
-    for a in facts["accounts"]:
-        lines.append(
-            f"account       {a['name']:<{width}}  cash {a['starting_cash']:,.2f} -> "
-            f"{a['final_cash']:,.2f}, equity {a['final_equity']:,.2f} "
-            f"({a['return_pct']:+.2f} %)"
+        for e in facts["strategies"]
+    ]
+    accounts = [
+        (
+            a["name"],
+            f"cash {a['starting_cash']:,.2f} -> {a['final_cash']:,.2f}, "
+            f"equity {a['final_equity']:,.2f} ({a['return_pct']:+.2f} %)",
         )
+        for a in facts["accounts"]
+    ]
+    lines += _aligned("strategy", strategies) + _aligned("account", accounts)
     lines.append(_speed_line(rate, result.replay_seconds))
     return "\n".join(lines)
 
@@ -194,6 +197,12 @@ def format_figure(value: float | None, spec: str = ".2f", unit: str = "") -> str
 def _strategy_line(source: StrategySource) -> str:
     """The name, and for a strategy that is not built in where it came from."""
     return source.name if source.origin == "built-in" else f"{source.name} from {source.spec}"
+
+
+def _aligned(label: str, rows: list[tuple[str, str]]) -> list[str]:
+    """One line per (name, text) under ``label``, the names padded to the longest of them."""
+    width = max(len(name) for name, _ in rows)
+    return [f"{label:<14}{name:<{width}}  {text}" for name, text in rows]
 
 
 def _speed_line(bars_per_second: float, seconds: float) -> str:
