@@ -34,14 +34,9 @@ from barbus.daemon.core.strategy import AnyStrategy, Strategy
 from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict
 from barbus.replay.bars_out import write_bars
 from barbus.replay.frames import series_from_frame
+from barbus.replay.outputs import format_report, write_outputs
 from barbus.replay.periods import parse_period, parse_time
-from barbus.replay.runner import (
-    ReplayConfig,
-    ReplayResult,
-    format_report,
-    run_replay,
-    write_outputs,
-)
+from barbus.replay.runner import ReplayConfig, ReplayResult, run_replay
 from barbus.replay.stats import PerformanceStats
 from barbus.strategies import StrategyLike, StrategySource, strategy_source
 

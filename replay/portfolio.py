@@ -4,20 +4,19 @@
 the given order, which is the order they act in within a minute) and every shared account, then
 runs the symbols' bars through it merged in time order. It is ``barbus replay --config`` and the
 replay side of ``barbus parity``; a single strategy on its own account gives exactly what
-:func:`~barbus.replay.runner.run_replay` gives. :func:`write_outputs` and :func:`format_report`
-are ``--config``'s ``trades.csv`` + ``summary.json`` and terminal report.
+:func:`~barbus.replay.runner.run_replay` gives. ``--config``'s ``trades.csv`` + ``summary.json`` and
+terminal report are :mod:`barbus.replay.outputs`' ``write_portfolio_outputs`` and
+``format_portfolio_report``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
-import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +33,9 @@ from barbus.daemon.core.events import (
     Fill,
     Side,
     Trade,
-    format_time_ms,
 )
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.session import Session
-from barbus.daemon.core.tradelog import write_trades_csv
 from barbus.replay.feed import DEFAULT_CHUNK_BARS, ReplayFeed
 from barbus.replay.runner import gc_paused, halt_message, halts_raised
 from barbus.strategies import StrategyLike, StrategySource, create_strategy, strategy_source
@@ -50,11 +47,8 @@ __all__ = [
     "PortfolioConfig",
     "PortfolioResult",
     "account_equity",
-    "format_report",
     "raise_on_halt",
     "run_portfolio",
-    "summary",
-    "write_outputs",
 ]
 
 
@@ -270,95 +264,6 @@ def raise_on_halt(result: PortfolioResult) -> None:
     for engine in result.engines:
         if engine.halted is not None:
             raise StrategyError(halt_message(engine.name, engine.halted))
-
-
-def summary(result: PortfolioResult) -> dict[str, Any]:
-    """The ``summary.json`` of a portfolio backtest: inputs, then per strategy and per account."""
-    execution = result.config.execution
-    held = [s for s in result.periods.values() if len(s)]
-    strategies = [
-        {
-            "name": e.name,
-            "strategy": e.source.name,
-            "strategy_spec": e.source.spec,
-            "strategy_fingerprint": e.source.fingerprint,
-            "params": e.params,
-            "symbol": e.symbol,
-            "account": e.account,
-            "trades": len(e.trades),
-            "realised_pnl": e.realised_pnl,
-            "final_position": e.position,
-            "halted": e.halted,
-        }
-        for e in result.engines
-    ]
-    accounts = []
-    shorts = {e.account: e.allows_short for e in result.engines}
-    for name, (start, final) in result.account_cash.items():
-        equity = result.account_equity[name]
-        accounts.append(
-            {
-                "name": name,
-                "strategies": [e.name for e in result.engines if e.account == name],
-                "allow_short": shorts.get(name, False),
-                "starting_cash": start,
-                "final_cash": final,
-                "final_equity": equity,
-                "return_pct": 100.0 * (equity - start) / start,
-            }
-        )
-    return {
-        "symbols": {s.symbol: s.source for s in held},
-        "first_bar": format_time_ms(min(int(s.open_time_ms[0]) for s in held)) if held else None,
-        "last_bar": format_time_ms(max(int(s.open_time_ms[-1]) for s in held)) if held else None,
-        "bars": result.bars,
-        "fee_bps": execution.fee_bps,
-        "maker_fee_bps": execution.maker_bps,
-        "taker_fee_bps": execution.taker_bps,
-        "slippage_bps": execution.slippage_bps,
-        "fill_at": execution.fill_at,
-        "close_at_end": result.config.close_at_end,
-        "strategies": strategies,
-        "accounts": accounts,
-        "replay_seconds": result.replay_seconds,
-    }
-
-
-def write_outputs(result: PortfolioResult, out_dir: Path) -> dict[str, Path]:
-    """Write ``trades.csv`` (every strategy's, by exit time) and ``summary.json``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trades_path = out_dir / "trades.csv"
-    summary_path = out_dir / "summary.json"
-    write_trades_csv(trades_path, result.trades)
-    summary_path.write_text(json.dumps(summary(result), indent=2) + "\n", encoding="utf-8")
-    return {"trades": trades_path, "summary": summary_path}
-
-
-def format_report(result: PortfolioResult) -> str:
-    """A short report: the data, one line per strategy and per account, the speed."""
-    facts = summary(result)
-    symbols = ", ".join(facts["symbols"]) or "no data"
-    rate = result.bars / result.replay_seconds if result.replay_seconds > 0 else 0.0
-    lines = [
-        f"data          {symbols}: {facts['first_bar']} -> {facts['last_bar']}, "
-        f"{result.bars:,} bars",
-    ]
-    width = max(len(e["name"]) for e in facts["strategies"])
-    for e in facts["strategies"]:
-        lines.append(
-            f"strategy      {e['name']:<{width}}  {e['symbol']} via {e['account']}: "
-            f"{e['trades']} trades, realised {e['realised_pnl']:+,.2f}, "
-            f"position {e['final_position']:g}"
-        )
-    width = max(len(a["name"]) for a in facts["accounts"])
-    for a in facts["accounts"]:
-        lines.append(
-            f"account       {a['name']:<{width}}  cash {a['starting_cash']:,.2f} -> "
-            f"{a['final_cash']:,.2f}, equity {a['final_equity']:,.2f} "
-            f"({a['return_pct']:+.2f} %)"
-        )
-    lines.append(f"speed         {rate:,.0f} bars/s ({result.replay_seconds:.2f} s)")
-    return "\n".join(lines)
 
 
 def _merged(periods: list[BarSeries]) -> Iterator[list[Bar]]:

@@ -3,16 +3,14 @@
 ``run_replay`` is the library entry point behind ``barbus replay``: load (and validate) the data,
 build the strategy, add its engine to a :class:`~barbus.daemon.core.session.Session`, run the
 replay feed's chunks through it synchronously (no event loop), close what is still open at the
-end, and summarise. Writing ``trades.csv`` and ``summary.json`` is a separate step so batch runs
-can skip it.
+end, and summarise. Writing ``trades.csv`` and ``summary.json`` and the report text are
+:mod:`barbus.replay.outputs`, a separate step so batch runs can skip it.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +22,10 @@ import numpy as np
 
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
-from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
+from barbus.daemon.core.errors import DataError, StrategyError
 from barbus.daemon.core.events import EngineEvent, Trade, format_time_ms
 from barbus.daemon.core.series import BarSeries, GapReport
 from barbus.daemon.core.session import Session
-from barbus.daemon.core.tradelog import write_trades_csv
 from barbus.replay.cache import BarCache
 from barbus.replay.feed import ReplayFeed
 from barbus.replay.stats import PerformanceStats, compute_stats
@@ -37,11 +34,8 @@ from barbus.strategies import StrategyLike, StrategySource, create_strategy, str
 __all__ = [
     "ReplayConfig",
     "ReplayResult",
-    "check_out_dir",
     "empty_period_message",
-    "format_report",
     "run_replay",
-    "write_outputs",
 ]
 
 log = logging.getLogger("barbus.replay")
@@ -274,75 +268,3 @@ def empty_period_message(series: BarSeries, start_ms: int | None, end_ms: int | 
         f"{series.source}: no bars in the requested period {start} .. {end} ({why}); the data "
         f"runs from {format_time_ms(first)} to {format_time_ms(last)} (first and last bar)"
     )
-
-
-def check_out_dir(path: Path, option: str = "--out") -> None:
-    """Refuse an output folder that cannot be written, before any data is loaded or job run.
-
-    ``path`` may exist (a folder we can write to) or not (then its nearest existing parent must
-    be a folder we can write to); nothing is created here.
-    """
-    try:
-        _check_out_dir(path, option)
-    except OSError as exc:  # e.g. a parent that may not be searched
-        raise ConfigError(f"{option} {path}: {exc.strerror or exc}") from None
-
-
-def _check_out_dir(path: Path, option: str) -> None:
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path} is a file, not a folder: give a folder to write into")
-    probe = path
-    while not probe.exists():
-        if probe.is_symlink():
-            raise ConfigError(f"{option} {path}: {probe} is a dangling symbolic link")
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ConfigError(f"{option} {path}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        if probe == path:
-            raise ConfigError(f"{option} {path}: the folder is not writable")
-        raise ConfigError(f"{option} {path}: cannot create it, {probe} is not writable")
-
-
-def write_outputs(result: ReplayResult, out_dir: Path) -> dict[str, Path]:
-    """Write ``trades.csv`` and ``summary.json`` into ``out_dir`` (created if missing)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trades_path = out_dir / "trades.csv"
-    summary_path = out_dir / "summary.json"
-    write_trades_csv(trades_path, result.trades)
-    summary_path.write_text(json.dumps(result.summary(), indent=2) + "\n", encoding="utf-8")
-    return {"trades": trades_path, "summary": summary_path}
-
-
-def format_report(result: ReplayResult) -> str:
-    """A short human-readable report of a replay."""
-    s, st = result.series, result.stats
-    params = ", ".join(f"{k}={v}" for k, v in result.strategy_params.items())
-    lines = [
-        f"strategy      {_strategy_line(result.source)} ({params})",
-        f"data          {s.symbol} {format_time_ms(int(s.open_time_ms[0]))} -> "
-        f"{format_time_ms(int(s.open_time_ms[-1]))}, {len(s):,} bars, {result.gaps.describe()}",
-        f"total return  {st.total_return_pct:+.2f} %   "
-        f"(buy and hold {st.buy_and_hold_return_pct:+.2f} %)",
-        f"final equity  {st.final_equity:,.2f}  from {result.config.execution.starting_cash:,.2f}",
-        f"max drawdown  {st.max_drawdown_pct:.2f} %   longest {st.max_drawdown_days:.1f} days",
-        f"sharpe        {_fig(st.sharpe)}   sortino {_fig(st.sortino)}   "
-        f"(daily returns, {st.days} UTC days, x sqrt(365))",
-        f"cagr          {_fig(st.cagr_pct, '+.2f', ' %')}   calmar {_fig(st.calmar)}",
-        f"trades        {st.trades}   win rate {st.win_rate_pct:.1f} %   "
-        f"exposure {st.exposure_pct:.1f} %",
-        f"per trade     average {_fig(st.avg_trade_pct, '+.2f', ' %')}   expectancy "
-        f"{_fig(st.expectancy, '+,.2f')}   profit factor {_fig(st.profit_factor)}",
-        f"speed         {result.bars_per_second:,.0f} bars/s ({result.replay_seconds:.2f} s)",
-    ]
-    return "\n".join(lines)
-
-
-def _strategy_line(source: StrategySource) -> str:
-    """The name, and for a strategy that is not built in where it came from."""
-    return source.name if source.origin == "built-in" else f"{source.name} from {source.spec}"
-
-
-def _fig(value: float | None, spec: str = ".2f", unit: str = "") -> str:
-    """A report figure, or ``n/a`` where it is undefined (too few days, no losing trade)."""
-    return "n/a" if value is None else f"{value:{spec}}{unit}"

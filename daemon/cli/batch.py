@@ -147,7 +147,7 @@ def _add_result_options(parser: argparse.ArgumentParser) -> None:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from barbus.replay.cache import BarCache
-    from barbus.replay.runner import check_out_dir
+    from barbus.replay.outputs import check_out_dir
 
     check_out_dir(args.out)  # before the spec, the data or any job: a bad folder fails at once
     plan = _plan(args)

@@ -96,7 +96,8 @@ def add_replay(commands: Commands) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from barbus.replay.runner import check_out_dir, format_report, run_replay, write_outputs
+    from barbus.replay.outputs import check_out_dir, format_report, write_outputs
+    from barbus.replay.runner import run_replay
 
     _one_of_strategy_and_config(args)
     if args.config is not None:
@@ -155,7 +156,11 @@ def _replay_config(args: argparse.Namespace) -> int:
     """``replay --config``: every strategy of a daemon config, its accounts, on the files."""
     from barbus.daemon.config import load_config
     from barbus.replay import portfolio
-    from barbus.replay.runner import check_out_dir
+    from barbus.replay.outputs import (
+        check_out_dir,
+        format_portfolio_report,
+        write_portfolio_outputs,
+    )
 
     _refuse_one_strategy_options(args)
     if not args.data:
@@ -169,8 +174,8 @@ def _replay_config(args: argparse.Namespace) -> int:
     config = _portfolio(args, daemon, start_ms, end_ms, trade_from_ms)
     result = portfolio.run_portfolio(config, series)
     portfolio.raise_on_halt(result)
-    write = partial(portfolio.write_outputs, result)
-    _report(args, portfolio.format_report(result), write, _plot_accounts(args, result))
+    write = partial(write_portfolio_outputs, result)
+    _report(args, format_portfolio_report(result), write, _plot_accounts(args, result))
     return 0
 
 

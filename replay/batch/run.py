@@ -27,7 +27,7 @@ from barbus.replay.batch.metrics import BatchMetrics
 from barbus.replay.batch.retry import run_jobs
 from barbus.replay.batch.tables import sort_ascending, sorted_rows, write_tables
 from barbus.replay.cache import BarCache
-from barbus.replay.runner import check_out_dir
+from barbus.replay.outputs import check_out_dir
 
 __all__ = ["BatchOutcome", "run_batch"]
 

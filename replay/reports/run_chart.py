@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from barbus.daemon.core.events import ExitReason, format_time_ms
+from barbus.replay.outputs import format_figure
 from barbus.replay.reports.plotting import (
     BUY_AND_HOLD,
     DRAWDOWN,
@@ -113,15 +114,11 @@ def run_figure(result: ReplayResult) -> Figure:
         f"{first} to {last}\n"
         f"return {stats.total_return_pct:+.2f} % (buy and hold "
         f"{stats.buy_and_hold_return_pct:+.2f} %)   max drawdown {stats.max_drawdown_pct:.2f} %"
-        f"   Sharpe {_figure_text(stats.sharpe)}   Sortino {_figure_text(stats.sortino)}"
+        f"   Sharpe {format_figure(stats.sharpe)}   Sortino {format_figure(stats.sortino)}"
         f"   trades {stats.trades}",
         fontsize="medium",
     )
     return fig
-
-
-def _figure_text(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _plot_trades(ax: Axes, result: ReplayResult) -> None:

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from barbus.daemon.core.events import ExitReason, Trade, parse_utc_ms
-from barbus.replay.runner import ReplayConfig, format_report, run_replay, write_outputs
+from barbus.replay.outputs import format_report, write_outputs
+from barbus.replay.runner import ReplayConfig, run_replay
 from barbus.replay.stats import (
     DAY_MS,
     LOWER_IS_BETTER,
