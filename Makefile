@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "barbus needs Python >= 3.11; set PYTHON=python3.11")'
@@ -21,6 +21,10 @@ demo: $(STAMP)
 ## The test suite (the command CI runs, after `make lint`).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## The unit and property tests without the process-heavy ones (marker `process`): under a minute.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit tests/property tests/test_guard_rails.py -m "not process" -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -38,10 +38,10 @@ from tests.integration.daemon_kit import (
     all_bars_processed,
     assert_parity_cli_identical,
     barbus,
-    eventually,
     get_status,
     http_get,
     read_state,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -71,7 +71,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Good:
             folder / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state
         )
         daemon = procs.daemon(config)
-        eventually(all_bars_processed(http_port, series), 60, "the slice processed", watch=daemon)
+        wait_until(all_bars_processed(http_port, series), 60, "the slice processed", watch=daemon)
         daemon.stop_cleanly()
     finally:
         procs.close()
@@ -187,7 +187,7 @@ def test_new_state_starts_afresh_on_an_emptied_file_and_rewrites_the_marker(
     )
 
     daemon = processes.start("daemon", ["run", "--config", str(config), "--new-state"])
-    eventually(all_bars_processed(http_port, good.series), 60, "the slice again", watch=daemon)
+    wait_until(all_bars_processed(http_port, good.series), 60, "the slice again", watch=daemon)
     daemon.signal(signal.SIGTERM)
 
     assert daemon.wait(timeout=15) == 0, daemon.log()[-2000:]
@@ -205,7 +205,7 @@ def test_a_second_daemon_on_the_same_state_exits_2_naming_the_first_ones_pid(
     config = offline_config(tmp_path, state)  # the first daemon keeps reconnecting in vain
     first = processes.daemon(config)
     port = int(re.findall(r"port = (\d+)", config.read_text(encoding="utf-8"))[-1])
-    eventually(lambda: http_get(port, "/healthz"), 30, "the first daemon's HTTP", watch=first)
+    wait_until(lambda: http_get(port, "/healthz"), 30, "the first daemon's HTTP", watch=first)
 
     # Another config (its own HTTP port), the same state file.
     other = tmp_path / "other"
@@ -313,7 +313,7 @@ def test_a_full_disk_stops_with_the_first_error_and_keeps_every_committed_bar(
             stderr=err,
         )
     try:
-        eventually(
+        wait_until(
             lambda: (s := get_status(http_port)) is not None and s["bars_processed"] > HISTORY + 5,
             60,
             "live bars recorded on the tmpfs",
