@@ -121,7 +121,7 @@ def wait_until(
         if time.monotonic() > deadline:
             detail = f"\n{watch.name} log:\n{watch.log()[-3000:]}" if watch is not None else ""
             pytest.fail(
-                f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r}){detail}"
+                f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r:.300}){detail}"
             )
         time.sleep(interval)
 
