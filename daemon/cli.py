@@ -119,7 +119,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         written = write_outputs(result, args.out)
         print(f"wrote         {written['trades']} and {written['summary']}")
         if not args.no_plot:
-            from barbus.replay.reports import plot_run
+            from barbus.replay.reports.run_chart import plot_run
 
             print(f"plot          {plot_run(result, args.out / 'replay.png')}")
     return 0
@@ -201,7 +201,7 @@ def _replay_config(args: argparse.Namespace) -> int:
         written = portfolio.write_outputs(result, args.out)
         print(f"wrote         {written['trades']} and {written['summary']}")
         if not args.no_plot:
-            from barbus.replay.reports import plot_accounts
+            from barbus.replay.reports.accounts_chart import plot_accounts
 
             marks, curves = portfolio.account_equity(result)
             title = f"{args.config.name}: equity of each account"
@@ -352,7 +352,8 @@ def _add_cache_dir(parser: argparse.ArgumentParser) -> None:
 def cmd_cache(args: argparse.Namespace) -> int:
     import time
 
-    from barbus.replay.cache import BarCache, format_entries, format_stats
+    from barbus.replay.cache import BarCache
+    from barbus.replay.cache_listing import format_entries, format_stats
 
     cache = BarCache(args.cache_dir)
     if args.cache_command == "ingest":
@@ -374,11 +375,12 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from barbus.replay.batch import format_top, run_batch
-    from barbus.replay.batch_report import BatchProgress, write_batch_report
     from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, plan_jobs
     from barbus.replay.cache import BarCache
     from barbus.replay.loader import bundled_data_path
     from barbus.replay.periods import parse_period, split_period
+    from barbus.replay.progress import BatchProgress
+    from barbus.replay.reports.batch_report import write_batch_report
     from barbus.replay.runner import check_out_dir
 
     check_out_dir(args.out)  # before the spec, the data or any job: a bad folder fails at once
@@ -426,7 +428,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         try:
             metrics.serve(args.metrics_port)
         except OSError as exc:
-            from barbus.daemon.http import bind_problem
+            from barbus.daemon.listen import bind_problem
 
             raise ConfigError(
                 f"--metrics-port {args.metrics_port} cannot listen on 127.0.0.1:"

@@ -7,6 +7,7 @@ left out because the journal adds its own.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -14,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-__all__ = ["ECHO_LIMIT", "RateLimitedLog", "clip", "configure_logging"]
+__all__ = ["ECHO_LIMIT", "RateLimitedLog", "clip", "configure_logging", "kv"]
 
 _SYSLOG_PRIORITY = {
     logging.CRITICAL: 2,
@@ -132,3 +133,14 @@ class RateLimitedLog:
                 kind,
                 now - window[0],
             )
+
+
+def kv(fields: dict[str, object]) -> str:
+    """``key=value`` words for one log line; a value with a space, quote or ``=`` is quoted."""
+    words = []
+    for key, value in fields.items():
+        text = repr(value) if isinstance(value, float) else str(value)
+        if not text or any(c in text for c in ' "=\n\t'):
+            text = json.dumps(text)
+        words.append(f"{key}={text}")
+    return " ".join(words)

@@ -4,9 +4,11 @@ Names follow ``barbus_<noun>_<unit>`` with ``_total`` on counters; labels are lo
 (strategy, symbol, source, reason). Children are bound once at start-up so the per-bar cost is
 an increment, not a label lookup.
 
-The feed's state and the daemon's readiness are not pushed into metrics after each bar: a
-collector reads them when Prometheus scrapes, so an outage (no bars at all) is visible as it
-happens, and every series exists from the start, at 0.
+The feed's state, the daemon's readiness and the books (positions, cash, equity, profit,
+working orders, halts, and the fills, orders and subscriber errors counted from the committed
+events) are not pushed into metrics after each bar: collectors read them when Prometheus
+scrapes, so an outage (no bars at all) is visible as it happens, every series exists from the
+start, at 0, and the per-bar path does no metric bookkeeping beyond its own timings and counts.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from prometheus_client.registry import Collector
 from barbus import __version__
 
 if TYPE_CHECKING:
+    from barbus.daemon.books import Books
     from barbus.daemon.feeds.binance import FeedCounters
 
-__all__ = ["REJECT_REASONS", "DaemonMetrics", "LiveStateCollector"]
+__all__ = ["REJECT_REASONS", "BooksCollector", "DaemonMetrics", "LiveStateCollector"]
 
 # Reasons for refusing a bar at the edge that always have a series (at 0 until one happens), so
 # alerts and dashboards see data; any other reason the feed counts is exported as it appears.
@@ -49,19 +52,8 @@ class DaemonMetrics:
     decision_lag: Histogram
     state_write: Histogram
     state_write_errors: Counter
-    fills: Counter
-    orders: Counter
     bus_publish: Histogram
-    subscriber_errors: Counter
     on_bar: Histogram
-    position: Gauge
-    cash: Gauge
-    equity: Gauge
-    pnl: Gauge
-    open_orders: Gauge
-    account_cash: Gauge
-    account_equity: Gauge
-    strategy_halted: Gauge
     last_bar_time: Gauge
 
     @classmethod
@@ -100,24 +92,10 @@ class DaemonMetrics:
                 "Failed state commits (the daemon stops on one)",
                 registry=reg,
             ),
-            fills=Counter("barbus_fills", "Fills", ["strategy", "side"], registry=reg),
-            orders=Counter(
-                "barbus_orders",
-                "Orders placed (order requests when placed; signals and bracket exits, which "
-                "are market orders filled at once, at their fill)",
-                ["strategy", "side"],
-                registry=reg,
-            ),
             bus_publish=Histogram(
                 "barbus_bus_publish_seconds",
                 "Synchronous bus dispatch of one bar to every subscriber",
                 buckets=_LAG_BUCKETS,
-                registry=reg,
-            ),
-            subscriber_errors=Counter(
-                "barbus_bus_subscriber_errors",
-                "Subscribers that raised (and were halted)",
-                ["strategy"],
                 registry=reg,
             ),
             on_bar=Histogram(
@@ -125,49 +103,6 @@ class DaemonMetrics:
                 "One engine + strategy update for one 1-minute bar",
                 ["strategy"],
                 buckets=_LAG_BUCKETS,
-                registry=reg,
-            ),
-            position=Gauge(
-                "barbus_position_units",
-                "Signed position size (a short is negative)",
-                ["strategy"],
-                registry=reg,
-            ),
-            cash=Gauge(
-                "barbus_cash_quote", "Cash of the strategy's account", ["strategy"], registry=reg
-            ),
-            equity=Gauge(
-                "barbus_equity_quote",
-                "Equity of the strategy's account, every position marked to its last close",
-                ["strategy"],
-                registry=reg,
-            ),
-            pnl=Gauge(
-                "barbus_pnl_quote",
-                "Equity minus starting capital (own account); on a shared account the "
-                "strategy's realised plus unrealised profit",
-                ["strategy"],
-                registry=reg,
-            ),
-            open_orders=Gauge(
-                "barbus_open_orders",
-                "Working orders the simulated broker holds for the strategy",
-                ["strategy"],
-                registry=reg,
-            ),
-            account_cash=Gauge(
-                "barbus_account_cash_quote", "Cash of the account", ["account"], registry=reg
-            ),
-            account_equity=Gauge(
-                "barbus_account_equity_quote",
-                "Cash plus every signed position of the account marked to its last close",
-                ["account"],
-                registry=reg,
-            ),
-            strategy_halted=Gauge(
-                "barbus_strategy_halted",
-                "1 when the strategy was halted",
-                ["strategy"],
                 registry=reg,
             ),
             last_bar_time=Gauge(
@@ -259,3 +194,85 @@ class LiveStateCollector(Collector):
         for reason, value in sorted(reasons.items()):
             rejected.add_metric([reason], value)
         yield rejected
+
+
+class BooksCollector(Collector):
+    """The books of every strategy and account, read at scrape time.
+
+    The gauges are the engines' and accounts' state as of the last committed bar (a scrape
+    runs between bars); the counters are the books' own counts since the daemon started, so
+    they only grow.
+    """
+
+    def __init__(self, books: Books) -> None:
+        self.books = books
+
+    def collect(self) -> Iterator[Metric]:
+        books = self.books
+        by_name = books.by_name
+        halted = books.bus.halted
+        errors = books.bus.errors
+        per_strategy = (
+            ("barbus_position_units", "Signed position size (a short is negative)"),
+            ("barbus_cash_quote", "Cash of the strategy's account"),
+            (
+                "barbus_equity_quote",
+                "Equity of the strategy's account, every position marked to its last close",
+            ),
+            (
+                "barbus_pnl_quote",
+                "Equity minus starting capital (own account); on a shared account the "
+                "strategy's realised plus unrealised profit",
+            ),
+            ("barbus_open_orders", "Working orders the simulated broker holds for the strategy"),
+            ("barbus_strategy_halted", "1 when the strategy was halted"),
+        )
+        gauges = [GaugeMetricFamily(n, doc, labels=["strategy"]) for n, doc in per_strategy]
+        fills = CounterMetricFamily("barbus_fills", "Fills", labels=["strategy", "side"])
+        orders = CounterMetricFamily(
+            "barbus_orders",
+            "Orders placed (order requests when placed; signals and bracket exits, which "
+            "are market orders filled at once, at their fill)",
+            labels=["strategy", "side"],
+        )
+        subscriber_errors = CounterMetricFamily(
+            "barbus_bus_subscriber_errors",
+            "Subscribers that raised (and were halted)",
+            labels=["strategy"],
+        )
+        for name, book in by_name.items():
+            engine = book.engine
+            account = engine.account
+            values = (
+                engine.position.size,
+                account.cash,
+                account.equity(),
+                book.pnl(),
+                len(engine.open_orders),
+                1 if name in halted else 0,
+            )
+            for family, value in zip(gauges, values, strict=True):
+                family.add_metric([name], value)
+            for side, count in book.fills.items():
+                fills.add_metric([name, side], count, created=book.created)
+            for side, count in book.orders.items():
+                orders.add_metric([name, side], count, created=book.created)
+            subscriber_errors.add_metric([name], errors.get(name, 0), created=book.created)
+        yield from gauges
+        yield fills
+        yield orders
+        yield subscriber_errors
+        cash = GaugeMetricFamily(
+            "barbus_account_cash_quote", "Cash of the account", labels=["account"]
+        )
+        equity = GaugeMetricFamily(
+            "barbus_account_equity_quote",
+            "Cash plus every signed position of the account marked to its last close",
+            labels=["account"],
+        )
+        if by_name:  # the accounts are exported once the engines are restored
+            for account in books.session.accounts.values():
+                cash.add_metric([account.name], account.cash)
+                equity.add_metric([account.name], account.equity())
+        yield cash
+        yield equity

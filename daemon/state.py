@@ -10,35 +10,28 @@ committed one and a restart backfills from there. WAL mode with
 a restart reads the last committed bar per stream and the snapshots, so processing resumes
 exactly: no fill lost, none repeated. Crash-only: opening the store is the recovery.
 
-Schema version lives in ``PRAGMA user_version``; an older file is upgraded in place on its
-first writable open, every step in one transaction (schema 3: trades get ``direction``, old
-rows ``long``; fills their ``order_id``; tables ``accounts`` and ``order_events``). A read-only
-open of an older file reads it as it is.
-
-Opening is also where damage is caught, so nothing ever runs on it: ``PRAGMA quick_check``,
-every table and column present, every row of the right type and every number finite, every
-JSON document an object. Any failure is one :class:`DataError` naming the file and the problem.
-The daemon then commits one small write (:meth:`StateStore.check_writable`) before warm-up, so a
-read-only file or folder or a full disk stops it at once; a commit that fails later leaves
-every earlier bar committed, and the first error is the one reported (a failing ROLLBACK is
-never allowed to replace it).
+The schema, its upgrades from older files and the check of a file against it are in
+:mod:`barbus.daemon.state_schema`; the lock and marker files beside the database in
+:mod:`barbus.daemon.state_files`. Opening is where both run, so nothing ever runs on a damaged
+file: ``PRAGMA quick_check``, then the schema's check (any failure is one :class:`DataError`
+naming the file and the problem), then, on a writable open, the upgrade. A read-only open of an
+older file reads it as it is. The daemon then commits one small write
+(:meth:`StateStore.check_writable`) before warm-up, so a read-only file or folder or a full disk
+stops it at once; a commit that fails later leaves every earlier bar committed, and the first
+error is the one reported (a failing ROLLBACK is never allowed to replace it).
 
 Identity: schema 2 stores a random ``state_id`` in the ``meta`` table, and a writable open
 keeps a copy next to the file (``<state>.id``). When that marker exists but the database is
 missing, empty or holds another id, the file was emptied or replaced behind the daemon's back:
 the open is refused unless ``new_state=True`` (``barbus run --new-state``), which accepts the
 file as it is now (a fresh one if missing or empty) and rewrites the marker. Nothing is deleted.
-
-Exclusive use: the daemon opens with ``exclusive=True``, which holds ``flock`` on
-``<state>.lock`` (with the holder's pid in it) for the life of the store, so a second daemon on
-the same file stops at once with one line. Read-only opens (``barbus parity``, ``barbus trades``)
-take no lock.
+The daemon opens with ``exclusive=True`` (one daemon per file, through ``<state>.lock``);
+read-only opens (``barbus parity``, ``barbus trades``) take no lock.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import sqlite3
@@ -61,71 +54,24 @@ from barbus.daemon.core.events import (
     StrategyHalted,
     Trade,
 )
+from barbus.daemon.state_files import beside, lock, read_marker, write_marker
+from barbus.daemon.state_schema import (
+    SCHEMA_VERSION,
+    migrate,
+    parse_object,
+    read_state_id,
+    short,
+    validate,
+)
 
 __all__ = [
     "AccountRecord",
     "EngineRecord",
     "EngineUpdate",
-    "StateBusyError",
     "StateStore",
     "StateWriteError",
     "StreamRecord",
 ]
-
-SCHEMA_VERSION = 3
-_MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1
-    """
-    CREATE TABLE bars (
-        symbol TEXT NOT NULL, open_time_ms INTEGER NOT NULL,
-        open REAL NOT NULL, high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL,
-        volume REAL NOT NULL, source TEXT NOT NULL,
-        PRIMARY KEY (symbol, open_time_ms)
-    ) WITHOUT ROWID;
-    CREATE TABLE streams (
-        symbol TEXT PRIMARY KEY, last_open_time_ms INTEGER NOT NULL,
-        live_from_ms INTEGER NOT NULL
-    );
-    CREATE TABLE engines (
-        name TEXT PRIMARY KEY, strategy TEXT NOT NULL, symbol TEXT NOT NULL,
-        config TEXT NOT NULL, snapshot TEXT NOT NULL, last_open_time_ms INTEGER NOT NULL
-    );
-    CREATE TABLE fills (
-        id INTEGER PRIMARY KEY, engine TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
-        time_ms INTEGER NOT NULL, price REAL NOT NULL, size REAL NOT NULL, fee REAL NOT NULL,
-        reason TEXT NOT NULL, bar_open_time_ms INTEGER NOT NULL
-    );
-    CREATE TABLE trades (
-        id INTEGER PRIMARY KEY, engine TEXT NOT NULL, symbol TEXT NOT NULL,
-        entry_time_ms INTEGER NOT NULL, exit_time_ms INTEGER NOT NULL,
-        entry_price REAL NOT NULL, exit_price REAL NOT NULL, size REAL NOT NULL,
-        entry_fee REAL NOT NULL, exit_fee REAL NOT NULL, profit REAL NOT NULL,
-        profit_pct REAL NOT NULL, exit_reason TEXT NOT NULL
-    );
-    """,
-    # 1 -> 2: the state's identity (see the module docstring) and the last open time.
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    INSERT INTO meta VALUES ('state_id', lower(hex(randomblob(16))));
-    """,
-    # 2 -> 3: orders and accounts. Trades of the long-only releases were longs; a fill's order.
-    """
-    ALTER TABLE trades ADD COLUMN direction TEXT NOT NULL DEFAULT 'long';
-    ALTER TABLE fills ADD COLUMN order_id INTEGER NOT NULL DEFAULT 0;
-    CREATE TABLE accounts (
-        name TEXT PRIMARY KEY, starting_cash REAL NOT NULL, allow_short INTEGER NOT NULL,
-        snapshot TEXT NOT NULL
-    );
-    CREATE TABLE order_events (
-        id INTEGER PRIMARY KEY, engine TEXT NOT NULL, time_ms INTEGER NOT NULL,
-        order_id INTEGER NOT NULL, event TEXT NOT NULL, side TEXT NOT NULL, type TEXT NOT NULL,
-        price REAL, detail TEXT NOT NULL
-    );
-    """,
-)
-_SINCE: dict[str, int] = {"meta": 2, "accounts": 3, "order_events": 3}
-"""The schema version that added a table (the others are there from version 1)."""
-_COLUMNS_SINCE: dict[tuple[str, str], int] = {("trades", "direction"): 3, ("fills", "order_id"): 3}
 
 
 @dataclass(frozen=True)
@@ -167,104 +113,11 @@ class AccountRecord:
     snapshot: dict[str, Any]
 
 
-class StateBusyError(BarbusError):
-    """Another process holds the state file: stop it, or give this one another state file."""
-
-
 class StateWriteError(BarbusError):
     """A bar could not be recorded (disk full, file gone read-only, I/O error): the daemon stops,
     everything committed before stays, and the service manager restarts it once fixed."""
 
     exit_code = 1
-
-
-def _finite_sql(column: str) -> str:
-    return f"typeof({column}) IN ('real', 'integer') AND abs({column}) <= 1.7976931348623157e308"
-
-
-def _int_sql(column: str) -> str:
-    return f"typeof({column}) = 'integer'"
-
-
-def _text_sql(column: str) -> str:
-    return f"typeof({column}) = 'text'"
-
-
-# Per table: the columns it must have, and an SQL condition every row must meet.
-_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
-    "meta": (("key", "value"), f"{_text_sql('key')} AND {_text_sql('value')}"),
-    "bars": (
-        ("symbol", "open_time_ms", "open", "high", "low", "close", "volume", "source"),
-        " AND ".join(
-            [_text_sql("symbol"), _int_sql("open_time_ms"), "source IN ('warmup', 'live')"]
-            + [_finite_sql(c) for c in ("open", "high", "low", "close", "volume")]
-        ),
-    ),
-    "streams": (
-        ("symbol", "last_open_time_ms", "live_from_ms"),
-        " AND ".join(
-            [_text_sql("symbol"), _int_sql("last_open_time_ms"), _int_sql("live_from_ms")]
-        ),
-    ),
-    "engines": (
-        ("name", "strategy", "symbol", "config", "snapshot", "last_open_time_ms"),
-        " AND ".join(
-            [_text_sql(c) for c in ("name", "strategy", "symbol", "config", "snapshot")]
-            + [_int_sql("last_open_time_ms")]
-        ),
-    ),
-    "fills": (
-        ("id", "engine", "symbol", "side", "time_ms", "price", "size", "fee", "reason",
-         "bar_open_time_ms"),
-        " AND ".join(
-            [_text_sql(c) for c in ("engine", "symbol")]
-            + ["side IN ('buy', 'sell')", _text_sql("reason")]
-            + [_int_sql(c) for c in ("time_ms", "bar_open_time_ms")]
-            + [_finite_sql(c) for c in ("price", "size", "fee")]
-        ),
-    ),
-    "trades": (
-        ("id", "engine", "symbol", "entry_time_ms", "exit_time_ms", "entry_price", "exit_price",
-         "size", "entry_fee", "exit_fee", "profit", "profit_pct", "exit_reason"),
-        " AND ".join(
-            [_text_sql(c) for c in ("engine", "symbol")]
-            + [f"exit_reason IN ({', '.join(repr(r.value) for r in ExitReason)})"]
-            + [_int_sql(c) for c in ("entry_time_ms", "exit_time_ms")]
-            + [
-                _finite_sql(c)
-                for c in ("entry_price", "exit_price", "size", "entry_fee", "exit_fee", "profit",
-                          "profit_pct")
-            ]
-        ),
-    ),
-    "accounts": (
-        ("name", "starting_cash", "allow_short", "snapshot"),
-        " AND ".join(
-            [_text_sql("name"), _finite_sql("starting_cash"), "allow_short IN (0, 1)",
-             _text_sql("snapshot")]
-        ),
-    ),
-    "order_events": (
-        ("id", "engine", "time_ms", "order_id", "event", "side", "type", "price", "detail"),
-        " AND ".join(
-            [_text_sql(c) for c in ("engine", "event", "type", "detail")]
-            + [_int_sql("time_ms"), _int_sql("order_id"), "side IN ('buy', 'sell')"]
-            + [f"(price IS NULL OR ({_finite_sql('price')}))"]
-        ),
-    ),
-}  # fmt: skip
-# Conditions on columns a later schema added: (since version, condition).
-_CONDITIONS_SINCE: dict[str, tuple[int, str]] = {
-    "trades": (3, "direction IN ('long', 'short')"),
-    "fills": (3, _int_sql("order_id")),
-}
-_ID_CHARS = frozenset("0123456789abcdef")
-
-
-def _short(text: object) -> str:
-    """At most ~200 characters of something read from the file, for an error line."""
-    words = str(text)
-    return words if len(words) <= 200 else words[:200] + "..."
 
 
 class StateStore:
@@ -299,7 +152,7 @@ class StateStore:
             except OSError as exc:
                 raise DataError(f"{self.path}: cannot create its folder: {exc.strerror}") from None
         if exclusive:
-            self._lock()
+            self._lock_fd = lock(self.path, self.lock_path)
         try:
             self._open(new_state)
         except BaseException:
@@ -316,40 +169,9 @@ class StateStore:
 
     def _beside(self, suffix: str) -> Path:
         """A sidecar next to the real file, so two paths to one file (a symlink) share it."""
-        real = Path(os.path.realpath(self.path))
-        return real.with_name(real.name + suffix)
+        return beside(self.path, suffix)
 
     # -- opening ------------------------------------------------------------------------------
-
-    def _lock(self) -> None:
-        """Take the exclusive lock on ``<state>.lock`` or say who holds it."""
-        try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise DataError(
-                f"{self.path}: cannot open its lock file {self.lock_path.name}: {exc.strerror}"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip()
-            os.close(fd)
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise StateBusyError(
-                f"{self.path}: already in use by {who} (lock {self.lock_path}); "
-                "one daemon per state file"
-            ) from None
-        except OSError as exc:
-            os.close(fd)
-            raise DataError(
-                f"{self.path}: cannot lock {self.lock_path.name}: {exc.strerror}"
-            ) from None
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass  # the pid is a courtesy for the next one's message; the lock is what counts
-        self._lock_fd = fd
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -357,7 +179,7 @@ class StateStore:
             self._lock_fd = None
 
     def _open(self, new_state: bool) -> None:
-        marker = None if self.read_only else self._read_marker()
+        marker = None if self.read_only else read_marker(self.marker_path)
         if marker is not None and not new_state and not self.path.exists():
             raise DataError(
                 f"{self.path}: missing, but {self.marker_path.name} says it held state {marker}; "
@@ -401,7 +223,7 @@ class StateStore:
             problems = [str(r[0]) for r in db.execute("PRAGMA quick_check").fetchall()]
             if problems != ["ok"]:
                 more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-                raise DataError(f"{self.path}: integrity check failed: {_short(problems[0])}{more}")
+                raise DataError(f"{self.path}: integrity check failed: {short(problems[0])}{more}")
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             tables = int(db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
         except sqlite3.DatabaseError as exc:
@@ -415,7 +237,7 @@ class StateStore:
             raise DataError(f"{self.path}: an SQLite database, but not a barbus state file")
         if self.read_only and empty:
             raise DataError(f"{self.path}: empty: no barbus state in it")
-        self._validate(version)
+        validate(db, self.path, version)
         self.version = version
         if self.read_only:
             return
@@ -426,7 +248,7 @@ class StateStore:
                     f"{marker}: the file was emptied or replaced; restore it, or pass "
                     "--new-state to start a new state there"
                 )
-            held = self._state_id() if version >= 2 else "(none: schema 1)"
+            held = read_state_id(self._db, self.path) if version >= 2 else "(none: schema 1)"
             if held != marker:
                 raise DataError(
                     f"{self.path}: holds state {held}, but {self.marker_path.name} says "
@@ -436,102 +258,13 @@ class StateStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            self._migrate(version)
+            migrate(db, version)
             self.version = SCHEMA_VERSION
         except sqlite3.Error as exc:
             raise DataError(f"{self.path}: cannot use the state file: {exc}") from None
-        state_id = self._state_id()
+        state_id = read_state_id(self._db, self.path)
         if marker != state_id:
-            self._write_marker(state_id)
-
-    def _validate(self, version: int) -> None:
-        """Every table and column there, every row well-typed and finite, every JSON an object."""
-        if version == 0:
-            return
-        db = self._db
-        try:
-            for table, (all_columns, base) in _TABLES.items():
-                if version < _SINCE.get(table, 1):
-                    continue
-                columns = [c for c in all_columns if version >= _COLUMNS_SINCE.get((table, c), 1)]
-                since, extra = _CONDITIONS_SINCE.get(table, (version + 1, ""))
-                condition = f"{base} AND {extra}" if version >= since else base
-                present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-                if not present:
-                    raise DataError(f"{self.path}: damaged: table {table!r} is missing")
-                missing = [c for c in columns if c not in present]
-                if missing:
-                    raise DataError(
-                        f"{self.path}: damaged: table {table!r} lacks column(s) "
-                        + ", ".join(missing)
-                    )
-                bad = db.execute(
-                    f"SELECT * FROM {table} WHERE NOT ({condition}) LIMIT 1"
-                ).fetchone()
-                if bad is not None:
-                    raise DataError(
-                        f"{self.path}: damaged: a row of {table!r} has a wrong type, a missing "
-                        f"or non-finite number: {_short(bad)}"
-                    )
-            # Where each stream resumes must be its last recorded bar (one index probe each).
-            off = db.execute(
-                "SELECT symbol, last_open_time_ms, (SELECT max(open_time_ms) FROM bars "
-                "WHERE bars.symbol = streams.symbol) AS last_bar FROM streams "
-                "WHERE last_bar IS NOT last_open_time_ms LIMIT 1"
-            ).fetchone()
-            if off is not None:
-                raise DataError(
-                    f"{self.path}: damaged: stream {_short(off[0])!r} says its last bar opened "
-                    f"at {off[1]}, but the last recorded bar opened at {off[2]}"
-                )
-            for name, config, snapshot in db.execute("SELECT name, config, snapshot FROM engines"):
-                for what, text in (("config", config), ("snapshot", snapshot)):
-                    self._parse(name, what, text)
-            if version >= 3:
-                for name, snapshot in db.execute("SELECT name, snapshot FROM accounts"):
-                    self._parse(name, "snapshot", snapshot, "account")
-            if version >= 2:
-                state_id = self._state_id()
-                if len(state_id) != 32 or not set(state_id) <= _ID_CHARS:
-                    raise DataError(f"{self.path}: damaged: state id {_short(state_id)!r}")
-        except sqlite3.DatabaseError as exc:
-            raise DataError(f"{self.path}: damaged: {exc}") from None
-
-    def _parse(self, name: str, what: str, text: str, owner: str = "strategy") -> dict[str, Any]:
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise DataError(
-                f"{self.path}: damaged: {what} of {owner} {_short(name)!r} is not JSON: {exc}"
-            ) from None
-        if not isinstance(value, dict):
-            raise DataError(
-                f"{self.path}: damaged: {what} of {owner} {_short(name)!r} is "
-                f"{type(value).__name__}, not an object"
-            )
-        return value
-
-    def _state_id(self) -> str:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'state_id'").fetchone()
-        if row is None:
-            raise DataError(f"{self.path}: damaged: no state id in table 'meta'")
-        return str(row[0])
-
-    def _migrate(self, version: int) -> None:
-        if version == SCHEMA_VERSION:
-            return
-        # Every step in one transaction, the version bump included: a crash leaves either the
-        # old schema or the new one, never tables without their version.
-        steps = "\n".join(m.replace("\n    ", "\n") for m in _MIGRATIONS[version:])
-        try:
-            self._db.executescript(
-                f"BEGIN IMMEDIATE;\n{steps}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
-            )
-        except BaseException:
-            if self._db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-            raise
+            write_marker(self.marker_path, state_id)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -561,37 +294,11 @@ class StateStore:
                 (str(int(time.time() * 1000)),),
             )
 
-    def _read_marker(self) -> str | None:
-        try:
-            text = self.marker_path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{self.marker_path}: unreadable state marker: {exc}") from None
-        if len(text) != 32 or not set(text) <= _ID_CHARS:
-            raise DataError(
-                f"{self.marker_path}: not a state marker ({_short(text)!r}); delete it if the "
-                "state file next to it is the right one"
-            )
-        return text
-
-    def _write_marker(self, state_id: str) -> None:
-        """Atomically (temp file, fsync, rename) so a crash leaves the old marker or the new."""
-        temporary = self.marker_path.with_name(self.marker_path.name + ".tmp")
-        try:
-            with temporary.open("w", encoding="ascii") as handle:
-                handle.write(state_id + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            temporary.replace(self.marker_path)
-        except OSError as exc:
-            raise DataError(f"{self.marker_path}: cannot write the state marker: {exc}") from None
-
     @property
     def state_id(self) -> str | None:
         """The random id of this state (None for a read-only schema-1 file)."""
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        return self._state_id() if version >= 2 else None
+        return read_state_id(self._db, self.path) if version >= 2 else None
 
     def close(self) -> None:
         try:
@@ -614,8 +321,8 @@ class StateStore:
                 r[0],
                 r[1],
                 r[2],
-                self._parse(r[0], "config", r[3]),
-                self._parse(r[0], "snapshot", r[4]),
+                parse_object(self.path, r[0], "config", r[3]),
+                parse_object(self.path, r[0], "snapshot", r[4]),
                 r[5],
             )
             for r in rows
@@ -699,7 +406,7 @@ class StateStore:
         rows = self._db.execute("SELECT name, starting_cash, allow_short, snapshot FROM accounts")
         return {
             r[0]: AccountRecord(
-                r[0], r[1], bool(r[2]), self._parse(r[0], "snapshot", r[3], "account")
+                r[0], r[1], bool(r[2]), parse_object(self.path, r[0], "snapshot", r[3], "account")
             )
             for r in rows
         }

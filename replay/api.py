@@ -107,7 +107,8 @@ class BacktestResult:
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """The run's chart (price with trades, equity, drawdown); also a PNG at ``path``."""
-        from barbus.replay.reports import run_figure, save_figure
+        from barbus.replay.reports.plotting import save_figure
+        from barbus.replay.reports.run_chart import run_figure
 
         figure = run_figure(self.replay)
         if path is not None:
@@ -118,7 +119,7 @@ class BacktestResult:
         """Write ``trades.csv``, ``summary.json`` (and ``replay.png``) as ``replay --out`` does."""
         written = write_outputs(self.replay, Path(out))
         if plot:
-            from barbus.replay.reports import plot_run
+            from barbus.replay.reports.run_chart import plot_run
 
             written["plot"] = plot_run(self.replay, Path(out) / "replay.png")
         return written
@@ -222,9 +223,10 @@ def sweep(
     :func:`backtest`'s.
     """
     from barbus.replay.batch import run_batch
-    from barbus.replay.batch_report import BatchProgress, write_batch_report
     from barbus.replay.batch_spec import BatchPlan, plan_jobs
     from barbus.replay.cache import BarCache
+    from barbus.replay.progress import BatchProgress
+    from barbus.replay.reports.batch_report import write_batch_report
 
     source, fixed = _strategy(strategy, params, exclude=set(grid or {}))
     spec = _job_spec(source, in_process=not parallel and backend == "local")

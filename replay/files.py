@@ -10,7 +10,9 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["regular_file_problem"]
+from barbus.daemon.core.errors import DataError
+
+__all__ = ["refuse_special", "regular_file_problem"]
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -36,3 +38,10 @@ def regular_file_problem(path: Path) -> str | None:
         return f"{path}: is a directory, not a data file"
     kind = next((name for test, name in _KINDS if test(mode)), "a special file")
     return f"{path}: is {kind}, not a regular file"
+
+
+def refuse_special(path: Path) -> None:
+    """Raise :class:`DataError` with :func:`regular_file_problem`'s reason, if there is one."""
+    problem = regular_file_problem(path)
+    if problem is not None:
+        raise DataError(problem)

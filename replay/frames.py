@@ -1,7 +1,7 @@
 """A pandas DataFrame of 1-minute bars as a validated :class:`~replay.series.BarSeries`.
 
 The Python API's ingest (notebooks hold data as DataFrames, not files). Every rule and message is
-the file loader's (:mod:`replay.loader`): rows are named ``row N``, the position (``df.iloc[N]``).
+the file loader's (:mod:`replay.validate`): rows are named ``row N``, the position (``df.iloc[N]``).
 
 Open times come from a DatetimeIndex, else the first column named (any case) ``open_time_ms``,
 ``open_time``, ``timestamp``, ``time``, ``datetime`` or ``date``, else an index of such a name:
@@ -25,9 +25,8 @@ import pandas as pd
 from barbus.daemon.core.errors import ConfigError, DataError
 from barbus.daemon.core.events import format_time_ms
 from barbus.daemon.core.series import BarSeries, FloatArray, IntArray
-from barbus.replay.loader import (
-    PRICE_COLUMNS,
-    columns_problem,
+from barbus.replay.layout import PRICE_COLUMNS, columns_problem
+from barbus.replay.validate import (
     epoch_times,
     epoch_unit,
     text_numbers,

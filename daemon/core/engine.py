@@ -29,7 +29,8 @@ rejected; trades closed), which the daemon drains and commits with each bar. Eve
 time-stamped here carries bar times, never wall-clock time, so a live run and its replay produce
 byte-identical trade logs. This module is the replay hot path: no logging, no allocation on
 quiet bars, attributes read into locals, and a strategy that only returns signals never touches
-the order book.
+the order book. What is not per bar lives beside it: the snapshot format in
+:mod:`~barbus.daemon.core.engine_snapshot`, order sizing in :mod:`~barbus.daemon.core.sizing`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any, final
 from barbus.daemon.core.account import Account, Position
 from barbus.daemon.core.aggregate import TimeframeAggregator
 from barbus.daemon.core.broker import ExecutionConfig, PaperBroker
+from barbus.daemon.core.engine_snapshot import SNAPSHOT_VERSION, restore_engine, snapshot_engine
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import (
     MINUTE_MS,
@@ -53,77 +55,21 @@ from barbus.daemon.core.events import (
     interval_ms,
 )
 from barbus.daemon.core.orders import Cancel, Order, OrderKind
+from barbus.daemon.core.sizing import (
+    MIN_FILL,
+    SAME_SIZE,
+    TARGET_BAND,
+    affordable_units,
+    order_units,
+    sells_short,
+)
 from barbus.daemon.core.strategy import AnyStrategy
+from barbus.daemon.core.working import SIGNAL_BUY, SIGNAL_NONE, SIGNAL_SELL, WorkingOrder
 
+# SNAPSHOT_VERSION: the kernel's public name for the snapshot format, kept where it was.
 __all__ = ["SNAPSHOT_VERSION", "StrategyEngine"]
 
-SNAPSHOT_VERSION = 2
-"""Version 1 (no ``version`` key) is the long-only engine of the first releases; it restores."""
-
-_NO_ORDER = 0
-_BUY = 1
-_SELL = -1
 _INF = math.inf
-# A quantity left below this fraction of the order (rounding after sizing) is no fill.
-_MIN_FILL = 1e-12
-# Sizes this close (relative) are the same size: a target already held, a sell sized to close.
-_SAME_SIZE = 1e-9
-# A target within this fraction of the position it asks for is met: fees and price moves would
-# otherwise make a target sent every bar trade crumbs every bar.
-_TARGET_BAND = 1e-3
-
-
-@final
-class _Working:
-    """An order the broker holds: the request, its number, and when it works and expires."""
-
-    __slots__ = ("active_from_ms", "expires_ms", "order", "order_id")
-
-    def __init__(self, order: Order, order_id: int, active_from_ms: int, expires_ms: int) -> None:
-        self.order = order
-        self.order_id = order_id
-        self.active_from_ms = active_from_ms
-        self.expires_ms = expires_ms  # 0: good till cancelled
-
-    def snapshot(self) -> dict[str, Any]:
-        o = self.order
-        return {
-            "order_id": self.order_id,
-            "active_from_ms": self.active_from_ms,
-            "expires_ms": self.expires_ms,
-            "side": o.side.value,
-            "kind": o.kind.value,
-            "fraction": o.fraction,
-            "quote": o.quote,
-            "units": o.units,
-            "target": o.target,
-            "price": o.price,
-            "good_for_bars": o.good_for_bars,
-            "tag": o.tag,
-            "stop_loss_pct": o.stop_loss_pct,
-            "take_profit_pct": o.take_profit_pct,
-            "trailing_stop_pct": o.trailing_stop_pct,
-        }
-
-    @classmethod
-    def restore(cls, state: dict[str, Any]) -> _Working:
-        order = Order(
-            Side(state["side"]),
-            OrderKind(state["kind"]),
-            fraction=state["fraction"],
-            quote=state["quote"],
-            units=state["units"],
-            target=state["target"],
-            price=state["price"],
-            good_for_bars=state["good_for_bars"],
-            tag=state["tag"],
-            stop_loss_pct=state["stop_loss_pct"],
-            take_profit_pct=state["take_profit_pct"],
-            trailing_stop_pct=state["trailing_stop_pct"],
-        )
-        return cls(
-            order, int(state["order_id"]), int(state["active_from_ms"]), int(state["expires_ms"])
-        )
 
 
 @final
@@ -206,8 +152,8 @@ class StrategyEngine:
         self._trail_rate = 0.0  # > 0: the stop trails the best price since entry
         self._trail_extreme = 0.0
         self._watch = False  # a short or a trailing stop: step 3 takes the slower path
-        self._pending = _NO_ORDER
-        self._working: list[_Working] = []
+        self._pending = SIGNAL_NONE
+        self._working: list[WorkingOrder] = []
         self._next_order_id = 1
         self.bars = 0
         self.bars_in_market = 0
@@ -317,12 +263,12 @@ class StrategyEngine:
             return
         size = self.position.size
         if signal is Signal.BUY and size == 0.0:
-            order = _BUY
+            order = SIGNAL_BUY
         elif signal is Signal.SELL and size > 0.0:
-            order = _SELL
+            order = SIGNAL_SELL
         else:
             return
-        self.orders[Side.BUY if order == _BUY else Side.SELL] += 1
+        self.orders[Side.BUY if order == SIGNAL_BUY else Side.SELL] += 1
         if self._fill_at_close:
             self._execute(order, decision_bar.close, _close_ms(decision_bar), ExitReason.SIGNAL)
         else:
@@ -331,7 +277,9 @@ class StrategyEngine:
     def _place(self, order: Order, decision_bar: Bar) -> None:
         if not self._trading():
             return
-        if not self.account.allow_short and self._sells_short(order):
+        if not self.account.allow_short and sells_short(
+            order, self.position.size, self._working, self._pending == SIGNAL_BUY
+        ):
             raise self._short_refused(decision_bar)
         if order.tag:
             self._cancel(order.tag, "replaced", decision_bar)
@@ -345,29 +293,12 @@ class StrategyEngine:
             if order.good_for_bars
             else 0
         )
-        working = _Working(order, order_id, now_ms + MINUTE_MS, expires_ms)
+        working = WorkingOrder(order, order_id, now_ms + MINUTE_MS, expires_ms)
         self._event("placed", working, _close_ms(decision_bar))
         if self._fill_at_close and order.kind is OrderKind.MARKET:
             self._fill(working, decision_bar.close, _close_ms(decision_bar), ExitReason.SIGNAL)
         else:
             self._working.append(working)
-
-    def _sells_short(self, order: Order) -> bool:
-        """Whether ``order`` plainly asks for a short: a negative target, a sized sell with no
-        long and no buy working to make one, or a sell of more units than the long and the
-        working buys of units hold. (A fill that finds less than that, after a bracket closed
-        the long, sells down to flat only.)"""
-        if order.target is not None:
-            return order.target < 0.0
-        if order.side is not Side.SELL or not order.sized:
-            return False
-        buys = [w.order for w in self._working if w.order.side is Side.BUY]
-        held = self.position.size
-        if held <= 0.0 and not buys and self._pending != _BUY:
-            return True
-        if order.units is None or self._pending == _BUY or any(b.units is None for b in buys):
-            return False
-        return order.units > (held + sum(b.units or 0.0 for b in buys)) * (1.0 + _SAME_SIZE)
 
     def _cancel(self, tag: str, why: str, decision_bar: Bar) -> None:
         """Cancel the working orders tagged ``tag`` (every one for ``""``); ``why`` is the
@@ -440,14 +371,14 @@ class StrategyEngine:
         reason = self._stop_reason(size > 0.0)
         if size > 0.0:
             self.orders[Side.SELL] += 1
-            self._execute(_SELL, stop, bar.open_time_ms, reason)
+            self._execute(SIGNAL_SELL, stop, bar.open_time_ms, reason)
         else:
             self.orders[Side.BUY] += 1
             self._cover(stop, bar.open_time_ms, reason)
 
     def _fill(
         self,
-        working: _Working,
+        working: WorkingOrder,
         ref_price: float,
         time_ms: int,
         reason: ExitReason,
@@ -465,25 +396,17 @@ class StrategyEngine:
         if order.target is not None:
             desired = order.target * account.equity(self, ref_price) / ref_price
             delta = desired - held
-            if abs(delta) <= _TARGET_BAND * max(abs(held), abs(desired)):
+            if abs(delta) <= TARGET_BAND * max(abs(held), abs(desired)):
                 self._event("rejected", working, time_ms, "already at the target")
                 return
             side = Side.BUY if delta > 0.0 else Side.SELL
             self.orders[side] += 1  # a target order's side is known only now
             quantity = abs(delta)
-        elif order.units is not None:
-            quantity = order.units
-        elif order.quote is not None:
-            quantity = order.quote / ref_price
-        elif order.fraction is not None:
-            quantity = order.fraction * account.equity(self, ref_price) / ref_price
-        elif side is Side.BUY:
-            quantity = -held if held < 0.0 else _INF  # cover the short, else all free cash
         else:
-            quantity = held if held > 0.0 else 0.0  # close the long
+            quantity = order_units(order, held, ref_price, account, self)
         price = broker.price(side, ref_price, maker)
         reducing = (held > 0.0 and side is Side.SELL) or (held < 0.0 and side is Side.BUY)
-        if reducing and abs(quantity - abs(held)) <= _SAME_SIZE * abs(held):
+        if reducing and abs(quantity - abs(held)) <= SAME_SIZE * abs(held):
             quantity = abs(held)  # sized to close it all (a fraction of equity): rounding aside
         reduce = min(quantity, abs(held)) if reducing else 0.0
         opening = quantity - reduce
@@ -513,18 +436,16 @@ class StrategyEngine:
             self.fills += 1
             self.outbox.append(fill)
             self.outbox.append(trade)
-        if opening <= _MIN_FILL * quantity and opening < _INF:
+        if opening <= MIN_FILL * quantity and opening < _INF:
             if reduce == 0.0:
                 self._event("rejected", working, time_ms, f"nothing to {side}")
             return
         fee_rate = broker.maker_fee_rate if maker else broker.fee_rate
-        free = account.free(self, ref_price)
-        if side is Side.BUY:
-            affordable = _affordable(free, price, fee_rate)
-        else:  # a short adds the proceeds to the cash and its value at ref_price to the gross
-            affordable = _units_within(free, 2.0 * ref_price - price * (1.0 - fee_rate))
+        affordable = affordable_units(
+            side, account.free(self, ref_price), price, ref_price, fee_rate
+        )
         if opening > affordable:
-            if affordable <= 0.0 or (opening < _INF and affordable <= _MIN_FILL * opening):
+            if affordable <= 0.0 or (opening < _INF and affordable <= MIN_FILL * opening):
                 # Filled in part when it reduced the position first: "reduced", else nothing.
                 event = "reduced" if reduce > 0.0 else "rejected"
                 self._event(event, working, time_ms, "no free cash in the account")
@@ -613,7 +534,7 @@ class StrategyEngine:
             self._trail_rate = 0.0
         self._rewatch()
 
-    def _event(self, event: str, working: _Working, time_ms: int, detail: str = "") -> None:
+    def _event(self, event: str, working: WorkingOrder, time_ms: int, detail: str = "") -> None:
         order = working.order
         self.outbox.append(
             OrderEvent(
@@ -640,11 +561,11 @@ class StrategyEngine:
             self.orders[Side.SELL] += 1
             if bar.low <= stop:
                 reason = self._stop_reason(long)
-                self._execute(_SELL, min(bar.open, stop), bar.open_time_ms, reason)
+                self._execute(SIGNAL_SELL, min(bar.open, stop), bar.open_time_ms, reason)
             else:
                 target = self._target_level
                 self._execute(
-                    _SELL, max(bar.open, target), bar.open_time_ms, ExitReason.TAKE_PROFIT
+                    SIGNAL_SELL, max(bar.open, target), bar.open_time_ms, ExitReason.TAKE_PROFIT
                 )
         else:
             self.orders[Side.BUY] += 1
@@ -687,13 +608,13 @@ class StrategyEngine:
         self.outbox.append(trade)
 
     def _execute(self, order: int, ref_price: float, time_ms: int, reason: ExitReason) -> None:
-        self._pending = _NO_ORDER
+        self._pending = SIGNAL_NONE
         position = self.position
         account = self.account
-        if order == _BUY:
+        if order == SIGNAL_BUY:
             cash = account.cash if self.own_account else account.free(self, ref_price)
             if cash <= 0.0:  # a shared account whose cash the other strategies hold
-                self._event("rejected", _SIGNAL_BUY, time_ms, "no free cash in the account")
+                self._event("rejected", _BUY_SIGNAL, time_ms, "no free cash in the account")
                 return
             fill = self._broker.buy_all_in(self.name, self.symbol, ref_price, time_ms, cash)
             position.add(fill, account)
@@ -719,9 +640,9 @@ class StrategyEngine:
         """End of data: drop unfilled orders, close the position at the last close."""
         last = self.last_bar
         end_ms = last.open_time_ms + interval_ms(last.interval) if last is not None else 0
-        if self._pending != _NO_ORDER:
+        if self._pending != SIGNAL_NONE:
             self.unfilled_orders += 1
-            self._pending = _NO_ORDER
+            self._pending = SIGNAL_NONE
         for working in self._working:
             self.unfilled_orders += 1
             self._event("cancelled", working, end_ms, "end of data")
@@ -729,7 +650,7 @@ class StrategyEngine:
         if last is None:
             return
         if self.position.size > 0.0:
-            self._execute(_SELL, last.close, end_ms, ExitReason.END_OF_DATA)
+            self._execute(SIGNAL_SELL, last.close, end_ms, ExitReason.END_OF_DATA)
         elif self.position.size < 0.0:
             self._cover(last.close, end_ms, ExitReason.END_OF_DATA)
         else:
@@ -738,100 +659,16 @@ class StrategyEngine:
             self.equity_curve[-1] = self.account.cash
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-serialisable state to resume exactly: strategy, open bucket, position, orders
-        (and the cash of an account of its own; a shared account is saved by its owner)."""
-        return {
-            "version": SNAPSHOT_VERSION,
-            "strategy": self.strategy.snapshot(),
-            "aggregator": None if self._aggregator is None else self._aggregator.snapshot(),
-            "position": self.position.snapshot(),
-            "cash": self.account.cash if self.own_account else None,
-            "pending": self._pending,
-            "stop_level": self._stop_level,
-            "target_level": self._target_level,
-            "trail_rate": self._trail_rate,
-            "trail_extreme": self._trail_extreme,
-            "orders": [w.snapshot() for w in self._working],
-            "next_order_id": self._next_order_id,
-            "bars": self.bars,
-            "bars_in_market": self.bars_in_market,
-            "unfilled_orders": self.unfilled_orders,
-            "last_bar": None if self.last_bar is None else list(self.last_bar),
-            "trade_from_ms": self.trade_from_ms,
-        }
+        """JSON-serialisable state to resume exactly (see :mod:`engine_snapshot`)."""
+        return snapshot_engine(self)
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from a :meth:`snapshot` taken on an engine built with the same arguments,
-        or from a version 1 snapshot (the long-only engine before orders and accounts)."""
-        version = state.get("version", 1)
-        if version not in (1, SNAPSHOT_VERSION):
-            raise ValueError(f"engine snapshot version {version!r} is newer than this release")
-        self.strategy.restore(state["strategy"])
-        if self._aggregator is not None:
-            self._aggregator.restore(state["aggregator"])
-        if version == 1:
-            portfolio = state["portfolio"]
-            self.position.restore(portfolio)
-            cash: Any = portfolio["cash"]
-            working: list[_Working] = []
-            trail_rate, trail_extreme, next_order_id = 0.0, 0.0, 1
-        else:
-            self.position.restore(state["position"])
-            cash = state["cash"]
-            working = [_Working.restore(w) for w in state["orders"]]
-            trail_rate = float(state["trail_rate"])
-            trail_extreme = float(state["trail_extreme"])
-            next_order_id = int(state["next_order_id"])
-        if cash is not None:
-            if not self.own_account:
-                raise ValueError("a snapshot of an engine with its own account, on a shared one")
-            self.account.restore({"cash": cash})
-        pending = int(state["pending"])
-        stop_level = float(state["stop_level"])
-        target_level = float(state["target_level"])
-        if pending not in (_NO_ORDER, _BUY, _SELL) or (
-            math.isnan(stop_level) or math.isnan(target_level) or math.isnan(trail_extreme)
-        ):
-            raise ValueError(f"pending {pending}, stop {stop_level}, target {target_level}")
-        self._pending = pending
-        self._stop_level = stop_level
-        self._target_level = target_level
-        self._trail_rate = trail_rate
-        self._trail_extreme = trail_extreme
-        self._working = working
-        self._next_order_id = next_order_id
-        self._rewatch()
-        self.bars = int(state["bars"])
-        self.bars_in_market = int(state["bars_in_market"])
-        self.unfilled_orders = int(state["unfilled_orders"])
-        last = state["last_bar"]
-        self.last_bar = None if last is None else Bar(*last)
-        self.trade_from_ms = int(state["trade_from_ms"])
+        """Continue from a :meth:`snapshot` (or a version 1 one, see :mod:`engine_snapshot`)."""
+        restore_engine(self, state)
 
 
-_SIGNAL_BUY = _Working(Order(Side.BUY), 0, 0, 0)  # names a rejected Signal.BUY in its event
+_BUY_SIGNAL = WorkingOrder(Order(Side.BUY), 0, 0, 0)  # names a rejected Signal.BUY in its event
 
 
 def _close_ms(bar: Bar) -> int:
     return bar.open_time_ms + interval_ms(bar.interval)
-
-
-def _affordable(free: float, price: float, fee_rate: float) -> float:
-    """The most units ``free`` pays for at ``price``, fee included, rounded down."""
-    if free <= 0.0:
-        return 0.0
-    notional = free / (1.0 + fee_rate)
-    size = notional / price
-    while size > 0.0 and size * price > notional:
-        size = math.nextafter(size, 0.0)
-    return size
-
-
-def _units_within(free: float, unit_cost: float) -> float:
-    """The most units whose cost of ``unit_cost`` each stays within ``free``, rounded down."""
-    if free <= 0.0 or unit_cost <= 0.0:
-        return 0.0
-    size = free / unit_cost
-    while size > 0.0 and size * unit_cost > free:
-        size = math.nextafter(size, 0.0)
-    return size

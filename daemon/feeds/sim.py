@@ -37,7 +37,7 @@ from aiohttp import WSMsgType, web
 from barbus.daemon.core.events import MINUTE_MS, Bar
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
-from barbus.daemon.http import listen
+from barbus.daemon.listen import listen
 
 __all__ = ["INJECT_KINDS", "REST_FAULTS", "FaultConfig", "SimExchange", "serve"]
 

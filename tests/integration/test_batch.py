@@ -29,9 +29,9 @@ from pandas.testing import assert_frame_equal
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch import BatchOutcome, Job, expand_jobs, period_text, run_batch
-from barbus.replay.batch_report import write_batch_report
 from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
 from barbus.replay.cache import BarCache
+from barbus.replay.reports.batch_report import write_batch_report
 from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death

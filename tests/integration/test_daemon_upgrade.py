@@ -9,7 +9,8 @@ from contextlib import closing
 from pathlib import Path
 
 from barbus.daemon.core.tradelog import trade_row
-from barbus.daemon.state import SCHEMA_VERSION, StateStore
+from barbus.daemon.state import StateStore
+from barbus.daemon.state_schema import SCHEMA_VERSION
 from tests.conftest import BTC_2025
 from tests.integration.daemon_kit import (
     REPO_ROOT,

@@ -435,21 +435,21 @@ def test_bars_failing_the_daemons_guard_are_dropped_counted_and_logged(tmp_path:
     records = _Records()
     logger = logging.getLogger("barbus.daemon")
     logger.addHandler(records)
-    daemon = Daemon(config)
-    daemon.state = StateStore(config.state_path)
+    state = StateStore(config.state_path)
+    daemon = Daemon(config, store=state)
     try:
-        daemon._restore_engines()
+        daemon.restore()
         for bar in (b[0], b[1], b[0], b[1], insane, b[2], b[3]):
-            daemon._process(bar, "live")
-        recorded = [bar for bar, _ in daemon.state.bars("BTCUSDT")]
+            daemon.books.process(bar, "live")
+        recorded = [bar for bar, _ in state.bars("BTCUSDT")]
         samples = metric_samples(generate_latest(daemon.metrics.registry).decode())
     finally:
-        daemon.state.close()
+        state.close()
         logger.removeHandler(records)
 
     assert recorded == b
-    assert (daemon.bars_processed, daemon.bars_dropped) == (4, 3)
-    assert daemon.status()["bars_dropped"] == 3
+    assert (daemon.books.bars_processed, daemon.books.bars_dropped) == (4, 3)
+    assert daemon.view.status()["bars_dropped"] == 3
     assert sample(samples, "barbus_bars_dropped_total", symbol="BTCUSDT", source="live") == 3
     assert sample(samples, "barbus_bars_dropped_total", symbol="BTCUSDT", source="warmup") == 0
     dropped = [line for line in records.lines if "dropped" in line]

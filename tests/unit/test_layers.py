@@ -151,3 +151,47 @@ def test_the_checker_sees_late_imports_and_names_the_layers(tmp_path: Path) -> N
     assert layer_of("barbus.daemon.events") == "kernel"
     assert layer_of("barbus.daemon.feeds.binance") == "service"
     assert layer_of("barbus.daemon.parity") == "top"
+
+
+REPORT_MODULES = frozenset(
+    f"barbus.replay.reports.{name}"
+    for name in (
+        "plotting",
+        "results_table",
+        "run_chart",
+        "accounts_chart",
+        "heatmap",
+        "batch_page",
+        "batch_report",
+    )
+)
+TERMINAL = frozenset({"tqdm", "barbus.replay.progress"})
+
+
+def all_imports(path: Path) -> set[str]:
+    """Every module a file names in an import, wherever the import is (absolute names only)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def test_the_reports_are_a_replay_package_of_pictures_without_the_terminal() -> None:
+    """One module per picture or page in ``barbus.replay.reports``, all in the replay layer;
+    the progress bar (tqdm) is the terminal's, in ``barbus.replay.progress``, never imported by
+    a picture."""
+    modules = barbus_modules()
+    reports = {m for m in modules if m.startswith("barbus.replay.reports.")}
+    assert reports == REPORT_MODULES
+    assert {layer_of(m) for m in [*reports, "barbus.replay.reports"]} == {"replay"}
+    for module in sorted(reports):
+        terminal = {
+            name
+            for name in all_imports(modules[module])
+            if any(name == t or name.startswith(f"{t}.") for t in TERMINAL)
+        }
+        assert not terminal, f"{module} imports the terminal side: {sorted(terminal)}"
+    assert "tqdm" in all_imports(modules["barbus.replay.progress"])

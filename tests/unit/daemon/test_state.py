@@ -19,7 +19,8 @@ import pytest
 
 from barbus.daemon.core.errors import ConfigError, DataError
 from barbus.daemon.core.events import MINUTE_MS, Bar, EngineEvent, ExitReason, Fill, Side, Trade
-from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateStore
+from barbus.daemon.state import EngineUpdate, StateStore
+from barbus.daemon.state_schema import SCHEMA_VERSION
 from tests.factories import T0_MS, make_bar
 
 REPO_ROOT = Path(__file__).resolve().parents[3]

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from barbus.daemon.core.errors import ConfigError, DataError
-from barbus.daemon.state import SCHEMA_VERSION, StateStore
+from barbus.daemon.state import StateStore
+from barbus.daemon.state_schema import SCHEMA_VERSION
 from tests.unit.daemon.test_state_damage import DAMAGE, build, run_sql
 
 

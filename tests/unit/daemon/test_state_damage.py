@@ -18,7 +18,9 @@ import pytest
 
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.events import MINUTE_MS, EngineEvent, ExitReason, Fill, Side, Trade
-from barbus.daemon.state import SCHEMA_VERSION, EngineUpdate, StateBusyError, StateStore
+from barbus.daemon.state import EngineUpdate, StateStore
+from barbus.daemon.state_files import StateBusyError
+from barbus.daemon.state_schema import SCHEMA_VERSION
 from tests.factories import T0_MS, make_bar
 
 SNAPSHOT: dict[str, Any] = {"portfolio": {"cash": 10_000.0}, "trade_from_ms": T0_MS}
@@ -282,11 +284,11 @@ def test_a_folder_or_fifo_at_the_state_path_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_schema_1_file_migrates_to_the_current_schema_keeping_its_rows(tmp_path: Path) -> None:
-    from barbus.daemon.state import _MIGRATIONS
+    from barbus.daemon.state_schema import MIGRATIONS
 
     path = tmp_path / "state.sqlite"
     with closing(sqlite3.connect(path)) as db:
-        db.executescript(_MIGRATIONS[0])
+        db.executescript(MIGRATIONS[0])
         db.execute(
             "INSERT INTO bars VALUES ('BTCUSDT', ?, 1.0, 2.0, 0.5, 1.5, 3.0, 'live')", (T0_MS,)
         )

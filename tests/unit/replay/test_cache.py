@@ -25,7 +25,9 @@ import pytest
 
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.series import BarSeries
-from barbus.replay.cache import COLUMNS, FORMAT_VERSION, BarCache, CacheStats, default_cache_dir
+from barbus.replay.cache import BarCache, default_cache_dir
+from barbus.replay.cache_entry import COLUMNS, FORMAT_VERSION
+from barbus.replay.cache_stats import CacheStats
 from barbus.replay.loader import load_bars
 from tests.integration.daemon_kit import barbus
 

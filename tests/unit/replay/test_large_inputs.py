@@ -27,7 +27,8 @@ import pytest
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.series import BarSeries
 from barbus.replay import cache as cache_module
-from barbus.replay.cache import COLUMNS, BarCache
+from barbus.replay.cache import BarCache
+from barbus.replay.cache_entry import COLUMNS
 from barbus.replay.loader import load_bars
 from tests.integration.daemon_kit import barbus
 

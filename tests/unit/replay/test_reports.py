@@ -16,14 +16,11 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
 from barbus.daemon.core.events import ExitReason, parse_utc_ms
-from barbus.replay.reports import (
-    MAX_PLOT_POINTS,
-    heatmap_figure,
-    plot_heatmap,
-    plot_run,
-    run_figure,
-    write_batch_html,
-)
+from barbus.replay.batch import METRICS
+from barbus.replay.reports.batch_page import write_batch_html
+from barbus.replay.reports.heatmap import heatmap_figure, plot_heatmap
+from barbus.replay.reports.plotting import MAX_PLOT_POINTS
+from barbus.replay.reports.run_chart import plot_run, run_figure
 from barbus.replay.runner import ReplayConfig, ReplayResult, run_replay
 from barbus.replay.synthetic import synthetic_series
 
@@ -194,6 +191,34 @@ def test_heatmap_orders_timeframes_by_length() -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0.5", "1"]
 
 
+# The batch metrics a heatmap centres on zero whatever the values' signs (replay.batch.METRICS).
+SIGNED = {
+    "total_return_pct",
+    "buy_and_hold_return_pct",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "profit_factor",
+    "expectancy",
+}
+
+
+@pytest.mark.parametrize("metric", [*METRICS, "pnl", "net_profit"])
+def test_heatmap_centres_the_signed_batch_metrics_on_zero(metric: str) -> None:
+    """Positive values only: a diverging map for the signed batch metrics, a sequential one for
+    the others and for any column that is not a batch metric, whatever its name."""
+    results = grid_results().rename(columns={"total_return_pct": metric})
+    results[metric] = results[metric].abs() + 1.0
+    image = heatmap_figure(results, "fast", "slow", metric).axes[0].get_images()[0]
+    low, high = image.get_clim()
+    if metric in SIGNED:
+        assert image.get_cmap().name == "RdBu"
+        assert low == pytest.approx(-high)
+    else:
+        assert image.get_cmap().name == "viridis"
+        assert low > 0.0
+
+
 @pytest.mark.parametrize(
     ("x", "y", "metric", "message"),
     [
@@ -276,14 +301,28 @@ def plot_run_placeholder(path: Path) -> Path:
     return path
 
 
-def test_write_batch_html_without_status_counts_missing_metric_as_failed(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"status": ["ok", "done", "failed", "ok"]}, "status 'done' is not a batch row's status"),
+        ({"status": None}, "status column 'status' is not in the results"),
+        ({"error": None}, "error column 'error' is not in the results"),
+    ],
+)
+def test_write_batch_html_rejects_a_table_barbus_does_not_write(
+    tmp_path: Path, edit: dict[str, Any], message: str
 ) -> None:
-    results = batch_results().drop(columns=["status", "error"])
-    page = write_batch_html(results, tmp_path, title="t", metric="total_return_pct")
-    text = page.read_text(encoding="utf-8")
-    assert "4 jobs: 3 succeeded, 1 failed" in text
-    assert "<a " not in text
+    """A batch row's status is ``ok`` or ``failed`` with its ``error`` beside it; an edited
+    table with another status, or without either column, is one clear error, nothing written."""
+    results = batch_results()
+    for column, values in edit.items():
+        if values is None:
+            results = results.drop(columns=[column])
+        else:
+            results[column] = values
+    with pytest.raises(ValueError, match=re.escape(message)):
+        write_batch_html(results, tmp_path / "page", title="t", metric="total_return_pct")
+    assert not (tmp_path / "page").exists()
 
 
 def test_write_batch_html_rejects_an_unknown_metric(tmp_path: Path) -> None:

@@ -1,59 +1,25 @@
-"""What a person sees of a batch: a progress bar while it runs, plots and a page when it is done.
+"""What a finished batch writes next to its tables: the best runs' charts, the heatmap, the page.
 
-Progress uses tqdm on a terminal and plain log lines otherwise (journald, CI logs). The plots
-re-run the best few jobs in-process (a few seconds) rather than shipping equity curves back
-from every worker.
+The charts re-run the best few jobs in-process (a few seconds) rather than shipping equity
+curves back from every worker.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-from tqdm import tqdm
 
 from barbus.replay.batch import BatchOutcome, Job
 from barbus.replay.batch_spec import BatchPlan
 from barbus.replay.cache import BarCache
-from barbus.replay.reports import plot_heatmap, plot_run, write_batch_html
+from barbus.replay.reports.batch_page import write_batch_html
+from barbus.replay.reports.heatmap import plot_heatmap
+from barbus.replay.reports.run_chart import plot_run
 from barbus.replay.runner import run_replay
 from barbus.replay.stats import lower_is_better
 
-__all__ = ["BatchProgress", "write_batch_report"]
-
-log = logging.getLogger("barbus.batch")
-
-
-class BatchProgress:
-    """``progress`` callback for :func:`replay.batch.run_batch`: jobs done/total, bars/s, ETA."""
-
-    def __init__(self, total: int, *, interactive: bool | None = None) -> None:
-        self.total = total
-        self.interactive = sys.stderr.isatty() if interactive is None else interactive
-        self._bar: tqdm[Any] | None = (
-            tqdm(total=total, unit="job", dynamic_ncols=True) if self.interactive else None
-        )
-        self._last_log = 0.0
-
-    def __call__(self, done: int, total: int, bars: int, elapsed: float) -> None:
-        rate = bars / elapsed if elapsed > 0 else 0.0
-        if self._bar is not None:
-            self._bar.n = done
-            self._bar.set_postfix_str(f"{rate:,.0f} bars/s", refresh=True)
-            return
-        now = time.monotonic()
-        if done == total or now - self._last_log >= 5.0:
-            self._last_log = now
-            eta = (total - done) * elapsed / done if done else float("nan")
-            log.info("batch: %d/%d jobs, %s bars/s, ETA %.0f s", done, total, f"{rate:,.0f}", eta)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+__all__ = ["write_batch_report"]
 
 
 def write_batch_report(
