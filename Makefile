@@ -32,7 +32,7 @@ fast-strategies:
 	$(FAST) tests/unit/strategies
 
 fast-others:
-	$(FAST) tests --ignore=tests/unit/strategies
+	$(FAST) tests --ignore=tests/unit/strategies --ignore=tests/integration --ignore=tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
