@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from barbus.replay.batch import Job, run_batch
+from barbus.replay.batch.metrics import BatchMetrics
 from barbus.replay.cache import BarCache
-from barbus.replay.metrics import BatchMetrics
 from benchmarks.common import write_synthetic_csv
 
 

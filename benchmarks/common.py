@@ -60,9 +60,9 @@ MEMORY_DIR_ENV = "BARBUS_BENCH_MEMORY_DIR"
 
 def measuring_worker(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
     """The real batch worker, then a record of its memory (for the batch benchmark)."""
-    from barbus.replay.batch import _worker_main
+    from barbus.replay.batch.local import worker_main
 
-    _worker_main(conn, cache_dir)
+    worker_main(conn, cache_dir)
     _dump_memory("worker")
 
 

@@ -33,6 +33,9 @@ def listen(host: str, port: int, what: str) -> socket.socket:
     starting with ``what`` (the option or config key that named the address)."""
     if not 0 <= port <= 65535:
         raise ConfigError(f"{what}: port {port} is out of range (0-65535)")
+    invalid = f"{what} cannot listen on {host}:{port}: {host!r} is not a valid host name"
+    if not _encodable(host):  # before a socket exists: create_server leaks it on this error
+        raise ConfigError(invalid)
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         return socket.create_server((host, port), family=family)
@@ -41,6 +44,13 @@ def listen(host: str, port: int, what: str) -> socket.socket:
             f"{what} cannot listen on {host}:{port}: {bind_problem(host, port, exc)}"
         ) from None
     except (UnicodeError, TypeError):  # the name cannot even be encoded (e.g. "ü..x", NUL)
-        raise ConfigError(
-            f"{what} cannot listen on {host}:{port}: {host!r} is not a valid host name"
-        ) from None
+        raise ConfigError(invalid) from None
+
+
+def _encodable(host: str) -> bool:
+    """Whether the socket module can encode ``host`` as it does for a bind: IDNA when it is not
+    ASCII, and no NUL character."""
+    try:
+        return "\x00" not in host and (host.isascii() or bool(host.encode("idna")))
+    except UnicodeError:
+        return False

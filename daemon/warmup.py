@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from barbus.daemon.books import Books
 from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms, interval_ms
 from barbus.daemon.feed import LiveFeed
-from barbus.daemon.feeds.binance import FeedTemporaryError
+from barbus.daemon.feeds.binance_rest import FeedTemporaryError
 from barbus.daemon.log import kv
 
 __all__ = ["ResumeBackfill", "StoppedError", "last_open_times", "seed_plausibility", "warm_up"]

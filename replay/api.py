@@ -2,7 +2,7 @@
 
 Both are thin shells over what the command line runs (``barbus replay`` is
 :func:`~replay.runner.run_replay`, ``barbus batch`` is :func:`~replay.batch.run_batch` over
-:func:`~replay.batch_spec.plan_jobs`), so a result here is identical to the command's on the same
+:func:`~replay.batch.spec.plan_jobs`), so a result here is identical to the command's on the same
 input; they add Python inputs (classes, instances, DataFrames, datetimes) and pandas outputs.
 Execution defaults are :class:`~daemon.broker.ExecutionConfig`'s, as for the command line.
 """
@@ -28,8 +28,9 @@ import pandas as pd
 
 from barbus.daemon.core.broker import ExecutionConfig, FillTiming
 from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.params import ParamValue
 from barbus.daemon.core.series import BarSeries
-from barbus.daemon.core.strategy import AnyStrategy, ParamValue, Strategy
+from barbus.daemon.core.strategy import AnyStrategy, Strategy
 from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict
 from barbus.replay.frames import series_from_frame
 from barbus.replay.periods import parse_period, parse_time
@@ -222,8 +223,7 @@ def sweep(
     ``progress`` shows a progress bar (jobs, bars/s) on stderr. The execution options are
     :func:`backtest`'s.
     """
-    from barbus.replay.batch import run_batch
-    from barbus.replay.batch_spec import BatchPlan, plan_jobs
+    from barbus.replay.batch import BatchPlan, plan_jobs, run_batch
     from barbus.replay.cache import BarCache
     from barbus.replay.progress import BatchProgress
     from barbus.replay.reports.batch_report import write_batch_report

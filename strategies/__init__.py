@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from barbus.daemon.core.errors import StrategyError
-from barbus.daemon.core.strategy import AnyStrategy, BaseParams, ParamValue, Strategy, parse_params
+from barbus.daemon.core.params import BaseParams, ParamValue, parse_params
+from barbus.daemon.core.strategy import AnyStrategy, Strategy
 from barbus.strategies.loader import (
     ENTRY_POINT_GROUP,
     StrategySource,

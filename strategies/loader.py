@@ -33,7 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from barbus.daemon.core.errors import StrategyError, did_you_mean
-from barbus.daemon.core.strategy import AnyStrategy, BaseParams, Strategy
+from barbus.daemon.core.params import BaseParams
+from barbus.daemon.core.strategy import AnyStrategy, Strategy
 
 __all__ = [
     "ENTRY_POINT_GROUP",

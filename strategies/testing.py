@@ -31,7 +31,8 @@ from barbus.daemon.core.aggregate import TimeframeAggregator
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar, Side, Signal
 from barbus.daemon.core.orders import Cancel, Order, OrderKind
-from barbus.daemon.core.strategy import AnyStrategy, BaseParams, ParamValue, parse_params
+from barbus.daemon.core.params import BaseParams, ParamValue, parse_params
+from barbus.daemon.core.strategy import AnyStrategy
 
 __all__ = ["DEFAULT_MINUTES", "check_strategy"]
 

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 
 from barbus.daemon.core.aggregate import TimeframeAggregator
 from barbus.daemon.core.events import MINUTE_MS, Bar, Signal
+from barbus.daemon.core.params import BaseParams
 from barbus.daemon.core.series import BarSeries
-from barbus.daemon.core.strategy import BaseParams, Strategy
+from barbus.daemon.core.strategy import Strategy
 
 T0_MS = 1_747_699_200_000  # 2025-05-20T00:00:00Z, a whole day (so every bucket is aligned)
 

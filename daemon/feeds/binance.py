@@ -17,9 +17,10 @@ now + ``max_clock_skew_seconds``, an open time off the interval grid, a price ab
 ``implausible_accept_after`` consecutive bars agree on the new level, which is then accepted and
 logged, so a real repricing cannot stall the feed for good. A refused bar never moves
 ``last_open_ms``: the next good bar backfills its minute from REST, where the exchange may have
-the true bar. REST pages are checked row by row (``decode_rest_page``); a bad page is a
-retryable error; a backfill stops after ``max_backfill_pages`` pages (the next live bar carries
-on from there) and yields to the event loop between pages. A hole that REST cannot fill after
+the true bar. REST pages come from the klines client (``binance_rest``), which checks them row
+by row; a bad page is a retryable error; a backfill stops after ``max_backfill_pages`` pages (the
+next live bar carries on from there) and yields to the event loop between pages. The settings
+and counters are in ``binance_config``. A hole that REST cannot fill after
 ``gap_retries`` retries is recorded (log line, ``gaps_recorded``, ``recent_gaps``), never
 invented. Warnings are rate-limited per kind, and echoed input is cut to 200 characters.
 """
@@ -28,159 +29,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
-from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.core.events import INTERVAL_MS, Bar, format_time_ms
 from barbus.daemon.feeds.binance_codec import (
     EdgeLimits,
     MessageError,
     RejectedBarError,
-    RestPage,
     check_edge,
-    decode_rest_page,
     decode_ws_message,
-    stream_name,
+)
+from barbus.daemon.feeds.binance_config import FeedConfig, FeedCounters
+from barbus.daemon.feeds.binance_rest import (
+    FeedTemporaryError,
+    KlinesClient,
+    count_rejected,
+    wall_ms,
 )
 from barbus.daemon.log import RateLimitedLog, clip
 
-__all__ = ["BinanceFeed", "FeedConfig", "FeedCounters", "FeedTemporaryError"]
+# The daemon builds and reads the feed's settings and counters with it: one import for the three.
+__all__ = ["BinanceFeed", "FeedConfig", "FeedCounters"]
 
 log = logging.getLogger("barbus.feed")
 
-REST_PAGE_LIMIT = 1000
-PAGE_BYTES_PER_ROW = 512  # a Binance kline row is ~150 bytes: a larger body is not a page
 RECENT_GAPS = 10
-
-
-class FeedTemporaryError(Exception):
-    """The exchange could not be reached or answered nonsense: retry after a backoff."""
-
-
-@dataclass(frozen=True)
-class FeedConfig:
-    """Where the exchange is and how patient to be with it."""
-
-    rest_url: str
-    ws_url: str
-    symbols: tuple[str, ...]
-    interval: str = "1m"
-    reconnect_initial_seconds: float = 0.5
-    reconnect_max_seconds: float = 30.0
-    heartbeat_seconds: float = 20.0
-    receive_timeout_seconds: float = 120.0
-    request_timeout_seconds: float = 10.0
-    # The edge (see the module docstring): what a bar may look like before it is believed.
-    max_clock_skew_seconds: float = 5.0
-    max_price: float = 1e12
-    max_volume: float = 1e15
-    plausible_factor: float = 10.0
-    implausible_accept_after: int = 3
-    # REST backfill: rows per page, pages per backfill (200 x 1000 1m bars = 138 days),
-    # and how often an empty or stale answer for a hole is retried before it is a gap.
-    rest_page_limit: int = REST_PAGE_LIMIT
-    max_backfill_pages: int = 200
-    gap_retries: int = 2
-    gap_retry_seconds: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not self.symbols:
-            raise ConfigError("feed: at least one symbol is needed")
-        if self.interval not in INTERVAL_MS:
-            raise ConfigError(f"feed: unknown interval {self.interval!r}")
-        # NaN compares false with everything, so each bound is written to fail on it.
-        for name, most in (
-            ("reconnect_initial_seconds", 3600.0),
-            ("reconnect_max_seconds", 3600.0),
-            ("heartbeat_seconds", 3600.0),
-            ("receive_timeout_seconds", 86400.0),
-            ("request_timeout_seconds", 3600.0),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (
-                isinstance(value, int | float) and 0 < value <= most
-            ):
-                raise ConfigError(f"feed: {name} must be > 0 and <= {most:g} seconds, got {value}")
-        if self.reconnect_max_seconds < self.reconnect_initial_seconds:
-            raise ConfigError(
-                f"feed: reconnect_max_seconds ({self.reconnect_max_seconds}) must be >= "
-                f"reconnect_initial_seconds ({self.reconnect_initial_seconds})"
-            )
-        self._check_edge_settings()
-
-    def _check_edge_settings(self) -> None:
-        """The edge and backfill settings: finite numbers in range (NaN fails every test)."""
-        ranges: dict[str, tuple[float, float]] = {
-            "max_clock_skew_seconds": (0.0, 3600.0),
-            "max_price": (1.0, 1e300),
-            "max_volume": (1.0, 1e300),
-            "plausible_factor": (1.0, 1e300),
-            "implausible_accept_after": (1, 1_000_000),
-            "rest_page_limit": (1, REST_PAGE_LIMIT),
-            "max_backfill_pages": (1, 1_000_000),
-            "gap_retries": (0, 100),
-            "gap_retry_seconds": (0.0, 3600.0),
-        }
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"feed: {name} must be in [{low:g}, {high:g}], got {value!r}")
-        for name in (
-            "implausible_accept_after",
-            "rest_page_limit",
-            "max_backfill_pages",
-            "gap_retries",
-        ):
-            if not isinstance(getattr(self, name), int):
-                raise ConfigError(f"feed: {name} must be an integer")
-
-    @property
-    def stream_url(self) -> str:
-        streams = "/".join(stream_name(s, self.interval) for s in self.symbols)
-        return f"{self.ws_url.rstrip('/')}/stream?streams={streams}"
-
-
-@dataclass
-class FeedCounters:
-    """What the feed saw; exported as metrics and shown in ``/status``."""
-
-    messages: int = 0
-    malformed: int = 0
-    duplicates: int = 0
-    out_of_order: int = 0
-    unexpected: int = 0
-    reconnects: int = 0
-    connected: bool = False
-    last_message_monotonic: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    received: dict[tuple[str, str], int] = field(default_factory=dict)  # (symbol, live|backfill)
-    # Bars or REST rows refused at the edge, by reason (future, misaligned, implausible, ...).
-    rejected: dict[str, int] = field(default_factory=dict)
-    # Holes the exchange could not fill after retries: recorded, never invented.
-    gaps_recorded: int = 0
-    recent_gaps: list[tuple[str, int, int]] = field(default_factory=list)  # (symbol, from, to) ms
-
-    def count(self, symbol: str, source: str, bars: int) -> None:
-        key = (symbol, source)
-        self.received[key] = self.received.get(key, 0) + bars
-
-    @property
-    def live_bars(self) -> int:
-        """Closed candles delivered from the WebSocket, all symbols."""
-        return sum(n for (_, source), n in self.received.items() if source == "live")
-
-    @property
-    def backfilled(self) -> int:
-        """Bars fetched over REST to fill holes, all symbols."""
-        return sum(n for (_, source), n in self.received.items() if source == "backfill")
 
 
 class BinanceFeed:
@@ -224,48 +102,36 @@ class BinanceFeed:
     async def fetch_recent(self, symbol: str, count: int) -> list[Bar]:
         """The ``count`` most recent closed bars of ``symbol``, oldest first: warm-up.
 
-        Paged backwards: the newest page first (no time range: the exchange's latest candles),
-        then each older page ending one interval before the oldest bar so far (``endTime``), so
-        pages never overlap. It stops at ``count`` bars, at a short page (the exchange has no
-        older ones) or after ``max_backfill_pages`` pages; every page is checked as a backfill
-        page is, and a bad one fails the whole fetch (the caller retries it)."""
-        timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_seconds)
-        pages: list[list[Bar]] = []
-        have = 0
-        end_ms: int | None = None
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while have < count and len(pages) < self.config.max_backfill_pages:
-                limit = min(count - have, self.config.rest_page_limit)
-                params = {"limit": str(limit)}
-                if end_ms is not None:
-                    params["endTime"] = str(end_ms)
-                payload = await self._get_klines(session, symbol, params, limit)
-                page = self._check_page(payload, symbol, None, end_ms, limit)
-                if not page.bars:
-                    break
-                pages.append(page.bars)
-                have += len(page.bars)
-                end_ms = page.bars[0].open_time_ms - self.step_ms
-                if page.rows < limit:
-                    break  # a short page: nothing older on the exchange
-                await asyncio.sleep(0)  # HTTP, signals and the watchdog run between pages
-        if have < count and len(pages) >= self.config.max_backfill_pages:
-            log.warning(
-                "feed: warm-up of %s stopped after %d pages (max_backfill_pages) at %d of %d bars",
-                symbol,
-                len(pages),
-                have,
-                count,
-            )
-        recent = [bar for page in reversed(pages) for bar in page][-count:] if count else []
+        Paged backwards by :meth:`KlinesClient.recent` (at most ``max_backfill_pages`` pages,
+        each checked as a backfill page is; a bad one fails the whole fetch and the caller
+        retries it); the bars are then held to the plausibility rule like live ones."""
+        async with self._http() as session:
+            recent = await self._klines(session).recent(symbol, count)
         bars = [bar for bar in recent if self._plausible(bar)]
         if bars:
             self.last_close[symbol] = bars[-1].close
         return bars
 
-    async def batches(self) -> AsyncIterator[Sequence[Bar]]:
+    def _http(self) -> aiohttp.ClientSession:
+        """A session whose every request gives up after ``request_timeout_seconds``."""
         timeout = aiohttp.ClientTimeout(total=self.config.request_timeout_seconds)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        return aiohttp.ClientSession(timeout=timeout)
+
+    def _klines(self, session: aiohttp.ClientSession) -> KlinesClient:
+        config = self.config
+        return KlinesClient(
+            session,
+            config.rest_url,
+            config.interval,
+            self.limits,
+            page_limit=config.rest_page_limit,
+            max_pages=config.max_backfill_pages,
+            rejected=self.counters.rejected,
+            warnings=self.warnings,
+        )
+
+    async def batches(self) -> AsyncIterator[Sequence[Bar]]:
+        async with self._http() as session:
             attempt = 0
             while not self._stopping():
                 try:
@@ -303,13 +169,14 @@ class BinanceFeed:
             timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
         ) as ws:
             self._ws = ws
+            klines = self._klines(session)
             if self._stopping():  # stop() came while we were connecting
                 return
             self.counters.connected = True
             log.info("feed: connected to %s", self.config.stream_url)
             # Subscribed first, then catch up: whatever closes meanwhile waits in the socket.
             for symbol in self.config.symbols:
-                async for page in self._backfill(session, symbol, up_to_ms=None):
+                async for page in self._backfill(klines, symbol, up_to_ms=None):
                     yield page
             patience = self.config.receive_timeout_seconds
             while True:
@@ -323,7 +190,7 @@ class BinanceFeed:
                         f"no message for {patience:g} s (receive_timeout_seconds); reconnecting"
                     ) from None
                 if message.type == aiohttp.WSMsgType.TEXT:
-                    async for bars in self._on_text(session, message.data):
+                    async for bars in self._on_text(klines, message.data):
                         yield bars
                 elif message.type in (
                     aiohttp.WSMsgType.CLOSE,
@@ -335,7 +202,7 @@ class BinanceFeed:
             if not self._stopping():
                 log.info("feed: the exchange closed the connection (code %s)", ws.close_code)
 
-    async def _on_text(self, session: aiohttp.ClientSession, text: str) -> AsyncIterator[list[Bar]]:
+    async def _on_text(self, klines: KlinesClient, text: str) -> AsyncIterator[list[Bar]]:
         counters = self.counters
         counters.messages += 1
         received = counters.last_message_monotonic = time.monotonic()
@@ -343,7 +210,7 @@ class BinanceFeed:
         try:
             bar = decode_ws_message(text)
             if bar is not None and bar.interval == self.config.interval:
-                check_edge(bar, self.limits, _wall_ms())
+                check_edge(bar, self.limits, wall_ms())
         except RejectedBarError as exc:
             self._reject(exc.reason, str(exc))
             return
@@ -379,7 +246,7 @@ class BinanceFeed:
             return
         if last is not None and bar.open_time_ms > last + self.step_ms:
             async for page in self._backfill(
-                session, bar.symbol, up_to_ms=bar.open_time_ms - self.step_ms
+                klines, bar.symbol, up_to_ms=bar.open_time_ms - self.step_ms
             ):
                 yield page
             if not self._backfill_complete or self._stopping():
@@ -433,7 +300,7 @@ class BinanceFeed:
         return False
 
     async def _backfill(
-        self, session: aiohttp.ClientSession, symbol: str, up_to_ms: int | None
+        self, klines: KlinesClient, symbol: str, up_to_ms: int | None
     ) -> AsyncIterator[list[Bar]]:
         """Closed bars after the last delivered one (up to ``up_to_ms`` inclusive), page by page
         in order, ``last_open_ms`` moved after each page. Leaves ``_backfill_complete`` False
@@ -443,7 +310,7 @@ class BinanceFeed:
         if last is None:
             return  # nothing delivered yet: live bars start the series
         config, step = self.config, self.step_ms
-        limit = config.rest_page_limit
+        limit = klines.page_limit
         pages = misses = fetched = 0
         while not self._stopping():
             start = last + step
@@ -458,12 +325,8 @@ class BinanceFeed:
                     format_time_ms(last),
                 )
                 break
-            params = {"startTime": str(start), "limit": str(limit)}
-            if up_to_ms is not None:
-                params["endTime"] = str(up_to_ms)
-            payload = await self._get_klines(session, symbol, params, limit)
+            page = await klines.page(symbol, start, up_to_ms, limit)
             pages += 1
-            page = self._check_page(payload, symbol, start, up_to_ms, limit)
             accepted: list[Bar] = []
             previous = last
             for bar in page.bars:
@@ -494,76 +357,8 @@ class BinanceFeed:
         if fetched:
             log.info("feed: backfilled %d %s bar(s) over REST", fetched, symbol)
 
-    def _check_page(
-        self,
-        payload: Any,
-        symbol: str,
-        start_ms: int | None,
-        end_ms: int | None,
-        limit: int,
-    ) -> RestPage:
-        try:
-            page = decode_rest_page(
-                payload,
-                symbol,
-                self.config.interval,
-                start_ms=start_ms,
-                end_ms=end_ms,
-                limit=limit,
-                now_ms=_wall_ms(),
-                limits=self.limits,
-            )
-        except MessageError as exc:
-            self._count_rejected("bad_page")
-            raise FeedTemporaryError(f"klines response for {symbol}: {clip(exc)}") from None
-        for reason, count in page.rejected.items():
-            self._count_rejected(reason, count)
-            self.warnings.warning(
-                reason,
-                "feed: %d %s klines row(s) refused (%s), e.g. %s",
-                count,
-                symbol,
-                reason,
-                clip(page.example),
-            )
-        return page
-
-    async def _get_klines(
-        self, session: aiohttp.ClientSession, symbol: str, params: dict[str, str], limit: int
-    ) -> Any:
-        url = f"{self.config.rest_url.rstrip('/')}/api/v3/klines"
-        query = {"symbol": symbol, "interval": self.config.interval, **params}
-        cap = limit * PAGE_BYTES_PER_ROW + 4096
-        try:
-            async with session.get(url, params=query) as response:
-                if response.status != 200:
-                    body = (await response.content.read(200)).decode("utf-8", "replace")
-                    raise FeedTemporaryError(
-                        f"GET klines {symbol}: HTTP {response.status} {clip(body)}"
-                    )
-                body_bytes = bytearray()
-                async for chunk in response.content.iter_chunked(65536):
-                    body_bytes += chunk
-                    if len(body_bytes) > cap:
-                        self._count_rejected("bad_page")
-                        raise FeedTemporaryError(
-                            f"GET klines {symbol}: answer larger than {cap} bytes "
-                            f"for limit={limit}; not read further"
-                        )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise FeedTemporaryError(f"GET klines {symbol}: {type(exc).__name__}: {exc}") from None
-        try:
-            return json.loads(body_bytes)
-        except ValueError as exc:
-            self._count_rejected("bad_page")
-            raise FeedTemporaryError(f"GET klines {symbol}: not JSON: {clip(exc)}") from None
-
-    def _count_rejected(self, reason: str, count: int = 1) -> None:
-        rejected = self.counters.rejected
-        rejected[reason] = rejected.get(reason, 0) + count
-
     def _reject(self, reason: str, text: str) -> None:
-        self._count_rejected(reason)
+        count_rejected(self.counters.rejected, reason)
         self.warnings.warning(reason, "feed: bar rejected (%s): %s", reason, clip(text))
 
     def _record_gap(self, symbol: str, from_ms: int, to_ms: int) -> None:
@@ -586,8 +381,3 @@ class BinanceFeed:
         text = clip(text)
         log.warning("feed: %s", text)
         self.counters.errors = [*self.counters.errors[-9:], text]
-
-
-def _wall_ms() -> int:
-    """Wall-clock now: what a closed candle must not be later than."""
-    return int(time.time() * 1000)

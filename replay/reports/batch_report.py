@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from barbus.replay.batch import BatchOutcome, Job
-from barbus.replay.batch_spec import BatchPlan
+from barbus.replay.batch import BatchOutcome, BatchPlan, Job
 from barbus.replay.cache import BarCache
 from barbus.replay.reports.batch_page import write_batch_html
 from barbus.replay.reports.heatmap import plot_heatmap

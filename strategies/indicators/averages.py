@@ -1,4 +1,4 @@
-"""Moving averages (SMA, EMA) and the argument/state checks every indicator shares.
+"""Moving averages: SMA (an exact window sum) and EMA.
 
 Indicators are called once per bar in million-bar replays, so they take plain floats, keep
 O(period) fixed state in ``__slots__`` and never touch numpy on the hot path.
@@ -8,99 +8,22 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
 from typing import Any, Final, final
+
+from barbus.strategies.indicators.checks import _check_state, _require_period
+from barbus.strategies.indicators.exact_sums import (
+    _BINARY_BITS,
+    _BINARY_ONE,
+    _DECIMAL_LIMIT,
+    _DECIMAL_SCALE,
+    _ages,
+    _binary_units,
+    _decimal_units,
+)
 
 __all__ = ["EMA", "SMA"]
 
 _NAN: Final = math.nan
-
-
-def _require_period(period: object, name: str = "period") -> int:
-    """Return ``period`` if it is an integer >= 1 (bools are rejected), else raise ValueError."""
-    if isinstance(period, bool) or not isinstance(period, int) or period < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {period!r}")
-    return period
-
-
-def _require_positive(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a finite real number > 0, else raise ValueError."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_state(state: dict[str, Any], kind: str, **params: object) -> None:
-    """Refuse a snapshot taken from another indicator type or other constructor arguments."""
-    if state.get("kind") != kind:
-        raise ValueError(f"snapshot of {state.get('kind')!r} cannot restore a {kind}")
-    for key, expected in params.items():
-        if state.get(key) != expected:
-            raise ValueError(
-                f"snapshot has {key}={state.get(key)!r} but this {kind} has {key}={expected!r}"
-            )
-
-
-# --- exact window sums ---------------------------------------------------------------------
-# A windowed quantity must be a function of its window's contents alone, or a replay's results
-# depend on where it started (a running float sum keeps a start-dependent residue of an ulp or
-# so, which decides the side of an exact tie such as fast == slow on a flat stretch). So window
-# sums are exact, on one of two fixed grids, each a function of the value alone:
-#
-# * decimal: exchange prices and volumes are decimals with at most 8 places. ``x`` is decimal
-#   when ``m = round(x * 1e8)`` gives back ``m / 1e8 == x``; the integers ``m`` are then summed
-#   exactly in floats (every partial sum below 2**53) and the mean is the single, correctly
-#   rounded division ``sum(m) / (n * 1e8)``. This is the hot path, as fast as the old running
-#   sum with its periodic fsum (measured: an sma_cross replay of cent-rounded bars takes 0.97x
-#   the old CPU time).
-# * binary: any other finite value is ``q = int(x * 2**80)``, summed as a Python int (exact for
-#   every |x| >= 2**-28; smaller values are quantised to 2**-80) and divided with int true
-#   division, also correctly rounded. An update costs about 2.5x a decimal one (the int
-#   conversion and the big-int division dominate; an sma_cross replay of the raw synthetic walk
-#   takes ~1.4x the old time). Taken while any value in the window is not decimal, which the
-#   window's contents decide, so the result is canonical. A canonical O(window) fsum would cost
-#   O(period) per update instead; floats alone cannot sum 53-bit mantissas exactly.
-#
-# Either way the mean of a constant window is that constant exactly, and a correctly rounded
-# mean of the same window is the same float whatever came before it.
-_DECIMAL_SCALE: Final = 1e8
-_DECIMAL_INT_SCALE: Final = 10**8
-_ROUND: Final = 6755399441055744.0  # 1.5 * 2**52: (v + _ROUND) - _ROUND rounds |v| < 2**51
-_DECIMAL_LIMIT: Final = 2.0**51
-_BINARY_BITS: Final = 80
-_BINARY_SCALE: Final = 2.0**_BINARY_BITS
-_BINARY_ONE: Final = 1 << _BINARY_BITS
-
-
-def _decimal_units(x: float, limit: float = _DECIMAL_LIMIT) -> float:
-    """``x`` in units of 1e-8 as an integral float if ``x`` is such a decimal below ``limit``
-    units, else NaN (also for NaN and infinities)."""
-    m = x * _DECIMAL_SCALE
-    m = (m + _ROUND) - _ROUND
-    if m / _DECIMAL_SCALE == x and -limit < m < limit:
-        return m
-    return _NAN
-
-
-def _binary_units(x: float) -> int:
-    """``x`` on the fixed 2**-80 grid (truncated toward zero); ``x`` must be finite."""
-    return int(x * _BINARY_SCALE)
-
-
-def _ages(window: Iterable[float], limit: float = _DECIMAL_LIMIT) -> tuple[int, int]:
-    """Updates until no non-decimal, and until no non-finite, value is left in a full window."""
-    odd = bad = 0
-    for age, x in enumerate(window, start=1):
-        if math.isnan(_decimal_units(x, limit)):  # not decimal
-            odd = age
-            if not math.isfinite(x):
-                bad = age
-    return odd, bad
 
 
 @final
@@ -108,10 +31,11 @@ class SMA:
     """Simple moving average of the last ``period`` inputs (talib.SMA).
 
     NaN and not ready until ``period`` inputs were seen. The value is the correctly rounded mean
-    of the window's exact sum (decimal fast path, binary fallback: see the notes above), so it
-    is a function of the window's contents alone: never of where the series started, of a
-    restore, or of rounding history; a constant window gives that constant exactly. While a NaN
-    or an infinity is in the window the value is the plain float mean of the window.
+    of the window's exact sum (decimal fast path, binary fallback: see
+    :mod:`~barbus.strategies.indicators.exact_sums`), so it is a function of the window's contents
+    alone: never of where the series started, of a restore, or of rounding history; a constant
+    window gives that constant exactly. While a NaN or an infinity is in the window the value is
+    the plain float mean of the window.
     """
 
     __slots__ = (

@@ -10,12 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Final, final
 
-from barbus.strategies.indicators.averages import (
-    EMA,
-    _check_state,
-    _require_period,
-    _require_positive,
-)
+from barbus.strategies.indicators.averages import EMA
+from barbus.strategies.indicators.checks import _check_state, _require_period, _require_positive
 from barbus.strategies.indicators.rolling import RollingMax, RollingMin
 from barbus.strategies.indicators.volatility import ATR
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final, final
 
-from barbus.strategies.indicators.averages import _check_state, _require_period
+from barbus.strategies.indicators.checks import _check_state, _require_period
 
 __all__ = ["RSI"]
 

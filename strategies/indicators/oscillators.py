@@ -11,7 +11,8 @@ import math
 from collections import deque
 from typing import Any, Final, final
 
-from barbus.strategies.indicators.averages import EMA, SMA, _check_state, _require_period
+from barbus.strategies.indicators.averages import EMA, SMA
+from barbus.strategies.indicators.checks import _check_state, _require_period
 from barbus.strategies.indicators.momentum import RSI
 from barbus.strategies.indicators.rolling import RollingMax, RollingMin
 

@@ -12,7 +12,7 @@ import math
 from collections import deque
 from typing import Any, Final, final
 
-from barbus.strategies.indicators.averages import _check_state, _require_period
+from barbus.strategies.indicators.checks import _check_state, _require_period
 from barbus.strategies.indicators.volatility import BollingerBands
 
 __all__ = ["RollingMax", "RollingMin", "RollingStd", "ZScore"]

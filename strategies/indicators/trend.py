@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final, Literal, final
 
-from barbus.strategies.indicators.averages import _check_state, _require_positive
+from barbus.strategies.indicators.checks import _check_state, _require_positive
 from barbus.strategies.indicators.volatility import ATR
 
 __all__ = ["Supertrend"]

@@ -10,16 +10,14 @@ import math
 from collections import deque
 from typing import Any, Final, Literal, final
 
-from barbus.strategies.indicators.averages import (
+from barbus.strategies.indicators.averages import SMA
+from barbus.strategies.indicators.checks import _check_state, _require_period, _require_positive
+from barbus.strategies.indicators.exact_sums import (
     _BINARY_BITS,
     _DECIMAL_INT_SCALE,
-    SMA,
     _ages,
     _binary_units,
-    _check_state,
     _decimal_units,
-    _require_period,
-    _require_positive,
 )
 
 __all__ = ["ATR", "BollingerBands", "TrueRange"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final, final
 
-from barbus.strategies.indicators.averages import _check_state
+from barbus.strategies.indicators.checks import _check_state
 
 __all__ = ["OBV", "VWAP"]
 

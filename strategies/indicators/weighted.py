@@ -10,15 +10,14 @@ import math
 from collections import deque
 from typing import Any, Final, final
 
-from barbus.strategies.indicators.averages import (
+from barbus.strategies.indicators.averages import EMA
+from barbus.strategies.indicators.checks import _check_state, _require_period
+from barbus.strategies.indicators.exact_sums import (
     _BINARY_BITS,
     _DECIMAL_INT_SCALE,
-    EMA,
     _ages,
     _binary_units,
-    _check_state,
     _decimal_units,
-    _require_period,
 )
 
 __all__ = ["DEMA", "TEMA", "WMA"]

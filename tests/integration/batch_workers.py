@@ -1,7 +1,7 @@
 """Faulty batch workers for the fault tests of ``replay.batch``.
 
 They are module-level functions so a forkserver child can import them by name
-(``tests.integration.batch_workers``). Each one runs the real :func:`replay.batch._worker_main`
+(``tests.integration.batch_workers``). Each one runs the real :func:`replay.batch.local.worker_main`
 loop over a connection that looks at every job before the loop gets it: it records the attempt
 and, when told to, kills its own process with SIGKILL, as the kernel's OOM killer would.
 
@@ -26,7 +26,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import cast
 
-from barbus.replay.batch import Job, _worker_main
+from barbus.replay.batch import Job
+from barbus.replay.batch.local import worker_main
 
 __all__ = [
     "always_dies_worker",
@@ -102,7 +103,7 @@ def _run(conn: Connection, cache_dir: str, on_job: Callable[[Path, Job], None]) 
         _record_attempt(folder, job)
         on_job(folder, job)
 
-    _worker_main(cast(Connection, _Inspecting(conn, inspect)), cache_dir)
+    worker_main(cast(Connection, _Inspecting(conn, inspect)), cache_dir)
 
 
 def _no_fault(folder: Path, job: Job) -> None:

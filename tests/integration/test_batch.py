@@ -28,9 +28,19 @@ from pandas.testing import assert_frame_equal
 
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.errors import ConfigError
-from barbus.replay.batch import BatchOutcome, Job, expand_jobs, period_text, run_batch
-from barbus.replay.batch_spec import BatchPlan, load_spec, parse_grid, parse_period, plan_jobs
+from barbus.replay.batch import (
+    BatchOutcome,
+    BatchPlan,
+    Job,
+    expand_jobs,
+    load_spec,
+    parse_grid,
+    period_text,
+    plan_jobs,
+    run_batch,
+)
 from barbus.replay.cache import BarCache
+from barbus.replay.periods import parse_period
 from barbus.replay.reports.batch_report import write_batch_report
 from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
@@ -185,7 +195,7 @@ def test_job_ids_are_stable_across_runs_and_processes(btc_2023_path: Path) -> No
     code = (
         "from pathlib import Path\n"
         "from replay.batch import expand_jobs\n"
-        "from replay.batch_spec import parse_period\n"
+        "from replay.periods import parse_period\n"
         f"jobs, _ = expand_jobs('sma_cross', [Path({str(btc_2023_path)!r})], "
         f"grid={SMA_GRID!r}, periods=[parse_period('2023-03-20', '2023-03-22')])\n"
         "print(' '.join(job.job_id for job in jobs))\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from barbus.daemon.core.broker import ExecutionConfig
-from barbus.replay.batch_spec import load_spec
+from barbus.replay.batch import load_spec
 from tests.integration.test_batch import assert_succeeded, barbus
 from tests.integration.test_cli_replay_shorts import SHORT_ONCE
 

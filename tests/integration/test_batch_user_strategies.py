@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from barbus.replay import jobs as job_module
 from barbus.replay.batch import Job, expand_jobs, run_batch, strategy_of
+from barbus.replay.batch import jobs as job_module
 from barbus.replay.cache import BarCache
 from barbus.replay.runner import ReplayConfig, run_replay
 from barbus.strategies import StrategySource, load_shipped

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from barbus.replay.batch import expand_jobs, run_batch
-from barbus.replay.batch_spec import parse_period
 from barbus.replay.cache import BarCache
+from barbus.replay.periods import parse_period
 from tests.integration import batch_workers
 from tests.integration.daemon_kit import (
     REPO_ROOT,

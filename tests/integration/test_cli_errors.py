@@ -1,32 +1,79 @@
 """Every way the CLI can be misused ends with one line on stderr and an exit code, no traceback.
 
-Each case runs the real ``barbus`` in a subprocess: busy ports and foreign or unresolvable bind
-addresses (a real socket holds the port), ``--out`` that cannot be written (checked before any
-data is loaded), times in epoch seconds, periods with a time of day or without bars, bad
-``--workers``, and stdout piped into a reader that stops early.
+The cases: busy ports and foreign or unresolvable bind addresses (a real socket holds the port),
+``--out`` that cannot be written (checked before any data is loaded), times in epoch seconds,
+periods with a time of day or without bars, bad ``--workers``, and stdout piped into a reader
+that stops early. Most run ``main([...])`` in this process (a traceback there is an exception
+that fails the test); where the process boundary is the point, a real process runs: the
+console script's exit code and stderr on a usage error, and stdout into a closed pipe.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from barbus.daemon.cli import main
 from tests.conftest import BTC_2023_WITH_GAP
-from tests.integration.daemon_kit import ENGINES, barbus, write_config
+from tests.integration.daemon_kit import ENGINES, REPO_ROOT, barbus, write_config
 
 DATA = BTC_2023_WITH_GAP
 ONE_DAY = "2023-03-20:2023-03-21"
+CONSOLE_SCRIPT = Path(sys.executable).with_name("barbus")
+
+Run = subprocess.CompletedProcess[str]
+Cli = Callable[..., Run]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """``barbus ARGS`` through :func:`main` in this process, run as the kit's ``barbus`` runs
+    it in a subprocess (from the repository, not under journald): its exit code (argparse's
+    usage errors exit), stdout and stderr. The ``barbus`` logger is restored after."""
+    monkeypatch.chdir(REPO_ROOT)
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    logger = logging.getLogger("barbus")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+
+    def call(*args: object) -> Run:
+        argv = [str(arg) for arg in args]
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["barbus", *argv], code, out, err)
+
+    try:
+        yield call
+    finally:
+        logger.handlers[:] = saved[0]
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
+
+
+def console_script(*args: object) -> Run:
+    """``barbus ARGS`` through the installed console script, this checkout's code first."""
+    assert CONSOLE_SCRIPT.exists(), f"no console script {CONSOLE_SCRIPT}: make venv installs it"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("JOURNAL_STREAM", None)
+    command = [str(CONSOLE_SCRIPT), *map(str, args)]
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def iso(ms: int) -> str:
@@ -90,7 +137,7 @@ def bind_command(command: str, tmp_path: Path, host: str, port: int) -> list[obj
 
 
 @pytest.mark.parametrize("command", ["run", "sim-exchange", "batch"])
-def test_busy_port_is_one_line(command: str, busy_port: int, tmp_path: Path) -> None:
+def test_busy_port_is_one_line(command: str, busy_port: int, tmp_path: Path, cli: Cli) -> None:
     if command == "batch":
         args: list[object] = [
             *("batch", "--strategy", "sma_cross", "--data", DATA, "--period", ONE_DAY),
@@ -101,7 +148,7 @@ def test_busy_port_is_one_line(command: str, busy_port: int, tmp_path: Path) -> 
         args = bind_command(command, tmp_path, "127.0.0.1", busy_port)
         what = "[http] cannot listen" if command == "run" else "sim-exchange --host/--port cannot"
 
-    line = error_line(barbus(*args))
+    line = error_line(cli(*args))
 
     assert what in line
     assert f"127.0.0.1:{busy_port}: port {busy_port} is already in use" in line
@@ -120,9 +167,9 @@ def test_busy_port_is_one_line(command: str, busy_port: int, tmp_path: Path) -> 
     ],
 )
 def test_foreign_or_unresolvable_bind_address_is_one_line(
-    command: str, host: str, reason: str, tmp_path: Path
+    command: str, host: str, reason: str, tmp_path: Path, cli: Cli
 ) -> None:
-    line = error_line(barbus(*bind_command(command, tmp_path, host, 0)))
+    line = error_line(cli(*bind_command(command, tmp_path, host, 0)))
 
     assert f"cannot listen on {host}:0: {reason}" in line
 
@@ -130,9 +177,9 @@ def test_foreign_or_unresolvable_bind_address_is_one_line(
 @pytest.mark.parametrize("option", ["--port", "--metrics-port"])
 def test_port_out_of_range_is_a_usage_error(option: str, tmp_path: Path) -> None:
     if option == "--port":
-        run = barbus("sim-exchange", "--port", "70000")
+        run = console_script("sim-exchange", "--port", "70000")
     else:
-        run = barbus("batch", "--strategy", "x", "--out", tmp_path, option, "70000")
+        run = console_script("batch", "--strategy", "x", "--out", tmp_path, option, "70000")
 
     line = error_line(run)
 
@@ -174,13 +221,13 @@ def out_command(command: str, out: Path, cache: Path, data: Path = DATA) -> list
 
 
 @pytest.mark.parametrize("command", ["replay", "batch"])
-def test_out_that_is_a_file_fails_before_any_work(command: str, tmp_path: Path) -> None:
+def test_out_that_is_a_file_fails_before_any_work(command: str, tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "results.txt"
     out.write_text("keep me\n", encoding="utf-8")
     cache = tmp_path / "cache"
     started = time.monotonic()
 
-    line = error_line(barbus(*out_command(command, out, cache)))
+    line = error_line(cli(*out_command(command, out, cache)))
 
     assert (
         line == f"barbus: error: --out {out} is a file, not a folder: give a folder to write into"
@@ -191,12 +238,12 @@ def test_out_that_is_a_file_fails_before_any_work(command: str, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("command", ["replay", "batch"])
-def test_out_is_checked_before_the_data(command: str, tmp_path: Path) -> None:
+def test_out_is_checked_before_the_data(command: str, tmp_path: Path, cli: Cli) -> None:
     """With a missing data file too, the --out error comes first: nothing was read."""
     out = tmp_path / "file"
     out.write_text("", encoding="utf-8")
 
-    line = error_line(barbus(*out_command(command, out, tmp_path / "c", tmp_path / "no.csv")))
+    line = error_line(cli(*out_command(command, out, tmp_path / "c", tmp_path / "no.csv")))
 
     assert f"--out {out} is a file" in line
 
@@ -204,12 +251,12 @@ def test_out_is_checked_before_the_data(command: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["replay", "batch"])
 @pytest.mark.parametrize("inside", [False, True], ids=["the-folder", "a-new-folder-inside"])
 def test_out_in_an_unwritable_folder_fails_before_any_work(
-    command: str, inside: bool, unwritable: Path, tmp_path: Path
+    command: str, inside: bool, unwritable: Path, tmp_path: Path, cli: Cli
 ) -> None:
     out = unwritable / "new" / "run" if inside else unwritable
     cache = tmp_path / "cache"
 
-    line = error_line(barbus(*out_command(command, out, cache)))
+    line = error_line(cli(*out_command(command, out, cache)))
 
     if inside:
         assert line.endswith(f"--out {out}: cannot create it, {unwritable} is not writable")
@@ -222,10 +269,10 @@ def test_out_in_an_unwritable_folder_fails_before_any_work(
 # -- times and periods -----------------------------------------------------------------------
 
 
-def test_epoch_seconds_are_read_as_seconds_and_say_so(tmp_path: Path) -> None:
+def test_epoch_seconds_are_read_as_seconds_and_say_so(tmp_path: Path, cli: Cli) -> None:
     start_s, trade_from_s = 1679500000, 1679520000  # 2023-03-22T15:46:40Z, 21:20:00Z
     end_ms = ms_of("2023-03-23T19:33:20")
-    run = barbus(
+    run = cli(
         *("replay", "--strategy", "sma_cross", "--data", DATA, "--out", tmp_path, "--no-plot"),
         *("--start", start_s, "--end", end_ms, "--trade-from", trade_from_s),
     )
@@ -246,7 +293,7 @@ def batch_rows(out: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
 
 
-def test_spec_file_times_take_epoch_seconds_and_toml_dates(tmp_path: Path) -> None:
+def test_spec_file_times_take_epoch_seconds_and_toml_dates(tmp_path: Path, cli: Cli) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(
         f'[[run]]\nstrategy = "sma_cross"\ndata = ["{DATA}"]\n'
@@ -256,7 +303,7 @@ def test_spec_file_times_take_epoch_seconds_and_toml_dates(tmp_path: Path) -> No
     )
     out = tmp_path / "out"
 
-    run = barbus("batch", spec, "--out", out, "--no-parallel", "--plots", "0")
+    run = cli("batch", spec, "--out", out, "--no-parallel", "--plots", "0")
 
     assert run.returncode == 0, run.stderr
     periods = sorted((row["start_ms"], row["end_ms"]) for row in batch_rows(out))
@@ -278,9 +325,9 @@ def test_spec_file_times_take_epoch_seconds_and_toml_dates(tmp_path: Path) -> No
     ],
 )
 def test_period_with_a_time_of_day_parses(
-    period: str, start: str, end: str | None, tmp_path: Path
+    period: str, start: str, end: str | None, tmp_path: Path, cli: Cli
 ) -> None:
-    run = barbus(
+    run = cli(
         *("batch", "--strategy", "sma_cross", "--data", DATA, "--period", period),
         *("--out", tmp_path, "--no-parallel", "--plots", "0"),
     )
@@ -308,9 +355,9 @@ def test_period_with_a_time_of_day_parses(
         ),
     ],
 )
-def test_bad_period_is_one_line(period: str, message: str, tmp_path: Path) -> None:
+def test_bad_period_is_one_line(period: str, message: str, tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "out"
-    run = barbus(
+    run = cli(
         *("batch", "--strategy", "sma_cross", "--data", DATA, "--period", period),
         *("--out", out, "--no-parallel"),
     )
@@ -320,8 +367,8 @@ def test_bad_period_is_one_line(period: str, message: str, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("option", ["--start", "--end", "--trade-from"])
-def test_a_time_of_non_ascii_digits_is_one_line(option: str, tmp_path: Path) -> None:
-    run = barbus("replay", "--strategy", "sma_cross", "--data", DATA, option, "\u00b2")
+def test_a_time_of_non_ascii_digits_is_one_line(option: str, tmp_path: Path, cli: Cli) -> None:
+    run = cli("replay", "--strategy", "sma_cross", "--data", DATA, option, "\u00b2")
 
     assert f"{option}: cannot read time '\u00b2'" in error_line(run)
 
@@ -335,20 +382,20 @@ def test_a_time_of_non_ascii_digits_is_one_line(option: str, tmp_path: Path) -> 
     ],
 )
 def test_empty_period_names_the_datas_first_and_last_bar(
-    start: str, end: str | None, why: str, data_first_last: tuple[str, str]
+    start: str, end: str | None, why: str, data_first_last: tuple[str, str], cli: Cli
 ) -> None:
     first, last = data_first_last
     period = ["--start", start] + (["--end", end] if end else [])
 
-    line = error_line(barbus("replay", "--strategy", "sma_cross", "--data", DATA, *period))
+    line = error_line(cli("replay", "--strategy", "sma_cross", "--data", DATA, *period))
 
     shown_end = iso(ms_of(end)) if end else "the last bar"
     assert f"no bars in the requested period {iso(ms_of(start))} .. {shown_end} ({why})" in line
     assert f"the data runs from {first} to {last} (first and last bar)" in line
 
 
-def test_replay_start_after_end_says_so() -> None:
-    run = barbus(
+def test_replay_start_after_end_says_so(cli: Cli) -> None:
+    run = cli(
         *("replay", "--strategy", "sma_cross", "--data", DATA),
         *("--start", "1680307200", "--end", "2023-03-20"),  # 2023-04-01 in seconds
     )
@@ -362,10 +409,10 @@ def test_replay_start_after_end_says_so() -> None:
 
 
 def test_batch_job_on_an_empty_period_names_the_data(
-    tmp_path: Path, data_first_last: tuple[str, str]
+    tmp_path: Path, data_first_last: tuple[str, str], cli: Cli
 ) -> None:
     first, last = data_first_last
-    run = barbus(
+    run = cli(
         *("batch", "--strategy", "sma_cross", "--data", DATA, "--period", "2020-01-01:2020-01-02"),
         *("--out", tmp_path, "--no-parallel", "--plots", "0"),
     )
@@ -380,9 +427,9 @@ def test_batch_job_on_an_empty_period_names_the_data(
 
 
 @pytest.mark.parametrize("workers", ["-1", "0", "two"])
-def test_workers_must_be_positive(workers: str, tmp_path: Path) -> None:
+def test_workers_must_be_positive(workers: str, tmp_path: Path, cli: Cli) -> None:
     out = tmp_path / "out"
-    run = barbus(
+    run = cli(
         *("batch", "--strategy", "sma_cross", "--data", DATA, "--period", ONE_DAY),
         *("--out", out, "--workers", workers),
     )
@@ -393,13 +440,13 @@ def test_workers_must_be_positive(workers: str, tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def test_spec_workers_must_be_positive(tmp_path: Path) -> None:
+def test_spec_workers_must_be_positive(tmp_path: Path, cli: Cli) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(
         f'workers = -1\n[[run]]\nstrategy = "sma_cross"\ndata = ["{DATA}"]\n', encoding="utf-8"
     )
 
-    line = error_line(barbus("batch", spec, "--out", tmp_path / "out"))
+    line = error_line(cli("batch", spec, "--out", tmp_path / "out"))
 
     assert line == f"barbus: error: {spec}: workers must be a positive integer, got -1"
 

@@ -27,7 +27,7 @@ from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms, parse_utc_
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance import FeedConfig
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
-from barbus.daemon.feeds.sim import FaultConfig
+from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.replay.loader import load_bars
 from tests.conftest import BTC_2025
 from tests.factories import bars_of

@@ -25,7 +25,8 @@ from barbus.daemon.core.events import MINUTE_MS, Bar, parse_utc_ms
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig, FeedCounters
 from barbus.daemon.feeds.binance_codec import decode_rest_klines, decode_ws_message
-from barbus.daemon.feeds.sim import FaultConfig, SimExchange
+from barbus.daemon.feeds.sim import SimExchange
+from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.replay.loader import load_bars
 from tests.factories import bars_of
 from tests.integration.daemon_kit import Proc, Processes, announced

@@ -52,7 +52,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 ray = pytest.importorskip("ray")
 
-from barbus.replay.ray_backend import (  # noqa: E402
+from barbus.replay.batch.ray import (  # noqa: E402
     INSTALL_HINT,
     _check_reachable,
     require_ray,

@@ -14,6 +14,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 KERNEL_SHIMS = frozenset({"barbus.daemon.events", "barbus.strategies.base"})
+# The cli is a package: each of its modules is top.
 TOP = frozenset({"barbus.daemon.cli", "barbus.daemon.parity"})
 ALLOWED: dict[str, frozenset[str]] = {
     "kernel": frozenset({"kernel"}),
@@ -36,7 +37,7 @@ def layer_of(module: str) -> str:
         or module.startswith("barbus.daemon.core.")
     ):
         return "kernel"
-    if module in TOP:
+    if module in TOP or any(module.startswith(f"{top}.") for top in TOP):
         return "top"
     for layer in ("strategies", "replay"):
         if module == f"barbus.{layer}" or module.startswith(f"barbus.{layer}."):
@@ -134,6 +135,69 @@ def test_replay_modules_import_each_other_without_a_cycle() -> None:
     )
 
 
+BATCH = "barbus.replay.batch"
+BATCH_MODULES = frozenset(
+    f"{BATCH}.{name}"
+    for name in (
+        "backend",
+        "job",
+        "jobs",
+        "journal",
+        "local",
+        "metrics",
+        "ray",
+        "retry",
+        "run",
+        "spec",
+        "tables",
+    )
+)
+
+
+def all_imports(path: Path) -> set[str]:
+    """Every module a file names in an import, wherever the import is (absolute names only)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Modules a file imports when it is imported (module-level statements, not functions)."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_batch_package_is_in_the_replay_layer_and_imports_ray_only_when_it_runs() -> None:
+    """The batch package's modules are checked like every other (replay layer, no cycle), its
+    submodules never import the package's ``__init__`` (the public API imports them), and
+    importing the package never imports Ray: only ``batch.ray`` names ``ray``, and nothing
+    imports ``batch.ray`` but inside a function."""
+    modules = barbus_modules()
+    edges = graph()
+    assert BATCH_MODULES | {BATCH} <= {m for m in modules if m.startswith(BATCH)}
+    assert {layer_of(module) for module in BATCH_MODULES | {BATCH}} == {"replay"}
+    assert [m for m in BATCH_MODULES if BATCH in edges[m]] == []
+    users_of_ray = sorted(
+        name
+        for name, path in modules.items()
+        if "ray" in {m.split(".")[0] for m in all_imports(path)}
+    )
+    assert users_of_ray == [f"{BATCH}.ray"]
+    eager = sorted(
+        name for name, path in modules.items() if f"{BATCH}.ray" in top_level_imports(path)
+    )
+    assert eager == []
+
+
 def test_the_checker_sees_late_imports_and_names_the_layers(tmp_path: Path) -> None:
     """The checks themselves: a function-level import counts, a bad edge is printed with its
     layers, and a two-module cycle is found."""
@@ -151,6 +215,7 @@ def test_the_checker_sees_late_imports_and_names_the_layers(tmp_path: Path) -> N
     assert layer_of("barbus.daemon.events") == "kernel"
     assert layer_of("barbus.daemon.feeds.binance") == "service"
     assert layer_of("barbus.daemon.parity") == "top"
+    assert layer_of("barbus.daemon.cli.replay") == "top"
 
 
 REPORT_MODULES = frozenset(
@@ -166,17 +231,6 @@ REPORT_MODULES = frozenset(
     )
 )
 TERMINAL = frozenset({"tqdm", "barbus.replay.progress"})
-
-
-def all_imports(path: Path) -> set[str]:
-    """Every module a file names in an import, wherever the import is (absolute names only)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
-    return found
 
 
 def test_the_reports_are_a_replay_package_of_pictures_without_the_terminal() -> None:

@@ -18,7 +18,8 @@ from barbus.daemon.core.events import (
     Trade,
 )
 from barbus.daemon.core.orders import Decision
-from barbus.daemon.core.strategy import BaseParams, Strategy
+from barbus.daemon.core.params import BaseParams
+from barbus.daemon.core.strategy import Strategy
 from tests.factories import T0_MS, make_bar
 
 __all__ = [

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pytest
 
 from barbus.daemon.core.broker import ExecutionConfig
-from barbus.replay.jobs import Job
+from barbus.replay.batch import Job
 
 PARAMS = (("fast", 5), ("slow", 20))
 DATA, START, END = "/data/BTCUSDT_1m.csv.gz", 1_679_270_400_000, 1_679_443_200_000

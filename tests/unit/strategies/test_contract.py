@@ -16,7 +16,8 @@ import pytest
 
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar, Signal
-from barbus.daemon.core.strategy import BaseParams, Strategy, require
+from barbus.daemon.core.params import BaseParams, require
+from barbus.daemon.core.strategy import Strategy
 from barbus.replay.loader import load_bars
 from barbus.replay.synthetic import synthetic_series
 from barbus.strategies import STRATEGIES

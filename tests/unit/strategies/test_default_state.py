@@ -15,7 +15,8 @@ import pytest
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar, Signal
 from barbus.daemon.core.orders import Decision
-from barbus.daemon.core.strategy import BaseParams, ParamValue, Strategy
+from barbus.daemon.core.params import BaseParams, ParamValue
+from barbus.daemon.core.strategy import Strategy
 from barbus.strategies import create_strategy
 from barbus.strategies.indicators import EMA, SMA
 from tests.factories import make_bar

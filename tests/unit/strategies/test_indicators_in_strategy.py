@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from barbus.daemon.core.events import Bar, Signal
-from barbus.daemon.core.strategy import BaseParams, Strategy
+from barbus.daemon.core.params import BaseParams
+from barbus.daemon.core.strategy import Strategy
 from barbus.strategies.indicators import (
     ADX,
     CCI,

@@ -23,7 +23,8 @@ import dataclasses
 from typing import Any, ClassVar
 
 from barbus.daemon.core.events import Bar, Signal
-from barbus.daemon.core.strategy import BaseParams, Strategy
+from barbus.daemon.core.params import BaseParams
+from barbus.daemon.core.strategy import Strategy
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,8 @@ import pytest
 
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar, Signal
-from barbus.daemon.core.strategy import AnyStrategy, ParamValue
+from barbus.daemon.core.params import ParamValue
+from barbus.daemon.core.strategy import AnyStrategy
 from barbus.replay.loader import load_bars
 from barbus.strategies import STRATEGIES, create_strategy
 from tests import reference

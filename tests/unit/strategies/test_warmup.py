@@ -10,7 +10,8 @@ from typing import Any, ClassVar
 import pytest
 
 from barbus.daemon.core.events import Bar, Signal
-from barbus.daemon.core.strategy import BaseParams, ParamValue, Strategy, snake_case
+from barbus.daemon.core.params import BaseParams, ParamValue
+from barbus.daemon.core.strategy import Strategy, snake_case
 from barbus.replay.loader import load_bars
 from barbus.strategies import create_strategy
 from barbus.strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange

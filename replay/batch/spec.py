@@ -1,5 +1,8 @@
 """Batch specifications: a TOML file, or command-line options, turned into jobs.
 
+:func:`plan_from_request` is the one reading of a ``barbus batch`` request (a spec file or the
+flags, never both), with plain values, so the CLI only parses arguments.
+
 A spec file (paths, a strategy file's included, are relative to the file's folder)::
 
     workers = 2                 # optional; default: CPU count
@@ -20,7 +23,7 @@ Unknown keys are errors (with a "did you mean"), so a typo never silently runs a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +31,21 @@ from typing import Any
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.configfile import check_keys, read_toml
 from barbus.daemon.core.errors import ConfigError, StrategyError
-from barbus.daemon.core.strategy import ParamValue
-from barbus.replay.batch import expand_jobs
+from barbus.daemon.core.params import ParamValue, params_dict
+from barbus.replay.batch.job import METRICS
+from barbus.replay.batch.jobs import Job, expand_jobs
 from barbus.replay.files import regular_file_problem
-from barbus.replay.jobs import METRICS, Job
-from barbus.replay.periods import parse_period
+from barbus.replay.loader import bundled_data_path
+from barbus.replay.periods import parse_period, split_period
 
-__all__ = ["BatchPlan", "load_spec", "parse_grid", "parse_period", "plan_jobs"]
+__all__ = [
+    "BatchPlan",
+    "load_spec",
+    "parse_grid",
+    "parse_period",
+    "plan_from_request",
+    "plan_jobs",
+]
 
 _TOP_KEYS = {
     "workers",
@@ -214,3 +225,56 @@ def load_spec(path: Path) -> BatchPlan:
     if ascending is not None and not isinstance(ascending, bool):
         raise ConfigError(f"{path}: ascending must be true or false, got {ascending!r}")
     return BatchPlan(jobs, invalid, workers, sort, ascending)
+
+
+def plan_from_request(
+    spec_path: Path | None,
+    *,
+    strategy: str | None = None,
+    data: Sequence[Path] = (),
+    grid: Sequence[str] = (),
+    params: Sequence[tuple[str, str]] = (),
+    periods: Sequence[str] = (),
+    start: str | None = None,
+    end: str | None = None,
+    symbol: str | None = None,
+    execution: Callable[[], ExecutionConfig] = ExecutionConfig,
+    execution_flags_given: Sequence[str] = (),
+) -> BatchPlan:
+    """The plan of a ``barbus batch`` request: the spec file at ``spec_path``, or the flags.
+
+    The values are the flags' as typed: ``grid`` ``name=v1,v2`` texts, ``params`` (name, value)
+    pairs, ``periods`` ``START:END`` texts (else one period from ``start``/``end``), ``data``
+    (default: the bundled file). ``execution`` builds the flags' execution settings; it is called
+    only without a spec, after the other flags are read, so errors come in the order they always
+    did. ``execution_flags_given`` names the execution flags given (``--fee-bps``): with a spec,
+    they are refused (the spec sets them), as are the other flags.
+    """
+    if spec_path is not None:
+        if strategy or data or grid or params or periods:
+            raise ConfigError(
+                "give either a SPEC file or --strategy/--data/--grid/--param/--period, not both"
+            )
+        if execution_flags_given:
+            raise ConfigError(
+                f"{execution_flags_given[0]} does not go with a SPEC file: set it in the spec "
+                "(its top-level execution keys)"
+            )
+        return load_spec(spec_path)
+    if not strategy:
+        raise ConfigError("without a SPEC file, --strategy is required")
+    spans = (
+        [parse_period(*split_period(p), what="--period") for p in periods]
+        if periods
+        else [parse_period(start, end, "--start/--end", ("--start", "--end"))]
+    )
+    jobs, invalid = plan_jobs(
+        strategy,
+        list(data) or [bundled_data_path()],
+        grid=parse_grid(grid),
+        params=params_dict(params),
+        periods=spans,
+        symbol=symbol,
+        execution=execution(),
+    )
+    return BatchPlan(jobs, invalid)

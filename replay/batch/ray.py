@@ -1,9 +1,10 @@
 """The Ray backend of the batch runner: the same jobs, job function and rows, on a Ray cluster.
 
-``barbus batch --backend ray`` hands the jobs that :func:`replay.batch.run_batch` would give its
-local worker processes to Ray tasks instead. A task runs :func:`replay.jobs.run_job` on a
-:class:`~replay.jobs.Job` and returns its :class:`~replay.jobs.JobOutcome`, exactly as a local
-worker does; the driver keeps the journal, the retries, the progress callback and the tables, so
+``barbus batch --backend ray`` hands the jobs that :func:`~.run.run_batch` would give its
+local worker processes to Ray tasks instead. A task runs :func:`~.job.run_job` on a
+:class:`~.jobs.Job` and returns its :class:`~.job.JobOutcome`, exactly as a local
+worker does; the driver keeps the journal, the retries (:mod:`.retry`, the policy every backend
+shares), the progress callback and the tables, so
 ``results.csv`` is byte-identical whichever backend ran the jobs, and resume works the same.
 
 Data placement: every node reads the same paths. A task carries a job record (a strategy spec
@@ -32,7 +33,7 @@ dataset's columns once per batch, tasks taking the reference); that fallback is 
 
 Strategy placement (the choice issue 11 asks for): a file strategy is SHIPPED with the job, as
 the source text the driver fingerprinted, and the task rebuilds it from that text
-(:func:`~barbus.strategies.load_shipped`, through :func:`replay.jobs.strategy_of`); module and
+(:func:`~barbus.strategies.load_shipped`, through :func:`~.jobs.strategy_of`); module and
 plugin strategies must be importable on every node (installed there, or through Ray's
 ``runtime_env``), and the task checks that the node's version has the planned fingerprint, else
 the job fails with one line naming both. Why: a strategy file is a few KB, so shipping it costs
@@ -45,15 +46,15 @@ versions from mixing. Each Ray worker process builds a strategy once per (spec, 
 Faults: the remote function has ``max_retries=1``, so Ray re-runs a task whose worker process or
 node died once; if that fails too the job is recorded failed with Ray's error. A job that fails in
 ``run_job`` (a :class:`~daemon.errors.BarbusError`, or any exception in the task, which is caught
-there and turned into a failed row) is submitted once more, like the local backend's retry on a
-fresh worker. Results are journalled as they finish (``ray.wait`` with ``num_returns=1``), so a
-lost driver loses nothing finished and a rerun resumes. Ctrl-C or SIGTERM keeps every finished row
-and stops the rest by ending the driver's Ray job (``ray.shutdown``): Ray then kills the job's
-workers and drops its queued tasks. Not ``ray.cancel``: a cancel that races with a task finishing
-can abort the driver (a Ray core check, "Tried to complete task that was not pending", seen with
-Ray 2.60 here). In a process that was already connected to Ray, which the batch must not
-disconnect, the tasks in flight (at most the submission window) run to their end on the cluster
-and their results are dropped.
+there and turned into a failed row) is submitted once more, by the same policy as the local
+backend's retry on a fresh worker. Results are journalled as they finish (``ray.wait`` with
+``num_returns=1``), so a lost driver loses nothing finished and a rerun resumes. Ctrl-C or
+SIGTERM keeps every finished row and stops the rest by ending the driver's Ray job
+(``ray.shutdown``): Ray then kills the job's workers and drops its queued tasks. Not
+``ray.cancel``: a cancel that races with a task finishing can abort the driver (a Ray core
+check, "Tried to complete task that was not pending", seen with Ray 2.60 here). In a process
+that was already connected to Ray, which the batch must not disconnect, the tasks in flight (at
+most the submission window) run to their end on the cluster and their results are dropped.
 
 Ray is an optional extra (``pip install 'barbus[ray]'``); it is imported only here, only when
 the Ray backend is chosen.
@@ -74,10 +75,13 @@ from types import ModuleType
 from typing import Any
 
 from barbus.daemon.core.errors import ConfigError
+from barbus.replay.batch.backend import Finished
+from barbus.replay.batch.job import JobOutcome, result_row, run_in_worker, run_job
+from barbus.replay.batch.jobs import Job
+from barbus.replay.batch.retry import run_jobs
 from barbus.replay.cache import BarCache
-from barbus.replay.jobs import MAX_ATTEMPTS, Job, JobOutcome, result_row, run_job
 
-__all__ = ["INSTALL_HINT", "JobFunction", "require_ray", "run_on_ray"]
+__all__ = ["INSTALL_HINT", "JobFunction", "RayBackend", "ray_backend", "require_ray", "run_on_ray"]
 
 log = logging.getLogger("barbus.batch")
 
@@ -114,10 +118,7 @@ def _run_on_node(job: Job, cache_root: str, batch: str, job_function: JobFunctio
         cache = _node_cache[batch] = BarCache(
             Path(cache_root), verify_checksums=False, announce=False
         )
-    try:
-        outcome = job_function(job, cache)
-    except Exception as exc:  # a bug, not bad input: report it like a failed job
-        outcome = JobOutcome(result_row(job, None, f"{type(exc).__name__}: {exc}"))
+    outcome = run_in_worker(job, cache, job_function)
     try:
         cache.flush_stats()  # a Ray worker has no exit hook: add this job's counters now
     except OSError as exc:
@@ -140,6 +141,31 @@ def run_on_ray(
 ) -> int:
     """Run ``jobs`` as Ray tasks; call ``record`` with each outcome as it finishes.
 
+    Returns the pickled size of the job records sent, as the local backend counts them. The
+    arguments are :func:`ray_backend`'s.
+    """
+    with ray_backend(
+        cache_root,
+        address=address,
+        max_in_flight=max_in_flight,
+        max_retries=max_retries,
+        job_function=job_function,
+    ) as backend:
+        run_jobs(jobs, backend, record)
+    return backend.bytes_sent
+
+
+@contextlib.contextmanager
+def ray_backend(
+    cache_root: Path,
+    *,
+    address: str | None = None,
+    max_in_flight: int | None = None,
+    max_retries: int = 1,
+    job_function: JobFunction = run_job,
+) -> Iterator[RayBackend]:
+    """A :class:`RayBackend` on the cluster at ``address``, for the jobs of one batch.
+
     ``address`` goes to ``ray.init``: ``None`` connects to ``$RAY_ADDRESS`` or the cluster last
     started on this machine, else starts a local one; ``"auto"`` requires a running cluster;
     ``"local"`` always starts a local one; ``"HOST:PORT"`` connects to that head node. A process
@@ -149,7 +175,6 @@ def run_on_ray(
     At most ``max_in_flight`` tasks are submitted at once (default: twice the cluster's CPUs, so
     every node has its next job queued). ``max_retries`` is Ray's retry count for a task whose
     worker died. ``job_function`` replaces :func:`run_job` on the workers (tests inject faults).
-    Returns the pickled size of the job records sent, as the local backend counts them.
     """
     ray = require_ray()
     with _connected(ray, address) as owned:
@@ -158,7 +183,51 @@ def run_on_ray(
             _run_on_node
         )
         root = str(Path(cache_root).resolve())  # the same absolute path on every node
-        return _dispatch(ray, remote, jobs, root, record, window, job_function, owned=owned)
+        backend = RayBackend(ray, remote, root, window, job_function)
+        try:
+            yield backend
+        except BaseException:  # Ctrl-C, SIGTERM, a failing record(): no more submissions
+            if backend.pending:
+                log.warning(
+                    "stopping with %d job(s) in flight: %s",
+                    len(backend.pending),
+                    "ending the Ray job"
+                    if owned
+                    else "they finish on the cluster and their results are dropped",
+                )
+            raise
+
+
+class RayBackend:
+    """Jobs as Ray tasks (the :class:`~.backend.Backend` of ``--backend ray``)."""
+
+    retry_note = "on the cluster"
+
+    def __init__(
+        self, ray: ModuleType, remote: Any, cache_root: str, window: int, job_function: JobFunction
+    ) -> None:
+        self._ray = ray
+        self._remote = remote
+        self._cache_root = cache_root
+        self._batch = uuid.uuid4().hex
+        self._job_function = job_function
+        self.capacity = window
+        self.pending: dict[Any, Job] = {}  # ObjectRef -> its job
+        self.bytes_sent = 0
+
+    def submit(self, job: Job) -> None:
+        self.bytes_sent += len(pickle.dumps(job))
+        ref = self._remote.remote(job, self._cache_root, self._batch, self._job_function)
+        self.pending[ref] = job
+
+    def wait(self) -> list[Finished]:
+        ready, _ = self._ray.wait(list(self.pending), num_returns=1, timeout=_WAIT_SECONDS)
+        finished = []
+        for ref in ready:
+            job = self.pending.pop(ref)
+            outcome, may_retry = _collect(self._ray, ref, job)
+            finished.append(Finished(job, outcome, may_retry))
+        return finished
 
 
 @contextlib.contextmanager
@@ -197,62 +266,6 @@ def _check_reachable(address: str | None) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_SECONDS).close()
     except OSError as exc:
         raise ConfigError(f"cannot reach the Ray head node at {address}: {exc}") from None
-
-
-def _dispatch(
-    ray: ModuleType,
-    remote: Any,
-    jobs: Sequence[Job],
-    cache_root: str,
-    record: Callable[[JobOutcome], None],
-    window: int,
-    job_function: JobFunction,
-    *,
-    owned: bool,
-) -> int:
-    batch = uuid.uuid4().hex
-    queue = list(reversed(jobs))  # pop() from the end keeps the given order
-    pending: dict[Any, Job] = {}  # ObjectRef -> its job
-    attempts: dict[str, int] = {}
-    sent = 0
-
-    def submit(job: Job) -> None:
-        nonlocal sent
-        sent += len(pickle.dumps(job))
-        pending[remote.remote(job, cache_root, batch, job_function)] = job
-
-    try:
-        while queue or pending:
-            while queue and len(pending) < window:
-                job = queue.pop()
-                attempts[job.job_id] = 1
-                submit(job)
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=_WAIT_SECONDS)
-            for ref in ready:
-                job = pending.pop(ref)
-                outcome, may_retry = _collect(ray, ref, job)
-                retry = may_retry and attempts[job.job_id] < MAX_ATTEMPTS
-                if outcome.row["status"] != "ok" and retry:
-                    attempts[job.job_id] += 1
-                    log.warning(
-                        "job %s failed (%s); retrying once on the cluster",
-                        job.job_id,
-                        outcome.row["error"],
-                    )
-                    submit(job)
-                    continue
-                record(outcome)
-    except BaseException:  # Ctrl-C, SIGTERM, a failing record(): no more submissions
-        if pending:
-            log.warning(
-                "stopping with %d job(s) in flight: %s",
-                len(pending),
-                "ending the Ray job"
-                if owned
-                else "they finish on the cluster and their results are dropped",
-            )
-        raise
-    return sent
 
 
 def _collect(ray: ModuleType, ref: Any, job: Job) -> tuple[JobOutcome, bool]:

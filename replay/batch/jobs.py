@@ -1,8 +1,8 @@
-"""The batch job: what one replay of a batch is, how a worker runs it, and the row it gives.
+"""The batch job model: what one replay of a batch is, its stable id, and how a grid becomes jobs.
 
-Both backends run the same :func:`run_job` on the same :class:`Job` records
-(:mod:`~barbus.replay.batch` on local worker processes, :mod:`~barbus.replay.ray_backend` on Ray
-tasks), so this module is below both and imports neither.
+A :class:`Job` is a small picklable record that every backend ships to its workers (local worker
+processes, Ray tasks); the job function and its result row are :mod:`.job`, apart, because the
+planner (:mod:`.spec`) and the journal need the model and its ids without running anything.
 
 The strategy is resolved once, in the parent, when the jobs are planned: each job carries the
 canonical spec, the fingerprint of the strategy's source and, for a file strategy, the file's
@@ -14,59 +14,28 @@ it) and resolves any other spec itself, refusing a module whose fingerprint is n
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from barbus.daemon.core.broker import ExecutionConfig
-from barbus.daemon.core.errors import BarbusError, StrategyError
-from barbus.daemon.core.strategy import ParamValue
-from barbus.replay.cache import BarCache
-from barbus.replay.runner import ReplayConfig, ReplayResult, run_replay
-from barbus.strategies import StrategySource, load_shipped, resolve_strategy
-
-__all__ = [
-    "MAX_ATTEMPTS",
-    "METRICS",
-    "ROW_HEAD",
-    "ROW_TAIL",
-    "Job",
-    "JobOutcome",
-    "period_text",
-    "remember",
-    "result_row",
-    "run_job",
-    "strategy_of",
-]
-
-# Result columns, the headline figures first (the order of results.csv and index.html).
-METRICS = (
-    "total_return_pct",
-    "sharpe",
-    "max_drawdown_pct",
-    "trades",
-    "sortino",
-    "cagr_pct",
-    "calmar",
-    "max_drawdown_days",
-    "buy_and_hold_return_pct",
-    "win_rate_pct",
-    "profit_factor",
-    "expectancy",
-    "avg_trade_pct",
-    "exposure_pct",
-    "final_equity",
-    "days",
-    "bars",
-    "gaps",
+from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
+from barbus.daemon.core.params import ParamValue
+from barbus.daemon.core.series import symbol_from_name
+from barbus.replay.runner import ReplayConfig
+from barbus.strategies import (
+    StrategyLike,
+    StrategySource,
+    create_strategy,
+    load_shipped,
+    resolve_strategy,
+    strategy_source,
 )
-# Who and what a row is, readable (first in the tables) and exact (last: long paths, JSON).
-ROW_HEAD = ("job_id", "strategy", "symbol", "file", "period")
-ROW_TAIL = ("strategy_spec", "strategy_fingerprint", "data", "start_ms", "end_ms", "params")
-MAX_ATTEMPTS = 2  # the first try and one retry on a fresh worker
+
+__all__ = ["Job", "expand_jobs", "remember", "strategy_of"]
 
 
 @dataclass(frozen=True)
@@ -129,18 +98,6 @@ class Job:
         )
 
 
-@dataclass(frozen=True)
-class JobOutcome:
-    """A result row (``status`` ok or failed) plus run facts that do not go into the table."""
-
-    row: dict[str, Any]
-    bars: int = 0
-    seconds: float = 0.0
-    worker: str = ""  # the worker slot that ran it (metrics label)
-    cache_hits: int = 0
-    cache_misses: int = 0
-
-
 # Per process (the parent, a local worker, a Ray worker): strategies already built for jobs, by
 # (spec, fingerprint), so a 100-job grid reads and executes a strategy file once per process.
 _RESOLVED: dict[tuple[str, str], StrategySource] = {}
@@ -180,60 +137,61 @@ def strategy_of(job: Job) -> StrategySource:
     return found
 
 
-def run_job(job: Job, cache: BarCache | None) -> JobOutcome:
-    """Run one job (in a worker or in-process); errors become a failed row, never an exception."""
-    started = time.perf_counter()
-    hits, misses = (cache.stats.hits, cache.stats.misses) if cache is not None else (0, 0)
-    try:
-        result = run_replay(job.replay_config(), cache=cache)
-    except BarbusError as exc:
-        return JobOutcome(result_row(job, None, f"{type(exc).__name__}: {exc}"))
-    return JobOutcome(
-        result_row(job, result, ""),
-        len(result.series),
-        time.perf_counter() - started,
-        cache_hits=cache.stats.hits - hits if cache is not None else 0,
-        cache_misses=cache.stats.misses - misses if cache is not None else 0,
-    )
+def expand_jobs(
+    strategy: StrategyLike,
+    data: Sequence[Path],
+    *,
+    grid: Mapping[str, Sequence[ParamValue]] | None = None,
+    params: Mapping[str, ParamValue] | None = None,
+    periods: Sequence[tuple[int | None, int | None]] = ((None, None),),
+    symbol: str | None = None,
+    execution: ExecutionConfig | None = None,
+    base_dir: Path | None = None,
+) -> tuple[list[Job], list[str]]:
+    """The cartesian product of grid values x data files x periods, as jobs.
 
-
-def result_row(job: Job, result: ReplayResult | None, error: str) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "job_id": job.job_id,
-        "strategy": job.strategy_name or job.strategy,
-        "symbol": job.symbol,
-        "file": Path(job.data).name,
-        "period": period_text(job.start_ms, job.end_ms),
-        "strategy_spec": job.strategy,
-        "strategy_fingerprint": job.fingerprint,
-        "data": job.data,
-        "start_ms": job.start_ms,
-        "end_ms": job.end_ms,
-        "params": json.dumps(dict(job.params), sort_keys=True),
-    }
-    row.update({f"param_{name}": value for name, value in job.params})
-    summary = result.summary() if result is not None else {}
-    row.update({metric: summary.get(metric) for metric in METRICS})
-    row["status"] = "failed" if error else "ok"
-    row["error"] = error
-    return row
-
-
-def period_text(start_ms: int | None, end_ms: int | None) -> str:
-    """A job's period as people write it: ``2025-05-20..2025-06-20`` (end exclusive).
-
-    Dates when a bound is a UTC midnight, else minutes (``2025-05-20T09:30``); an open side is
-    left blank (``..2025-06-20``); ``all`` when the job replays the whole file.
+    ``strategy`` (a spec, relative to ``base_dir`` or the current folder, a resolved source or a
+    class) is resolved once, here: every job pins that code (see :class:`Job`), and a strategy
+    that cannot be loaded is a :class:`StrategyError` before any job exists.
+    Parameter combinations the strategy rejects (say slow <= fast) are not jobs: they are
+    returned as readable reasons instead, so a grid can span an area with invalid corners.
     """
-    if start_ms is None and end_ms is None:
-        return "all"
-    return f"{_bound_text(start_ms)}..{_bound_text(end_ms)}"
-
-
-def _bound_text(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    moment = datetime.fromtimestamp(ms / 1000.0, tz=UTC)
-    if ms % 86_400_000 == 0:
-        return moment.strftime("%Y-%m-%d")
-    return moment.strftime("%Y-%m-%dT%H:%M" if ms % 60_000 == 0 else "%Y-%m-%dT%H:%M:%S.%f")
+    source = strategy_source(strategy, base_dir)
+    remember(source)
+    grid = dict(grid or {})
+    fixed = dict(params or {})
+    overlap = set(grid) & set(fixed)
+    if overlap:
+        raise ConfigError(f"parameters {sorted(overlap)} are both fixed and in the grid")
+    execution = execution or ExecutionConfig()
+    names = sorted(grid)
+    jobs: list[Job] = []
+    invalid: list[str] = []
+    for values in itertools.product(*(grid[name] for name in names)):
+        combo = {**fixed, **dict(zip(names, values, strict=True))}
+        try:
+            built = create_strategy(source, combo)
+        except BarbusError as exc:
+            if not names:
+                raise
+            invalid.append(f"{source.name} {combo}: {exc}")
+            continue
+        # Typed values ("5" from a command line becomes 5), so ids match a TOML spec's.
+        typed = built.params.as_dict()
+        frozen = tuple(sorted((name, typed[name]) for name in combo))
+        for path, (start_ms, end_ms) in itertools.product(data, periods):
+            jobs.append(
+                Job(
+                    strategy=source.spec,
+                    params=frozen,
+                    data=str(Path(path).resolve()),
+                    symbol=symbol or symbol_from_name(Path(path)),
+                    start_ms=start_ms,
+                    end_ms=end_ms,
+                    execution=execution,
+                    fingerprint=source.fingerprint,
+                    source=source.source,
+                    strategy_name=source.name,
+                )
+            )
+    return jobs, invalid

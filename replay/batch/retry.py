@@ -1,0 +1,53 @@
+"""The one retry policy of a batch: keep a backend full, and give a failed job one more try.
+
+Every backend (the local worker pool, the in-process run, Ray) is driven by :func:`run_jobs`,
+so they agree on the order jobs start in (the given order), on how often a job runs (at most
+:data:`MAX_ATTEMPTS` times: a job that raised or whose worker died runs once more, then its
+failure is recorded) and on what is recorded (one outcome per job, as it finishes). Apart from
+the backends because it is the part they must not differ in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from barbus.replay.batch.backend import Backend
+from barbus.replay.batch.job import JobOutcome
+from barbus.replay.batch.jobs import Job
+
+__all__ = ["MAX_ATTEMPTS", "run_jobs"]
+
+log = logging.getLogger("barbus.batch")
+
+MAX_ATTEMPTS = 2  # the first try and one retry (on a fresh worker, or again on the cluster)
+
+
+def run_jobs(jobs: Sequence[Job], backend: Backend, record: Callable[[JobOutcome], None]) -> None:
+    """Run ``jobs`` on ``backend``, calling ``record`` once per job with its final outcome."""
+    queue = list(reversed(jobs))  # pop() from the end keeps the given order
+    attempts: dict[str, int] = {}
+    running = 0
+    while queue or running:
+        while queue and running < backend.capacity:
+            job = queue.pop()
+            attempts[job.job_id] = 1
+            backend.submit(job)
+            running += 1
+        for finished in backend.wait():
+            job, outcome = finished.job, finished.outcome
+            running -= 1
+            failed = outcome.row["status"] != "ok"
+            if failed and finished.retryable and attempts[job.job_id] < MAX_ATTEMPTS:
+                attempts[job.job_id] += 1
+                if backend.retry_note is not None:
+                    log.warning(
+                        "job %s failed (%s); retrying once %s",
+                        job.job_id,
+                        outcome.row["error"],
+                        backend.retry_note,
+                    )
+                backend.submit(job)
+                running += 1
+                continue
+            record(outcome)
