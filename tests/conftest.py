@@ -18,6 +18,8 @@ settings.register_profile(
     "ci", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", deadline=None)
+# make test-fast: a quick look while editing (make test and CI run the full example counts).
+settings.register_profile("fast", deadline=None, max_examples=20)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # Never touch the user's real cache: every test (and every subprocess it starts) gets its own.

@@ -325,6 +325,7 @@ def short_market(markets: dict[str, Market]) -> Market:
 # --- real data vs TA-Lib / reference -----------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_matches_reference_on_real_data(case: Case, data: str, runs: Runs) -> None:
@@ -342,6 +343,7 @@ def test_matches_reference_on_real_data(case: Case, data: str, runs: Runs) -> No
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_ready_flips_exactly_where_reference_starts(case: Case, data: str, runs: Runs) -> None:

@@ -500,6 +500,7 @@ def runs(markets: dict[str, Market]) -> Runs:
 # --- real data vs TA-Lib / reference -------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_matches_talib_or_reference_on_real_data(case: Case, data: str, runs: Runs) -> None:
@@ -517,6 +518,7 @@ def test_matches_talib_or_reference_on_real_data(case: Case, data: str, runs: Ru
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_ready_flips_after_warmup_updates(case: Case, data: str, runs: Runs) -> None:
@@ -852,6 +854,7 @@ def test_constructor_rejects_bad_arguments(
         factory(*args)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 def test_rolling_std_matches_talib_where_talib_is_accurate(data: str, runs: Runs) -> None:
     # Arrange: over 20 bars the 1m BTC std is large enough for TA-Lib's one-pass formula.
