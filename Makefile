@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test test-fast fast-strategies fast-others lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "barbus needs Python >= 3.11; set PYTHON=python3.11")'
@@ -21,6 +21,18 @@ demo: $(STAMP)
 ## The test suite (the command CI runs, after `make lint`).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## The unit and property tests without the process-heavy ones (marker `process`), as two pytest
+## runs side by side (one per core); fails if either fails or collects nothing (exit 5).
+FAST := $(BIN)/python -m pytest -m "not process" -q
+test-fast: $(STAMP)
+	@$(MAKE) --no-print-directory -j2 -Otarget fast-strategies fast-others
+
+fast-strategies:
+	$(FAST) tests/unit/strategies
+
+fast-others:
+	$(FAST) tests --ignore=tests/unit/strategies --ignore=tests/integration --ignore=tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

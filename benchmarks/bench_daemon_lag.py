@@ -10,33 +10,23 @@ committed to SQLite (the decision is durable). Loopback transport adds microseco
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import bundled_data_path, load_bars
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.load(response)
+from tests.integration.daemon_kit import (
+    Engine,
+    Processes,
+    checkout_env,
+    get_status,
+    tuned,
+    wait_until,
+    write_config,
+)
+from tests.net import free_port
 
 
 def main() -> int:
@@ -50,65 +40,31 @@ def main() -> int:
     series = load_bars(bundled_data_path())
     n = args.bars + args.history
     data = write_bars(work / "BTCUSDT_1m_lag.csv", tuple(c[:n] for c in series.columns()))
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "BARBUS_CACHE_DIR": str(work / "cache")}
-    cli = [sys.executable, "-m", "barbus.daemon.cli", "--log-level", "WARNING"]
-    sim = subprocess.Popen(
-        [
-            *cli,
-            "sim-exchange",
-            "--data",
-            str(data),
-            "--port",
-            "0",
-            "--speed",
-            str(args.speed),
-            "--history-bars",
-            str(args.history),
-            "--start-on-connect",
-            "--exit-at-end",
-        ],
-        stdout=subprocess.PIPE,
-        env=env,
-        text=True,
+    procs = Processes(
+        work / "processes", env=checkout_env({"BARBUS_CACHE_DIR": str(work / "cache")})
     )
-    assert sim.stdout is not None
-    port = json.loads(sim.stdout.readline())["port"]
-    http_port = free_port()
-    config = work / "barbus.toml"
-    config.write_text(
-        f"""
-[feed]
-rest_url = "http://127.0.0.1:{port}"
-ws_url = "ws://127.0.0.1:{port}"
-symbols = ["BTCUSDT"]
-warmup_bars = {args.history}
-[[strategy]]
-strategy = "metatrend"
-symbol = "BTCUSDT"
-[[strategy]]
-strategy = "sma_cross"
-symbol = "BTCUSDT"
-[state]
-path = "state.sqlite"
-[http]
-port = {http_port}
-[log]
-level = "WARNING"
-""",
-        encoding="utf-8",
-    )
-    daemon = subprocess.Popen([*cli, "run", "--config", str(config)], env=env)
     try:
-        sim.wait(timeout=args.bars / args.speed * 3 + 60)
-        deadline = time.monotonic() + 30
-        status = get_json(f"http://127.0.0.1:{http_port}/status")
-        while status["bars_processed"] < n and time.monotonic() < deadline:
-            time.sleep(0.2)
-            status = get_json(f"http://127.0.0.1:{http_port}/status")
+        _, port = procs.sim(data, speed=args.speed, history=args.history)
+        http_port = free_port()
+        config = write_config(
+            work / "barbus.toml",
+            sim_port=port,
+            http_port=http_port,
+            state=work / "state.sqlite",
+            level="WARNING",
+            engines=(Engine("metatrend", "metatrend"), Engine("sma_cross", "sma_cross")),
+        )
+        daemon = procs.daemon(tuned(config, warmup_bars=args.history))
+        sim_seconds = args.bars / args.speed * 3 + 60
+
+        def processed() -> dict[str, Any] | None:
+            status = get_status(http_port)
+            return status if status is not None and status["bars_processed"] >= n else None
+
+        status = wait_until(processed, sim_seconds + 30, "every bar processed", watch=daemon)
+        daemon.stop_cleanly(timeout=30)
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=30)
-        sim.kill()
+        procs.close()
     lag = status["lag_ms"]
     print(
         f"{status['bars_processed']:,} bars processed ({args.history} warm-up), "

@@ -1,10 +1,12 @@
-"""Shared test set-up: hypothesis profiles and the bundled data paths."""
+"""Shared test set-up: hypothesis profiles, the bundled data paths and the ``process`` tier."""
 
 from __future__ import annotations
 
 import atexit
+import multiprocessing.process
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -36,3 +38,37 @@ def btc_2025_path() -> Path:
 @pytest.fixture(scope="session")
 def btc_2023_path() -> Path:
     return BTC_2023_WITH_GAP
+
+
+# -- the process tier --------------------------------------------------------------------------
+
+# Folders whose every test runs real processes (the CLI, the sim, the daemon, Prometheus).
+PROCESS_FOLDERS = (REPO_ROOT / "tests" / "integration", REPO_ROOT / "tests" / "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under ``PROCESS_FOLDERS`` ``process`` (elsewhere the module marks it)."""
+    for item in items:
+        if any(item.path.is_relative_to(folder) for folder in PROCESS_FOLDERS):
+            item.add_marker(pytest.mark.process)
+
+
+def _no_process(*_args: object, **_kwargs: object) -> None:
+    raise AssertionError(
+        "this test starts a process but is not marked `process` (pytest.mark.process), so "
+        "`make test-fast` would run it: mark it"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_process(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under ``-m "not process"`` (``make test-fast``) a test that starts a subprocess or a
+    worker process fails, so the fast tier stays what it says (the full run is untouched)."""
+    if "not process" not in str(request.config.getoption("markexpr", "")):
+        return
+    if request.node.get_closest_marker("process") is not None:
+        return
+    monkeypatch.setattr(subprocess.Popen, "__init__", _no_process)
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "start", _no_process)

@@ -30,6 +30,7 @@ def test_barbus_package_is_this_checkouts() -> None:
     assert Path(barbus.__file__).resolve().parent == REPO_ROOT / "barbus"
 
 
+@pytest.mark.process
 def test_strategies_import_no_event_loop_network_or_storage() -> None:
     forbidden = ("asyncio", "aiohttp", "sqlite3", "uvloop")
     forbidden_barbus = ("barbus.daemon.feeds", "barbus.daemon.core.bus", "barbus.replay")
@@ -42,12 +43,14 @@ def test_strategies_import_no_event_loop_network_or_storage() -> None:
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("module", MODULES)
 def test_each_module_imports_alone_in_a_fresh_interpreter(module: str) -> None:
     result = run_python(f"import {module}")
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.process
 def test_readme_top_commands_are_make_targets_and_cli_options_exist() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")

@@ -29,7 +29,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import clean_env, run_checked
-from tests.integration.daemon_kit import Engine, eventually, get_status, http_get, write_config
+from tests.integration.daemon_kit import (
+    Engine,
+    Processes,
+    get_status,
+    http_get,
+    wait_until,
+    write_config,
+)
 from tests.net import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -105,34 +112,18 @@ def venv(wheel: Path) -> Iterator[Path]:
 SERVICE_ENGINES = (Engine("sma-btc", "sma_cross"),)
 
 
-class _Sim:
+def _installed(venv: Path, folder: Path) -> Processes:
+    """The process kit running the installed venv's ``barbus`` (nothing from this checkout)."""
+    env = {**clean_env(), "BARBUS_CACHE_DIR": str(folder / "cache")}
+    return Processes(
+        folder / "processes", command=(str(venv / "bin" / "barbus"),), env=env, cwd=folder
+    )
+
+
+def _start_sim(procs: Processes, port: int) -> None:
     """``barbus sim-exchange`` from the installed venv on its bundled data."""
-
-    def __init__(self, venv: Path, port: int, folder: Path) -> None:
-        self.log = folder / "sim.err"
-        env = {**clean_env(), "BARBUS_CACHE_DIR": str(folder / "cache")}
-        with self.log.open("wb") as err:
-            self.popen = subprocess.Popen(
-                [
-                    str(venv / "bin" / "barbus"),
-                    "sim-exchange",
-                    "--port",
-                    str(port),
-                    "--speed",
-                    "20",
-                    "--history-bars",
-                    "600",
-                ],
-                cwd=folder,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        eventually(lambda: http_get(port, "/status"), 60, "the sim exchange to answer")
-
-    def stop(self) -> None:
-        self.popen.terminate()
-        self.popen.wait(timeout=10)
+    procs.sim(None, port=port, speed=20, history=600, exit_at_end=False, start_on_connect=False)
+    wait_until(lambda: http_get(port, "/status"), 60, "the sim exchange to answer")
 
 
 def _trading(port: int, more_than: int = 0) -> object:
@@ -154,8 +145,9 @@ def test_installed_wheel_runs_the_sim_and_the_daemon(venv: Path, tmp_path: Path)
         cwd=tmp_path,
     )
     assert where.startswith(str(venv)), where
-    sim = _Sim(venv, sim_port, tmp_path)
+    procs = _installed(venv, tmp_path)
     try:
+        _start_sim(procs, sim_port)
         config = tmp_path / "barbus.toml"
         write_config(
             config,
@@ -164,21 +156,15 @@ def test_installed_wheel_runs_the_sim_and_the_daemon(venv: Path, tmp_path: Path)
             state=tmp_path / "s.sqlite",
             engines=SERVICE_ENGINES,
         )
-        with (tmp_path / "daemon.err").open("wb") as err:
-            daemon = subprocess.Popen(
-                [str(venv / "bin" / "barbus"), "run", "--config", str(config)],
-                cwd=tmp_path,
-                env=clean_env(),
-                stderr=err,
-            )
+        daemon = procs.daemon(config)
         try:
-            eventually(lambda: _trading(http_port, 600), 60, "the installed daemon to trade")
+            wait_until(lambda: _trading(http_port, 600), 60, "the installed daemon to trade")
         finally:
-            daemon.send_signal(signal.SIGTERM)
+            daemon.signal(signal.SIGTERM)
             code = daemon.wait(timeout=20)
-        assert code == 0, (tmp_path / "daemon.err").read_text()
+        assert code == 0, daemon.log()
     finally:
-        sim.stop()
+        procs.close()
 
 
 # -- under systemd -------------------------------------------------------------------------------
@@ -294,9 +280,10 @@ def _units_folder(folder: Path) -> Path:
 def systemd(venv: Path, tmp_path: Path) -> Iterator[tuple[_Systemd, int, Path]]:
     sim_port, http_port = free_ports(2)
     folder = Path(tempfile.mkdtemp(prefix="barbus-systemd-", dir="/tmp"))
-    sim = _Sim(venv, sim_port, tmp_path)
+    procs = _installed(venv, tmp_path)
     manager: _Systemd | None = None
     try:
+        _start_sim(procs, sim_port)
         _units_folder(folder)
         write_config(
             folder / "barbus.toml",
@@ -326,12 +313,12 @@ def systemd(venv: Path, tmp_path: Path) -> Iterator[tuple[_Systemd, int, Path]]:
                 env=env,
             )
         manager = _Systemd(folder, popen)
-        eventually(manager.booted, 60, "systemd to boot in its namespace")
+        wait_until(manager.booted, 60, "systemd to boot in its namespace")
         yield manager, http_port, folder / "ov" / "var-up" / "lib" / "barbus" / "state.sqlite"
     finally:
         if manager is not None:
             manager.close()
-        sim.stop()
+        procs.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -350,9 +337,9 @@ def test_shipped_unit_runs_hardened_reloads_survives_the_watchdog_and_stops_clea
     systemd: tuple[_Systemd, int, Path], venv: Path
 ) -> None:
     sd, http_port, state_file = systemd
-    running = eventually(lambda: _active_with(sd, 0), 120, "barbus.service active/running")
+    running = wait_until(lambda: _active_with(sd, 0), 120, "barbus.service active/running")
     assert running["StatusText"] == "trading 1 strategies on BTCUSDT"
-    eventually(lambda: _trading(http_port, 600), 60, "the service to trade live bars")
+    wait_until(lambda: _trading(http_port, 600), 60, "the service to trade live bars")
 
     process = sd.main_pid_status()
     uid = sd.run("id", "-u", "barbus").strip()
@@ -366,16 +353,16 @@ def test_shipped_unit_runs_hardened_reloads_survives_the_watchdog_and_stops_clea
         assert extension in maps, f"{extension} is not loaded in the service"
 
     sd.run("systemctl", "reload", "barbus.service")
-    eventually(lambda: "log level is now INFO" in sd.journal(), 20, "SIGHUP reload in the log")
+    wait_until(lambda: "log level is now INFO" in sd.journal(), 20, "SIGHUP reload in the log")
     assert sd.show("MainPID")["MainPID"] == running["MainPID"]
 
     # A stuck daemon stops pinging: systemd kills it and starts it again, which resumes.
     sd.run("kill", "-STOP", running["MainPID"])
-    restarted = eventually(lambda: _active_with(sd, 1), 10 * WATCHDOG_SECONDS, "a watchdog restart")
+    restarted = wait_until(lambda: _active_with(sd, 1), 10 * WATCHDOG_SECONDS, "a watchdog restart")
     assert restarted["MainPID"] != running["MainPID"]
     assert "Watchdog timeout" in sd.journal()
     before = get_status(http_port)
-    eventually(
+    wait_until(
         lambda: _trading(http_port, (before or {}).get("bars_processed", 0)),
         60,
         "the restarted service to trade on",
@@ -412,6 +399,6 @@ def test_shipped_unit_runs_hardened_reloads_survives_the_watchdog_and_stops_clea
         state = sd.show("ActiveState", "ExecMainStatus", "NRestarts")
         return state if state["ActiveState"] == "failed" else None
 
-    failed = eventually(failed_unit, 30, "the misconfigured service to fail")
+    failed = wait_until(failed_unit, 30, "the misconfigured service to fail")
     assert failed["ExecMainStatus"] == "2"
     assert failed["NRestarts"] == "0", sd.journal()[-2000:]

@@ -10,28 +10,34 @@ Needs the `prometheus` and `promtool` binaries (Debian package `prometheus`, ins
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import time
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from barbus.replay.loader import bundled_data_path, load_bars
+from barbus.replay.loader import bundled_data_path
+from tests.integration.daemon_kit import (
+    Engine,
+    Proc,
+    Processes,
+    wait_until,
+    write_config,
+    write_slice,
+)
 from tests.net import free_port, get_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 OPS = REPO_ROOT / "ops"
-CLI = [sys.executable, "-m", "barbus.daemon.cli", "--log-level", "WARNING"]
+QUIET = ["--log-level", "WARNING"]
+# Prometheus answers (and scrapes) once a second: poll at half that, through refused connections.
+PROMETHEUS_POLL: dict[str, Any] = {"interval": 0.5, "retry_on": (OSError,)}
 
 pytestmark = pytest.mark.skipif(
     shutil.which("prometheus") is None or shutil.which("promtool") is None,
@@ -39,59 +45,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as exc:
-            last = exc
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what} (last: {last!r})")
-
-
-def write_slice(path: Path, rows: int) -> Path:
-    series = load_bars(bundled_data_path())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        handle.write("open_time_ms,open,high,low,close,volume\n")
-        for columns in zip(*(c[:rows].tolist() for c in series.columns()), strict=True):
-            handle.write(",".join(repr(v) for v in columns) + "\n")
-    return path
-
-
 class Stack:
     """Prometheus + simulated exchange + daemon + a batch, all real processes."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        self.processes: list[subprocess.Popen[Any]] = []
+        self.processes = Processes(work / "processes")
         self.daemon_port = free_port()
         self.outage_port = free_port()  # the daemon whose exchange goes away
-        self.outage_sim: subprocess.Popen[Any] | None = None
+        self.outage_sim: Proc | None = None
         self.batch_port = free_port()
         self.prometheus_port = free_port()
-
-    def start(self, *args: str, **kwargs: Any) -> subprocess.Popen[Any]:
-        process = subprocess.Popen(list(args), env=self.env, **kwargs)
-        self.processes.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
 
     @property
     def instance(self) -> str:
@@ -125,96 +89,73 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             job["static_configs"] = [{"targets": [f"127.0.0.1:{port}" for port in ports]}]
         shutil.copy(OPS / "alerts.yml", work / "alerts.yml")
         (work / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-        s.start(
+        s.processes.spawn(
             "prometheus",
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={work / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
-            "--log.level=warn",
+            [
+                "prometheus",
+                f"--config.file={work / 'prometheus.yml'}",
+                f"--storage.tsdb.path={work / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
+                "--log.level=warn",
+            ],
         )
         # 3,000 bars at 100 bars/s, then the exchange idles: the daemon's count settles.
-        data = write_slice(work / "BTCUSDT_1m_slice.csv", 3_000)
-        sim = s.start(
-            *CLI,
-            "sim-exchange",
-            "--data",
-            str(data),
-            "--port",
-            "0",
-            "--speed",
-            "100",
-            "--history-bars",
-            "500",
-            "--start-on-connect",
-            stdout=subprocess.PIPE,
-            text=True,
+        series = write_slice(bundled_data_path(), 0, 3_000, work)
+        _, sim_port = s.processes.sim(Path(series.source), speed=100, exit_at_end=False)
+        engines = (Engine("sma", "sma_cross"), Engine("meta", "metatrend"))
+        main = write_config(
+            work / "barbus.toml",
+            sim_port=sim_port,
+            http_port=s.daemon_port,
+            state=work / "state.sqlite",
+            engines=engines,
         )
-        assert sim.stdout is not None
-        sim_port = json.loads(sim.stdout.readline())["port"]
-        (work / "barbus.toml").write_text(
-            f'[feed]\nrest_url = "http://127.0.0.1:{sim_port}"\n'
-            f'ws_url = "ws://127.0.0.1:{sim_port}"\nsymbols = ["BTCUSDT"]\nwarmup_bars = 500\n'
-            '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n'
-            '[[strategy]]\nname = "meta"\nstrategy = "metatrend"\nsymbol = "BTCUSDT"\n'
-            f'[state]\npath = "state.sqlite"\n[http]\nport = {s.daemon_port}\n',
-            encoding="utf-8",
-        )
-        s.start(*CLI, "run", "--config", str(work / "barbus.toml"))
+        s.processes.daemon(main)
         # The second pair: a short slice, then the exchange idles (connected) until stopped.
-        s.outage_sim = s.start(
-            *CLI,
-            "sim-exchange",
-            "--data",
-            str(write_slice(work / "outage" / "BTCUSDT_1m_slice.csv", 600)),
-            "--port",
-            "0",
-            "--speed",
-            "50",
-            "--history-bars",
-            "500",
-            "--start-on-connect",
-            stdout=subprocess.PIPE,
-            text=True,
+        short = write_slice(bundled_data_path(), 0, 600, work / "outage")
+        s.outage_sim, outage_sim_port = s.processes.sim(
+            Path(short.source), speed=50, exit_at_end=False
         )
-        assert s.outage_sim.stdout is not None
-        outage_sim_port = json.loads(s.outage_sim.stdout.readline())["port"]
-        (work / "outage.toml").write_text(
-            f'[feed]\nrest_url = "http://127.0.0.1:{outage_sim_port}"\n'
-            f'ws_url = "ws://127.0.0.1:{outage_sim_port}"\nsymbols = ["BTCUSDT"]\n'
-            "warmup_bars = 500\n"
-            '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n'
-            f'[state]\npath = "outage.sqlite"\n[http]\nport = {s.outage_port}\n',
-            encoding="utf-8",
+        outage = write_config(
+            work / "outage.toml",
+            sim_port=outage_sim_port,
+            http_port=s.outage_port,
+            state=work / "outage.sqlite",
+            engines=engines[:1],
         )
-        s.start(*CLI, "run", "--config", str(work / "outage.toml"))
+        s.processes.daemon(outage)
         # A batch long enough to be scraped while it runs.
-        s.start(
-            *CLI,
+        s.processes.start(
             "batch",
-            "--strategy",
-            "random",
-            "--data",
-            str(bundled_data_path()),
-            # Long enough (a minute or so) to be scraped while it runs.
-            "--grid",
-            "seed=" + ",".join(str(i) for i in range(1, 201)),
-            "--out",
-            str(work / "batch"),
-            "--workers",
-            "2",
-            "--plots",
-            "0",
-            "--metrics-port",
-            str(s.batch_port),
+            [
+                *QUIET,
+                "batch",
+                "--strategy",
+                "random",
+                "--data",
+                str(bundled_data_path()),
+                # Long enough (a minute or so) to be scraped while it runs.
+                "--grid",
+                "seed=" + ",".join(str(i) for i in range(1, 201)),
+                "--out",
+                str(work / "batch"),
+                "--workers",
+                "2",
+                "--plots",
+                "0",
+                "--metrics-port",
+                str(s.batch_port),
+            ],
         )
-        eventually(
+        wait_until(
             lambda: get_json(f"http://127.0.0.1:{s.prometheus_port}/api/v1/targets"),
             30,
             "Prometheus to answer",
+            **PROMETHEUS_POLL,
         )
         yield s
     finally:
-        s.stop_all()
+        s.processes.close()
 
 
 def dashboard_expressions() -> list[str]:
@@ -325,7 +266,7 @@ def test_targets_are_up(stack: Stack) -> None:
         ]
         return all(t["health"] == "up" for t in targets) and len(targets) == 3
 
-    eventually(up, 60, "every target to be up")
+    wait_until(up, 60, "every target to be up", **PROMETHEUS_POLL)
 
 
 def batch_first(exprs: list[str]) -> list[str]:
@@ -335,7 +276,7 @@ def batch_first(exprs: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("expr", batch_first(dashboard_expressions() + alert_expressions()))
 def test_every_dashboard_and_alert_expression_returns_data(stack: Stack, expr: str) -> None:
-    eventually(lambda: stack.query(expr), 60, f"data for {expr}")
+    wait_until(lambda: stack.query(expr) or None, 60, f"data for {expr}", **PROMETHEUS_POLL)
 
 
 def test_prometheus_counts_exactly_the_bars_the_daemon_processed(stack: Stack) -> None:
@@ -349,26 +290,33 @@ def test_prometheus_counts_exactly_the_bars_the_daemon_processed(stack: Stack) -
         return bool(result) and int(float(result[0]["value"][1])) == processed
 
     # The daemon keeps processing: poll until a scrape lands between two bars.
-    eventually(agreed, 60, "Prometheus's bar counter to equal the daemon's")
+    wait_until(agreed, 60, "Prometheus's bar counter to equal the daemon's", **PROMETHEUS_POLL)
 
 
 def test_feed_disconnected_alert_goes_pending_when_the_exchange_stops(stack: Stack) -> None:
     # Runs last: only the second daemon's exchange is stopped, the other targets are untouched.
     instance = f"127.0.0.1:{stack.outage_port}"
     alert = f'ALERTS{{alertname="BarbusFeedDisconnected", instance="{instance}"}}'
-    eventually(
-        lambda: stack.query(f'barbus_feed_connected{{job="barbus", instance="{instance}"}} == 1'),
+    connected = f'barbus_feed_connected{{job="barbus", instance="{instance}"}} == 1'
+    wait_until(
+        lambda: stack.query(connected) or None,
         60,
         "the second daemon's feed scraped as connected",
+        **PROMETHEUS_POLL,
     )
     assert stack.query(alert) == []
     sim = stack.outage_sim
     assert sim is not None
 
-    sim.kill()
+    sim.signal(signal.SIGKILL)
     sim.wait(timeout=10)
 
-    pending = eventually(lambda: stack.query(alert), 30, "BarbusFeedDisconnected to go pending")
+    pending = wait_until(
+        lambda: stack.query(alert) or None,
+        30,
+        "BarbusFeedDisconnected to go pending",
+        **PROMETHEUS_POLL,
+    )
     assert [p["metric"]["alertstate"] for p in pending] == ["pending"]
     assert pending[0]["metric"]["severity"] == "critical"
     main = stack.query(f'ALERTS{{alertname="BarbusFeedDisconnected", instance="{stack.instance}"}}')

@@ -1,6 +1,9 @@
-"""The daemon test kit: real sim-exchange and daemon processes, their config, state and HTTP.
+"""The process test kit: real sim-exchange and daemon processes, their config, state and HTTP.
 
-Shared by every test module that runs ``barbus run`` against ``barbus sim-exchange``.
+The one place that starts ``barbus sim-exchange`` (and reads the JSON line with its port),
+writes a daemon config, starts ``barbus run`` and waits for a condition with a timeout
+(:func:`wait_until`): every test module and benchmark that runs these processes uses it, so a
+change of the sim's port line or of the config format is made once.
 """
 
 from __future__ import annotations
@@ -91,26 +94,37 @@ ENGINE_NAMES = [e.name for e in ENGINES]
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def eventually(
-    probe: Callable[[], T | None],
+def wait_until(
+    predicate: Callable[[], T | None],
     timeout: float,
     what: str,
     *,
     watch: Proc | None = None,
+    interval: float = 0.05,
+    retry_on: tuple[type[Exception], ...] = (),
 ) -> T:
-    """Poll ``probe`` until it returns something other than None/False; fail after ``timeout``
-    seconds, or at once when the ``watch``ed process has exited."""
+    """Poll ``predicate`` until it returns something other than None/False (that result); fail
+    naming ``what`` (and the last result) after ``timeout`` seconds, or at once when the
+    ``watch``ed process has exited. An exception in ``retry_on`` counts as "not yet"."""
     deadline = time.monotonic() + timeout
+    last: object = None
     while True:
-        result = probe()
+        try:
+            result = predicate()
+        except retry_on as exc:
+            last, result = exc, None
+        else:
+            last = result
         if result is not None and result is not False:
             return result
         if watch is not None and not watch.running():
             pytest.fail(f"{what}: {watch.name} exited with {watch.code()}:\n{watch.log()[-3000:]}")
         if time.monotonic() > deadline:
             detail = f"\n{watch.name} log:\n{watch.log()[-3000:]}" if watch is not None else ""
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(0.05)
+            pytest.fail(
+                f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r:.300}){detail}"
+            )
+        time.sleep(interval)
 
 
 def http_get(port: int, path: str) -> tuple[int, str] | None:
@@ -180,8 +194,10 @@ def write_config(
     engines: tuple[Engine, ...] = ENGINES,
     symbols: tuple[str, ...] = ("BTCUSDT",),
     accounts: str = "",
+    http: str = "",
 ) -> Path:
-    """A daemon config; ``accounts`` is TOML text of ``[[account]]`` tables."""
+    """A daemon config; ``accounts`` is TOML text of ``[[account]]`` tables, ``http`` more
+    lines of the ``[http]`` table."""
     path.write_text(
         textwrap.dedent(
             f"""\
@@ -199,11 +215,11 @@ def write_config(
 
             [http]
             port = {http_port}
-
+            @HTTP@
             [log]
             level = "{level}"
             """
-        )
+        ).replace("@HTTP@\n", http)
         + accounts
         + "\n".join(e.toml() for e in engines),
         encoding="utf-8",
@@ -221,20 +237,41 @@ def tuned(config: Path, **feed: object) -> Path:
     return config
 
 
+CHECKOUT_CLI = (sys.executable, "-m", "barbus.daemon.cli")  # ``barbus`` from this checkout
+
+
+def checkout_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child that runs this checkout, without systemd's variables (the
+    test's own service manager would otherwise receive the child's notifications)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
+        env.pop(name, None)
+    return {**env, **(extra or {})}
+
+
 class Proc:
     """A child process whose stdout and stderr go to files (no pipe can fill up and block it)."""
 
-    def __init__(self, name: str, args: list[str], folder: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: list[str],
+        folder: Path,
+        env: dict[str, str],
+        cwd: Path = REPO_ROOT,
+        preexec: Callable[[], None] | None = None,
+    ) -> None:
         self.name = name
         self.out_path = folder / f"{name}.out"
         self.err_path = folder / f"{name}.err"
         with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "barbus.daemon.cli", *args],
-                cwd=REPO_ROOT,
+                command,
+                cwd=cwd,
                 env=env,
                 stdout=out,
                 stderr=err,
+                preexec_fn=preexec,  # noqa: PLW1509 - the child runs no threads before exec
             )
 
     def running(self) -> bool:
@@ -272,62 +309,111 @@ class Proc:
                 self.popen.wait(timeout=5)
 
 
-class Processes:
-    """Starts sims and daemons; :meth:`close` ends every one still running (fixture teardown)."""
+def announced(proc: Proc, timeout: float = 60) -> dict[str, Any]:
+    """The JSON line a sim exchange prints once it listens (``{"host": ..., "port": ...}``)."""
+    text = wait_until(
+        lambda: proc.stdout() if "\n" in proc.stdout() else None,
+        timeout,
+        f"{proc.name}'s address line",
+        watch=proc,
+    )
+    address: dict[str, Any] = json.loads(text.splitlines()[0])
+    return address
 
-    def __init__(self, folder: Path) -> None:
+
+class Processes:
+    """Starts sims and daemons; :meth:`close` ends every one still running (fixture teardown).
+
+    ``command`` is how ``barbus`` is run (this checkout by default; an installed venv's
+    ``bin/barbus`` with its own ``env`` and ``cwd`` in the end-to-end tests)."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        command: tuple[str, ...] = CHECKOUT_CLI,
+        env: dict[str, str] | None = None,
+        cwd: Path = REPO_ROOT,
+    ) -> None:
         self.folder = folder
+        self.command = command
+        self.base_env = checkout_env() if env is None else env
+        self.cwd = cwd
         self.started: list[Proc] = []
         folder.mkdir(parents=True, exist_ok=True)
 
-    def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
-            env.pop(name, None)
-        return {**env, **(extra or {})}
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        preexec: Callable[[], None] | None = None,
+    ) -> Proc:
+        """``barbus ARGS...`` as a child process, ended at :meth:`close`."""
+        return self.spawn(name, [*self.command, *args], env, preexec=preexec)
 
-    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
-        proc = Proc(f"{len(self.started):02d}-{name}", args, self.folder, self._env(env))
+    def spawn(
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        preexec: Callable[[], None] | None = None,
+    ) -> Proc:
+        """Any program (e.g. ``prometheus``) as a child process, ended at :meth:`close`."""
+        proc = Proc(
+            f"{len(self.started):02d}-{name}",
+            command,
+            self.folder,
+            {**self.base_env, **(env or {})},
+            self.cwd,
+            preexec,
+        )
         self.started.append(proc)
         return proc
 
     def sim(
         self,
-        data: Path | list[Path],
+        data: Path | list[Path] | None,
         *extra: str,
         port: int = 0,
         speed: float = SPEED,
         exit_at_end: bool = True,
         history: int = HISTORY,
+        start_on_connect: bool = True,
     ) -> tuple[Proc, int]:
-        """A sim exchange on ``data``; returns it with the port it listens on. Without
-        ``exit_at_end`` it keeps serving (REST backfills) until the test ends it."""
+        """A sim exchange on ``data`` (None: its bundled data); returns it with the port it
+        listens on, read from the line it prints. Without ``exit_at_end`` it keeps serving
+        (REST backfills) until the test ends it."""
+        files = [] if data is None else data if isinstance(data, list) else [data]
         proc = self.start(
             "sim",
             [
                 "sim-exchange",
-                *(
-                    w
-                    for path in (data if isinstance(data, list) else [data])
-                    for w in ("--data", str(path))
-                ),
+                *(w for path in files for w in ("--data", str(path))),
                 "--port",
                 str(port),
                 "--speed",
                 str(speed),
                 "--history-bars",
                 str(history),
-                "--start-on-connect",
+                *(["--start-on-connect"] if start_on_connect else []),
                 *(["--exit-at-end"] if exit_at_end else []),
                 *extra,
             ],
         )
-        line = eventually(lambda: proc.stdout().strip() or None, 60, "the sim's port", watch=proc)
-        bound: int = json.loads(line.splitlines()[0])["port"]
+        bound: int = announced(proc)["port"]
         return proc, bound
 
-    def daemon(self, config: Path, env: dict[str, str] | None = None) -> Proc:
-        return self.start("daemon", ["run", "--config", str(config)], env)
+    def daemon(
+        self,
+        config: Path,
+        env: dict[str, str] | None = None,
+        *,
+        preexec: Callable[[], None] | None = None,
+    ) -> Proc:
+        return self.start("daemon", ["run", "--config", str(config)], env, preexec=preexec)
 
     def close(self) -> None:
         for proc in reversed(self.started):
@@ -342,7 +428,7 @@ def barbus(
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("JOURNAL_STREAM", None)
     return subprocess.run(
-        [sys.executable, "-m", "barbus.daemon.cli", *map(str, args)],
+        [*CHECKOUT_CLI, *map(str, args)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE if stdout is None else stdout,

@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from barbus.replay.reports.batch_report import write_batch_report
 from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
+from tests.integration.daemon_kit import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TWO_DAYS = parse_period("2023-03-20", "2023-03-22")
@@ -107,14 +107,6 @@ def assert_ranked(rows: Sequence[dict[str, Any]], metric: str, *, ascending: boo
     expected = sorted(ok, key=lambda row: (sign * float(row[metric]), row["job_id"]))
     assert [row["job_id"] for row in ok] == [row["job_id"] for row in expected]
     assert [row["job_id"] for row in failed] == sorted(row["job_id"] for row in failed)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -870,10 +862,11 @@ def test_an_interrupted_batch_keeps_finished_rows_and_leaves_no_workers(
     with (tmp_path / "first.log").open("w+", encoding="utf-8") as log_file:
         process = start_barbus(*args, stdout=log_file)
         try:
-            wait_for(
+            wait_until(
                 lambda: finished_lines(journal) >= 1 or process.poll() is not None,
                 60.0,
                 "the first finished row",
+                interval=0.02,
             )
             assert process.poll() is None, "the batch ended before it could be interrupted"
             children = descendants(process.pid)
@@ -891,10 +884,11 @@ def test_an_interrupted_batch_keeps_finished_rows_and_leaves_no_workers(
     assert "Traceback" not in output
     assert "interrupted" in output
     assert len(children) >= 3, children  # the forkserver and two workers at least
-    wait_for(
+    wait_until(
         lambda: not any(is_running(pid, started) for pid, started in children),
         10.0,
         "the worker processes to go",
+        interval=0.02,
     )
     done = finished_lines(journal)
     assert 1 <= done < INTERRUPT_JOBS

@@ -27,7 +27,7 @@ from tests.integration.daemon_kit import (
     all_bars_processed,
     assert_parity_cli_identical,
     barbus,
-    eventually,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -171,7 +171,7 @@ def test_sim_exchange_loads_are_counted_and_parity_loads_nothing_from_the_cache(
         tmp_path / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state
     )
     daemon = processes.daemon(config)
-    eventually(all_bars_processed(http_port, series), 120, "every bar", watch=daemon)
+    wait_until(all_bars_processed(http_port, series), 120, "every bar", watch=daemon)
     daemon.stop_cleanly()
 
     # Parity replays the bars recorded in the state file, not a data file: no cache load.

@@ -39,7 +39,6 @@ from tests.integration.daemon_kit import (
     assert_bars_are_the_slice,
     assert_parity_cli_identical,
     barbus,
-    eventually,
     get_status,
     http_get,
     metric_samples,
@@ -47,6 +46,7 @@ from tests.integration.daemon_kit import (
     readyz_answers,
     replayed_rows,
     sample,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -103,7 +103,7 @@ def clean_run(
             live = 0 if status is None else status["bars_processed"] - HISTORY
             return status if status is not None and 100 <= live < ROWS - HISTORY - 300 else None
 
-        eventually(streaming, 60, "live bars flowing", watch=daemon)
+        wait_until(streaming, 60, "live bars flowing", watch=daemon)
         streaming_healthz = http_get(http_port, "/healthz")
         streaming_readyz = http_get(http_port, "/readyz")
         streaming_metrics = http_get(http_port, "/metrics")
@@ -115,16 +115,16 @@ def clean_run(
 
         config.write_text(config.read_text(encoding="utf-8") + "\n[oops\n", encoding="utf-8")
         daemon.signal(signal.SIGHUP)
-        eventually(
+        wait_until(
             lambda: "reload failed" in daemon.log(), 10, "reload failure logged", watch=daemon
         )
         write_config(config, sim_port=sim_port, http_port=http_port, state=state, level="DEBUG")
         daemon.signal(signal.SIGHUP)
-        eventually(
+        wait_until(
             lambda: "log level is now DEBUG" in daemon.log(), 10, "new log level", watch=daemon
         )
 
-        final_status = eventually(
+        final_status = wait_until(
             all_bars_processed(http_port, slice_2025),
             (ROWS - HISTORY) / SPEED + 60,
             "every bar of the slice processed",
@@ -140,7 +140,7 @@ def clean_run(
         try:
             sim.wait(timeout=5)
             sim_exit = time.monotonic() - ended
-            readyz_after = eventually(
+            readyz_after = wait_until(
                 readyz_answers(http_port, 503),
                 10,
                 "/readyz 503 after the exchange went away",
@@ -157,7 +157,7 @@ def clean_run(
             exit_code = -999
         stop_seconds = time.monotonic() - stopping
         # Give the last datagram (STOPPING=1) a moment to be drained.
-        eventually(
+        wait_until(
             lambda: any("STOPPING=1" in m for m in notify.messages) or None,
             5,
             "STOPPING=1",
@@ -338,7 +338,7 @@ def test_parity_holds_when_the_feed_drops_garbles_duplicates_and_reorders(
     )
     daemon = processes.daemon(config)
 
-    status = eventually(
+    status = wait_until(
         all_bars_processed(http_port, series), 120, "every bar despite the faults", watch=daemon
     )
     daemon.stop_cleanly()
@@ -410,7 +410,7 @@ def test_three_kill_9_and_restarts_end_with_the_same_trades_and_bars(
     daemon = processes.daemon(config)
     killed_mid_stream = 0
     for delay in delays:
-        eventually(
+        wait_until(
             lambda: (s := get_status(http_port)) is not None and s["warm"],
             60,
             "a warm daemon",
@@ -423,7 +423,7 @@ def test_three_kill_9_and_restarts_end_with_the_same_trades_and_bars(
         daemon.signal(signal.SIGKILL)
         assert daemon.wait(timeout=10) == -signal.SIGKILL
         daemon = processes.daemon(config)
-    eventually(
+    wait_until(
         all_bars_processed(http_port, series, total=False), 120, "the last bar", watch=daemon
     )
     daemon.stop_cleanly()
@@ -454,12 +454,12 @@ def test_daemon_started_before_the_exchange_waits_not_ready_then_trades(
     )
     daemon = processes.daemon(config)
 
-    not_ready = eventually(lambda: http_get(http_port, "/readyz"), 30, "/readyz", watch=daemon)
+    not_ready = wait_until(lambda: http_get(http_port, "/readyz"), 30, "/readyz", watch=daemon)
     assert not_ready == (503, "warming up\n")
     # The exchange comes up a second later; the daemon must have waited for it (watch=daemon
     # fails at once, with its log, if it gave up instead).
     processes.sim(Path(slice_2025.source), port=sim_port, speed=1_000)
-    ready = eventually(
+    ready = wait_until(
         readyz_answers(http_port, 200),
         60,
         "/readyz 200 once the exchange is up",
@@ -480,8 +480,8 @@ def test_daemon_waiting_for_an_unreachable_exchange_stops_on_sigterm(
         engines=ENGINES[:1],
     )
     daemon = processes.daemon(config)
-    not_ready = eventually(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
-    eventually(lambda: "retrying" in daemon.log(), 30, "a warm-up retry", watch=daemon)
+    not_ready = wait_until(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
+    wait_until(lambda: "retrying" in daemon.log(), 30, "a warm-up retry", watch=daemon)
 
     daemon.signal(signal.SIGTERM)
     code = daemon.wait(timeout=10)
@@ -539,8 +539,8 @@ def test_restarted_daemon_shows_its_recorded_books_while_the_feed_reconnects_in_
     )
 
     daemon = processes.daemon(config)
-    not_ready = eventually(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
-    eventually(lambda: "reconnecting" in daemon.log(), 30, "a reconnect attempt", watch=daemon)
+    not_ready = wait_until(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
+    wait_until(lambda: "reconnecting" in daemon.log(), 30, "a reconnect attempt", watch=daemon)
     status = get_status(http_port)
     daemon.signal(signal.SIGTERM)
     code = daemon.wait(timeout=15)

@@ -36,11 +36,11 @@ from tests.integration.daemon_kit import (
     all_bars_processed,
     assert_bars_are_the_slice,
     barbus,
-    eventually,
     get_status,
     http_get,
     read_state,
     replayed_rows,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -143,11 +143,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
                 and all(s["trades"] >= 1 for s in status["strategies"] if s["name"] == RANDOM.name)
             )
 
-        eventually(traded, 60, "random-7's first trade", watch=daemon)
+        wait_until(traded, 60, "random-7's first trade", watch=daemon)
         stopped.append(_facts(state, _stop(daemon)))
         # 2: sma-1m alone for 300 bars; random-7 misses them.
         daemon = procs.daemon(configure((SMA,)))
-        eventually(
+        wait_until(
             lambda: (s := get_status(http_port)) is not None and s["bars_processed"] >= 300,
             60,
             "300 bars without random-7",
@@ -168,9 +168,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
                 return None
             return status if any(s["open_position"] for s in status["strategies"]) else None
 
-        open_status = eventually(open_position, 60, "an open position", watch=daemon)
+        open_status = wait_until(open_position, 60, "an open position", watch=daemon)
         open_fills, open_trades = _fills_and_trades(state)
-        final_status = eventually(
+        final_status = wait_until(
             all_bars_processed(http_port, series, total=False),
             ROWS / SPEED + 60,
             "the slice's last bar",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -31,11 +30,11 @@ from tests.integration.daemon_kit import (
     Engine,
     Processes,
     barbus,
-    eventually,
     get_status,
     http_get,
     metric_samples,
     sample,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -99,7 +98,7 @@ def _run(folder: Path, procs: Processes, data: list[Path], btc: BarSeries, kill:
     daemon = procs.daemon(config)
     log = ""
     if kill:
-        eventually(
+        wait_until(
             lambda: (
                 (s := get_status(http_port)) is not None
                 and s["bars_processed"] > 2 * HISTORY + 1200
@@ -120,14 +119,13 @@ def _run(folder: Path, procs: Processes, data: list[Path], btc: BarSeries, kill:
         running = [] if status is None else [s for s in status["strategies"] if not s["halted"]]
         return status if running and all(s["last_bar"] == last for s in running) else None
 
-    deadline = time.monotonic() + 120
-    while (final := done()) is None:
-        assert daemon.running(), daemon.log()[-3000:]
-        assert time.monotonic() < deadline, "the daemon did not process every bar"
-        status = get_status(http_port)
-        if status is not None:
+    def done_and_recorded() -> dict[str, Any] | None:  # every /status on the way is kept
+        final = done()
+        if final is None and (status := get_status(http_port)) is not None:
             statuses.append(status)
-        time.sleep(0.05)
+        return final
+
+    final = wait_until(done_and_recorded, 120, "the daemon to process every bar", watch=daemon)
     metrics = http_get(http_port, "/metrics")
     assert metrics is not None
     log += daemon.stop_cleanly()
@@ -569,7 +567,7 @@ def test_the_shared_account_example_trades_on_the_sim_with_parity(
         ok = status is not None and all(s["last_bar"] == last for s in status["strategies"])
         return status if ok else None
 
-    status = eventually(done, 120, "every bar", watch=daemon)
+    status = wait_until(done, 120, "every bar", watch=daemon)
     daemon.stop_cleanly()
     assert [a["strategies"] for a in status["accounts"]] == [["dip-btc", "ema-eth", "sma-eth"]]
     fills = dict(_rows(tmp_path / "state.sqlite", "SELECT engine, count(*) FROM fills GROUP BY 1"))

@@ -18,7 +18,7 @@ from tests.integration.daemon_kit import (
     Processes,
     all_bars_processed,
     barbus,
-    eventually,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -75,7 +75,7 @@ def test_previous_release_state_upgrades_continues_and_passes_parity(
         engines=OLD_ENGINES,
     )
     daemon = processes.daemon(config)
-    eventually(all_bars_processed(http_port, series, total=False), 90, "every bar", watch=daemon)
+    wait_until(all_bars_processed(http_port, series, total=False), 90, "every bar", watch=daemon)
     log = daemon.stop_cleanly()
     assert "resumed " in log, log[-3000:]
     assert "restored strategy=sma-15m-sl" in log, log[-3000:]

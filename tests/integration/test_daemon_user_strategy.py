@@ -31,11 +31,11 @@ from tests.integration.daemon_kit import (
     Processes,
     all_bars_processed,
     barbus,
-    eventually,
     get_status,
     read_state,
     readyz_answers,
     replayed_rows,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -94,13 +94,13 @@ def user_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserRun]:
             engines=engines,
         )
         daemon = procs.daemon(config)
-        streaming = eventually(
+        streaming = wait_until(
             lambda: (s := get_status(http_port)) is not None and s["warm"] and s,
             60,
             "the daemon warmed up",
             watch=daemon,
         )
-        eventually(all_bars_processed(http_port, series), 60, "every bar", watch=daemon)
+        wait_until(all_bars_processed(http_port, series), 60, "every bar", watch=daemon)
         log = daemon.stop_cleanly()
         yield UserRun(folder, series, strategy_file, config, state, engines, streaming, log)
     finally:
@@ -144,7 +144,7 @@ def restart(
     http_port = free_port()
     config = config_for(run, folder, state, engines, http_port)
     daemon = processes.daemon(config)
-    eventually(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
+    wait_until(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
     status = get_status(http_port)
     assert status is not None
     return daemon.stop_cleanly(), status

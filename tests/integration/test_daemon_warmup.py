@@ -27,10 +27,10 @@ from tests.integration.daemon_kit import (
     Recorded,
     all_bars_processed,
     barbus,
-    eventually,
     get_status,
     read_state,
     replayed_rows,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -71,13 +71,13 @@ def warm_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmRun]:
             engines=(BBRS,),
         )
         daemon = procs.daemon(config)
-        first = eventually(
+        first = wait_until(
             lambda: (s := get_status(http_port)) is not None and s["warm"] and s,
             60,
             "the daemon warmed up",
             watch=daemon,
         )
-        eventually(
+        wait_until(
             all_bars_processed(http_port, series, total=False), 90, "every bar", watch=daemon
         )
         log = daemon.stop_cleanly()

@@ -38,10 +38,11 @@ from tests.integration.daemon_kit import (
     all_bars_processed,
     assert_parity_cli_identical,
     barbus,
-    eventually,
+    checkout_env,
     get_status,
     http_get,
     read_state,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -71,7 +72,7 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Good:
             folder / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state
         )
         daemon = procs.daemon(config)
-        eventually(all_bars_processed(http_port, series), 60, "the slice processed", watch=daemon)
+        wait_until(all_bars_processed(http_port, series), 60, "the slice processed", watch=daemon)
         daemon.stop_cleanly()
     finally:
         procs.close()
@@ -187,7 +188,7 @@ def test_new_state_starts_afresh_on_an_emptied_file_and_rewrites_the_marker(
     )
 
     daemon = processes.start("daemon", ["run", "--config", str(config), "--new-state"])
-    eventually(all_bars_processed(http_port, good.series), 60, "the slice again", watch=daemon)
+    wait_until(all_bars_processed(http_port, good.series), 60, "the slice again", watch=daemon)
     daemon.signal(signal.SIGTERM)
 
     assert daemon.wait(timeout=15) == 0, daemon.log()[-2000:]
@@ -205,7 +206,7 @@ def test_a_second_daemon_on_the_same_state_exits_2_naming_the_first_ones_pid(
     config = offline_config(tmp_path, state)  # the first daemon keeps reconnecting in vain
     first = processes.daemon(config)
     port = int(re.findall(r"port = (\d+)", config.read_text(encoding="utf-8"))[-1])
-    eventually(lambda: http_get(port, "/healthz"), 30, "the first daemon's HTTP", watch=first)
+    wait_until(lambda: http_get(port, "/healthz"), 30, "the first daemon's HTTP", watch=first)
 
     # Another config (its own HTTP port), the same state file.
     other = tmp_path / "other"
@@ -246,18 +247,11 @@ def private_mounts_command(setup: str, args: list[str]) -> list[str]:
     return ["unshare", "-m", "--propagation", "private", "sh", "-ec", f"{setup}\n{command}"]
 
 
-def quiet_env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM"):
-        env.pop(name, None)
-    return env
-
-
 def in_private_mounts(setup: str, args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         private_mounts_command(setup, args),
         cwd=REPO_ROOT,
-        env=quiet_env(),
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -299,37 +293,32 @@ def test_a_full_disk_stops_with_the_first_error_and_keeps_every_committed_bar(
     config = write_config(
         tmp_path / "barbus.toml", sim_port=sim_port, http_port=http_port, state=state
     )
-    err_path = tmp_path / "daemon.err"
-    with err_path.open("wb") as err:
-        shell = subprocess.Popen(
-            private_mounts_command(
-                f"mount -t tmpfs -o size=32m tmpfs {disk}\n"
-                f"trap 'rm -f {disk}/filler; cp -a {disk}/. {kept}/' EXIT",
-                ["run", "--config", str(config)],
-            ),
-            cwd=REPO_ROOT,
-            env=quiet_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    shell = processes.spawn(
+        "daemon-in-mounts",
+        private_mounts_command(
+            f"mount -t tmpfs -o size=32m tmpfs {disk}\n"
+            f"trap 'rm -f {disk}/filler; cp -a {disk}/. {kept}/' EXIT",
+            ["run", "--config", str(config)],
+        ),
+    )
     try:
-        eventually(
+        wait_until(
             lambda: (s := get_status(http_port)) is not None and s["bars_processed"] > HISTORY + 5,
             60,
             "live bars recorded on the tmpfs",
         )
         # The disk fills up under the running daemon (seen through its mount namespace).
-        filler = Path(f"/proc/{shell.pid}/root") / str(disk).lstrip("/") / "filler"
+        filler = Path(f"/proc/{shell.popen.pid}/root") / str(disk).lstrip("/") / "filler"
         with filler.open("wb") as handle, contextlib.suppress(OSError):
             while True:
                 handle.write(b"\0" * (1 << 20))
                 handle.flush()
         code = shell.wait(timeout=60)
     finally:
-        if shell.poll() is None:
-            shell.kill()
-            shell.wait()
-    log = err_path.read_text(encoding="utf-8")
+        if shell.running():
+            shell.signal(signal.SIGKILL)
+            shell.wait(timeout=10)
+    log = shell.log()
 
     assert code == 1, log[-3000:]
     errors = [line for line in log.splitlines() if line.startswith("barbus: error:")]

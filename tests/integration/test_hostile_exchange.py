@@ -39,11 +39,11 @@ from tests.integration.daemon_kit import (
     all_bars_processed,
     assert_bars_are_the_slice,
     barbus,
-    eventually,
     get_status,
     http_get,
     read_state,
     tuned,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -493,7 +493,7 @@ def test_daemon_refuses_future_dated_bars_live_and_over_rest_and_keeps_trading_a
 
     # Act: run until 300 live bars are in, kill -9, restart, run to the end.
     daemon = processes.daemon(config)
-    eventually(
+    wait_until(
         lambda: (s := get_status(http_port)) is not None and s["bars_processed"] >= HISTORY + 300,
         30,
         "300 live bars",
@@ -502,7 +502,7 @@ def test_daemon_refuses_future_dated_bars_live_and_over_rest_and_keeps_trading_a
     daemon.signal(signal.SIGKILL)
     daemon.wait(timeout=10)
     daemon = processes.daemon(config)
-    final = eventually(
+    final = wait_until(
         all_bars_processed(http_port, slice_2025, total=False), 40, "the last bar", watch=daemon
     )
     healthz = http_get(http_port, "/healthz")
@@ -562,7 +562,7 @@ def test_daemon_facing_duplicate_rows_in_rest_pages_keeps_running_and_records_th
         status: dict[str, Any] | None = all_bars_processed(http_port, slice_2025)()
         return status
 
-    final = eventually(finished, 40, "every bar of the slice", watch=daemon)
+    final = wait_until(finished, 40, "every bar of the slice", watch=daemon)
     daemon.signal(signal.SIGTERM)
     code = daemon.wait(timeout=15)
 
@@ -600,7 +600,7 @@ def test_restarted_daemon_judges_prices_against_the_recorded_close_and_accepts_a
         )
 
     daemon = processes.daemon(configure(sim_port))
-    eventually(all_bars_processed(http_port, slice_2025), 30, "the slice", watch=daemon)
+    wait_until(all_bars_processed(http_port, slice_2025), 30, "the slice", watch=daemon)
     daemon.stop_cleanly()
     first_sim.stop()
     later = bars_of(load_bars(BTC_2025))[30_000 + ROWS_FUTURE : 30_000 + ROWS_FUTURE + 100]
@@ -614,7 +614,7 @@ def test_restarted_daemon_judges_prices_against_the_recorded_close_and_accepts_a
 
     # Act
     daemon = processes.daemon(configure(second_port))
-    final = eventually(
+    final = wait_until(
         lambda: (
             (s := get_status(http_port)) is not None
             and s["strategies"][0]["last_bar"] == format_time_ms(scaled[-1].open_time_ms)

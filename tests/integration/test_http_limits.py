@@ -9,11 +9,8 @@ used every descriptor: ``/healthz`` stopped answering.
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import socket
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -22,7 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_kit import REPO_ROOT, eventually, http_get, metric_samples, sample
+from tests.integration.daemon_kit import (
+    Engine,
+    Proc,
+    Processes,
+    http_get,
+    metric_samples,
+    sample,
+    tuned,
+    wait_until,
+    write_config,
+)
 from tests.net import free_port
 
 NOFILE = 128  # the daemon's soft open-file limit in the first test: 150 idle sockets exceed it
@@ -30,32 +37,19 @@ NOFILE = 128  # the daemon's soft open-file limit in the first test: 150 idle so
 
 def write_daemon_config(folder: Path, http_port: int, http_extra: str = "") -> Path:
     """A daemon config whose exchange never answers (a closed port): it retries for ever."""
-    dead = free_port()
-    path = folder / "barbus.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            [feed]
-            rest_url = "http://127.0.0.1:{dead}"
-            ws_url = "ws://127.0.0.1:{dead}"
-            symbols = ["BTCUSDT"]
-            reconnect_initial_seconds = 0.2
-            reconnect_max_seconds = 0.5
-            [state]
-            path = "{folder / "state.sqlite"}"
-            [http]
-            port = {http_port}
-            """
-        )
-        + textwrap.dedent(http_extra)
-        + '[[strategy]]\nname = "sma"\nstrategy = "sma_cross"\nsymbol = "BTCUSDT"\n',
-        encoding="utf-8",
+    config = write_config(
+        folder / "barbus.toml",
+        sim_port=free_port(),
+        http_port=http_port,
+        state=folder / "state.sqlite",
+        engines=(Engine("sma", "sma_cross"),),
+        http=textwrap.dedent(http_extra),
     )
-    return path
+    return tuned(config, reconnect_initial_seconds=0.2)
 
 
 @contextlib.contextmanager
-def daemon(config: Path, nofile: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def daemon(processes: Processes, config: Path, nofile: int | None = None) -> Iterator[Proc]:
     """``barbus run`` with an optional soft RLIMIT_NOFILE, stopped (and reaped) at the end."""
 
     def limit() -> None:
@@ -63,31 +57,11 @@ def daemon(config: Path, nofile: int | None = None) -> Iterator[subprocess.Popen
             hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
 
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM"):
-        env.pop(name, None)
-    with (config.parent / "daemon.err").open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "barbus.daemon.cli", "run", "--config", str(config)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            preexec_fn=limit,  # noqa: PLW1509 - the child runs no threads before exec
-        )
+    proc = processes.daemon(config, preexec=limit)
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def daemon_log(config: Path) -> str:
-    return (config.parent / "daemon.err").read_text(encoding="utf-8", errors="replace")
+        proc.stop()
 
 
 def healthz_ok(port: int) -> bool:
@@ -176,17 +150,18 @@ def timed_healthz(port: int) -> float:
 
 def test_healthz_answers_while_150_idle_and_slowloris_connections_are_held(
     tmp_path: Path,
+    processes: Processes,
 ) -> None:
     port = free_port()
     config = write_daemon_config(tmp_path, port)
-    with daemon(config, nofile=NOFILE) as proc:
-        eventually(lambda: healthz_ok(port), 30, "the daemon's /healthz")
+    with daemon(processes, config, nofile=NOFILE) as proc:
+        wait_until(lambda: healthz_ok(port), 30, "the daemon's /healthz")
         idle = open_idle(port, 150)
         loris = Slowloris(port, 5)
         try:
             time.sleep(0.5)  # let the server accept what it can
             answers = [timed_healthz(port) for _ in range(5)]
-            assert proc.poll() is None, daemon_log(config)
+            assert proc.running(), proc.log()
         finally:
             loris.close()
             close_all(idle)
@@ -196,23 +171,25 @@ def test_healthz_answers_while_150_idle_and_slowloris_connections_are_held(
     samples = metric_samples(metrics[1])
     evicted = sample(samples, "barbus_http_connections_closed_total", reason="evicted")
     assert evicted >= 150 - NOFILE // 2, metrics[1][-2000:]
-    log = daemon_log(config)
+    log = proc.log()
     assert "connection cap" in log, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
 
 
-def test_idle_and_slowloris_connections_are_closed_after_the_idle_bound(tmp_path: Path) -> None:
+def test_idle_and_slowloris_connections_are_closed_after_the_idle_bound(
+    tmp_path: Path, processes: Processes
+) -> None:
     port = free_port()
     config = write_daemon_config(tmp_path, port, "idle_timeout_seconds = 1\n")
-    with daemon(config):
-        eventually(lambda: healthz_ok(port), 30, "the daemon's /healthz")
+    with daemon(processes, config):
+        wait_until(lambda: healthz_ok(port), 30, "the daemon's /healthz")
         idle = open_idle(port, 20)
         loris = Slowloris(port, 3)
         started = time.monotonic()
         try:
             assert all(closed_by_server(sock, 4.0) for sock in idle)
             idle_closed_after = time.monotonic() - started
-            eventually(
+            wait_until(
                 lambda: len(loris.closed_after) == len(loris.sockets) or None,
                 5,
                 "the slowloris connections to be closed",
@@ -235,25 +212,29 @@ def test_idle_and_slowloris_connections_are_closed_after_the_idle_bound(tmp_path
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
-def test_an_exposed_port_is_logged_once_as_a_warning(tmp_path: Path, host: str) -> None:
+def test_an_exposed_port_is_logged_once_as_a_warning(
+    tmp_path: Path, processes: Processes, host: str
+) -> None:
     port = free_port()
     config = write_daemon_config(tmp_path, port, f'host = "{host}"\nexpose = true\n')
-    with daemon(config):
+    with daemon(processes, config) as proc:
         probe = (lambda: healthz_ok(port)) if host == "0.0.0.0" else (lambda: healthz6_ok(port))
-        eventually(probe, 30, "the daemon's /healthz")
-    warnings = [line for line in daemon_log(config).splitlines() if "exposed" in line]
-    assert len(warnings) == 1, daemon_log(config)
+        wait_until(probe, 30, "the daemon's /healthz")
+    warnings = [line for line in proc.log().splitlines() if "exposed" in line]
+    assert len(warnings) == 1, proc.log()
     assert "WARNING" in warnings[0]
     assert f"{host}:{port}" in warnings[0]
 
 
-def test_a_port_already_in_use_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+def test_a_port_already_in_use_is_one_line_not_a_traceback(
+    tmp_path: Path, processes: Processes
+) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         config = write_daemon_config(tmp_path, port)
-        with daemon(config) as proc:
+        with daemon(processes, config) as proc:
             code = proc.wait(timeout=30)
-    log = daemon_log(config)
+    log = proc.log()
     assert code != 0
     assert "Traceback" not in log, log
     assert f"127.0.0.1:{port}" in log

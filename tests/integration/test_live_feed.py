@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -32,6 +30,7 @@ from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars
 from tests.factories import bars_of
+from tests.integration.daemon_kit import Proc, Processes, announced
 from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -725,9 +724,9 @@ async def test_feed_uses_no_deprecated_aiohttp_argument(halt_slice: BarSeries) -
 
 @dataclass
 class SimProcess:
-    """``python -m daemon.cli sim-exchange ... --exit-at-end`` running as a subprocess."""
+    """``barbus sim-exchange ... --exit-at-end`` running as a subprocess."""
 
-    process: asyncio.subprocess.Process
+    process: Proc
     host: str
     port: int
 
@@ -741,29 +740,10 @@ def small_data_file(folder: Path, bars: list[Bar]) -> Path:
     return write_bars(folder / "BTCUSDT_1m_small.csv", bars)
 
 
-@asynccontextmanager
-async def cli_sim_exchange(data: Path) -> AsyncIterator[SimProcess]:
-    """The CLI sim on any free port, 100 history bars, 200 bars/s; killed if still running."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("JOURNAL_STREAM", None)
-    command = [sys.executable, "-m", "barbus.daemon.cli", "sim-exchange", "--data", str(data)]
-    command += ["--port", "0", "--speed", "200", "--history-bars", "100", "--exit-at-end"]
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-        address = json.loads(line)
-        yield SimProcess(process, address["host"], address["port"])
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.communicate()
+def cli_sim_exchange(processes: Processes, data: Path) -> SimProcess:
+    """The CLI sim on any free port, 100 history bars, 200 bars/s (ended at teardown)."""
+    proc, port = processes.sim(data, speed=200, history=100, start_on_connect=False)
+    return SimProcess(proc, announced(proc)["host"], port)
 
 
 async def read_bars_until(
@@ -781,23 +761,23 @@ async def read_bars_until(
 
 
 async def test_cli_sim_exchange_prints_its_port_serves_klines_and_exits_at_the_end(
-    tmp_path: Path, halt_slice: BarSeries
+    tmp_path: Path, halt_slice: BarSeries, processes: Processes
 ) -> None:
     # Arrange: 300 real minutes, 100 of them history; 200 more at 200 bars/s.
     source = bars_of(first_bars(halt_slice, 300))
     data = small_data_file(tmp_path, source)
-    async with cli_sim_exchange(data) as sim:
-        # Act
-        status, rows = await get_json(
-            f"http://{sim.host}:{sim.port}/api/v3/klines",
-            symbol=SYMBOL,
-            interval="1m",
-            startTime=str(source[0].open_time_ms),
-            limit="1000",
-        )
-        async with aiohttp.ClientSession() as session, session.ws_connect(sim.ws_stream_url) as ws:
-            live = await asyncio.wait_for(read_bars_until(ws, source[-1].open_time_ms), timeout=30)
-        stdout, stderr = await asyncio.wait_for(sim.process.communicate(), timeout=15)
+    sim = cli_sim_exchange(processes, data)
+    # Act
+    status, rows = await get_json(
+        f"http://{sim.host}:{sim.port}/api/v3/klines",
+        symbol=SYMBOL,
+        interval="1m",
+        startTime=str(source[0].open_time_ms),
+        limit="1000",
+    )
+    async with aiohttp.ClientSession() as session, session.ws_connect(sim.ws_stream_url) as ws:
+        live = await asyncio.wait_for(read_bars_until(ws, source[-1].open_time_ms), timeout=30)
+    code = sim.process.wait(timeout=15)
 
     # Assert
     assert sim.host == HOST
@@ -809,32 +789,29 @@ async def test_cli_sim_exchange_prints_its_port_serves_klines_and_exits_at_the_e
     assert live, "no live kline before the end"
     first = source.index(live[0])
     assert live == source[first:]
-    assert sim.process.returncode == 0, stderr.decode()
-    assert stdout == b""  # the port line is the only thing printed
+    assert code == 0, sim.process.log()
+    assert len(sim.process.stdout().splitlines()) == 1  # the port line is the only thing printed
 
 
 async def test_cli_sim_exchange_exits_at_the_end_while_a_client_stays_connected(
-    tmp_path: Path, halt_slice: BarSeries
+    tmp_path: Path, halt_slice: BarSeries, processes: Processes
 ) -> None:
     # Arrange: the data ends about 1 s after start, then the sim lingers 1 s and exits.
     source = bars_of(first_bars(halt_slice, 300))
     data = small_data_file(tmp_path, source)
-    async with cli_sim_exchange(data) as sim:
-        async with aiohttp.ClientSession() as session, session.ws_connect(sim.ws_stream_url) as ws:
-            # Act: a client that keeps listening, as a daemon would.
-            live = await asyncio.wait_for(read_bars_until(ws, source[-1].open_time_ms), timeout=30)
-            last_bar_at = time.monotonic()
-            try:
-                await asyncio.wait_for(read_bars_until(ws, None), timeout=6)
-                closed = True
-            except TimeoutError:
-                closed = False
-            closed_after = time.monotonic() - last_bar_at
+    sim = cli_sim_exchange(processes, data)
+    async with aiohttp.ClientSession() as session, session.ws_connect(sim.ws_stream_url) as ws:
+        # Act: a client that keeps listening, as a daemon would.
+        live = await asyncio.wait_for(read_bars_until(ws, source[-1].open_time_ms), timeout=30)
+        last_bar_at = time.monotonic()
+        try:
+            await asyncio.wait_for(read_bars_until(ws, None), timeout=6)
+            closed = True
+        except TimeoutError:
+            closed = False
+        closed_after = time.monotonic() - last_bar_at
 
-        # Assert
-        assert live[-1] == source[-1]
-        assert closed, (
-            f"the sim still held the connection {closed_after:.1f} s after its data ended"
-        )
-        await asyncio.wait_for(sim.process.wait(), timeout=5)
-        assert sim.process.returncode == 0
+    # Assert
+    assert live[-1] == source[-1]
+    assert closed, f"the sim still held the connection {closed_after:.1f} s after its data ended"
+    assert sim.process.wait(timeout=5) == 0

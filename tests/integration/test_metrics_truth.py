@@ -32,12 +32,12 @@ from tests.integration.daemon_kit import (
     ENGINES,
     Processes,
     all_bars_processed,
-    eventually,
     get_status,
     http_get,
     metric_samples,
     sample,
     tuned,
+    wait_until,
     write_config,
     write_slice,
 )
@@ -169,7 +169,7 @@ def test_every_feed_series_exists_at_zero_before_the_feed_connects(
     )
     daemon = processes.daemon(config)
 
-    samples = eventually(lambda: scrape(http_port), 30, "/metrics", watch=daemon)
+    samples = wait_until(lambda: scrape(http_port), 30, "/metrics", watch=daemon)
 
     for name in FEED_SERIES:
         assert sample(samples, name) == 0.0, name
@@ -196,7 +196,7 @@ def test_feed_metrics_say_disconnected_and_count_reconnects_during_an_outage(
         engines=ENGINES[:1],
     )
     daemon = processes.daemon(config)
-    eventually(all_bars_processed(http_port, short_slice), 60, "every bar", watch=daemon)
+    wait_until(all_bars_processed(http_port, short_slice), 60, "every bar", watch=daemon)
     before = scrape(http_port)
     assert before is not None
     assert sample(before, "barbus_feed_connected") == 1.0
@@ -213,7 +213,7 @@ def test_feed_metrics_say_disconnected_and_count_reconnects_during_an_outage(
             return None
         return status, samples
 
-    status, during = eventually(outage, 30, "three reconnect attempts", watch=daemon)
+    status, during = wait_until(outage, 30, "three reconnect attempts", watch=daemon)
     feed = status["feed"]
     assert isinstance(feed, dict)
     assert feed["connected"] is False
@@ -222,7 +222,7 @@ def test_feed_metrics_say_disconnected_and_count_reconnects_during_an_outage(
     assert sample(during, "barbus_ready") == 0.0
     # Nothing arrives during the outage: the bar counts stand where they were.
     assert sample(during, "barbus_bars_received_total", symbol="BTCUSDT", source="live") == live
-    later = eventually(
+    later = wait_until(
         lambda: (
             s
             if (s := scrape(http_port)) is not None
@@ -262,7 +262,7 @@ def test_messages_of_unsubscribed_streams_are_counted_in_metrics(
             return None
         return samples
 
-    samples = eventually(counted, 30, "unexpected messages counted", watch=daemon)
+    samples = wait_until(counted, 30, "unexpected messages counted", watch=daemon)
 
     assert sample(samples, "barbus_feed_connected") == 1.0
     assert sample(samples, "barbus_bars_received_total", symbol="BTCUSDT", source="live") == 0
@@ -295,7 +295,7 @@ def test_restart_on_state_ahead_of_the_exchange_waits_for_a_processed_bar(
         tmp_path / "a.toml", sim_port=port_a, http_port=http_port, state=state, engines=ENGINES[:1]
     )
     first = processes.daemon(config)
-    eventually(all_bars_processed(http_port, ahead), 60, "run A's bars", watch=first)
+    wait_until(all_bars_processed(http_port, ahead), 60, "run A's bars", watch=first)
     first.stop_cleanly()
     sim_a.stop()
 
@@ -314,18 +314,18 @@ def test_restart_on_state_ahead_of_the_exchange_waits_for_a_processed_bar(
 
     # Poll until bars are processed again; every answer before that must be "not ready".
     seen: list[tuple[tuple[int, str] | None, int, bool]] = []
-    deadline = time.monotonic() + 60
-    while True:
+
+    def processed() -> int | None:
         answer = http_get(http_port, "/readyz")
         status = get_status(http_port)
-        if status is not None and status["feed"] is not None:
-            processed = int(status["bars_processed"])
-            if processed:
-                break
-            seen.append((answer, int(status["feed"]["out_of_order"]), status["feed"]["connected"]))
-        assert daemon.running(), daemon.log()[-3000:]
-        assert time.monotonic() < deadline, f"no bar processed; log:\n{daemon.log()[-3000:]}"
-        time.sleep(0.05)
+        if status is None or status["feed"] is None:
+            return None
+        if count := int(status["bars_processed"]):
+            return count
+        seen.append((answer, int(status["feed"]["out_of_order"]), status["feed"]["connected"]))
+        return None
+
+    wait_until(processed, 60, "a processed bar", watch=daemon)
 
     dropping = [answer for answer, out_of_order, connected in seen if connected and out_of_order]
     assert len(dropping) >= 10, seen[-5:]  # the drop run lasts ~4 s
@@ -337,18 +337,18 @@ def test_restart_on_state_ahead_of_the_exchange_waits_for_a_processed_bar(
     assert "bars arrived and were dropped in this run" in stall[0]
     assert len(stall[0]) < 300
 
-    ready = eventually(
+    ready = wait_until(
         lambda: a if (a := http_get(http_port, "/readyz")) and a[0] == 200 else None,
         10,
         "ready once bars are processed",
         watch=daemon,
     )
     assert ready == (200, "ready\n")
-    eventually(
+    wait_until(
         lambda: "processing bars again" in daemon.log(), 10, "the recovery line", watch=daemon
     )
     # The data ends while the exchange stays connected: not ready once the last bar is old.
-    eventually(
+    wait_until(
         lambda: (
             a
             if (a := http_get(http_port, "/readyz")) and a[1].startswith("no bar processed for")
@@ -383,7 +383,7 @@ def test_daemon_that_only_drops_bars_is_not_ready_and_says_so(
         lines = [line for line in daemon.log().splitlines() if "no bar processed for" in line]
         return lines[0] if lines else None
 
-    line = eventually(logged, 30, "the stall logged", watch=daemon)
+    line = wait_until(logged, 30, "the stall logged", watch=daemon)
     status = get_status(http_port)
     readyz = http_get(http_port, "/readyz")
 

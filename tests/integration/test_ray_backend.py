@@ -30,6 +30,7 @@ from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch import BatchOutcome, Job, JobOutcome, expand_jobs, run_batch, run_job
 from barbus.replay.cache import BarCache
 from tests.integration.batch_workers import attempts, faults_dir, order_death
+from tests.integration.daemon_kit import wait_until
 from tests.integration.test_batch import (
     TWO_DAYS_BARS,
     csv_rows,
@@ -42,7 +43,6 @@ from tests.integration.test_batch import (
     row_of,
     sma_jobs,
     start_barbus,
-    wait_for,
 )
 
 # Before Ray is imported, in this process and in every process it starts: no usage reports (no
@@ -251,7 +251,7 @@ def test_a_ray_worker_killed_mid_job_is_retried_and_gives_the_clean_result(
 
     thread.start()
     try:
-        wait_for(kill_a_running_task, 60.0, "a Ray worker running a job")
+        wait_until(kill_a_running_task, 60.0, "a Ray worker running a job", interval=0.02)
     finally:
         thread.join(120.0)
 
@@ -509,10 +509,11 @@ def test_an_interrupted_ray_batch_keeps_finished_rows_and_cancels_the_rest(
     with (tmp_path / "first.log").open("w+", encoding="utf-8") as log_file:
         process = start_barbus(*args, stdout=log_file)
         try:
-            wait_for(
+            wait_until(
                 lambda: finished_lines(journal) >= 1 or process.poll() is not None,
                 90.0,
                 "the first finished row",
+                interval=0.02,
             )
             assert process.poll() is None, "the batch ended before it could be interrupted"
             process.send_signal(sig)
@@ -527,7 +528,7 @@ def test_an_interrupted_ray_batch_keeps_finished_rows_and_cancels_the_rest(
     assert code == 130, output
     assert "Traceback" not in output
     assert "interrupted" in output
-    wait_for(lambda: not task_processes(), 15.0, "the cancelled Ray tasks to stop")
+    wait_until(lambda: not task_processes(), 15.0, "the cancelled Ray tasks to stop", interval=0.02)
     done = finished_lines(journal)
     assert 1 <= done < INTERRUPT_JOBS
     assert len(csv_rows(out / "results.csv")) == done

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.run_all import BENCHMARKS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -33,6 +35,7 @@ def summary_lines(stdout: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.process
 def test_a_missed_target_does_not_stop_the_later_benchmarks_and_fails_make() -> None:
     done = make_bench("missed", "met", "failed", "met")
 
@@ -44,6 +47,7 @@ def test_a_missed_target_does_not_stop_the_later_benchmarks_and_fails_make() -> 
     assert f"2 of 4 missed or failed: {FAKE}missed, {FAKE}failed" in done.stdout
 
 
+@pytest.mark.process
 def test_all_targets_met_is_exit_0() -> None:
     done = make_bench("met", "met")
 

@@ -210,6 +210,7 @@ def test_http_limits_have_defaults_and_load(tmp_path: Path) -> None:
     assert (custom.max_connections, custom.idle_timeout_seconds) == (20, 2.5)
 
 
+@pytest.mark.process
 def test_barbus_run_with_a_nan_heartbeat_exits_2_with_one_line(tmp_path: Path) -> None:
     # Before: accepted, and the daemon crashed with a traceback after its warm-up.
     path = tmp_path / "barbus.toml"

@@ -329,6 +329,7 @@ def assert_consistent_prefix(path: Path, acknowledged: int) -> int:
         store.close()
 
 
+@pytest.mark.process
 def test_kill_9_during_commits_leaves_a_consistent_prefix_every_time(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     rng = random.Random(20250520)

@@ -775,6 +775,7 @@ def run_children(root: Path, source: Path, count: int) -> list[ChildResult]:
     return outcomes
 
 
+@pytest.mark.process
 def test_two_processes_loading_a_new_source_build_it_once(
     root: Path, source: Path, btc_2023: BarSeries
 ) -> None:
@@ -792,6 +793,7 @@ def test_two_processes_loading_a_new_source_build_it_once(
     assert not any(p.name.startswith((".tmp-", ".old-")) for p in root.iterdir())
 
 
+@pytest.mark.process
 def test_two_processes_loading_a_changed_source_rebuild_it_once(
     root: Path, source: Path, btc_2025_path: Path, btc_2025: BarSeries
 ) -> None:
@@ -848,6 +850,7 @@ def flush_many(root: str, times: int, barrier: Barrier) -> None:
         cache.flush_stats()
 
 
+@pytest.mark.process
 def test_concurrent_flushes_from_many_processes_lose_no_count(root: Path) -> None:
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(4)
@@ -914,6 +917,7 @@ def assert_ok(done: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in done.stdout + done.stderr
 
 
+@pytest.mark.process
 def test_cli_ingest_caches_the_file_and_prints_its_facts(root: Path, btc_2023_path: Path) -> None:
     done = barbus("cache", "ingest", btc_2023_path, "--cache-dir", root)
 
@@ -928,6 +932,7 @@ def test_cli_ingest_caches_the_file_and_prints_its_facts(root: Path, btc_2023_pa
     assert (totals.builds, totals.rebuilds) == (1, 0)
 
 
+@pytest.mark.process
 def test_cli_ls_lists_entries_and_says_empty_when_there_are_none(
     root: Path, btc_2023_path: Path
 ) -> None:
@@ -946,6 +951,7 @@ def test_cli_ls_lists_entries_and_says_empty_when_there_are_none(
     assert "(empty)" not in listed.stdout
 
 
+@pytest.mark.process
 def test_cli_stats_prints_the_counters_of_every_process(root: Path, btc_2023_path: Path) -> None:
     cache = BarCache(root)
     cache.load(btc_2023_path)
@@ -961,6 +967,7 @@ def test_cli_stats_prints_the_counters_of_every_process(root: Path, btc_2023_pat
     assert re.search(r"^builds\s+1 \(\+ 0 rebuilds", done.stdout, re.M)
 
 
+@pytest.mark.process
 def test_cli_clear_removes_every_entry(root: Path, btc_2023_path: Path) -> None:
     cache = BarCache(root)
     cache.load(btc_2023_path)
@@ -974,6 +981,7 @@ def test_cli_clear_removes_every_entry(root: Path, btc_2023_path: Path) -> None:
     assert BarCache(root).shared_stats() == CacheStats()
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("name", ["missing.csv", "BTCUSDT_1m_missing.csv"])
 def test_cli_ingest_of_a_missing_file_exits_2_with_one_error_line(
     tmp_path: Path, root: Path, name: str

@@ -62,6 +62,7 @@ COMMANDS = {
 }
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_a_fifo_is_refused_by_every_command_without_hanging(
     fifo: Path, tmp_path: Path, command: str
@@ -76,6 +77,7 @@ def test_a_fifo_is_refused_by_every_command_without_hanging(
     assert "not a regular file" in line
 
 
+@pytest.mark.process
 def test_a_fifo_and_an_endless_device_are_refused_in_process(fifo: Path, tmp_path: Path) -> None:
     # In a child with a deadline and a 1 GB data limit: before the fix the FIFO blocked in
     # open() for ever and /dev/zero was read until memory ran out.
@@ -329,6 +331,7 @@ def peak_growth_mib(source: Path, root: Path, chunk: int, warm: Path) -> float:
     return growth / 1024
 
 
+@pytest.mark.process
 def test_chunked_ingest_memory_is_bounded_by_the_chunk_not_the_file(
     gap_series: BarSeries, tmp_path: Path, btc_2023_path: Path
 ) -> None:

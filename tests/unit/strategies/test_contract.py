@@ -204,6 +204,7 @@ def test_invalid_overrides_are_the_strategy_error_the_cli_shows(minutes: list[Ba
         check_strategy(SmaCross, {"fast": 5, "slow": 2}, bars=minutes)
 
 
+@pytest.mark.process
 def test_the_contract_module_keeps_replay_out_of_the_strategies_import() -> None:
     code = (
         "import sys, barbus.strategies.testing\n"

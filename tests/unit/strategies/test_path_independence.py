@@ -17,6 +17,7 @@ from tests.integration.daemon_kit import barbus
 STARTS = (None, "2023-03-17T10:11", "2023-03-18")
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("params", [(10, 30), (7, 25)])
 def test_three_warm_up_starts_give_byte_identical_trades(
     btc_2023_path: Path, tmp_path: Path, params: tuple[int, int]
