@@ -1,7 +1,7 @@
 """Replay throughput: bars per second for each strategy through bus + engine + broker.
 
 Usage: ``python benchmarks/bench_replay.py [--bars N] [--repeat R]`` (``make bench``).
-The series is a deterministic synthetic random walk (``replay.synthetic``), already in memory,
+The series is a deterministic synthetic random walk (``daemon.core.synthetic``), already in memory,
 so this measures the replay hot path, not CSV parsing. Reports the best of R runs per strategy.
 Its prices are on a 0.01 tick and volumes on a 1e-5 step, as exchange data are, so windowed
 indicators take their decimal fast path; ``--raw`` keeps the walk's full binary floats (data that
@@ -14,8 +14,8 @@ import argparse
 import platform
 import sys
 
+from barbus.daemon.core.synthetic import synthetic_series
 from barbus.replay.runner import ReplayConfig, run_replay
-from barbus.replay.synthetic import synthetic_series
 from barbus.strategies import STRATEGIES
 
 TARGET_SMA_CROSS = 300_000

@@ -7,8 +7,8 @@ import multiprocessing.connection
 import os
 from pathlib import Path
 
+from barbus.daemon.core.synthetic import synthetic_series
 from barbus.replay.bars_out import write_bars
-from barbus.replay.synthetic import synthetic_series
 
 
 def write_synthetic_csv(path: Path, rows: int, seed: int = 7) -> Path:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.configfile import check_keys, read_toml
 from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError, did_you_mean
-from barbus.daemon.feeds.binance import FeedConfig
+from barbus.daemon.feeds.binance_config import FeedConfig
 
 if TYPE_CHECKING:
     from barbus.daemon.core.strategy import AnyStrategy

@@ -19,7 +19,7 @@ from barbus.daemon.core.bus import EventBus
 from barbus.daemon.core.events import Bar
 
 if TYPE_CHECKING:
-    from barbus.daemon.feeds.binance import FeedCounters
+    from barbus.daemon.feeds.binance_config import FeedCounters
 
 __all__ = ["Feed", "LiveFeed", "dropped", "pump"]
 

@@ -33,7 +33,7 @@ from barbus import __version__
 
 if TYPE_CHECKING:
     from barbus.daemon.books import Books
-    from barbus.daemon.feeds.binance import FeedCounters
+    from barbus.daemon.feeds.binance_config import FeedCounters
 
 __all__ = ["REJECT_REASONS", "BooksCollector", "DaemonMetrics", "LiveStateCollector"]
 

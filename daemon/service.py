@@ -35,7 +35,8 @@ from barbus.daemon.config import DaemonConfig, load_config
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.core.events import Bar
 from barbus.daemon.feed import LiveFeed, pump
-from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig
+from barbus.daemon.feeds.binance import BinanceFeed
+from barbus.daemon.feeds.binance_config import FeedConfig
 from barbus.daemon.http import app_runner, make_app, start_site
 from barbus.daemon.http_guard import HttpLimits
 from barbus.daemon.listen import listen

@@ -1,1 +1,1 @@
-"""Historical data: loading and validation, the replay feed, the replay runner and statistics."""
+"""Historical data and backtests: bar files and the cache, the replay runner, batches, reports."""

@@ -4,7 +4,7 @@ Both are thin shells over what the command line runs (``barbus replay`` is
 :func:`~replay.runner.run_replay`, ``barbus batch`` is :func:`~replay.batch.run_batch` over
 :func:`~replay.batch.spec.plan_jobs`), so a result here is identical to the command's on the same
 input; they add Python inputs (classes, instances, DataFrames, datetimes) and pandas outputs.
-Execution defaults are :class:`~daemon.broker.ExecutionConfig`'s, as for the command line.
+Execution defaults are :class:`~daemon.core.broker.ExecutionConfig`'s, as for the command line.
 """
 
 from __future__ import annotations

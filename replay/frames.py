@@ -1,4 +1,4 @@
-"""A pandas DataFrame of 1-minute bars as a validated :class:`~replay.series.BarSeries`.
+"""A pandas DataFrame of 1-minute bars as a validated :class:`~daemon.core.series.BarSeries`.
 
 The Python API's ingest (notebooks hold data as DataFrames, not files). Every rule and message is
 the file loader's (:mod:`replay.validate`): rows are named ``row N``, the position (``df.iloc[N]``).

@@ -1,4 +1,4 @@
-"""Read 1-minute bar files into a validated :class:`~replay.series.BarSeries` (at ingest only).
+"""Read 1-minute bar files into a validated :class:`~daemon.core.series.BarSeries`, at ingest.
 
 Accepted inputs (CSV may be gzip-compressed; the layout is told apart by the first line):
 

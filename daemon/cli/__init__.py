@@ -3,7 +3,7 @@
 The composition root: the only package that imports every layer. Each command (or group of
 commands on one object) has its module with its options and its ``cmd_*`` handlers; options
 that several commands take are defined once in :mod:`.options`. Handlers import heavy modules
-inside them so ``barbus --help`` stays fast. Any :class:`~daemon.errors.BarbusError` becomes
+inside them so ``barbus --help`` stays fast. Any :class:`~daemon.core.errors.BarbusError` becomes
 one line on stderr and a non-zero exit code, never a traceback.
 """
 

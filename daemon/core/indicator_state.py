@@ -2,7 +2,7 @@
 
 The strategy base's default ``snapshot``/``restore``, ``ready`` and ``warmup_bars`` are built on
 these helpers: an attribute is an indicator when it looks like :class:`Indicator` (or holds
-indicators in nested lists, tuples and dict values), and :func:`_save`/:func:`_load` turn
+indicators in nested lists, tuples and dict values), and :func:`save_value`/:func:`load_value` turn
 indicators and plain JSON-like values into JSON-safe data and back into a fresh instance's
 attributes. Kept apart from the base class, so that the class reads as the strategy API and this
 module is the one place that knows which values a snapshot can hold. A cold path: the daemon
@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from barbus.daemon.core.errors import StrategyError
 
-__all__ = ["Indicator"]
+__all__ = ["MISSING", "Indicator", "indicators_in", "load_value", "save_value", "slot_names"]
 
 
 @runtime_checkable
@@ -62,24 +62,24 @@ def _is_indicator(value: object) -> TypeGuard[Indicator]:
     return False
 
 
-def _indicators_in(value: object) -> Iterator[Indicator]:
+def indicators_in(value: object) -> Iterator[Indicator]:
     """The indicators in ``value``: itself, or inside (nested) lists, tuples and dict values."""
     if _is_indicator(value):
         yield value
     elif isinstance(value, list | tuple):
         for item in value:
-            yield from _indicators_in(item)
+            yield from indicators_in(item)
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _indicators_in(item)
+            yield from indicators_in(item)
 
 
-_MISSING: Any = object()
+MISSING: Any = object()
 """An unassigned slot, or no template to restore into."""
 
 
 @functools.cache
-def _slot_names(cls: type) -> tuple[str, ...]:
+def slot_names(cls: type) -> tuple[str, ...]:
     """Instance slots of ``cls`` and its bases (without ``params``), bases first."""
     names: list[str] = []
     for klass in reversed(cls.__mro__):
@@ -100,7 +100,7 @@ def _unsaveable(owner: object, attribute: str, value: object) -> StrategyError:
     )
 
 
-def _save(value: object, owner: object, attribute: str) -> Any:
+def save_value(value: object, owner: object, attribute: str) -> Any:
     """``value`` as JSON-safe data: a fresh copy, never an alias of live state."""
     if value is None or type(value) in (bool, int, str):
         return value
@@ -109,12 +109,12 @@ def _save(value: object, owner: object, attribute: str) -> Any:
     if _is_indicator(value):
         return value.snapshot()
     if isinstance(value, list | tuple | deque):
-        return [_save(item, owner, attribute) for item in value]
+        return [save_value(item, owner, attribute) for item in value]
     if isinstance(value, dict):
         for key in value:
             if type(key) is not str:
                 raise _unsaveable(owner, attribute, key)
-        return {key: _save(item, owner, attribute) for key, item in value.items()}
+        return {key: save_value(item, owner, attribute) for key, item in value.items()}
     raise _unsaveable(owner, attribute, value)
 
 
@@ -122,9 +122,9 @@ def _kind(template: object) -> str:
     return {bool: "a bool", int: "a number", str: "a str"}[type(template)]
 
 
-def _load(template: Any, saved: Any, owner: object, attribute: str) -> Any:
+def load_value(template: Any, saved: Any, owner: object, attribute: str) -> Any:
     """``saved`` shaped like ``template`` (the fresh instance's value), in place where mutable."""
-    if template is _MISSING or template is None:
+    if template is MISSING or template is None:
         return copy.deepcopy(saved)
     if _is_indicator(template):
         template.restore(saved)
@@ -142,10 +142,10 @@ def _load(template: Any, saved: Any, owner: object, attribute: str) -> Any:
     if isinstance(template, list | tuple | deque):
         if not isinstance(saved, list):
             raise TypeError(f"expected a list, got {type(saved).__name__}")
-        if len(template) != len(saved) and any(_indicators_in(template)):
+        if len(template) != len(saved) and any(indicators_in(template)):
             raise ValueError(f"{len(saved)} items for {len(template)} holding indicators")
-        templates = list(template) if len(template) == len(saved) else [_MISSING] * len(saved)
-        items = [_load(t, s, owner, attribute) for t, s in zip(templates, saved, strict=True)]
+        templates = list(template) if len(template) == len(saved) else [MISSING] * len(saved)
+        items = [load_value(t, s, owner, attribute) for t, s in zip(templates, saved, strict=True)]
         if isinstance(template, tuple):
             return tuple(items)
         template.clear()
@@ -154,10 +154,10 @@ def _load(template: Any, saved: Any, owner: object, attribute: str) -> Any:
     if isinstance(template, dict):
         if not isinstance(saved, dict):
             raise TypeError(f"expected a dict, got {type(saved).__name__}")
-        if any(_indicators_in(template)) and set(template) != set(saved):
+        if any(indicators_in(template)) and set(template) != set(saved):
             raise ValueError(f"keys {sorted(saved)} for {sorted(template)} holding indicators")
         loaded = {
-            k: _load(template.get(k, _MISSING), v, owner, attribute) for k, v in saved.items()
+            k: load_value(template.get(k, MISSING), v, owner, attribute) for k, v in saved.items()
         }
         template.clear()
         template.update(loaded)

@@ -29,12 +29,12 @@ from typing import Any, ClassVar, Generic
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar
 from barbus.daemon.core.indicator_state import (
-    _MISSING,
+    MISSING,
     Indicator,
-    _indicators_in,
-    _load,
-    _save,
-    _slot_names,
+    indicators_in,
+    load_value,
+    save_value,
+    slot_names,
 )
 from barbus.daemon.core.orders import Decision
 from barbus.daemon.core.params import BaseParams, P, ParamValue, parse_params, require
@@ -80,16 +80,16 @@ class Strategy(ABC, Generic[P]):
 
     def _attributes(self) -> Iterator[tuple[str, object]]:
         """Every instance attribute but ``params``: slots in class order, then ``__dict__``;
-        a slot never assigned is :data:`_MISSING` (cold path)."""
-        for slot in _slot_names(type(self)):
-            yield slot, getattr(self, slot, _MISSING)
+        a slot never assigned is :data:`MISSING` (cold path)."""
+        for slot in slot_names(type(self)):
+            yield slot, getattr(self, slot, MISSING)
         for key, value in getattr(self, "__dict__", {}).items():
             if key != "params":
                 yield key, value
 
     def indicators(self) -> list[Indicator]:
         """The strategy's indicators: attributes (or items of attribute containers) that are."""
-        return [ind for _, value in self._attributes() for ind in _indicators_in(value)]
+        return [ind for _, value in self._attributes() for ind in indicators_in(value)]
 
     @property
     def ready(self) -> bool:
@@ -126,9 +126,9 @@ class Strategy(ABC, Generic[P]):
         """
         state: dict[str, Any] = {}
         for attribute, key in self._state_keys():
-            value = getattr(self, attribute, _MISSING)
-            if value is not _MISSING:
-                state[key] = _save(value, self, attribute)
+            value = getattr(self, attribute, MISSING)
+            if value is not MISSING:
+                state[key] = save_value(value, self, attribute)
         return state
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -149,13 +149,13 @@ class Strategy(ABC, Generic[P]):
                 f"{', '.join(sorted(known))}); assign every state attribute in __init__"
             )
         for attribute, key in keys:
-            template = getattr(self, attribute, _MISSING)
+            template = getattr(self, attribute, MISSING)
             if key not in state:
-                if template is _MISSING:
+                if template is MISSING:
                     continue
                 raise StrategyError(f"{type(self).__name__} snapshot has no {key!r}")
             try:
-                setattr(self, attribute, _load(template, state[key], self, attribute))
+                setattr(self, attribute, load_value(template, state[key], self, attribute))
             except (TypeError, ValueError, KeyError, IndexError) as exc:
                 raise StrategyError(
                     f"{type(self).__name__} snapshot value {key!r} does not restore: {exc}"

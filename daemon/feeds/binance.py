@@ -53,7 +53,8 @@ from barbus.daemon.feeds.binance_rest import (
 )
 from barbus.daemon.log import RateLimitedLog, clip
 
-# The daemon builds and reads the feed's settings and counters with it: one import for the three.
+# FeedConfig and FeedCounters are binance_config's, where the daemon imports them from; they are
+# named here too only for the tests that still import them from this module.
 __all__ = ["BinanceFeed", "FeedConfig", "FeedCounters"]
 
 log = logging.getLogger("barbus.feed")

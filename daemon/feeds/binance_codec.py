@@ -1,4 +1,4 @@
-"""Binance kline wire formats to and from :class:`~daemon.events.Bar`. Pure: no I/O, no asyncio.
+"""Binance kline wire formats to and from :class:`~daemon.core.events.Bar`. No I/O, no asyncio.
 
 WebSocket: raw (``{"e": "kline", ...}``) or combined (``{"stream": ..., "data": {...}}``) kline
 events; only the final push of a candle (``k.x == true``) becomes a bar. REST: the

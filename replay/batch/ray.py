@@ -45,8 +45,8 @@ versions from mixing. Each Ray worker process builds a strategy once per (spec, 
 
 Faults: the remote function has ``max_retries=1``, so Ray re-runs a task whose worker process or
 node died once; if that fails too the job is recorded failed with Ray's error. A job that fails in
-``run_job`` (a :class:`~daemon.errors.BarbusError`, or any exception in the task, which is caught
-there and turned into a failed row) is submitted once more, by the same policy as the local
+``run_job`` (a :class:`~daemon.core.errors.BarbusError`, or any exception in the task, which is
+caught there and turned into a failed row) is submitted once more, by the same policy as the local
 backend's retry on a fresh worker. Results are journalled as they finish (``ray.wait`` with
 ``num_returns=1``), so a lost driver loses nothing finished and a rerun resumes. Ctrl-C or
 SIGTERM keeps every finished row and stops the rest by ending the driver's Ray job

@@ -42,7 +42,6 @@ __all__ = [
     "BatchPlan",
     "load_spec",
     "parse_grid",
-    "parse_period",
     "plan_from_request",
     "plan_jobs",
 ]
