@@ -17,15 +17,10 @@ from typing import Any
 
 from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import bundled_data_path, load_bars
-from tests.integration.daemon_kit import (
-    Engine,
-    Processes,
-    checkout_env,
-    get_status,
-    tuned,
-    wait_until,
-    write_config,
-)
+from tests.kit.probes import get_status
+from tests.kit.processes import Processes, checkout_env
+from tests.kit.scenario import Engine, tuned, write_config
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 

@@ -29,14 +29,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import clean_env, run_checked
-from tests.integration.daemon_kit import (
-    Engine,
-    Processes,
-    get_status,
-    http_get,
-    wait_until,
-    write_config,
-)
+from tests.kit.probes import get_status, http_get
+from tests.kit.processes import Processes
+from tests.kit.scenario import Engine, write_config
+from tests.kit.waiting import wait_until
 from tests.net import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -23,14 +23,9 @@ import pytest
 import yaml
 
 from barbus.replay.loader import bundled_data_path
-from tests.integration.daemon_kit import (
-    Engine,
-    Proc,
-    Processes,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.processes import Proc, Processes
+from tests.kit.scenario import Engine, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port, get_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_kit import Processes
+from tests.kit.processes import Processes
 
 
 class _Collect(logging.Handler):

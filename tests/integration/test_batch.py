@@ -45,7 +45,7 @@ from barbus.replay.reports.batch_report import write_batch_report
 from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
-from tests.integration.daemon_kit import wait_until
+from tests.kit.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TWO_DAYS = parse_period("2023-03-20", "2023-03-22")

@@ -22,7 +22,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from tests.integration.daemon_kit import REPO_ROOT, barbus
+from tests.kit.processes import REPO_ROOT, barbus
 
 WIDTH, HEIGHT = 1400, 900
 HEADLINE = ("total_return_pct", "sharpe", "max_drawdown_pct", "trades")

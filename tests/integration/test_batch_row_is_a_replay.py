@@ -16,7 +16,7 @@ from pathlib import Path
 
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.replay.runner import ReplayConfig, run_replay
-from tests.integration.daemon_kit import barbus
+from tests.kit.processes import barbus
 
 PERIOD = ("2025-06-01", "2025-06-11")  # --start inclusive, --end exclusive (README)
 FEE_BPS, SLIPPAGE_BPS, CASH = 7.0, 3.0, 25_000.0  # not the defaults: the row must carry them

@@ -21,16 +21,11 @@ from barbus.replay.batch import expand_jobs, run_batch
 from barbus.replay.cache import BarCache
 from barbus.replay.periods import parse_period
 from tests.integration import batch_workers
-from tests.integration.daemon_kit import (
-    REPO_ROOT,
-    Processes,
-    all_bars_processed,
-    assert_parity_cli_identical,
-    barbus,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import all_bars_processed
+from tests.kit.processes import REPO_ROOT, Processes, barbus
+from tests.kit.recorded import assert_parity_cli_identical
+from tests.kit.scenario import write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 GAP_LINE = "replayed as is, no bars invented"

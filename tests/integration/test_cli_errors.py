@@ -28,7 +28,8 @@ import pytest
 
 from barbus.daemon.cli import main
 from tests.conftest import BTC_2023_WITH_GAP
-from tests.integration.daemon_kit import ENGINES, REPO_ROOT, barbus, write_config
+from tests.kit.processes import REPO_ROOT, barbus
+from tests.kit.scenario import ENGINES, write_config
 
 DATA = BTC_2023_WITH_GAP
 ONE_DAY = "2023-03-20:2023-03-21"

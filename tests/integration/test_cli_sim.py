@@ -15,7 +15,9 @@ import pytest
 from barbus.daemon.feeds.sim import serve
 from tests.conftest import BTC_2023_WITH_GAP
 from tests.factories import bars_from_closes, series_from_bars
-from tests.integration.daemon_kit import Processes, http_get, write_slice
+from tests.kit.probes import http_get
+from tests.kit.processes import Processes
+from tests.kit.scenario import write_slice
 
 
 def test_serve_tells_the_bound_port_and_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -25,7 +25,23 @@ from barbus.daemon.core.events import format_time_ms
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import decode_ws_message
 from tests.conftest import BTC_2023_WITH_GAP, BTC_2025
-from tests.integration.daemon_kit import (
+from tests.kit.notify import NotifyListener
+from tests.kit.probes import (
+    all_bars_processed,
+    get_status,
+    http_get,
+    metric_samples,
+    readyz_answers,
+    sample,
+)
+from tests.kit.processes import Processes, barbus
+from tests.kit.recorded import (
+    assert_bars_are_the_slice,
+    assert_parity_cli_identical,
+    read_state,
+    replayed_rows,
+)
+from tests.kit.scenario import (
     ENGINE_NAMES,
     ENGINES,
     FAULTS,
@@ -33,23 +49,10 @@ from tests.integration.daemon_kit import (
     ROWS,
     SPEED,
     Engine,
-    NotifyListener,
-    Processes,
-    all_bars_processed,
-    assert_bars_are_the_slice,
-    assert_parity_cli_identical,
-    barbus,
-    get_status,
-    http_get,
-    metric_samples,
-    read_state,
-    readyz_answers,
-    replayed_rows,
-    sample,
-    wait_until,
     write_config,
     write_slice,
 )
+from tests.kit.waiting import wait_until
 from tests.net import free_port, free_ports
 
 # -- one clean run, observed from every side ---------------------------------------------------

@@ -28,23 +28,12 @@ import pytest
 from barbus.daemon.core.events import MINUTE_MS, format_time_ms
 from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
-from tests.integration.daemon_kit import (
-    ENGINES,
-    HISTORY,
-    ROWS,
-    Processes,
-    all_bars_processed,
-    assert_bars_are_the_slice,
-    barbus,
-    get_status,
-    http_get,
-    read_state,
-    replayed_rows,
-    wait_until,
-    write_config,
-    write_slice,
-)
 from tests.integration.test_damaged_state import in_private_mounts, needs_mounts
+from tests.kit.probes import all_bars_processed, get_status, http_get
+from tests.kit.processes import Processes, barbus
+from tests.kit.recorded import assert_bars_are_the_slice, read_state, replayed_rows
+from tests.kit.scenario import ENGINES, HISTORY, ROWS, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 SMA, RANDOM = ENGINES[0], ENGINES[3]

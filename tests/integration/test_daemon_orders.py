@@ -23,21 +23,10 @@ import pytest
 from barbus.daemon.core.events import Bar, format_time_ms, parse_utc_ms
 from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
-from tests.integration.daemon_kit import (
-    FAULTS,
-    HISTORY,
-    REPO_ROOT,
-    Engine,
-    Processes,
-    barbus,
-    get_status,
-    http_get,
-    metric_samples,
-    sample,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import get_status, http_get, metric_samples, sample
+from tests.kit.processes import REPO_ROOT, Processes, barbus
+from tests.kit.scenario import FAULTS, HISTORY, Engine, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 ETH_2025 = REPO_ROOT / "replay" / "data" / "ETHUSDT_1m_2025-05-20_2025-08-18.csv.gz"

@@ -12,16 +12,10 @@ from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import StateStore
 from barbus.daemon.state_schema import SCHEMA_VERSION
 from tests.conftest import BTC_2025
-from tests.integration.daemon_kit import (
-    REPO_ROOT,
-    Engine,
-    Processes,
-    all_bars_processed,
-    barbus,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import all_bars_processed
+from tests.kit.processes import REPO_ROOT, Processes, barbus
+from tests.kit.scenario import Engine, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 OLD_STATE = REPO_ROOT / "tests" / "data" / "previous_release_state.sqlite"

@@ -24,21 +24,11 @@ import pytest
 
 from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
-from tests.integration.daemon_kit import (
-    HISTORY,
-    REPO_ROOT,
-    Engine,
-    Processes,
-    all_bars_processed,
-    barbus,
-    get_status,
-    read_state,
-    readyz_answers,
-    replayed_rows,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import all_bars_processed, get_status, readyz_answers
+from tests.kit.processes import REPO_ROOT, Processes, barbus
+from tests.kit.recorded import read_state, replayed_rows
+from tests.kit.scenario import HISTORY, Engine, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 ROWS = 1_500

@@ -21,19 +21,11 @@ import pytest
 from barbus.daemon.core.events import MINUTE_MS
 from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
-from tests.integration.daemon_kit import (
-    Engine,
-    Processes,
-    Recorded,
-    all_bars_processed,
-    barbus,
-    get_status,
-    read_state,
-    replayed_rows,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import all_bars_processed, get_status
+from tests.kit.processes import Processes, barbus
+from tests.kit.recorded import Recorded, read_state, replayed_rows
+from tests.kit.scenario import Engine, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 HISTORY = 1_400  # bars the sim has closed when the daemon connects

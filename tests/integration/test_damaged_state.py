@@ -31,21 +31,11 @@ from barbus.daemon.core.series import BarSeries
 from barbus.daemon.state import StateStore
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
-from tests.integration.daemon_kit import (
-    HISTORY,
-    REPO_ROOT,
-    Processes,
-    all_bars_processed,
-    assert_parity_cli_identical,
-    barbus,
-    checkout_env,
-    get_status,
-    http_get,
-    read_state,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import all_bars_processed, get_status, http_get
+from tests.kit.processes import REPO_ROOT, Processes, barbus, checkout_env
+from tests.kit.recorded import assert_parity_cli_identical, read_state
+from tests.kit.scenario import HISTORY, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 ROWS = HISTORY + 200

@@ -12,16 +12,10 @@ import pytest
 from barbus.daemon.core.tradelog import trade_row
 from barbus.daemon.state import StateStore
 from barbus.replay.loader import bundled_data_path
-from tests.integration.daemon_kit import (
-    Engine,
-    Processes,
-    barbus,
-    get_status,
-    tuned,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import get_status
+from tests.kit.processes import Processes, barbus
+from tests.kit.scenario import Engine, tuned, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 QUIET = ("--log-level", "WARNING")

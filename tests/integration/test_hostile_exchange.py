@@ -32,21 +32,6 @@ from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
-from tests.integration.daemon_kit import (
-    HISTORY,
-    Engine,
-    Processes,
-    all_bars_processed,
-    assert_bars_are_the_slice,
-    barbus,
-    get_status,
-    http_get,
-    read_state,
-    tuned,
-    wait_until,
-    write_config,
-    write_slice,
-)
 from tests.integration.test_live_feed import (
     HOST,
     SYMBOL,
@@ -57,6 +42,11 @@ from tests.integration.test_live_feed import (
     running_sim,
     warm_up,
 )
+from tests.kit.probes import all_bars_processed, get_status, http_get
+from tests.kit.processes import Processes, barbus
+from tests.kit.recorded import assert_bars_are_the_slice, read_state
+from tests.kit.scenario import HISTORY, Engine, tuned, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 START_MS = parse_utc_ms("2023-03-23T12:00")

@@ -19,17 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_kit import (
-    Engine,
-    Proc,
-    Processes,
-    http_get,
-    metric_samples,
-    sample,
-    tuned,
-    wait_until,
-    write_config,
-)
+from tests.kit.probes import http_get, metric_samples, sample
+from tests.kit.processes import Proc, Processes
+from tests.kit.scenario import Engine, tuned, write_config
+from tests.kit.waiting import wait_until
 from tests.net import free_port
 
 NOFILE = 128  # the daemon's soft open-file limit in the first test: 150 idle sockets exceed it

@@ -30,7 +30,7 @@ from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars
 from tests.factories import bars_of
-from tests.integration.daemon_kit import Proc, Processes, announced
+from tests.kit.processes import Proc, Processes, announced
 from tests.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -28,19 +28,10 @@ from barbus.daemon.state import StateStore
 from barbus.replay.loader import load_bars
 from tests.conftest import BTC_2025
 from tests.factories import bars_of
-from tests.integration.daemon_kit import (
-    ENGINES,
-    Processes,
-    all_bars_processed,
-    get_status,
-    http_get,
-    metric_samples,
-    sample,
-    tuned,
-    wait_until,
-    write_config,
-    write_slice,
-)
+from tests.kit.probes import all_bars_processed, get_status, http_get, metric_samples, sample
+from tests.kit.processes import Processes
+from tests.kit.scenario import ENGINES, tuned, write_config, write_slice
+from tests.kit.waiting import wait_until
 from tests.net import free_port, free_ports
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

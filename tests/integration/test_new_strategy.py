@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.daemon_kit import barbus
+from tests.kit.processes import barbus
 
 RUFF_RULES = "E,F,W,I,B,UP,SIM,RUF,N,PL,PT"  # the project's own selection (pyproject.toml)
 

@@ -25,7 +25,7 @@ from barbus.strategies import create_strategy, strategy_source
 from barbus.strategies.testing import check_strategy
 from tests import reference
 from tests.conftest import BTC_2025, DATA_DIR, REPO_ROOT
-from tests.integration.daemon_kit import barbus
+from tests.kit.processes import barbus
 
 EXAMPLES = REPO_ROOT / "examples"
 EMA_LONG_SHORT = f"{EXAMPLES / 'strategies' / 'ema_long_short.py'}:EmaLongShort"

@@ -31,8 +31,8 @@ from barbus.replay.bars_out import write_bars
 from barbus.replay.batch import METRICS
 from barbus.replay.loader import load_bars
 from barbus.strategies import create_strategy, resolve_strategy
-from tests.integration.daemon_kit import REPO_ROOT
-from tests.integration.daemon_kit import barbus as barbus_cli
+from tests.kit.processes import REPO_ROOT
+from tests.kit.processes import barbus as barbus_cli
 from tests.unit.strategies.test_loader import STRATEGY_FILE
 
 ROWS = slice(5_000, 25_000)  # 20,000 bars of the 2023 file, across its 80-minute gap

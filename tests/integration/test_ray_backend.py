@@ -30,7 +30,6 @@ from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch import BatchOutcome, Job, JobOutcome, expand_jobs, run_batch, run_job
 from barbus.replay.cache import BarCache
 from tests.integration.batch_workers import attempts, faults_dir, order_death
-from tests.integration.daemon_kit import wait_until
 from tests.integration.test_batch import (
     TWO_DAYS_BARS,
     csv_rows,
@@ -44,6 +43,7 @@ from tests.integration.test_batch import (
     sma_jobs,
     start_barbus,
 )
+from tests.kit.waiting import wait_until
 
 # Before Ray is imported, in this process and in every process it starts: no usage reports (no
 # network here) and no token authentication for a throwaway local cluster.

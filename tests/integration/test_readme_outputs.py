@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.integration.daemon_kit import REPO_ROOT, barbus
+from tests.kit.processes import REPO_ROOT, barbus
 
 README = REPO_ROOT / "README.md"
 NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")

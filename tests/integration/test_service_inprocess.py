@@ -22,7 +22,8 @@ from barbus.daemon.feeds.binance import FeedConfig, FeedCounters
 from barbus.daemon.service import Daemon
 from barbus.daemon.state import StateStore
 from tests.factories import T0_MS, make_bar
-from tests.integration.daemon_kit import Engine, metric_samples, sample, tuned, write_config
+from tests.kit.probes import metric_samples, sample
+from tests.kit.scenario import Engine, tuned, write_config
 
 STRATEGY = '''
 """Buys on its 2nd bar and sells on its 4th: one round trip, two fills."""

@@ -29,7 +29,7 @@ from barbus.replay.cache import BarCache, default_cache_dir
 from barbus.replay.cache_entry import COLUMNS, FORMAT_VERSION
 from barbus.replay.cache_stats import CacheStats
 from barbus.replay.loader import load_bars
-from tests.integration.daemon_kit import barbus
+from tests.kit.processes import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 NPY_HEADER_BYTES = 128

@@ -30,7 +30,7 @@ from barbus.replay import cache as cache_module
 from barbus.replay.cache import BarCache
 from barbus.replay.cache_entry import COLUMNS
 from barbus.replay.loader import load_bars
-from tests.integration.daemon_kit import barbus
+from tests.kit.processes import barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SMALL_CHUNK = 64 * 1024  # the 4 MB test file is parsed in ~70 chunks

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from barbus.strategies.indicators import SMA, BollingerBands
-from tests.integration.daemon_kit import barbus
+from tests.kit.processes import barbus
 
 STARTS = (None, "2023-03-17T10:11", "2023-03-18")
 
