@@ -55,7 +55,7 @@ from barbus.daemon.log import RateLimitedLog, clip
 
 # FeedConfig and FeedCounters are binance_config's, where the daemon imports them from; they are
 # named here too only for the tests that still import them from this module.
-__all__ = ["BinanceFeed", "FeedConfig", "FeedCounters"]
+__all__ = ["BinanceFeed"]
 
 log = logging.getLogger("barbus.feed")
 

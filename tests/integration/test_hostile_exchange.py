@@ -25,8 +25,8 @@ from aiohttp import web
 
 from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms, parse_utc_ms
 from barbus.daemon.core.series import BarSeries
-from barbus.daemon.feeds.binance import FeedConfig
 from barbus.daemon.feeds.binance_codec import encode_rest_kline, encode_ws_kline
+from barbus.daemon.feeds.binance_config import FeedConfig
 from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars

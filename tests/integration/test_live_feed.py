@@ -23,8 +23,9 @@ from aiohttp import web
 
 from barbus.daemon.core.events import MINUTE_MS, Bar, parse_utc_ms
 from barbus.daemon.core.series import BarSeries
-from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig, FeedCounters
+from barbus.daemon.feeds.binance import BinanceFeed
 from barbus.daemon.feeds.binance_codec import decode_rest_klines, decode_ws_message
+from barbus.daemon.feeds.binance_config import FeedConfig, FeedCounters
 from barbus.daemon.feeds.sim import SimExchange
 from barbus.daemon.feeds.sim_faults import FaultConfig
 from barbus.replay.bars_out import write_bars

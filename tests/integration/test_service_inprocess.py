@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 
 from barbus.daemon.config import load_config
 from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms
-from barbus.daemon.feeds.binance import FeedConfig, FeedCounters
+from barbus.daemon.feeds.binance_config import FeedConfig, FeedCounters
 from barbus.daemon.service import Daemon
 from barbus.daemon.state import StateStore
 from tests.factories import T0_MS, make_bar

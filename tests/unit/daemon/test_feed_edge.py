@@ -19,7 +19,7 @@ import pytest
 from barbus.daemon.config import parse_config
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.core.events import MINUTE_MS, Bar, parse_utc_ms
-from barbus.daemon.feeds.binance import BinanceFeed, FeedConfig
+from barbus.daemon.feeds.binance import BinanceFeed
 from barbus.daemon.feeds.binance_codec import (
     EdgeLimits,
     MessageError,
@@ -31,6 +31,7 @@ from barbus.daemon.feeds.binance_codec import (
     encode_rest_kline,
     encode_ws_kline,
 )
+from barbus.daemon.feeds.binance_config import FeedConfig
 from barbus.daemon.log import RateLimitedLog, clip
 
 NOW_MS = parse_utc_ms("2026-12-01T08:00")

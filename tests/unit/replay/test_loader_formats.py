@@ -18,8 +18,8 @@ import pytest
 
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.series import BarSeries, IntArray
+from barbus.daemon.core.synthetic import synthetic_series
 from barbus.replay.loader import _fast_csv_columns, load_bars
-from barbus.replay.synthetic import synthetic_series
 
 COLUMNS = ("open_time_ms", "open", "high", "low", "close", "volume")
 PRICES = ("open", "high", "low", "close", "volume")

@@ -16,13 +16,13 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
 from barbus.daemon.core.events import ExitReason, parse_utc_ms
+from barbus.daemon.core.synthetic import synthetic_series
 from barbus.replay.batch import METRICS
 from barbus.replay.reports.batch_page import write_batch_html
 from barbus.replay.reports.heatmap import heatmap_figure, plot_heatmap
 from barbus.replay.reports.plotting import MAX_PLOT_POINTS
 from barbus.replay.reports.run_chart import plot_run, run_figure
 from barbus.replay.runner import ReplayConfig, ReplayResult, run_replay
-from barbus.replay.synthetic import synthetic_series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 WEEK_START_MS = parse_utc_ms("2025-06-02")

@@ -18,8 +18,8 @@ from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar, Signal
 from barbus.daemon.core.params import BaseParams, require
 from barbus.daemon.core.strategy import Strategy
+from barbus.daemon.core.synthetic import synthetic_series
 from barbus.replay.loader import load_bars
-from barbus.replay.synthetic import synthetic_series
 from barbus.strategies import STRATEGIES
 from barbus.strategies.indicators import EMA
 from barbus.strategies.sma_cross import SmaCross, SmaCrossParams

@@ -12,7 +12,7 @@ from barbus.daemon.core.events import Bar
 from barbus.daemon.core.orders import Cancel, Decision, Order
 from barbus.daemon.core.params import BaseParams
 from barbus.daemon.core.strategy import Strategy
-from barbus.replay.synthetic import synthetic_series
+from barbus.daemon.core.synthetic import synthetic_series
 from barbus.strategies.indicators import EMA
 from barbus.strategies.testing import _run, check_strategy
 
