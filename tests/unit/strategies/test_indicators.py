@@ -8,65 +8,28 @@ argument validation. Indicator runs are cached per module, so the 130k-bar repla
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import talib
 
 from barbus.strategies.indicators import ATR, EMA, RSI, SMA, BollingerBands, Supertrend, TrueRange
 from tests import reference as ref
 from tests.reference import FloatArray, assert_close
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DATA_DIR = REPO_ROOT / "replay" / "data"
-DATA_FILES = {
-    "btc-2025": "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz",
-    "btc-2023-flat-and-gap": "BTCUSDT_1m_2023-03-16_2023-05-05.csv.gz",
-}
-RTOL = 1e-9
-EPS = float(np.finfo(np.float64).eps)
-
-
-class Indicator(Protocol):
-    value: float
-    ready: bool
-
-    def reset(self) -> None: ...
-
-    def snapshot(self) -> dict[str, Any]: ...
-
-    def restore(self, state: dict[str, Any]) -> None: ...
-
-
-@dataclass(frozen=True)
-class Market:
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-
-    def head(self, n: int) -> Market:
-        return Market(self.high[:n], self.low[:n], self.close[:n])
-
-    def tail(self, start: int) -> Market:
-        return Market(self.high[start:], self.low[start:], self.close[start:])
-
-    def bars(self) -> Iterator[tuple[float, float, float]]:
-        return zip(self.high.tolist(), self.low.tolist(), self.close.tolist(), strict=True)
-
-
-@dataclass(frozen=True)
-class Expected:
-    values: FloatArray
-    rtol: float = RTOL
-    atol: float | FloatArray = 0.0
+from tests.unit.strategies import indicator_kit as kit
+from tests.unit.strategies.indicator_kit import (
+    DATA_FILES,
+    EPS,
+    RTOL,
+    Expected,
+    Indicator,
+    Market,
+)
 
 
 @dataclass(frozen=True)
@@ -93,7 +56,7 @@ def record(indicator: Indicator, outputs: tuple[str, ...], market: Market) -> di
         add_value, add_ready = values.append, ready.append
         if isinstance(indicator, TrueRange | ATR | Supertrend):
             update_hlc = indicator.update_hlc
-            for high, low, close in market.bars():
+            for high, low, close in zip(*market.columns("hlc"), strict=True):
                 add_value(update_hlc(high, low, close))
                 add_ready(indicator.ready)
         else:
@@ -107,7 +70,7 @@ def record(indicator: Indicator, outputs: tuple[str, ...], market: Market) -> di
     add_row = rows.append
     if isinstance(indicator, TrueRange | ATR | Supertrend):
         update_hlc = indicator.update_hlc
-        for high, low, close in market.bars():
+        for high, low, close in zip(*market.columns("hlc"), strict=True):
             update_hlc(high, low, close)
             add_row(get(indicator))
     else:
@@ -277,44 +240,18 @@ CASE_PARAMS = [pytest.param(case, id=case.id) for case in CASES]
 # --- fixtures ----------------------------------------------------------------------------------
 
 
-def load_market(path: Path) -> Market:
-    frame = pd.read_csv(path, compression="gzip")
-    return Market(
-        frame["high"].to_numpy(dtype=np.float64),
-        frame["low"].to_numpy(dtype=np.float64),
-        frame["close"].to_numpy(dtype=np.float64),
-    )
-
-
 @pytest.fixture(scope="module")
 def markets() -> dict[str, Market]:
-    return {key: load_market(DATA_DIR / name) for key, name in DATA_FILES.items()}
+    return kit.load_markets()
 
 
-class Runs:
-    """Each case's outputs and expectations per file, computed once for the two tests using them."""
-
-    def __init__(self, markets: dict[str, Market]) -> None:
-        self.markets = markets
-        self._actual: dict[tuple[str, str], dict[str, FloatArray]] = {}
-        self._expected: dict[tuple[str, str], dict[str, Expected]] = {}
-
-    def actual(self, case: Case, data: str) -> dict[str, FloatArray]:
-        key = (case.id, data)
-        if key not in self._actual:
-            self._actual[key] = record(case.make(), case.outputs, self.markets[data])
-        return self._actual[key]
-
-    def expected(self, case: Case, data: str) -> dict[str, Expected]:
-        key = (case.id, data)
-        if key not in self._expected:
-            self._expected[key] = case.expected(self.markets[data])
-        return self._expected[key]
+def run_case(case: Case, market: Market) -> dict[str, FloatArray]:
+    return record(case.make(), case.outputs, market)
 
 
 @pytest.fixture(scope="module")
-def runs(markets: dict[str, Market]) -> Runs:
-    return Runs(markets)
+def runs(markets: dict[str, Market]) -> kit.Runs[Case]:
+    return kit.Runs(markets, run_case)
 
 
 @pytest.fixture(scope="module")
@@ -328,25 +265,16 @@ def short_market(markets: dict[str, Market]) -> Market:
 @pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_matches_reference_on_real_data(case: Case, data: str, runs: Runs) -> None:
-    # Arrange
-    expected = runs.expected(case, data)
-
-    # Act
-    actual = runs.actual(case, data)
-
-    # Assert
-    assert set(expected) == set(case.outputs)
-    for name, want in expected.items():
-        assert_close(
-            actual[name], want.values, rtol=want.rtol, atol=want.atol, what=f"{case.id}.{name}"
-        )
+def test_matches_reference_on_real_data(case: Case, data: str, runs: kit.Runs[Case]) -> None:
+    kit.assert_matches_expected(case, data, runs)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_ready_flips_exactly_where_reference_starts(case: Case, data: str, runs: Runs) -> None:
+def test_ready_flips_exactly_where_reference_starts(
+    case: Case, data: str, runs: kit.Runs[Case]
+) -> None:
     # Arrange
     reference_value = runs.expected(case, data)["value"].values
     first_defined = int(np.argmax(~np.isnan(reference_value)))
@@ -367,70 +295,30 @@ def snapshot_points(case: Case) -> list[int]:
     return sorted({max(1, case.period // 2), case.period + 3, 400})
 
 
+def recorder(case: Case) -> kit.Record:
+    """Feed a market through an indicator made by ``case``, recording the case's outputs."""
+
+    def run(indicator: Indicator, market: Market) -> dict[str, FloatArray]:
+        return record(indicator, case.outputs, market)
+
+    return run
+
+
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_restored_snapshot_continues_bit_identically(case: Case, short_market: Market) -> None:
-    for split in snapshot_points(case):
-        # Arrange
-        uninterrupted = record(case.make(), case.outputs, short_market)
-        first = case.make()
-        record(first, case.outputs, short_market.head(split))
-        state = json.loads(json.dumps(first.snapshot()))
-        resumed = case.make()
-
-        # Act
-        resumed.restore(state)
-        restored_state = json.dumps(resumed.snapshot())
-        continued = record(resumed, case.outputs, short_market.tail(split))
-
-        # Assert
-        assert restored_state == json.dumps(state)
-        for name, values in continued.items():
-            assert values.tobytes() == uninterrupted[name][split:].tobytes(), (split, name)
-
-
-def count_numbers(state: object) -> int:
-    if isinstance(state, dict):
-        return sum(count_numbers(v) for v in state.values())
-    if isinstance(state, list):
-        return sum(count_numbers(v) for v in state)
-    return 1 if isinstance(state, int | float) else 0
+    kit.assert_snapshot_continues(case.make, recorder(case), short_market, snapshot_points(case))
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_state_stays_flat_over_a_long_run(case: Case, markets: dict[str, Market]) -> None:
-    # Arrange
+    # A float's repr is at most ~24 chars; 16 of slack per number.
     market = markets["btc-2025"].head(10_000)
-    early = case.make()
-    record(early, case.outputs, market.head(2 * case.period))
-    early_state = early.snapshot()
-    late = case.make()
-
-    # Act
-    record(late, case.outputs, market)
-
-    # Assert: only the digits of the numbers may differ (a float's repr is at most ~24 chars).
-    slack = 16 * count_numbers(early_state)
-    assert len(json.dumps(late.snapshot())) <= len(json.dumps(early_state)) + slack
+    kit.assert_state_stays_flat(case.make, recorder(case), market, 2 * case.period, 16)
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_reset_returns_to_the_warm_up_state(case: Case, short_market: Market) -> None:
-    # Arrange
-    fresh = case.make()
-    used = case.make()
-    record(used, case.outputs, short_market.head(300))
-
-    # Act
-    used.reset()
-
-    # Assert
-    assert not used.ready
-    assert math.isnan(used.value)
-    assert json.dumps(used.snapshot()) == json.dumps(fresh.snapshot())
-    after_reset = record(used, case.outputs, short_market)
-    from_fresh = record(fresh, case.outputs, short_market)
-    for name, values in after_reset.items():
-        assert values.tobytes() == from_fresh[name].tobytes(), name
+    kit.assert_reset_returns_to_warm_up(case.make, recorder(case), short_market)
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
