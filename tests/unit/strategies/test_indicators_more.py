@@ -11,12 +11,10 @@ indicators depending on their window alone.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -50,76 +48,26 @@ from barbus.strategies.indicators import (
 from barbus.strategies.indicators.oscillators import FLAT_RSI_RANGE
 from tests import reference as ref
 from tests.reference import FloatArray, assert_close
+from tests.unit.strategies import indicator_kit as kit
+from tests.unit.strategies.indicator_kit import (
+    DATA_FILES,
+    EPS,
+    RTOL,
+    Expected,
+    Inputs,
+    Market,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DATA_DIR = REPO_ROOT / "replay" / "data"
-DATA_FILES = {
-    "btc-2025": "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz",
-    "btc-2023-flat-and-gap": "BTCUSDT_1m_2023-03-16_2023-05-05.csv.gz",
-}
-RTOL = 1e-9
-EPS = float(np.finfo(np.float64).eps)
 # Outputs on a fixed 0..100 scale built from a rolling mean (Stochastic, StochRSI, Williams %R):
 # TA-Lib's running-sum SMA leaves a residue of ~1e-13 where the exact mean is 0, so these get an
 # absolute 1e-9 on that scale besides the relative 1e-9.
 SCALE_ATOL = 1e-9
 SMA_TYPE = MA_Type.SMA
 
-Inputs = Literal["c", "hlc", "cv", "hlcvt"]
 
-
-class Indicator(Protocol):
-    value: float
-    ready: bool
-
+class Indicator(kit.Indicator, Protocol):
     @property
     def warmup(self) -> int: ...
-
-    def reset(self) -> None: ...
-
-    def snapshot(self) -> dict[str, Any]: ...
-
-    def restore(self, state: dict[str, Any]) -> None: ...
-
-
-@dataclass(frozen=True)
-class Market:
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-    volume: FloatArray
-    open_time_ms: NDArray[np.int64]
-
-    def head(self, n: int) -> Market:
-        return self.slice(0, n)
-
-    def tail(self, start: int) -> Market:
-        return self.slice(start, len(self.close))
-
-    def slice(self, start: int, stop: int) -> Market:
-        return Market(
-            self.high[start:stop],
-            self.low[start:stop],
-            self.close[start:stop],
-            self.volume[start:stop],
-            self.open_time_ms[start:stop],
-        )
-
-    def columns(self, inputs: Inputs) -> list[list[Any]]:
-        chosen = {
-            "c": (self.close,),
-            "hlc": (self.high, self.low, self.close),
-            "cv": (self.close, self.volume),
-            "hlcvt": (self.high, self.low, self.close, self.volume, self.open_time_ms),
-        }[inputs]
-        return [column.tolist() for column in chosen]
-
-
-@dataclass(frozen=True)
-class Expected:
-    values: FloatArray
-    rtol: float = RTOL
-    atol: float | FloatArray = 0.0
 
 
 @dataclass(frozen=True)
@@ -132,13 +80,13 @@ class Case:
     warmup: int  # TA-Lib's lookback + 1, by hand
 
 
-def updater(indicator: Indicator, inputs: Inputs) -> Callable[..., float]:
+def updater(indicator: kit.Indicator, inputs: Inputs) -> Callable[..., float]:
     name = {"c": "update", "hlc": "update_hlc", "cv": "update_cv", "hlcvt": "update_hlcv"}[inputs]
     method: Callable[..., float] = getattr(indicator, name)
     return method
 
 
-def record(indicator: Indicator, case: Case, market: Market) -> dict[str, FloatArray]:
+def record(indicator: kit.Indicator, case: Case, market: Market) -> dict[str, FloatArray]:
     """Run ``market`` through ``indicator``; one float array per output, plus ``ready`` and the
     values the updates returned (``returned``)."""
     update = updater(indicator, case.inputs)
@@ -450,20 +398,9 @@ WINDOWED = [case for case in CASES if case.id.startswith(WINDOWED_PREFIXES)]
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-def load_market(path: Path) -> Market:
-    frame = pd.read_csv(path, compression="gzip")
-    return Market(
-        frame["high"].to_numpy(dtype=np.float64),
-        frame["low"].to_numpy(dtype=np.float64),
-        frame["close"].to_numpy(dtype=np.float64),
-        frame["volume"].to_numpy(dtype=np.float64),
-        frame["open_time_ms"].to_numpy(dtype=np.int64),
-    )
-
-
 @pytest.fixture(scope="module")
 def markets() -> dict[str, Market]:
-    return {key: load_market(DATA_DIR / name) for key, name in DATA_FILES.items()}
+    return kit.load_markets()
 
 
 @pytest.fixture(scope="module")
@@ -471,30 +408,13 @@ def short_market(markets: dict[str, Market]) -> Market:
     return markets["btc-2025"].head(600)
 
 
-class Runs:
-    """Each case's outputs and expectations per file, computed once for the tests using them."""
-
-    def __init__(self, markets: dict[str, Market]) -> None:
-        self.markets = markets
-        self._actual: dict[tuple[str, str], dict[str, FloatArray]] = {}
-        self._expected: dict[tuple[str, str], dict[str, Expected]] = {}
-
-    def actual(self, case: Case, data: str) -> dict[str, FloatArray]:
-        key = (case.id, data)
-        if key not in self._actual:
-            self._actual[key] = record(case.make(), case, self.markets[data])
-        return self._actual[key]
-
-    def expected(self, case: Case, data: str) -> dict[str, Expected]:
-        key = (case.id, data)
-        if key not in self._expected:
-            self._expected[key] = case.expected(self.markets[data])
-        return self._expected[key]
+def run_case(case: Case, market: Market) -> dict[str, FloatArray]:
+    return record(case.make(), case, market)
 
 
 @pytest.fixture(scope="module")
-def runs(markets: dict[str, Market]) -> Runs:
-    return Runs(markets)
+def runs(markets: dict[str, Market]) -> kit.Runs[Case]:
+    return kit.Runs(markets, run_case)
 
 
 # --- real data vs TA-Lib / reference -------------------------------------------------------------
@@ -503,25 +423,16 @@ def runs(markets: dict[str, Market]) -> Runs:
 @pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_matches_talib_or_reference_on_real_data(case: Case, data: str, runs: Runs) -> None:
-    # Arrange
-    expected = runs.expected(case, data)
-
-    # Act
-    actual = runs.actual(case, data)
-
-    # Assert
-    assert set(expected) == set(case.outputs)
-    for name, want in expected.items():
-        assert_close(
-            actual[name], want.values, rtol=want.rtol, atol=want.atol, what=f"{case.id}.{name}"
-        )
+def test_matches_talib_or_reference_on_real_data(
+    case: Case, data: str, runs: kit.Runs[Case]
+) -> None:
+    kit.assert_matches_expected(case, data, runs)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
 @pytest.mark.parametrize("case", CASE_PARAMS)
-def test_ready_flips_after_warmup_updates(case: Case, data: str, runs: Runs) -> None:
+def test_ready_flips_after_warmup_updates(case: Case, data: str, runs: kit.Runs[Case]) -> None:
     # Arrange
     reference_value = runs.expected(case, data)["value"].values
     first_defined = int(np.argmax(~np.isnan(reference_value)))
@@ -566,70 +477,31 @@ def test_state_lives_in_slots_and_outputs_are_plain_floats(
 # --- state ---------------------------------------------------------------------------------------
 
 
+def recorder(case: Case) -> kit.Record:
+    """Feed a market through an indicator made by ``case``, through the case's update method."""
+
+    def run(indicator: kit.Indicator, market: Market) -> dict[str, FloatArray]:
+        return record(indicator, case, market)
+
+    return run
+
+
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_restored_snapshot_continues_bit_identically(case: Case, short_market: Market) -> None:
-    uninterrupted = record(case.make(), case, short_market)
-    for split in sorted({max(1, case.warmup // 2), case.warmup - 1, case.warmup + 3, 400}):
-        # Arrange
-        first = case.make()
-        record(first, case, short_market.head(split))
-        state = json.loads(json.dumps(first.snapshot()))
-        resumed = case.make()
-
-        # Act
-        resumed.restore(state)
-        restored_state = json.dumps(resumed.snapshot())
-        continued = record(resumed, case, short_market.tail(split))
-
-        # Assert
-        assert restored_state == json.dumps(state)
-        for name, values in continued.items():
-            assert values.tobytes() == uninterrupted[name][split:].tobytes(), (split, name)
+    splits = sorted({max(1, case.warmup // 2), case.warmup - 1, case.warmup + 3, 400})
+    kit.assert_snapshot_continues(case.make, recorder(case), short_market, splits)
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_reset_returns_to_the_warm_up_state(case: Case, short_market: Market) -> None:
-    # Arrange
-    fresh = case.make()
-    used = case.make()
-    record(used, case, short_market.head(300))
-
-    # Act
-    used.reset()
-
-    # Assert
-    assert not used.ready
-    assert math.isnan(used.value)
-    assert json.dumps(used.snapshot()) == json.dumps(fresh.snapshot())
-    after_reset = record(used, case, short_market)
-    from_fresh = record(fresh, case, short_market)
-    for name, values in after_reset.items():
-        assert values.tobytes() == from_fresh[name].tobytes(), name
+    kit.assert_reset_returns_to_warm_up(case.make, recorder(case), short_market)
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
 def test_state_stays_flat_over_a_long_run(case: Case, markets: dict[str, Market]) -> None:
-    # Arrange
+    # The same numbers, only their digits may differ (a float's repr is <= 24 chars).
     market = markets["btc-2025"].head(10_000)
-    early = case.make()
-    record(early, case, market.head(2 * case.warmup))
-    late = case.make()
-
-    # Act
-    record(late, case, market)
-
-    # Assert: the same numbers, only their digits may differ (a float's repr is <= 24 chars).
-    def numbers(state: object) -> int:
-        if isinstance(state, dict):
-            return sum(numbers(v) for v in state.values())
-        if isinstance(state, list):
-            return sum(numbers(v) for v in state)
-        return 1 if isinstance(state, int | float) else 0
-
-    early_state = early.snapshot()
-    assert len(json.dumps(late.snapshot())) <= len(json.dumps(early_state)) + 24 * numbers(
-        early_state
-    )
+    kit.assert_state_stays_flat(case.make, recorder(case), market, 2 * case.warmup, 24)
 
 
 @pytest.mark.parametrize("case", CASE_PARAMS)
@@ -856,7 +728,7 @@ def test_constructor_rejects_bad_arguments(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("data", DATA_FILES)
-def test_rolling_std_matches_talib_where_talib_is_accurate(data: str, runs: Runs) -> None:
+def test_rolling_std_matches_talib_where_talib_is_accurate(data: str, runs: kit.Runs[Case]) -> None:
     # Arrange: over 20 bars the 1m BTC std is large enough for TA-Lib's one-pass formula.
     case = next(c for c in CASES if c.id == "RollingStd(20)")
     close = runs.markets[data].close
