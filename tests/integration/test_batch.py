@@ -8,6 +8,7 @@ live in :mod:`tests.integration.batch_workers` (forkserver children import them 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from barbus.replay.reports.batch_report import write_batch_report
 from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
+from tests.kit.in_process import Run, run_main
 from tests.kit.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -743,13 +745,6 @@ def test_no_resume_runs_every_job_again(first_run: FirstRun) -> None:
 # the real command line
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
 def barbus_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     env.pop("JOURNAL_STREAM", None)
@@ -775,7 +770,7 @@ def start_barbus(*args: str | Path, stdout: Any = subprocess.PIPE) -> subprocess
 
 def finish(process: subprocess.Popen[str], timeout: float = 120.0) -> Run:
     stdout, stderr = process.communicate(timeout=timeout)
-    return Run(process.returncode, stdout, stderr)
+    return Run(process.args, process.returncode, stdout, stderr)
 
 
 def barbus(*args: str | Path) -> Run:
@@ -783,7 +778,7 @@ def barbus(*args: str | Path) -> Run:
 
 
 def assert_succeeded(run: Run) -> None:
-    assert run.code == 0, run.stderr
+    assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stdout + run.stderr
 
 
@@ -1078,7 +1073,7 @@ def bad_batch_args(case: BadBatch, data: Path, folder: Path) -> list[str | Path]
 
 
 def assert_one_line_error(run: Run, error: str) -> None:
-    assert run.code == 2, run.stderr
+    assert run.returncode == 2, run.stderr
     assert "Traceback" not in run.stderr
     *before, last = run.stderr.strip().splitlines()
     assert last.startswith("barbus: error: ")
@@ -1088,24 +1083,9 @@ def assert_one_line_error(run: Run, error: str) -> None:
 
 
 @pytest.fixture
-def barbus_in_process(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Run]]:
-    """``barbus ARGS`` through :func:`daemon.cli.main`; the ``barbus`` logger is restored after."""
-    from barbus.daemon.cli import main
-
-    logger = logging.getLogger("barbus")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-
-    def call(*args: str | Path) -> Run:
-        code = main([str(arg) for arg in args])
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
-
-    try:
-        yield call
-    finally:
-        logger.handlers[:] = saved[0]
-        logger.setLevel(saved[1])
-        logger.propagate = saved[2]
+def barbus_in_process(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """``barbus ARGS`` through :func:`daemon.cli.main` in this process."""
+    return functools.partial(run_main, capsys)
 
 
 @pytest.mark.parametrize("name", list(BAD_BATCHES))

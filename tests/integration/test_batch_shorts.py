@@ -81,7 +81,7 @@ def test_spec_keys_set_shorts_and_the_maker_and_taker_fees(
     assert (row["status"], row["trades"]) == ("ok", "1")
     spec.write_text(spec.read_text(encoding="utf-8").replace("true", '"yes"'), encoding="utf-8")
     bad = barbus("batch", spec, "--out", tmp_path / "bad", "--no-parallel")
-    assert bad.code == 2
+    assert bad.returncode == 2
     assert "allow_short must be true or false" in bad.stderr
 
 
@@ -93,6 +93,6 @@ def test_execution_flags_with_a_spec_file_are_refused_not_ignored(
 
     run = barbus("batch", spec, "--out", tmp_path / "out", *flag)
 
-    assert run.code == 2
+    assert run.returncode == 2
     assert f"{flag[0]} does not go with a SPEC file" in run.stderr
     assert not (tmp_path / "out").exists()

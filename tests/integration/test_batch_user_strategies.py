@@ -27,7 +27,6 @@ from barbus.strategies import StrategySource, load_shipped
 from tests.integration.test_batch import (
     TWO_DAYS,
     TWO_DAYS_BARS,
-    Run,
     assert_succeeded,
     csv_rows,
     finish,
@@ -42,6 +41,7 @@ from tests.integration.user_strategy import (
     replay_summary,
     write_turns,
 )
+from tests.kit.in_process import Run
 
 START, END = "2023-03-20", "2023-03-22"
 HOLDS = (20, 45)
@@ -171,7 +171,7 @@ def test_a_strategy_that_does_not_load_stops_the_batch_before_any_worker(
         (missing, f"[[run]] #1: strategy file not found: {tmp_path / 'turns.py'}"),
         (syntax, f"syntax error in {broken} line 2"),
     ):
-        assert run.code == 2, run.stderr
+        assert run.returncode == 2, run.stderr
         assert run.stderr.strip().splitlines() == [run.stderr.strip()], run.stderr
         assert run.stderr.startswith("barbus: error: ")
         assert fragment in run.stderr

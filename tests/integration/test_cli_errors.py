@@ -10,8 +10,8 @@ console script's exit code and stderr on a usage error, and stdout into a closed
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
 import os
 import shutil
 import socket
@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from barbus.daemon.cli import main
 from tests.conftest import BTC_2023_WITH_GAP
+from tests.kit.in_process import Run, run_main
 from tests.kit.processes import REPO_ROOT, barbus
 from tests.kit.scenario import ENGINES, write_config
 
@@ -35,35 +35,16 @@ DATA = BTC_2023_WITH_GAP
 ONE_DAY = "2023-03-20:2023-03-21"
 CONSOLE_SCRIPT = Path(sys.executable).with_name("barbus")
 
-Run = subprocess.CompletedProcess[str]
 Cli = Callable[..., Run]
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
     """``barbus ARGS`` through :func:`main` in this process, run as the kit's ``barbus`` runs
-    it in a subprocess (from the repository, not under journald): its exit code (argparse's
-    usage errors exit), stdout and stderr. The ``barbus`` logger is restored after."""
+    it in a subprocess (from the repository, not under journald)."""
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
-    logger = logging.getLogger("barbus")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-
-    def call(*args: object) -> Run:
-        argv = [str(arg) for arg in args]
-        try:
-            code = main(argv)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["barbus", *argv], code, out, err)
-
-    try:
-        yield call
-    finally:
-        logger.handlers[:] = saved[0]
-        logger.setLevel(saved[1])
-        logger.propagate = saved[2]
+    return functools.partial(run_main, capsys)
 
 
 def console_script(*args: object) -> Run:

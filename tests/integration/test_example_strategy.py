@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from tests.integration.test_batch import csv_rows
-from tests.integration.test_ray_backend import cli, ray_cluster
+from tests.integration.test_ray_backend import ray_cluster
 from tests.integration.user_strategy import assert_row_is_the_replay
+from tests.kit.in_process import run_main
 
 __all__ = ["ray_cluster"]  # a fixture used here
 
@@ -67,13 +68,13 @@ def test_the_example_file_gives_the_same_figures_in_replay_a_local_batch_and_on_
 
     local = barbus(*sweep, "--workers", "2", "--out", tmp_path / "local", cwd=folder)
     monkeypatch.chdir(folder)
-    on_ray = cli(
+    on_ray = run_main(
         capsys, *sweep, "--backend", "ray", "--ray-address", ray_cluster, "--out", tmp_path / "ray"
     )
     monkeypatch.chdir(tmp_path)
 
     assert local.returncode == 0, local.stderr
-    assert on_ray.code == 0, on_ray.stderr
+    assert on_ray.returncode == 0, on_ray.stderr
     local_csv = (tmp_path / "local" / "results.csv").read_bytes()
     assert (tmp_path / "ray" / "results.csv").read_bytes() == local_csv
     rows = csv_rows(tmp_path / "local" / "results.csv")

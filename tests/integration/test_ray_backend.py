@@ -43,6 +43,7 @@ from tests.integration.test_batch import (
     sma_jobs,
     start_barbus,
 )
+from tests.kit.in_process import run_main
 from tests.kit.waiting import wait_until
 
 # Before Ray is imported, in this process and in every process it starts: no usage reports (no
@@ -357,29 +358,6 @@ def test_a_rerun_on_ray_runs_only_the_jobs_missing_from_the_journal(
 # 4. without Ray, and settings that do not go together
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> Run:
-    """``barbus ARGS`` in this process; the ``barbus`` logger is restored after."""
-    from barbus.daemon.cli import main
-
-    logger = logging.getLogger("barbus")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    try:
-        code = main([str(arg) for arg in args])
-    finally:
-        logger.handlers[:] = saved[0]
-        logger.setLevel(saved[1])
-        logger.propagate = saved[2]
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
-
-
 def test_without_ray_the_ray_backend_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -392,7 +370,7 @@ def test_without_ray_the_ray_backend_says_how_to_install_it(
         require_ray()
     with pytest.raises(ConfigError, match="pip install 'barbus\\[ray\\]'"):
         run_batch(sma_jobs(btc_2023_path), tmp_path / "lib", backend="ray")
-    run = cli(
+    run = run_main(
         capsys,
         "batch",
         "--strategy",
@@ -406,7 +384,7 @@ def test_without_ray_the_ray_backend_says_how_to_install_it(
     )
 
     assert INSTALL_HINT == "pip install 'barbus[ray]'"
-    assert run.code == 2
+    assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1] == (
         f"barbus: error: --backend ray needs Ray, an optional extra: {INSTALL_HINT}"
     )
@@ -430,7 +408,7 @@ def test_backend_settings_that_do_not_go_together_are_one_line_errors(
     btc_2023_path: Path,
     tmp_path: Path,
 ) -> None:
-    run = cli(
+    run = run_main(
         capsys,
         "batch",
         "--strategy",
@@ -450,7 +428,7 @@ def test_backend_settings_that_do_not_go_together_are_one_line_errors(
         tmp_path / "cache",
     )
 
-    assert run.code == 2, run.stderr
+    assert run.returncode == 2, run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("barbus: error: ")
     assert error in run.stderr
     assert "Traceback" not in run.stderr
@@ -536,9 +514,9 @@ def test_an_interrupted_ray_batch_keeps_finished_rows_and_cancels_the_rest(
         return
 
     # The rerun in this process, on the module's Ray connection (a second driver costs seconds).
-    again = cli(capsys, *args)
+    again = run_main(capsys, *args)
 
-    assert again.code == 0, again.stderr
+    assert again.returncode == 0, again.stderr
     assert f"jobs          {INTERRUPT_JOBS} done (0 failed, {done} from an earlier run)" in (
         again.stdout
     )

@@ -22,7 +22,7 @@ from tests.integration.test_batch_user_strategies import (
     assert_the_planned_text_runs_after_the_file_changes,
     user_paths,
 )
-from tests.integration.test_ray_backend import cli, ray_cluster
+from tests.integration.test_ray_backend import ray_cluster
 from tests.integration.user_strategy import (
     TURNS_V1,
     assert_row_is_the_replay,
@@ -30,6 +30,7 @@ from tests.integration.user_strategy import (
     replay_summary,
     write_turns,
 )
+from tests.kit.in_process import run_main
 
 __all__ = ["ray_cluster", "user_paths"]  # fixtures used here
 
@@ -55,14 +56,14 @@ def test_a_spec_file_with_a_relative_strategy_path_runs_on_ray_as_barbus_replay_
     monkeypatch.chdir(tmp_path / "spec")  # "../mine" from here is right; from / it is not
     out = tmp_path / "out"
 
-    run = cli(
+    run = run_main(
         capsys,
         *("batch", spec, "--backend", "ray", "--ray-address", ray_cluster, "--plots", "0"),
         *("--out", out, "--cache-dir", tmp_path / "cache"),
     )
     monkeypatch.chdir("/")
 
-    assert run.code == 0, run.stderr
+    assert run.returncode == 0, run.stderr
     rows = csv_rows(out / "results.csv")
     assert sorted(int(row["param_hold"]) for row in rows) == sorted(HOLDS)
     for row in rows:
