@@ -826,6 +826,51 @@ def finished_lines(journal: Path) -> int:
     return text.count("\n")
 
 
+def seed_sweep_args(
+    jobs: int, data: Path, out: Path, cache_dir: Path, *backend: str | Path
+) -> tuple[str | Path, ...]:
+    """``barbus batch`` of the random strategy over seeds 1..``jobs``, no plots."""
+    seeds = ",".join(str(seed) for seed in range(1, jobs + 1))
+    return (
+        *("batch", "--strategy", "random", "--data", data, "--grid", f"seed={seeds}", *backend),
+        *("--plots", "0", "--out", out, "--cache-dir", cache_dir),
+    )
+
+
+def interrupt_after_first_row(
+    args: Sequence[str | Path],
+    journal: Path,
+    log: Path,
+    sig: signal.Signals,
+    *,
+    first_row_s: float,
+    exit_s: float,
+    while_running: Callable[[subprocess.Popen[str]], None] = lambda process: None,
+) -> tuple[int, str]:
+    """Start ``barbus ARGS``, send ``sig`` once ``journal`` holds a finished row (after
+    ``while_running`` saw the live process); its exit code and its output (stdout and stderr)."""
+    with log.open("w+", encoding="utf-8") as log_file:
+        process = start_barbus(*args, stdout=log_file)
+        try:
+            wait_until(
+                lambda: finished_lines(journal) >= 1 or process.poll() is not None,
+                first_row_s,
+                "the first finished row",
+                interval=0.02,
+            )
+            assert process.poll() is None, "the batch ended before it could be interrupted"
+            while_running(process)
+
+            process.send_signal(sig)
+            code = process.wait(timeout=exit_s)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        log_file.seek(0)
+        return code, log_file.read()
+
+
 @pytest.mark.parametrize(
     ("sig", "rerun"),
     [(signal.SIGINT, True), (signal.SIGTERM, False)],
@@ -836,44 +881,18 @@ def test_an_interrupted_batch_keeps_finished_rows_and_leaves_no_workers(
 ) -> None:
     out = tmp_path / "out"
     journal = out / "results.jsonl"
-    seeds = ",".join(str(seed) for seed in range(1, INTERRUPT_JOBS + 1))
-    args = (
-        "batch",
-        "--strategy",
-        "random",
-        "--data",
-        btc_2025_path,
-        "--grid",
-        f"seed={seeds}",
-        "--workers",
-        "2",
-        "--plots",
-        "0",
-        "--out",
-        out,
-        "--cache-dir",
-        tmp_path / "cache",
-    )
-    with (tmp_path / "first.log").open("w+", encoding="utf-8") as log_file:
-        process = start_barbus(*args, stdout=log_file)
-        try:
-            wait_until(
-                lambda: finished_lines(journal) >= 1 or process.poll() is not None,
-                60.0,
-                "the first finished row",
-                interval=0.02,
-            )
-            assert process.poll() is None, "the batch ended before it could be interrupted"
-            children = descendants(process.pid)
+    args = seed_sweep_args(INTERRUPT_JOBS, btc_2025_path, out, tmp_path / "cache", "--workers", "2")
+    children: set[tuple[int, int]] = set()
 
-            process.send_signal(sig)
-            code = process.wait(timeout=15.0)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        log_file.seek(0)
-        output = log_file.read()
+    code, output = interrupt_after_first_row(
+        args,
+        journal,
+        tmp_path / "first.log",
+        sig,
+        first_row_s=60.0,
+        exit_s=15.0,
+        while_running=lambda process: children.update(descendants(process.pid)),
+    )
 
     assert code == 130, output
     assert "Traceback" not in output

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -37,11 +36,12 @@ from tests.integration.test_batch import (
     empty_period_job,
     finished_lines,
     flat_jobs,
+    interrupt_after_first_row,
     is_running,
     journal_lines,
     row_of,
+    seed_sweep_args,
     sma_jobs,
-    start_barbus,
 )
 from tests.kit.in_process import run_main
 from tests.kit.waiting import wait_until
@@ -464,44 +464,12 @@ def test_an_interrupted_ray_batch_keeps_finished_rows_and_cancels_the_rest(
 ) -> None:
     out = tmp_path / "out"
     journal = out / "results.jsonl"
-    seeds = ",".join(str(seed) for seed in range(1, INTERRUPT_JOBS + 1))
-    args: tuple[Any, ...] = (
-        "batch",
-        "--strategy",
-        "random",
-        "--data",
-        btc_2023_path,
-        "--grid",
-        f"seed={seeds}",
-        "--backend",
-        "ray",
-        "--ray-address",
-        ray_cluster,
-        "--plots",
-        "0",
-        "--out",
-        out,
-        "--cache-dir",
-        tmp_path / "cache",
+    ray_flags = ("--backend", "ray", "--ray-address", ray_cluster)
+    args = seed_sweep_args(INTERRUPT_JOBS, btc_2023_path, out, tmp_path / "cache", *ray_flags)
+
+    code, output = interrupt_after_first_row(
+        args, journal, tmp_path / "first.log", sig, first_row_s=90.0, exit_s=30.0
     )
-    with (tmp_path / "first.log").open("w+", encoding="utf-8") as log_file:
-        process = start_barbus(*args, stdout=log_file)
-        try:
-            wait_until(
-                lambda: finished_lines(journal) >= 1 or process.poll() is not None,
-                90.0,
-                "the first finished row",
-                interval=0.02,
-            )
-            assert process.poll() is None, "the batch ended before it could be interrupted"
-            process.send_signal(sig)
-            code = process.wait(timeout=30.0)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        log_file.seek(0)
-        output = log_file.read()
 
     assert code == 130, output
     assert "Traceback" not in output
