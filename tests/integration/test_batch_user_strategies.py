@@ -47,6 +47,17 @@ START, END = "2023-03-20", "2023-03-22"
 HOLDS = (20, 45)
 
 
+def assert_row_is_its_replay(
+    row: dict[str, str], spec: str, data: Path, folder: Path, cwd: Path
+) -> dict[str, Any]:
+    """``row`` equals a real ``barbus replay`` of its job (``spec``, the row's hold, START..END),
+    run from ``cwd`` with its output in ``folder``; that replay's summary."""
+    hold = row["param_hold"]
+    summary = replay_summary(spec, int(hold), data, START, END, folder / f"replay-{hold}", cwd=cwd)
+    assert_row_is_the_replay(row, summary)
+    return summary
+
+
 def barbus_in(cwd: Path, *args: str | Path) -> Run:
     """A real ``barbus`` process started in ``cwd`` (the environment of the batch tests)."""
     import subprocess
@@ -129,16 +140,9 @@ def test_a_file_strategy_by_flags_runs_on_two_workers_as_barbus_replay_runs_it(
     rows = csv_rows(sweeps.flags_out / "results.csv")
     assert sorted(int(row["param_hold"]) for row in rows) == sorted(HOLDS)
     for row in rows:
-        summary = replay_summary(
-            "../mine/turns.py:Turns",
-            int(row["param_hold"]),
-            sweeps.data,
-            START,
-            END,
-            sweeps.root / f"replay-{row['param_hold']}",
-            cwd=sweeps.root / "elsewhere",
+        summary = assert_row_is_its_replay(
+            row, "../mine/turns.py:Turns", sweeps.data, sweeps.root, cwd=sweeps.root / "elsewhere"
         )
-        assert_row_is_the_replay(row, summary)
         assert row["strategy"] == "turns"  # the class's name, as for a built-in
         assert row["strategy_spec"] == f"{sweeps.strategy_file}:Turns" == summary["strategy_spec"]
         assert row["strategy_fingerprint"] == fingerprint(TURNS_V1)
@@ -273,16 +277,7 @@ def test_resuming_after_an_edit_runs_the_new_version_and_sets_the_old_rows_aside
     assert len(rows) == len(HOLDS)
     assert {row["strategy_fingerprint"] for row in rows} == {fingerprint(TURNS_V2)}
     for row in rows:
-        summary = replay_summary(
-            "mine/turns.py:Turns",
-            int(row["param_hold"]),
-            btc_2023_path,
-            START,
-            END,
-            tmp_path / f"replay-{row['param_hold']}",
-            cwd=tmp_path,
-        )
-        assert_row_is_the_replay(row, summary)
+        assert_row_is_its_replay(row, "mine/turns.py:Turns", btc_2023_path, tmp_path, cwd=tmp_path)
 
     third = barbus_in(tmp_path, *args)  # the same version again: everything resumes
 

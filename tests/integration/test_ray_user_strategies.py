@@ -19,15 +19,14 @@ from tests.integration.test_batch_user_strategies import (
     END,
     HOLDS,
     START,
+    assert_row_is_its_replay,
     assert_the_planned_text_runs_after_the_file_changes,
     user_paths,
 )
 from tests.integration.test_ray_backend import ray_cluster
 from tests.integration.user_strategy import (
     TURNS_V1,
-    assert_row_is_the_replay,
     fingerprint,
-    replay_summary,
     write_turns,
 )
 from tests.kit.in_process import run_main
@@ -67,16 +66,9 @@ def test_a_spec_file_with_a_relative_strategy_path_runs_on_ray_as_barbus_replay_
     rows = csv_rows(out / "results.csv")
     assert sorted(int(row["param_hold"]) for row in rows) == sorted(HOLDS)
     for row in rows:
-        summary = replay_summary(
-            f"{strategy_file}:Turns",
-            int(row["param_hold"]),
-            btc_2023_path,
-            START,
-            END,
-            tmp_path / f"replay-{row['param_hold']}",
-            cwd=tmp_path,
+        assert_row_is_its_replay(
+            row, f"{strategy_file}:Turns", btc_2023_path, tmp_path, cwd=tmp_path
         )
-        assert_row_is_the_replay(row, summary)
         assert (row["strategy"], row["strategy_spec"]) == ("turns", f"{strategy_file}:Turns")
         assert row["strategy_fingerprint"] == fingerprint(TURNS_V1)
 
