@@ -49,6 +49,7 @@ from tests.kit.scenario import (
     ROWS,
     SPEED,
     Engine,
+    one_engine_config,
     write_config,
     write_slice,
 )
@@ -448,13 +449,7 @@ def test_daemon_started_before_the_exchange_waits_not_ready_then_trades(
     tmp_path: Path, processes: Processes, slice_2025: BarSeries
 ) -> None:
     sim_port, http_port = free_ports(2)
-    config = write_config(
-        tmp_path / "barbus.toml",
-        sim_port=sim_port,
-        http_port=http_port,
-        state=tmp_path / "state.sqlite",
-        engines=ENGINES[:1],
-    )
+    config = one_engine_config(tmp_path, sim_port=sim_port, http_port=http_port)
     daemon = processes.daemon(config)
 
     not_ready = wait_until(lambda: http_get(http_port, "/readyz"), 30, "/readyz", watch=daemon)
@@ -475,13 +470,7 @@ def test_daemon_waiting_for_an_unreachable_exchange_stops_on_sigterm(
     tmp_path: Path, processes: Processes
 ) -> None:
     dead_port, http_port = free_ports(2)
-    config = write_config(
-        tmp_path / "barbus.toml",
-        sim_port=dead_port,
-        http_port=http_port,
-        state=tmp_path / "state.sqlite",
-        engines=ENGINES[:1],
-    )
+    config = one_engine_config(tmp_path, sim_port=dead_port, http_port=http_port)
     daemon = processes.daemon(config)
     not_ready = wait_until(readyz_answers(http_port, 503), 30, "/readyz", watch=daemon)
     wait_until(lambda: "retrying" in daemon.log(), 30, "a warm-up retry", watch=daemon)

@@ -30,7 +30,7 @@ from tests.conftest import BTC_2025
 from tests.factories import bars_of
 from tests.kit.probes import all_bars_processed, get_status, http_get, metric_samples, sample
 from tests.kit.processes import Processes
-from tests.kit.scenario import ENGINES, tuned, write_config, write_slice
+from tests.kit.scenario import ENGINES, one_engine_config, tuned, write_config, write_slice
 from tests.kit.waiting import wait_until
 from tests.net import free_port, free_ports
 
@@ -151,13 +151,7 @@ def test_every_feed_series_exists_at_zero_before_the_feed_connects(
     tmp_path: Path, processes: Processes
 ) -> None:
     dead_port, http_port = free_ports(2)
-    config = write_config(
-        tmp_path / "barbus.toml",
-        sim_port=dead_port,
-        http_port=http_port,
-        state=tmp_path / "state.sqlite",
-        engines=ENGINES[:1],
-    )
+    config = one_engine_config(tmp_path, sim_port=dead_port, http_port=http_port)
     daemon = processes.daemon(config)
 
     samples = wait_until(lambda: scrape(http_port), 30, "/metrics", watch=daemon)
@@ -179,13 +173,7 @@ def test_feed_metrics_say_disconnected_and_count_reconnects_during_an_outage(
 ) -> None:
     sim, sim_port = processes.sim(Path(short_slice.source), speed=1_000, exit_at_end=False)
     http_port = free_port()
-    config = write_config(
-        tmp_path / "barbus.toml",
-        sim_port=sim_port,
-        http_port=http_port,
-        state=tmp_path / "state.sqlite",
-        engines=ENGINES[:1],
-    )
+    config = one_engine_config(tmp_path, sim_port=sim_port, http_port=http_port)
     daemon = processes.daemon(config)
     wait_until(all_bars_processed(http_port, short_slice), 60, "every bar", watch=daemon)
     before = scrape(http_port)
@@ -412,15 +400,7 @@ class _Records(logging.Handler):
 def test_bars_failing_the_daemons_guard_are_dropped_counted_and_logged(tmp_path: Path) -> None:
     """In process, with a real state file: the feed guarantees order, so a stale, duplicate or
     insane bar reaching the daemon is a feed bug; it must not stop the daemon or be recorded."""
-    config = load_config(
-        write_config(
-            tmp_path / "barbus.toml",
-            sim_port=1,
-            http_port=0,
-            state=tmp_path / "state.sqlite",
-            engines=ENGINES[:1],
-        )
-    )
+    config = load_config(one_engine_config(tmp_path, sim_port=1, http_port=0))
     b = bars_of(load_bars(BTC_2025))[:4]
     insane = b[2]._replace(high=math.inf)
     records = _Records()

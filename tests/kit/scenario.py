@@ -116,6 +116,17 @@ def write_config(
     return path
 
 
+def one_engine_config(folder: Path, *, sim_port: int, http_port: int) -> Path:
+    """``folder/barbus.toml`` with the first engine only, its state in ``folder/state.sqlite``."""
+    return write_config(
+        folder / "barbus.toml",
+        sim_port=sim_port,
+        http_port=http_port,
+        state=folder / "state.sqlite",
+        engines=ENGINES[:1],
+    )
+
+
 def tuned(config: Path, **feed: object) -> Path:
     """Set ``[feed]`` keys in a config written by ``write_config`` (its first table)."""
     lines = config.read_text(encoding="utf-8").splitlines()
