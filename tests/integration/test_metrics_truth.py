@@ -223,13 +223,7 @@ def test_messages_of_unsubscribed_streams_are_counted_in_metrics(
 ) -> None:
     http_port = free_port()
     config = tuned(
-        write_config(
-            tmp_path / "barbus.toml",
-            sim_port=hostile.port,
-            http_port=http_port,
-            state=tmp_path / "state.sqlite",
-            engines=ENGINES[:1],
-        ),
+        one_engine_config(tmp_path, sim_port=hostile.port, http_port=http_port),
         warmup_bars=0,
     )
     daemon = processes.daemon(config)
@@ -346,13 +340,7 @@ def test_daemon_that_only_drops_bars_is_not_ready_and_says_so(
 ) -> None:
     http_port = free_port()
     config = tuned(
-        write_config(
-            tmp_path / "barbus.toml",
-            sim_port=hostile.port,
-            http_port=http_port,
-            state=tmp_path / "state.sqlite",
-            engines=ENGINES[:1],
-        ),
+        one_engine_config(tmp_path, sim_port=hostile.port, http_port=http_port),
         warmup_bars=0,
         max_bar_age_seconds=1.0,
     )
