@@ -138,7 +138,9 @@ def test_a_megabyte_field_is_not_echoed_in_the_error() -> None:
 # -- REST pages ----------------------------------------------------------------------------------
 
 
-def page_of(payload: object, start: int | None, end: int | None, limit: int = 1000) -> RestPage:
+def page_of(
+    payload: object, start: int | None, end: int | None, limit: int = 1000, now_ms: int = NOW_MS
+) -> RestPage:
     return decode_rest_page(
         payload,
         "BTCUSDT",
@@ -146,7 +148,7 @@ def page_of(payload: object, start: int | None, end: int | None, limit: int = 10
         start_ms=start,
         end_ms=end,
         limit=limit,
-        now_ms=NOW_MS,
+        now_ms=now_ms,
         limits=LIMITS,
     )
 
@@ -156,16 +158,7 @@ GOOD = [bar_at(T0 + i * MINUTE_MS, 30_000.0 + i) for i in range(10)]
 
 
 def test_a_clean_page_gives_its_bars() -> None:
-    page = decode_rest_page(
-        rows(*GOOD),
-        "BTCUSDT",
-        "1m",
-        start_ms=T0,
-        end_ms=None,
-        limit=10,
-        now_ms=NOW_MS,
-        limits=LIMITS,
-    )
+    page = page_of(rows(*GOOD), T0, None, limit=10)
     assert page.bars == GOOD
     assert page.rows == 10
     assert page.rejected == {}
@@ -173,47 +166,20 @@ def test_a_clean_page_gives_its_bars() -> None:
 
 def test_duplicate_rows_are_dropped_and_counted_keeping_the_first() -> None:
     other = GOOD[3]._replace(close=GOOD[3].low)
-    page = decode_rest_page(
-        rows(*GOOD[:4], other, GOOD[3], *GOOD[4:]),
-        "BTCUSDT",
-        "1m",
-        start_ms=T0,
-        end_ms=None,
-        limit=20,
-        now_ms=NOW_MS,
-        limits=LIMITS,
-    )
+    page = page_of(rows(*GOOD[:4], other, GOOD[3], *GOOD[4:]), T0, None, limit=20)
     assert page.bars == GOOD
     assert page.rejected == {"duplicate_row": 2}
 
 
 def test_unsorted_rows_are_put_in_order_and_counted() -> None:
     shuffled = [GOOD[1], GOOD[0], *GOOD[2:7], GOOD[9], GOOD[7], GOOD[8]]
-    page = decode_rest_page(
-        rows(*shuffled),
-        "BTCUSDT",
-        "1m",
-        start_ms=T0,
-        end_ms=None,
-        limit=10,
-        now_ms=NOW_MS,
-        limits=LIMITS,
-    )
+    page = page_of(rows(*shuffled), T0, None, limit=10)
     assert page.bars == GOOD
     assert page.rejected == {"unsorted_row": 3}
 
 
 def test_rows_outside_start_and_end_time_are_dropped_and_counted() -> None:
-    page = decode_rest_page(
-        rows(*GOOD),
-        "BTCUSDT",
-        "1m",
-        start_ms=GOOD[2].open_time_ms,
-        end_ms=GOOD[6].open_time_ms,
-        limit=10,
-        now_ms=NOW_MS,
-        limits=LIMITS,
-    )
+    page = page_of(rows(*GOOD), GOOD[2].open_time_ms, GOOD[6].open_time_ms, limit=10)
     assert page.bars == GOOD[2:7]
     assert page.rejected == {"out_of_range_row": 5}
 
@@ -224,16 +190,7 @@ def test_future_misaligned_and_absurd_rows_are_refused_by_reason_and_the_rest_ke
     absurd = bar_at(GOOD[-1].open_time_ms + MINUTE_MS, 1e300)
     huge = [10**30, "1", "1", "1", "1", "1", 0, "0", 0, "0", "0", "0"]
     payload = [*rows(*GOOD[:5], misaligned, *GOOD[5:], absurd, future), huge]
-    page = decode_rest_page(
-        payload,
-        "BTCUSDT",
-        "1m",
-        start_ms=T0,
-        end_ms=None,
-        limit=20,
-        now_ms=NOW_MS,
-        limits=LIMITS,
-    )
+    page = page_of(payload, T0, None, limit=20)
     assert page.bars == GOOD
     assert page.rejected == {"misaligned": 1, "implausible": 1, "future": 2}
     assert page.example
@@ -241,16 +198,7 @@ def test_future_misaligned_and_absurd_rows_are_refused_by_reason_and_the_rest_ke
 
 def test_the_still_open_candle_is_skipped_silently() -> None:
     now_ms = GOOD[-1].open_time_ms + MINUTE_MS - 1_000  # the last candle closes in 1 s
-    page = decode_rest_page(
-        rows(*GOOD),
-        "BTCUSDT",
-        "1m",
-        start_ms=T0,
-        end_ms=None,
-        limit=20,
-        now_ms=now_ms,
-        limits=LIMITS,
-    )
+    page = page_of(rows(*GOOD), T0, None, limit=20, now_ms=now_ms)
     assert page.bars == GOOD[:-1]
     assert page.rejected == {}
 
