@@ -568,16 +568,15 @@ async def test_reorder_fault_still_sends_the_last_candle_of_the_data(
 # -- the feed against a dead exchange -------------------------------------------------------------
 
 
+def config_at(port: int, **options: Any) -> FeedConfig:
+    """The feed's config for an exchange on ``port`` of this host (maybe none there yet)."""
+    return FeedConfig(f"http://{HOST}:{port}", f"ws://{HOST}:{port}", (SYMBOL,), **options)
+
+
 async def test_dead_exchange_is_retried_with_growing_delays_without_raising() -> None:
     # Arrange
     port = free_port()
-    config = FeedConfig(
-        f"http://{HOST}:{port}",
-        f"ws://{HOST}:{port}",
-        (SYMBOL,),
-        reconnect_initial_seconds=0.1,
-        reconnect_max_seconds=10.0,
-    )
+    config = config_at(port, reconnect_initial_seconds=0.1, reconnect_max_seconds=10.0)
     retried_at: list[float] = []
     async with feed_running(config, SLICE_START_MS) as run:
         # Act
@@ -600,13 +599,7 @@ async def test_dead_exchange_is_retried_with_growing_delays_without_raising() ->
 async def test_stop_ends_the_iterator_promptly_while_backing_off() -> None:
     # Arrange: let the backoff grow until the feed sleeps >= 0.8 s before its next attempt.
     port = free_port()
-    config = FeedConfig(
-        f"http://{HOST}:{port}",
-        f"ws://{HOST}:{port}",
-        (SYMBOL,),
-        reconnect_initial_seconds=0.1,
-        reconnect_max_seconds=10.0,
-    )
+    config = config_at(port, reconnect_initial_seconds=0.1, reconnect_max_seconds=10.0)
     async with feed_running(config, SLICE_START_MS) as run:
         reached = await run.wait_until(lambda: run.counters.reconnects >= 5, timeout=15)
         assert reached
@@ -625,13 +618,7 @@ async def test_sim_started_later_on_the_port_is_picked_up_and_backfilled(
     # (its virtual now starts inside the gap), so catching up takes two REST pages of 1,000.
     source = bars_of(halt_slice)
     port = free_port()
-    config = FeedConfig(
-        f"http://{HOST}:{port}",
-        f"ws://{HOST}:{port}",
-        (SYMBOL,),
-        reconnect_initial_seconds=0.2,
-        reconnect_max_seconds=1.0,
-    )
+    config = config_at(port, reconnect_initial_seconds=0.2, reconnect_max_seconds=1.0)
     async with feed_running(config, source[0].open_time_ms) as run:
         await asyncio.sleep(1.0)  # the exchange is down for a second
         run.raise_if_failed()
