@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from barbus import backtest
-from tests.integration.test_cli_replay import assert_succeeded, barbus
+from tests.integration.test_cli_replay import Run, assert_succeeded, barbus
 
 SHORT_ONCE = """
 import dataclasses
@@ -48,6 +48,13 @@ class ShortOnce(Strategy[ShortOnceParams]):
 DAY = ("--start", "2023-03-20", "--end", "2023-03-21")
 
 
+def replay_day(strategy: str, data: Path, out: Path, *options: str) -> Run:
+    """``barbus replay`` of ``strategy`` over DAY of ``data``, no plot, into ``out``."""
+    return barbus(
+        "replay", "--strategy", strategy, "--data", data, *DAY, "--no-plot", *options, out=out
+    )
+
+
 @pytest.fixture
 def short_once(tmp_path: Path) -> str:
     path = tmp_path / "short_once.py"
@@ -58,16 +65,7 @@ def short_once(tmp_path: Path) -> str:
 def test_a_short_without_allow_short_exits_2_with_one_line_naming_strategy_and_bar(
     short_once: str, btc_2023_path: Path, tmp_path: Path
 ) -> None:
-    run = barbus(
-        "replay",
-        "--strategy",
-        short_once,
-        "--data",
-        btc_2023_path,
-        *DAY,
-        "--no-plot",
-        out=tmp_path / "out",
-    )
+    run = replay_day(short_once, btc_2023_path, tmp_path / "out")
 
     assert run.code == 2
     assert run.stdout == ""
@@ -84,20 +82,15 @@ def test_a_short_without_allow_short_exits_2_with_one_line_naming_strategy_and_b
 def test_allow_short_trades_the_short_at_hand_computed_prices_and_fees(
     short_once: str, btc_2023_path: Path, tmp_path: Path
 ) -> None:
-    run = barbus(
-        "replay",
-        "--strategy",
+    run = replay_day(
         short_once,
-        "--data",
         btc_2023_path,
-        *DAY,
-        "--no-plot",
+        tmp_path / "out",
         "--allow-short",
         "--taker-fee-bps",
         "4",
         "--maker-fee-bps",
         "1",
-        out=tmp_path / "out",
     )
 
     assert_succeeded(run)
@@ -125,18 +118,8 @@ def test_allow_short_trades_the_short_at_hand_computed_prices_and_fees(
 def test_the_python_api_takes_the_same_options_and_gives_the_same_trade(
     short_once: str, btc_2023_path: Path, tmp_path: Path
 ) -> None:
-    run = barbus(
-        "replay",
-        "--strategy",
-        short_once,
-        "--data",
-        btc_2023_path,
-        *DAY,
-        "--no-plot",
-        "--allow-short",
-        "--taker-fee-bps",
-        "4",
-        out=tmp_path / "out",
+    run = replay_day(
+        short_once, btc_2023_path, tmp_path / "out", "--allow-short", "--taker-fee-bps", "4"
     )
     assert_succeeded(run)
 
@@ -159,18 +142,7 @@ def test_the_python_api_takes_the_same_options_and_gives_the_same_trade(
 
 
 def test_fee_bps_alone_sets_both_fees_in_the_summary(btc_2023_path: Path, tmp_path: Path) -> None:
-    run = barbus(
-        "replay",
-        "--strategy",
-        "sma_cross",
-        "--data",
-        btc_2023_path,
-        *DAY,
-        "--no-plot",
-        "--fee-bps",
-        "7",
-        out=tmp_path / "out",
-    )
+    run = replay_day("sma_cross", btc_2023_path, tmp_path / "out", "--fee-bps", "7")
 
     assert_succeeded(run)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
