@@ -385,19 +385,20 @@ if __name__ == "__main__":
 """
 
 
+def run_python(script: str | Path, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python SCRIPT ARGS`` with this checkout importable (and no plot window)."""
+    command = [sys.executable, str(script), *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        command, capture_output=True, text=True, check=False, cwd=cwd, env=env, timeout=300
+    )
+
+
 def test_a_class_in_main_is_refused_for_workers_and_runs_in_process(tmp_path: Path) -> None:
     script = tmp_path / "sweep_main.py"
     strategy = MOMENTUM_FILE.replace("from __future__ import annotations\n", "")
     script.write_text(SCRIPT.format(strategy=strategy), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        timeout=120,
-    )
+    done = run_python(script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == (
@@ -418,29 +419,13 @@ def test_a_class_imported_from_a_module_beside_the_script_sweeps_on_workers(
         SCRIPT.format(strategy="from momentum import Hold").replace("parallel=False", "workers=2"),
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-        timeout=120,
-    )
+    done = run_python(script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["in process: ['ok', 'ok']"]  # no error line
 
 
 # --------------------------------------------------------------------------------------------
 # the example script and the README
-
-
-def run_python(script: str | Path, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(script), *map(str, args)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg"}
-    return subprocess.run(
-        command, capture_output=True, text=True, check=False, cwd=cwd, env=env, timeout=300
-    )
 
 
 def test_the_notebook_example_runs_end_to_end(tmp_path: Path) -> None:
