@@ -491,6 +491,21 @@ def test_progress_is_reported_after_every_job(parallel_run: ParallelRun) -> None
 # 4. faults: dead workers and failing jobs
 
 
+def on_two_workers(
+    jobs: list[Job], out: Path, cache: BarCache, worker: Callable[..., None]
+) -> BatchOutcome:
+    """The batch on a pool of two workers that run ``worker`` (a fault of batch_workers)."""
+    return run_batch(jobs, out, workers=2, cache=cache, worker_target=worker)
+
+
+def failed_after_its_retry(outcome: BatchOutcome, cache: BarCache, job: Job) -> dict[str, Any]:
+    """``job``'s row, which says failed after two attempts (the first and its one retry)."""
+    row = row_of(outcome, job)
+    assert row["status"] == "failed"
+    assert attempts(cache.root, job) == 2
+    return row
+
+
 def test_a_worker_killed_mid_job_is_replaced_and_the_retry_gives_the_clean_result(
     btc_2023_path: Path, cache: BarCache, tmp_path: Path
 ) -> None:
@@ -498,13 +513,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_retry_gives_the_clean_resul
     victim = jobs[1]
     order_death(cache.root, victim, always=False)
 
-    faulty = run_batch(
-        jobs,
-        tmp_path / "faulty",
-        workers=2,
-        cache=cache,
-        worker_target=batch_workers.dies_once_worker,
-    )
+    faulty = on_two_workers(jobs, tmp_path / "faulty", cache, batch_workers.dies_once_worker)
     clean = run_batch(jobs, tmp_path / "clean", parallel=False, cache=cache)
 
     assert faulty.failed == 0
@@ -521,19 +530,11 @@ def test_a_job_whose_worker_always_dies_is_retried_once_then_recorded_failed(
     victim = jobs[2]
     order_death(cache.root, victim, always=True)
 
-    outcome = run_batch(
-        jobs,
-        tmp_path / "out",
-        workers=2,
-        cache=cache,
-        worker_target=batch_workers.always_dies_worker,
-    )
+    outcome = on_two_workers(jobs, tmp_path / "out", cache, batch_workers.always_dies_worker)
 
-    row = row_of(outcome, victim)
-    assert row["status"] == "failed"
+    row = failed_after_its_retry(outcome, cache, victim)
     assert "worker died" in row["error"]
     assert "exit code -9" in row["error"]
-    assert attempts(cache.root, victim) == 2
     assert all(row_of(outcome, job)["status"] == "ok" for job in jobs if job != victim)
     assert outcome.rows[-1] == row
     journal = [json.loads(line) for line in journal_lines(tmp_path / "out")]
@@ -547,19 +548,11 @@ def test_a_job_that_fails_in_run_job_is_retried_once_then_recorded_failed(
     good = sma_jobs(btc_2023_path)
     bad = empty_period_job(btc_2023_path)
 
-    outcome = run_batch(
-        [*good, bad],
-        tmp_path / "out",
-        workers=2,
-        cache=cache,
-        worker_target=batch_workers.counting_worker,
-    )
+    outcome = on_two_workers([*good, bad], tmp_path / "out", cache, batch_workers.counting_worker)
 
-    row = row_of(outcome, bad)
-    assert row["status"] == "failed"
+    row = failed_after_its_retry(outcome, cache, bad)
     assert row["error"].startswith("DataError: ")
     assert "no bars in the requested period" in row["error"]
-    assert attempts(cache.root, bad) == 2
     assert [attempts(cache.root, job) for job in good] == [1, 1, 1, 1]
     assert [row_of(outcome, job)["status"] for job in good] == ["ok"] * 4
     assert len(journal_lines(tmp_path / "out")) == 5
@@ -575,19 +568,11 @@ def test_a_job_on_a_corrupt_gzip_file_is_recorded_failed_and_the_others_run(
     good = sma_jobs(btc_2023_path)
     (bad,), _ = expand_jobs("sma_cross", [corrupt])
 
-    outcome = run_batch(
-        [*good, bad],
-        tmp_path / "out",
-        workers=2,
-        cache=cache,
-        worker_target=batch_workers.counting_worker,
-    )
+    outcome = on_two_workers([*good, bad], tmp_path / "out", cache, batch_workers.counting_worker)
 
-    row = row_of(outcome, bad)
-    assert row["status"] == "failed"
+    row = failed_after_its_retry(outcome, cache, bad)
     assert row["error"].startswith("DataError: ")
     assert "corrupt gzip data" in row["error"]
-    assert attempts(cache.root, bad) == 2
     assert [row_of(outcome, job)["status"] for job in good] == ["ok"] * 4
 
 
@@ -662,13 +647,7 @@ def test_a_rerun_runs_again_the_jobs_that_failed(
     jobs = sma_jobs(btc_2023_path)
     victim = jobs[0]
     order_death(cache.root, victim, always=True)
-    failing = run_batch(
-        jobs,
-        tmp_path / "out",
-        workers=2,
-        cache=cache,
-        worker_target=batch_workers.always_dies_worker,
-    )
+    failing = on_two_workers(jobs, tmp_path / "out", cache, batch_workers.always_dies_worker)
     assert row_of(failing, victim)["status"] == "failed"
 
     again = run_batch(jobs, tmp_path / "out", workers=2, cache=cache)
