@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
+import pytest
 from numpy.typing import NDArray
 
 from tests.reference import FloatArray, assert_close
@@ -232,3 +233,10 @@ def assert_state_stays_flat(
     # Assert
     slack = chars_per_number * count_numbers(early_state)
     assert len(json.dumps(late.snapshot())) <= len(json.dumps(early_state)) + slack
+
+
+def bad_argument_params(
+    cases: Iterable[tuple[Callable[..., object], tuple[object, ...]]],
+) -> list[Any]:
+    """``(factory, args)`` parameters named after the call they make, for the constructor checks."""
+    return [pytest.param(f, a, id=f"{getattr(f, '__name__', f)}{a}") for f, a in cases]

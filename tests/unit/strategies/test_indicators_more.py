@@ -715,10 +715,7 @@ BAD_ARGUMENTS: list[tuple[Callable[..., object], tuple[object, ...]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("factory", "args"),
-    [pytest.param(f, a, id=f"{getattr(f, '__name__', f)}{a}") for f, a in BAD_ARGUMENTS],
-)
+@pytest.mark.parametrize(("factory", "args"), kit.bad_argument_params(BAD_ARGUMENTS))
 def test_constructor_rejects_bad_arguments(
     factory: Callable[..., object], args: tuple[object, ...]
 ) -> None:
