@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,6 +45,7 @@ from barbus.strategies.indicators import (
 from tests import reference as ref
 from tests.property.test_indicator_properties import bars, price_atol
 from tests.reference import FloatArray, assert_close
+from tests.unit.strategies.indicator_kit import Inputs, Market
 
 RTOL = 1e-9
 EPS = float(np.finfo(np.float64).eps)
@@ -55,26 +55,13 @@ property_settings = settings(deadline=None, max_examples=50)
 periods = st.integers(min_value=1, max_value=30)
 
 
-@dataclass(frozen=True)
-class Series:
-    high: FloatArray
-    low: FloatArray
-    close: FloatArray
-    volume: FloatArray
-    open_time_ms: NDArray[np.int64]
-
-    def rows(self, inputs: str) -> list[tuple[Any, ...]]:
-        chosen = {
-            "c": (self.close,),
-            "hlc": (self.high, self.low, self.close),
-            "cv": (self.close, self.volume),
-            "hlcvt": (self.high, self.low, self.close, self.volume, self.open_time_ms),
-        }[inputs]
-        return list(zip(*(column.tolist() for column in chosen), strict=True))
+def rows_of(data: Market, inputs: Inputs) -> list[tuple[Any, ...]]:
+    """The bars' input columns that ``inputs`` names, one tuple a bar."""
+    return list(zip(*data.columns(inputs), strict=True))
 
 
 @st.composite
-def series(draw: st.DrawFn) -> Series:
+def series(draw: st.DrawFn) -> Market:
     """Bars with volumes (some 0) and rising open times, minutes to hours apart."""
     high, low, close = draw(bars())
     n = len(close)
@@ -83,11 +70,11 @@ def series(draw: st.DrawFn) -> Series:
     steps = rng.choice([60_000, 60_000, 60_000, 3_600_000, 6 * 3_600_000], size=n)
     start = 20_000 * DAY_MS + int(rng.integers(0, DAY_MS // 60_000)) * 60_000
     times = start + np.cumsum(steps) - steps[0]
-    return Series(high, low, close, np.asarray(volume, dtype=np.float64), times.astype(np.int64))
+    return Market(high, low, close, np.asarray(volume, dtype=np.float64), times.astype(np.int64))
 
 
 Build = Callable[[int, int, int, float], Any]
-KINDS: list[tuple[str, str, Build]] = [
+KINDS: list[tuple[str, Inputs, Build]] = [
     ("MACD", "c", lambda p, q, r, m: MACD(p, p + q, r)),
     ("Stochastic", "hlc", lambda p, q, r, m: Stochastic(p, q, r)),
     ("StochRSI", "c", lambda p, q, r, m: StochRSI(p, q, r)),
@@ -133,13 +120,13 @@ def record(indicator: Any, inputs: str, rows: list[tuple[Any, ...]]) -> NDArray[
 @property_settings
 @given(data=series(), args=arguments, split_at=st.floats(min_value=0.0, max_value=1.0))
 def test_restored_snapshot_continues_identically(
-    inputs: str, build: Build, data: Series, args: tuple[int, int, int, float], split_at: float
+    inputs: Inputs, build: Build, data: Market, args: tuple[int, int, int, float], split_at: float
 ) -> None:
     # Arrange
     def make() -> Any:
         return build(*args)
 
-    rows = data.rows(inputs)
+    rows = rows_of(data, inputs)
     split = int(split_at * len(rows))
     uninterrupted = record(make(), inputs, rows)
     first = make()
@@ -161,13 +148,13 @@ def test_restored_snapshot_continues_identically(
 @property_settings
 @given(data=series(), args=arguments)
 def test_ready_turns_true_after_exactly_warmup_updates(
-    inputs: str, build: Build, data: Series, args: tuple[int, int, int, float]
+    inputs: Inputs, build: Build, data: Market, args: tuple[int, int, int, float]
 ) -> None:
     # Arrange
     indicator = build(*args)
 
     # Act
-    ready = record(indicator, inputs, data.rows(inputs))[:, -1].astype(bool)
+    ready = record(indicator, inputs, rows_of(data, inputs))[:, -1].astype(bool)
 
     # Assert
     warmup = indicator.warmup
@@ -196,9 +183,9 @@ def run_outputs(indicator: Any, inputs: str, rows: list[tuple[Any, ...]], *names
 
 @property_settings
 @given(data=series(), period=periods)
-def test_zscore_matches_reference(data: Series, period: int) -> None:
+def test_zscore_matches_reference(data: Market, period: int) -> None:
     # Act
-    actual = run_outputs(ZScore(period), "c", data.rows("c"), "value", "mean", "std")
+    actual = run_outputs(ZScore(period), "c", rows_of(data, "c"), "value", "mean", "std")
 
     # Assert: (x - mean) / std carries a few ulps of x (and of the prices in the window)
     # over std, so the absolute tolerance scales with the prices over the std.
@@ -213,9 +200,9 @@ def test_zscore_matches_reference(data: Series, period: int) -> None:
 
 @property_settings
 @given(data=series())
-def test_vwap_matches_reference(data: Series) -> None:
+def test_vwap_matches_reference(data: Market) -> None:
     # Act
-    actual = run_outputs(VWAP(), "hlcvt", data.rows("hlcvt"), "value")["value"]
+    actual = run_outputs(VWAP(), "hlcvt", rows_of(data, "hlcvt"), "value")["value"]
 
     # Assert
     expected = ref.vwap_utc_day(data.high, data.low, data.close, data.volume, data.open_time_ms)
@@ -231,12 +218,12 @@ def test_vwap_matches_reference(data: Series) -> None:
     multiplier=st.sampled_from((0.5, 2.0, 3.0)),
 )
 def test_keltner_matches_reference(
-    data: Series, period: int, atr_period: int, multiplier: float
+    data: Market, period: int, atr_period: int, multiplier: float
 ) -> None:
     # Act
     names = ("middle", "upper", "lower", "atr")
     actual = run_outputs(
-        KeltnerChannel(period, multiplier, atr_period), "hlc", data.rows("hlc"), *names
+        KeltnerChannel(period, multiplier, atr_period), "hlc", rows_of(data, "hlc"), *names
     )
 
     # Assert
@@ -248,11 +235,11 @@ def test_keltner_matches_reference(
 
 @property_settings
 @given(data=series(), period=periods)
-def test_donchian_and_rolling_extremes_are_exact(data: Series, period: int) -> None:
+def test_donchian_and_rolling_extremes_are_exact(data: Market, period: int) -> None:
     # Act
-    channel = run_outputs(DonchianChannel(period), "hlc", data.rows("hlc"), "upper", "lower")
-    highest = run_outputs(RollingMax(period), "c", data.rows("c"), "value")["value"]
-    lowest = run_outputs(RollingMin(period), "c", data.rows("c"), "value")["value"]
+    channel = run_outputs(DonchianChannel(period), "hlc", rows_of(data, "hlc"), "upper", "lower")
+    highest = run_outputs(RollingMax(period), "c", rows_of(data, "c"), "value")["value"]
+    lowest = run_outputs(RollingMin(period), "c", rows_of(data, "c"), "value")["value"]
 
     # Assert: extremes are inputs, so they are equal, not close.
     def rolling(x: FloatArray, how: str) -> FloatArray:
@@ -266,9 +253,9 @@ def test_donchian_and_rolling_extremes_are_exact(data: Series, period: int) -> N
 
 @property_settings
 @given(data=series(), period=periods)
-def test_wma_matches_weighted_windows(data: Series, period: int) -> None:
+def test_wma_matches_weighted_windows(data: Market, period: int) -> None:
     # Act
-    actual = run_outputs(WMA(period), "c", data.rows("c"), "value")["value"]
+    actual = run_outputs(WMA(period), "c", rows_of(data, "c"), "value")["value"]
 
     # Assert
     expected = np.full(len(data.close), np.nan)
@@ -282,10 +269,10 @@ def test_wma_matches_weighted_windows(data: Series, period: int) -> None:
 @property_settings
 @given(data=series(), k_period=periods, k_smoothing=periods, d_period=periods)
 def test_stochastic_and_williams_match_reference(
-    data: Series, k_period: int, k_smoothing: int, d_period: int
+    data: Market, k_period: int, k_smoothing: int, d_period: int
 ) -> None:
     # Act
-    rows = data.rows("hlc")
+    rows = rows_of(data, "hlc")
     stochastic = run_outputs(Stochastic(k_period, k_smoothing, d_period), "hlc", rows, "k", "d")
     williams = run_outputs(WilliamsR(k_period), "hlc", rows, "value")["value"]
 
@@ -302,9 +289,9 @@ def test_stochastic_and_williams_match_reference(
 
 @property_settings
 @given(data=series(), period=periods, k_period=periods, d_period=periods)
-def test_stoch_rsi_stays_in_range(data: Series, period: int, k_period: int, d_period: int) -> None:
+def test_stoch_rsi_stays_in_range(data: Market, period: int, k_period: int, d_period: int) -> None:
     # Act
-    outputs = run_outputs(StochRSI(period, k_period, d_period), "c", data.rows("c"), "k", "d")
+    outputs = run_outputs(StochRSI(period, k_period, d_period), "c", rows_of(data, "c"), "k", "d")
 
     # Assert
     for values in outputs.values():
