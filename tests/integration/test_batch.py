@@ -11,7 +11,6 @@ import csv
 import functools
 import json
 import logging
-import os
 import pickle
 import re
 import shutil
@@ -47,6 +46,7 @@ from barbus.replay.stats import LOWER_IS_BETTER
 from tests.integration import batch_workers
 from tests.integration.batch_workers import attempts, order_death
 from tests.kit.in_process import Run, run_main
+from tests.kit.processes import checkout_env
 from tests.kit.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -206,7 +206,7 @@ def test_job_ids_are_stable_across_runs_and_processes(btc_2023_path: Path) -> No
     other = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONHASHSEED": "12345"},
+        env=checkout_env({"PYTHONHASHSEED": "12345"}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -724,12 +724,6 @@ def test_no_resume_runs_every_job_again(first_run: FirstRun) -> None:
 # the real command line
 
 
-def barbus_env() -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("JOURNAL_STREAM", None)
-    return env
-
-
 def _default_sigint() -> None:
     """In the child before exec: SIGINT raises KeyboardInterrupt even if we inherited SIG_IGN."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -739,7 +733,7 @@ def start_barbus(*args: str | Path, stdout: Any = subprocess.PIPE) -> subprocess
     return subprocess.Popen(
         [sys.executable, "-m", "barbus.daemon.cli", *map(str, args)],
         cwd=REPO_ROOT,
-        env=barbus_env(),
+        env=checkout_env(),
         stdout=stdout,
         stderr=subprocess.PIPE if stdout == subprocess.PIPE else stdout,
         text=True,

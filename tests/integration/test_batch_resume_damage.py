@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from tests.integration.test_batch import (
     journal_lines,
     sma_jobs,
 )
+from tests.kit.processes import checkout_env
 
 Damage = Callable[[bytes], bytes]
 
@@ -186,7 +186,7 @@ def test_barbus_batch_resumes_a_damaged_journal_without_a_traceback(
         "--plots",
         "0",
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = checkout_env()
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -62,12 +62,12 @@ def barbus_in(cwd: Path, *args: str | Path) -> Run:
     """A real ``barbus`` process started in ``cwd`` (the environment of the batch tests)."""
     import subprocess
 
-    from tests.integration.test_batch import barbus_env
+    from tests.kit.processes import checkout_env
 
     process = subprocess.Popen(
         [sys.executable, "-m", "barbus.daemon.cli", *map(str, args)],
         cwd=cwd,
-        env=barbus_env(),
+        env=checkout_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

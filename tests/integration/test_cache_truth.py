@@ -22,7 +22,7 @@ from barbus.replay.cache import BarCache
 from barbus.replay.periods import parse_period
 from tests.integration import batch_workers
 from tests.kit.probes import all_bars_processed
-from tests.kit.processes import REPO_ROOT, Processes, barbus
+from tests.kit.processes import REPO_ROOT, Processes, barbus, checkout_env
 from tests.kit.recorded import assert_parity_cli_identical
 from tests.kit.scenario import write_config, write_slice
 from tests.kit.waiting import wait_until
@@ -204,7 +204,7 @@ _RO = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && '
 
 def barbus_read_only(cache: Path, *args: object) -> subprocess.CompletedProcess[str]:
     """``barbus ARGS`` with ``cache`` mounted read-only for that process only."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = checkout_env()
     return subprocess.run(
         ["unshare", "--mount", "sh", "-c", _RO + 'exec "$@"', str(cache), sys.executable,
          "-m", "barbus.daemon.cli", *map(str, args)],

@@ -28,7 +28,7 @@ import pytest
 
 from tests.conftest import BTC_2023_WITH_GAP
 from tests.kit.in_process import Run, run_main
-from tests.kit.processes import REPO_ROOT, barbus
+from tests.kit.processes import REPO_ROOT, barbus, checkout_env
 from tests.kit.scenario import ENGINES, write_config
 
 DATA = BTC_2023_WITH_GAP
@@ -50,11 +50,15 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 def console_script(*args: object) -> Run:
     """``barbus ARGS`` through the installed console script, this checkout's code first."""
     assert CONSOLE_SCRIPT.exists(), f"no console script {CONSOLE_SCRIPT}: make venv installs it"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("JOURNAL_STREAM", None)
     command = [str(CONSOLE_SCRIPT), *map(str, args)]
     return subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        command,
+        cwd=REPO_ROOT,
+        env=checkout_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ import pytest
 from barbus.daemon.core.events import ExitReason, format_time_ms, parse_utc_ms
 from barbus.daemon.core.tradelog import TRADE_COLUMNS
 from tests.integration.test_readme_outputs import readme_summary_keys
+from tests.kit.processes import barbus as checkout_barbus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEEK = ("--start", "2025-06-01", "--end", "2025-06-08")
@@ -50,14 +48,7 @@ class Run:
 
 def barbus(*args: str | Path, out: Path | None = None) -> Run:
     """Run ``python -m daemon.cli ARGS [--out OUT]`` from the repository root."""
-    command = [sys.executable, "-m", "barbus.daemon.cli", *map(str, args)]
-    if out is not None:
-        command += ["--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("JOURNAL_STREAM", None)
-    done = subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    done = checkout_barbus(*args, *(() if out is None else ("--out", out)))
     return Run(done.returncode, done.stdout, done.stderr, out)
 
 

@@ -9,7 +9,6 @@ import datetime as dt
 import html
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from barbus.replay.bars_out import write_bars
 from barbus.replay.batch import METRICS
 from barbus.replay.loader import load_bars
 from barbus.strategies import create_strategy, resolve_strategy
-from tests.kit.processes import REPO_ROOT
+from tests.kit.processes import REPO_ROOT, checkout_env
 from tests.kit.processes import barbus as barbus_cli
 from tests.unit.strategies.test_loader import STRATEGY_FILE
 
@@ -388,7 +387,7 @@ if __name__ == "__main__":
 def run_python(script: str | Path, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``python SCRIPT ARGS`` with this checkout importable (and no plot window)."""
     command = [sys.executable, str(script), *map(str, args)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MPLBACKEND": "Agg"}
+    env = checkout_env({"MPLBACKEND": "Agg"})
     return subprocess.run(
         command, capture_output=True, text=True, check=False, cwd=cwd, env=env, timeout=300
     )

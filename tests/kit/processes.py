@@ -207,12 +207,10 @@ def barbus(
 ) -> subprocess.CompletedProcess[str]:
     """``barbus ARGS...`` from this checkout, to completion, its output captured (stdout goes
     to the file descriptor ``stdout`` instead when given, e.g. a pipe's write end)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("JOURNAL_STREAM", None)
     return subprocess.run(
         [*CHECKOUT_CLI, *map(str, args)],
         cwd=REPO_ROOT,
-        env=env,
+        env=checkout_env(),
         stdout=subprocess.PIPE if stdout is None else stdout,
         stderr=subprocess.PIPE,
         text=True,

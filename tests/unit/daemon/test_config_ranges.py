@@ -7,7 +7,6 @@ port beyond loopback exposes metrics and status, so it needs ``[http] expose = t
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -17,6 +16,7 @@ import pytest
 
 from barbus.daemon.config import DaemonConfig, load_config
 from barbus.daemon.core.errors import ConfigError
+from tests.kit.processes import checkout_env
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -215,7 +215,7 @@ def test_barbus_run_with_a_nan_heartbeat_exits_2_with_one_line(tmp_path: Path) -
     # Before: accepted, and the daemon crashed with a traceback after its warm-up.
     path = tmp_path / "barbus.toml"
     path.write_text(FEED + "heartbeat_seconds = nan\n" + STRATEGY, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = checkout_env()
 
     done = subprocess.run(
         [sys.executable, "-m", "barbus.daemon.cli", "run", "--config", str(path)],
