@@ -7,11 +7,18 @@ shadow it. In the checkout those three are symbolic links to the folders.
 
 ``from barbus import backtest, sweep`` is the Python API (:mod:`barbus.replay.api`). It is
 imported on first use, so ``import barbus.strategies`` still loads neither pandas nor the replay.
+
+Importing barbus first decides which kernel runs, the compiled one or pure Python
+(:mod:`barbus.kernel_build`), before any kernel module loads.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from barbus import kernel_build
+
+kernel_build.choose()
 
 if TYPE_CHECKING:
     from barbus.replay.api import BacktestResult, backtest, sweep

@@ -29,7 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from barbus import __version__
+from barbus import __version__, kernel_build
 
 if TYPE_CHECKING:
     from barbus.daemon.books import Books
@@ -61,7 +61,9 @@ class DaemonMetrics:
         reg = registry or CollectorRegistry()
         ProcessCollector(registry=reg)
         PlatformCollector(registry=reg)
-        Info("barbus_build", "barbus version", registry=reg).info({"version": __version__})
+        Info("barbus_build", "barbus version and kernel build", registry=reg).info(
+            {"version": __version__, "kernel": kernel_build.build_name()}
+        )
         return cls(
             registry=reg,
             bars=Counter(

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from barbus import __version__
+from barbus import __version__, kernel_build
 from barbus.daemon.cli.batch import add_batch
 from barbus.daemon.cli.cache import add_cache
 from barbus.daemon.cli.daemon import add_parity, add_run, add_trades
@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="barbus",
         description="Event-driven trading: the same strategies in replay and live paper trading.",
     )
-    parser.add_argument("--version", action="version", version=f"barbus {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"barbus {__version__}, {kernel_build.describe()}",
+        help="print the version and which kernel runs (compiled or pure Python), then exit",
+    )
     parser.add_argument(
         "--log-level", default=None, help="logging level (default INFO, or the daemon config's)"
     )

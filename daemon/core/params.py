@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, get_type_hints
 
+from mypy_extensions import mypyc_attr
+
 from barbus.daemon.core.errors import ConfigError, StrategyError, did_you_mean
 from barbus.daemon.core.events import INTERVAL_MS
 
@@ -38,6 +40,8 @@ def require(condition: bool, message: str) -> None:
         raise StrategyError(message)
 
 
+# User parameter classes and strategies (interpreted) subclass the compiled base.
+@mypyc_attr(allow_interpreted_subclasses=True)
 @dataclasses.dataclass(frozen=True)
 class BaseParams:
     """Parameters every strategy has: its timeframe and the engine's risk exits (0 = off)."""

@@ -26,6 +26,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any, ClassVar, Generic
 
+from mypy_extensions import mypyc_attr
+
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Bar
 from barbus.daemon.core.indicator_state import (
@@ -58,6 +60,8 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
+# User parameter classes and strategies (interpreted) subclass the compiled base.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Strategy(ABC, Generic[P]):
     """Base class: subclasses implement ``on_bar`` and usually set ``params_type``.
 
@@ -70,7 +74,7 @@ class Strategy(ABC, Generic[P]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "name" not in cls.__dict__:
+        if "name" not in vars(cls):
             cls.name = snake_case(cls.__name__)
         if not hasattr(cls, "params_type"):
             cls.params_type = BaseParams
