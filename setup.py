@@ -51,7 +51,7 @@ COMPILED = [
     "barbus/strategies/sma_cross.py",
 ]
 MANIFEST = "barbus/compiled_sources.json"
-GROUP = "barbus_kernel"  # one shared library for the group: calls between its modules stay in C
+GROUP = "barbus.kernel"  # barbus/kernel__mypyc.so: calls between the compiled modules stay in C
 
 
 def _why_pure() -> str | None:
