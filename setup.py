@@ -32,10 +32,8 @@ ROOT = Path(__file__).resolve().parent
 # snapshot format, indicator discovery with its runtime-checkable protocol, series, the trade log
 # formats, I/O) stay interpreted.
 COMPILED = [
-    "barbus/daemon/core/errors.py",
     "barbus/daemon/core/events.py",
     "barbus/daemon/core/orders.py",
-    "barbus/daemon/core/params.py",
     "barbus/daemon/core/strategy.py",
     "barbus/daemon/core/account.py",
     "barbus/daemon/core/broker.py",
