@@ -216,7 +216,7 @@ def run_replay(
     assert engine.equity_curve is not None
     equity = np.empty(len(engine.equity_curve) + 1)
     equity[0] = config.execution.starting_cash
-    equity[1:] = engine.equity_curve
+    equity[1:] = np.frombuffer(engine.equity_curve, dtype=np.float64)
     mark_ms = np.empty(len(equity), dtype=np.int64)  # the start, then each bar's close
     mark_ms[0] = series.open_time_ms[0]
     mark_ms[1:] = np.asarray(series.open_time_ms, dtype=np.int64) + _BAR_MS

@@ -36,6 +36,7 @@ the order book. What is not per bar lives beside it: the snapshot format in
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any, final
 
 from barbus.daemon.core.account import Account, Position
@@ -157,7 +158,8 @@ class StrategyEngine:
         self.bars_in_market = 0
         self.unfilled_orders = 0
         self.last_bar: Bar | None = None
-        self.equity_curve: list[float] | None = [] if record_equity else None
+        # A compact float64 store (8 bytes a bar, not a 32-byte list slot and float object).
+        self.equity_curve: array[float] | None = array("d") if record_equity else None
         # Warm-up: bars before this open time update the strategy but never place an order.
         self.trade_from_ms = trade_from_ms
         self.fills = 0
