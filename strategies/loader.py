@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.metadata
 import inspect
 import re
@@ -171,12 +172,25 @@ _IMPORTED: dict[str, str] = {}
 """Module name -> the fingerprint of its file when this process first resolved it."""
 
 
+def _compiled_source(module: types.ModuleType) -> str | None:
+    """The ``.py`` beside an extension module (``bbrs.cpython-311-....so`` -> ``bbrs.py``), else
+    the module's file."""
+    file = getattr(module, "__file__", None)
+    if file and file.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+        source = Path(file).with_name(Path(file).name.split(".", 1)[0] + ".py")
+        if source.is_file():
+            return str(source)
+    return file
+
+
 def _module_fingerprint(module: types.ModuleType) -> str:
     """The fingerprint of the module's source file, which must still be the code this process
     imported: an import is cached, so after an edit the class would be the old code under the
-    new file's fingerprint (and fresh worker processes would run the new code)."""
+    new file's fingerprint (and fresh worker processes would run the new code). A module of
+    the compiled kernel is fingerprinted by the source it was compiled from (``barbus`` runs it
+    only while that source is unchanged), so both builds give a strategy the same fingerprint."""
     try:
-        path = inspect.getsourcefile(module) or getattr(module, "__file__", None)
+        path = inspect.getsourcefile(module) or _compiled_source(module)
     except TypeError:
         path = None
     try:

@@ -80,10 +80,16 @@ MISSING: Any = object()
 
 @functools.cache
 def slot_names(cls: type) -> tuple[str, ...]:
-    """Instance slots of ``cls`` and its bases (without ``params``), bases first."""
+    """Instance slots of ``cls`` and its bases (without ``params``), bases first.
+
+    A class compiled by mypyc keeps no ``__slots__``: its attributes are its
+    ``__mypyc_attrs__``, in assignment order, so they are taken sorted (the order of the shipped
+    classes' sorted ``__slots__``): a snapshot is the same in the compiled and the pure build.
+    """
     names: list[str] = []
     for klass in reversed(cls.__mro__):
-        slots = klass.__dict__.get("__slots__", ())
+        own = klass.__dict__
+        slots = own["__slots__"] if "__slots__" in own else sorted(own.get("__mypyc_attrs__", ()))
         for slot in (slots,) if isinstance(slots, str) else slots:
             if slot not in names and slot not in ("params", "__dict__", "__weakref__"):
                 names.append(slot)

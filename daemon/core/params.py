@@ -51,9 +51,12 @@ class BaseParams:
     take_profit_pct: float = 0.0
 
     def __post_init__(self) -> None:
+        # Read as a Python attribute, not the compiled slot: an interpreted subclass that
+        # redeclares a field (``timeframe: str = "15m"``) keeps its value in the instance dict.
+        timeframe = getattr(self, "timeframe")  # noqa: B009
         require(
-            self.timeframe in INTERVAL_MS,
-            f"timeframe {self.timeframe!r} is not one of {', '.join(INTERVAL_MS)}",
+            timeframe in INTERVAL_MS,
+            f"timeframe {timeframe!r} is not one of {', '.join(INTERVAL_MS)}",
         )
         for name in ("stop_loss_pct", "take_profit_pct"):
             value = getattr(self, name)
