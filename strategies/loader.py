@@ -20,6 +20,7 @@ user's file and line where there is one.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib
@@ -44,6 +45,8 @@ __all__ = [
     "builtin_strategies",
     "describe_exception",
     "load_shipped",
+    "module_docstring",
+    "module_source_path",
     "resolve_strategy",
 ]
 
@@ -172,27 +175,11 @@ _IMPORTED: dict[str, str] = {}
 """Module name -> the fingerprint of its file when this process first resolved it."""
 
 
-def _compiled_source(module: types.ModuleType) -> str | None:
-    """The ``.py`` beside an extension module (``bbrs.cpython-311-....so`` -> ``bbrs.py``), else
-    the module's file."""
-    file = getattr(module, "__file__", None)
-    if file and file.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
-        source = Path(file).with_name(Path(file).name.split(".", 1)[0] + ".py")
-        if source.is_file():
-            return str(source)
-    return file
-
-
 def _module_fingerprint(module: types.ModuleType) -> str:
     """The fingerprint of the module's source file, which must still be the code this process
     imported: an import is cached, so after an edit the class would be the old code under the
-    new file's fingerprint (and fresh worker processes would run the new code). A module of
-    the compiled kernel is fingerprinted by the source it was compiled from (``barbus`` runs it
-    only while that source is unchanged), so both builds give a strategy the same fingerprint."""
-    try:
-        path = inspect.getsourcefile(module) or _compiled_source(module)
-    except TypeError:
-        path = None
+    new file's fingerprint (and fresh worker processes would run the new code)."""
+    path = module_source_path(module)
     try:
         now = _fingerprint(Path(path).read_bytes()) if path else "no-source"
     except OSError:
@@ -205,6 +192,33 @@ def _module_fingerprint(module: types.ModuleType) -> str:
             "path/file.py:ClassName, always runs the file as it is now"
         )
     return now
+
+
+def module_source_path(module: types.ModuleType) -> str | None:
+    """The module's source file, also when it runs compiled (the ``.py`` its extension module
+    was built from, beside it): a shipped strategy has one fingerprint in both builds."""
+    try:
+        path = inspect.getsourcefile(module)
+    except TypeError:
+        path = None
+    file = getattr(module, "__file__", None)
+    if path is None and file:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            beside = Path(file.removesuffix(suffix) + ".py")
+            if file.endswith(suffix) and beside.is_file():
+                return str(beside)
+    return path or file
+
+
+def module_docstring(module: types.ModuleType) -> str | None:
+    """The module's docstring, read from its source when compiled (mypyc keeps none)."""
+    if module.__doc__ is not None:
+        return module.__doc__
+    path = module_source_path(module)
+    try:
+        return ast.get_docstring(ast.parse(Path(path).read_bytes())) if path else None
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def _class_fingerprint(cls: type) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import ClassVar
 
 __all__ = ["BarbusError", "ConfigError", "DataError", "StrategyError", "did_you_mean"]
 
@@ -22,7 +21,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 class BarbusError(Exception):
     """Base class: an error a user can act on, reported as one line."""
 
-    exit_code: ClassVar[int] = 2  # a ClassVar: the compiled class keeps it on the class
+    exit_code = 2
 
 
 class ConfigError(BarbusError):

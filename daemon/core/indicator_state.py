@@ -80,16 +80,15 @@ MISSING: Any = object()
 
 @functools.cache
 def slot_names(cls: type) -> tuple[str, ...]:
-    """Instance slots of ``cls`` and its bases (without ``params``), bases first.
-
-    A class compiled by mypyc keeps no ``__slots__``: its attributes are its
-    ``__mypyc_attrs__``, in assignment order, so they are taken sorted (the order of the shipped
-    classes' sorted ``__slots__``): a snapshot is the same in the compiled and the pure build.
-    """
+    """Instance slots of ``cls`` and its bases (without ``params``), bases first."""
     names: list[str] = []
     for klass in reversed(cls.__mro__):
-        own = klass.__dict__
-        slots = own["__slots__"] if "__slots__" in own else sorted(own.get("__mypyc_attrs__", ()))
+        slots = klass.__dict__.get("__slots__", ())
+        if not slots and "__mypyc_attrs__" in klass.__dict__:
+            # A compiled class (mypyc) keeps its attribute names here, in another order than
+            # its __slots__ were written: sorted, as the project's lint (RUF023) sorts __slots__,
+            # they come in the order the pure-Python build has, so snapshots read the same.
+            slots = tuple(sorted(klass.__dict__["__mypyc_attrs__"]))
         for slot in (slots,) if isinstance(slots, str) else slots:
             if slot not in names and slot not in ("params", "__dict__", "__weakref__"):
                 names.append(slot)

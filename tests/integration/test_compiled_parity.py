@@ -67,12 +67,10 @@ def compiled_kernel() -> None:
 
 
 def shipped_strategies() -> list[str]:
-    """The built-in names, from ``barbus strategies`` (a name is an unindented ``name:`` line)."""
+    """The built-in names, from ``barbus strategies`` (an unindented ``name: summary`` line)."""
     listed = run_cli("strategies")
     assert listed.returncode == 0, listed.stderr
-    names = [
-        line[:-1] for line in listed.stdout.splitlines() if line.endswith(":") and line[0] != " "
-    ]
+    names = [line.split(":")[0] for line in listed.stdout.splitlines() if line[:1].isalnum()]
     assert {"sma_cross", "metatrend", "bbrs", "random"} <= set(names), listed.stdout
     return names
 
@@ -175,7 +173,7 @@ def test_a_cli_error_is_one_line_and_exit_2_on_both_kernels(tmp_path: Path) -> N
 
 def test_an_interpreted_user_strategy_runs_on_the_compiled_bases() -> None:
     """examples/strategies/ema_cross.py and a strategy with its own parameter dataclass that
-    redeclares an inherited field subclass the compiled base classes in-process: snapshot and
+    redeclares an inherited field subclass the compiled ``Strategy`` in-process: snapshot and
     restore, ready and warmup_bars work on them (run in a child, so this process's kernel choice
     does not matter)."""
     done = run_cli_python(USER_STRATEGY_CHECK)
@@ -198,7 +196,6 @@ def run_cli_python(code: str) -> subprocess.CompletedProcess[str]:
 USER_STRATEGY_CHECK = """
 import dataclasses, importlib.machinery, math
 import barbus.daemon.core.engine as engine, barbus.daemon.core.strategy as strategy
-import barbus.daemon.core.params as params
 from barbus.daemon.core.synthetic import synthetic_series
 from barbus.daemon.core.events import Bar, Signal
 from barbus.kernel_build import build_name
@@ -207,7 +204,7 @@ from barbus.strategies.indicators import EMA, SMA
 from barbus.strategies.loader import resolve_strategy
 
 ext = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-for module in (engine, strategy, params):
+for module in (engine, strategy):
     assert module.__file__.endswith(ext), module.__file__
 print(build_name())
 
