@@ -26,7 +26,7 @@ from barbus.daemon.core.synthetic import synthetic_series
 from barbus.replay.bars_out import write_bars
 from tests.conftest import BTC_2025
 from tests.kit.probes import all_bars_processed
-from tests.kit.processes import CHECKOUT_CLI, REPO_ROOT, Processes, checkout_env
+from tests.kit.processes import REPO_ROOT, Processes, barbus, checkout_python
 from tests.kit.scenario import ENGINE_NAMES, ENGINES, write_config, write_slice
 from tests.kit.waiting import wait_until
 from tests.net import free_port
@@ -41,15 +41,7 @@ EXAMPLES = sorted((REPO_ROOT / "examples" / "strategies").glob("*.py"))
 
 def run_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``barbus ARGS`` from this checkout with extra environment ``env``."""
-    return subprocess.run(
-        [*CHECKOUT_CLI, *map(str, args)],
-        cwd=REPO_ROOT,
-        env=checkout_env(env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return barbus(*args, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -176,21 +168,9 @@ def test_an_interpreted_user_strategy_runs_on_the_compiled_bases() -> None:
     redeclares an inherited field subclass the compiled ``Strategy`` in-process: snapshot and
     restore, ready and warmup_bars work on them (run in a child, so this process's kernel choice
     does not matter)."""
-    done = run_cli_python(USER_STRATEGY_CHECK)
+    done = checkout_python(USER_STRATEGY_CHECK)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["compiled", "ok"], done.stdout
-
-
-def run_cli_python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CHECKOUT_CLI[0], "-c", code],
-        cwd=REPO_ROOT,
-        env=checkout_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 USER_STRATEGY_CHECK = """

@@ -10,15 +10,14 @@ import hashlib
 import importlib.machinery
 import json
 import logging
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import barbus.daemon.core
 from barbus import kernel_build
-from tests.kit.processes import CHECKOUT_CLI, REPO_ROOT, checkout_env
+from tests.kit.processes import barbus as run_barbus
+from tests.kit.processes import checkout_python
 
 MODULE = "daemon/core/engine.py"
 EXTENSION = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -37,50 +36,42 @@ def make_package(root: Path, recorded_source: bytes, source: bytes, built: bool 
     return root
 
 
-class Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def barbus_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[logging.LogRecord]]:
+def barbus_log(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> pytest.LogCaptureFixture:
+    """Capture of the ``barbus`` logger (made to propagate to pytest's capture)."""
     monkeypatch.delenv(kernel_build.PURE_ENV, raising=False)
-    handler = Collect()
-    logger = logging.getLogger("barbus")
-    logger.addHandler(handler)
-    try:
-        yield handler.records
-    finally:
-        logger.removeHandler(handler)
+    monkeypatch.setattr(logging.getLogger("barbus"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="barbus")
+    return caplog
 
 
 def test_matching_sources_with_their_extensions_run_compiled(
-    tmp_path: Path, barbus_log: list[logging.LogRecord]
+    tmp_path: Path, barbus_log: pytest.LogCaptureFixture
 ) -> None:
     root = make_package(tmp_path, b"x = 1\n", b"x = 1\n")
     assert kernel_build._why_pure(root) is None
-    assert barbus_log == []
+    assert barbus_log.records == []
 
 
 def test_an_edited_source_runs_pure_with_one_warning_naming_it(
-    tmp_path: Path, barbus_log: list[logging.LogRecord]
+    tmp_path: Path, barbus_log: pytest.LogCaptureFixture
 ) -> None:
     root = make_package(tmp_path, b"x = 1\n", b"x = 2\n")
     why = kernel_build._why_pure(root)
     assert why == f"the compiled kernel is older than its source ({MODULE})"
-    assert len(barbus_log) == 1
-    assert barbus_log[0].levelno == logging.WARNING
-    message = barbus_log[0].getMessage()
+    assert len(barbus_log.records) == 1
+    assert barbus_log.records[0].levelno == logging.WARNING
+    message = barbus_log.records[0].getMessage()
     assert MODULE in message
     assert "make build" in message
     assert "\n" not in message
 
 
-def test_a_missing_extension_runs_pure(tmp_path: Path, barbus_log: list[logging.LogRecord]) -> None:
+def test_a_missing_extension_runs_pure(
+    tmp_path: Path, barbus_log: pytest.LogCaptureFixture
+) -> None:
     root = make_package(tmp_path, b"x = 1\n", b"x = 1\n", built=False)
     assert kernel_build._why_pure(root) == (
         f"the compiled kernel is older than its source ({MODULE})"
@@ -88,12 +79,12 @@ def test_a_missing_extension_runs_pure(tmp_path: Path, barbus_log: list[logging.
 
 
 def test_no_manifest_or_a_damaged_one_is_no_compiled_kernel(
-    tmp_path: Path, barbus_log: list[logging.LogRecord]
+    tmp_path: Path, barbus_log: pytest.LogCaptureFixture
 ) -> None:
     assert kernel_build._why_pure(tmp_path) == "this install has no compiled kernel"
     (tmp_path / "compiled_sources.json").write_text("{not json")
     assert kernel_build._why_pure(tmp_path) == "this install has no compiled kernel"
-    assert barbus_log == []
+    assert barbus_log.records == []
 
 
 def test_the_environment_switch_wins_over_a_good_manifest(
@@ -128,30 +119,15 @@ def test_the_source_only_finder_finds_the_py_file_beside_an_extension(tmp_path: 
 
 
 def python(code: str, env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [CHECKOUT_CLI[0], "-c", code],
-        cwd=REPO_ROOT,
-        env=checkout_env(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    done = checkout_python(code, env)
+    assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 @pytest.mark.process
 def test_barbus_pure_python_runs_the_py_modules_and_version_says_so() -> None:
     pure = {"BARBUS_PURE_PYTHON": "1"}
-    version = subprocess.run(
-        [*CHECKOUT_CLI, "--version"],
-        cwd=REPO_ROOT,
-        env=checkout_env(pure),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    version = run_barbus("--version", env=pure)
     assert "pure-Python kernel (BARBUS_PURE_PYTHON is set)" in version.stdout
     code = (
         "import barbus.kernel_build as k, barbus.daemon.core.engine as e, "
