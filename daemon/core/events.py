@@ -14,8 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from mypy_extensions import mypyc_attr
-
 from barbus.daemon.core.errors import DataError
 
 __all__ = [
@@ -154,9 +152,6 @@ class Direction(enum.StrEnum):
     SHORT = "short"
 
 
-# Plain Python classes in the compiled kernel too (native_class=False): mypyc's frozen
-# dataclasses cannot be copied or pickled, and these records cross processes.
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Fill:
     """An executed order: price includes slippage, ``fee`` is in quote currency."""
@@ -172,7 +167,6 @@ class Fill:
     order_id: int = 0  # the engine's order number; 0 for a signal or a bracket exit
 
 
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Trade:
     """One closed quantity (an entry, then an exit of that much), as written to ``trades.csv``.
@@ -196,7 +190,6 @@ class Trade:
     direction: Direction = Direction.LONG
 
 
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
     """An order's life outside its fills: ``placed``, ``cancelled``, ``expired``, ``rejected``
@@ -213,7 +206,6 @@ class OrderEvent:
     detail: str = ""
 
 
-@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class StrategyHalted:
     """A strategy stopped: its decision or its order failed on a bar; ``reason`` is one line."""
