@@ -46,7 +46,19 @@ COMPILED = [
     "barbus/strategies/indicators/checks.py",
     "barbus/strategies/indicators/exact_sums.py",
     "barbus/strategies/indicators/averages.py",
+    "barbus/strategies/indicators/channels.py",
+    "barbus/strategies/indicators/directional.py",
+    "barbus/strategies/indicators/momentum.py",
+    "barbus/strategies/indicators/oscillators.py",
+    "barbus/strategies/indicators/rolling.py",
+    "barbus/strategies/indicators/trend.py",
+    "barbus/strategies/indicators/volatility.py",
+    "barbus/strategies/indicators/volume.py",
+    "barbus/strategies/indicators/weighted.py",
     "barbus/strategies/sma_cross.py",
+    "barbus/strategies/metatrend.py",
+    "barbus/strategies/bbrs.py",
+    "barbus/strategies/random_entry.py",
 ]
 MANIFEST = "barbus/compiled_sources.json"
 GROUP = "barbus.kernel"  # barbus/kernel__mypyc.so: calls between the compiled modules stay in C

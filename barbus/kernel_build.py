@@ -32,7 +32,7 @@ __all__ = ["PURE_ENV", "build_name", "choose", "describe"]
 
 PURE_ENV = "BARBUS_PURE_PYTHON"
 _HERE = Path(__file__).resolve().parent
-_MANIFEST = _HERE / "compiled_sources.json"
+_MANIFEST = "compiled_sources.json"  # beside the package's __init__
 _choice: dict[str, str] = {}  # "reason": why this process runs the kernel it runs
 
 
@@ -52,22 +52,22 @@ class _SourceOnlyFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-def _compiled_sources() -> dict[str, str] | None:
-    """The build's source hashes (module path under ``barbus/`` -> SHA-256), None if none."""
+def _compiled_sources(root: Path) -> dict[str, str] | None:
+    """The build's source hashes (module path under ``root`` -> SHA-256), None if none."""
     try:
-        manifest = json.loads(_MANIFEST.read_text())
+        manifest = json.loads((root / _MANIFEST).read_text())
         sources = manifest["sources"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return sources if isinstance(sources, dict) else None
 
 
-def _stale(sources: dict[str, str]) -> list[str]:
+def _stale(sources: dict[str, str], root: Path) -> list[str]:
     """The compiled modules whose source no longer matches the build, or lacks its extension."""
     suffixes = importlib.machinery.EXTENSION_SUFFIXES
     stale = []
     for relative, digest in sources.items():
-        source = _HERE / relative
+        source = root / relative
         built = any(source.with_suffix(suffix).exists() for suffix in suffixes)
         try:
             same = hashlib.sha256(source.read_bytes()).hexdigest() == digest
@@ -78,14 +78,15 @@ def _stale(sources: dict[str, str]) -> list[str]:
     return stale
 
 
-def _why_pure() -> str | None:
-    """Why this process must run the pure modules, or None to run the compiled ones."""
+def _why_pure(root: Path = _HERE) -> str | None:
+    """Why this process must run the pure modules of the package folder ``root``, or None to
+    run the compiled ones."""
     if os.environ.get(PURE_ENV, "") not in ("", "0"):
         return f"{PURE_ENV} is set"
-    sources = _compiled_sources()
+    sources = _compiled_sources(root)
     if sources is None:
         return "this install has no compiled kernel"
-    stale = _stale(sources)
+    stale = _stale(sources, root)
     if not stale:
         return None
     why = f"the compiled kernel is older than its source ({', '.join(sorted(stale))})"

@@ -203,16 +203,35 @@ class Processes:
 
 
 def barbus(
-    *args: object, timeout: float = 120, stdout: int | None = None
+    *args: object,
+    timeout: float = 120,
+    stdout: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``barbus ARGS...`` from this checkout, to completion, its output captured (stdout goes
-    to the file descriptor ``stdout`` instead when given, e.g. a pipe's write end)."""
+    to the file descriptor ``stdout`` instead when given, e.g. a pipe's write end), with the
+    extra environment ``env``."""
     return subprocess.run(
         [*CHECKOUT_CLI, *map(str, args)],
         cwd=REPO_ROOT,
-        env=checkout_env(),
+        env=checkout_env(env),
         stdout=subprocess.PIPE if stdout is None else stdout,
         stderr=subprocess.PIPE,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def checkout_python(
+    code: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE`` on this checkout (the kernel chosen afresh), its output captured."""
+    return subprocess.run(
+        [CHECKOUT_CLI[0], "-c", code],
+        cwd=REPO_ROOT,
+        env=checkout_env(env),
+        capture_output=True,
         text=True,
         timeout=timeout,
         check=False,

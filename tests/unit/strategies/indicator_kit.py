@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,3 +241,18 @@ def bad_argument_params(
 ) -> list[Any]:
     """``(factory, args)`` parameters named after the call they make, for the constructor checks."""
     return [pytest.param(f, a, id=f"{getattr(f, '__name__', f)}{a}") for f, a in cases]
+
+
+def assert_rejects(factory: Callable[..., object], args: tuple[object, ...]) -> None:
+    """``factory(*args)`` refuses a bad argument with the indicator's ValueError; the compiled
+    kernel's typed signature refuses an argument of another type first (a TypeError naming the
+    type) and takes a bool as the int or float it is (mypyc unboxes it before the check sees a
+    bool): then it must make the same indicator as with the number."""
+    compiled = sys.modules[getattr(factory, "__module__", "")].__file__ or ""
+    if compiled.endswith(".so") and any(isinstance(a, bool) for a in args):
+        numbers = tuple((type(a) is bool and int(a)) or a for a in args)
+        made = [repr(factory(*a).snapshot()) for a in (args, numbers)]  # type: ignore[attr-defined]
+        assert made[0] == made[1]
+        return
+    with pytest.raises((ValueError, TypeError), match=r"must be|object expected; got"):
+        factory(*args)
