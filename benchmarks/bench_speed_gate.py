@@ -73,9 +73,12 @@ def measure(bars: int, rounds: int) -> list[float]:
 
 
 def recorded(path: Path, build: str, bars: int) -> float | None:
-    """The recorded ratio for this build and bar count, if any."""
+    """The recorded ratio for this build and bar count, if any: the figure of this Python
+    version (``pure py3.13``) when one is recorded (the bare loop's speed differs between
+    CPython versions more than the replay's), else the build's."""
     figures = json.loads(path.read_text(encoding="utf-8"))
-    value = figures.get(build, {}).get(str(bars))
+    version = f"{build} py{sys.version_info.major}.{sys.version_info.minor}"
+    value = figures.get(version, {}).get(str(bars), figures.get(build, {}).get(str(bars)))
     return None if value is None else float(value)
 
 
