@@ -1,9 +1,10 @@
 """Faulty batch workers for the fault tests of ``replay.batch``.
 
 They are module-level functions so a forkserver child can import them by name
-(``tests.integration.batch_workers``). Each one runs the real :func:`replay.batch.local.worker_main`
-loop over a connection that looks at every job (of each group) before the loop gets it: it records the attempt
-and, when told to, kills its own process with SIGKILL, as the kernel's OOM killer would.
+(``tests.integration.batch_workers``). Each one runs the real
+:func:`replay.batch.local.worker_main` loop over a connection that looks at every job (of each
+group) before the loop gets it: it records the attempt and, when told to, kills its own
+process with SIGKILL, as the kernel's OOM killer would.
 
 A worker learns what to do from files in the *faults folder*, ``<cache dir>/../faults`` (derived
 from the cache folder the pool passes to every worker, so nothing depends on the environment the
