@@ -32,10 +32,8 @@ ROOT = Path(__file__).resolve().parent
 # snapshot format, indicator discovery with its runtime-checkable protocol, series, the trade log
 # formats, I/O) stay interpreted.
 COMPILED = [
-    "barbus/daemon/core/errors.py",
     "barbus/daemon/core/events.py",
     "barbus/daemon/core/orders.py",
-    "barbus/daemon/core/params.py",
     "barbus/daemon/core/strategy.py",
     "barbus/daemon/core/account.py",
     "barbus/daemon/core/broker.py",
@@ -79,6 +77,7 @@ class BuildKernel(build_ext):
     """build_ext that reports a failed compilation in one line and writes the source hashes."""
 
     def run(self) -> None:
+        self._remove_stale()
         try:
             super().run()
         except Exception as exc:  # a compiler error must leave a working (pure) package
@@ -94,6 +93,17 @@ class BuildKernel(build_ext):
         target = self._target_dir() / MANIFEST
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps({"compiler": "mypyc", "sources": _source_hashes()}, indent=1))
+
+    def _remove_stale(self) -> None:
+        """Delete extension modules of barbus that this build does not make (a module taken off
+        the list, or all of them in a pure build): Python would import them over the source."""
+        root = self._target_dir()
+        wanted = {self.get_ext_filename(ext.name) for ext in self.extensions}  # type: ignore[no-untyped-call]
+        for folder, _, files in os.walk(root / "barbus", followlinks=True):
+            for name in files:
+                path = Path(folder, name)
+                if name.endswith(".so") and path.relative_to(root).as_posix() not in wanted:
+                    path.unlink()
 
     def _remove_built(self) -> None:
         for ext in self.extensions:

@@ -20,9 +20,11 @@ user's file and line where there is one.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.metadata
 import inspect
 import re
@@ -43,6 +45,8 @@ __all__ = [
     "builtin_strategies",
     "describe_exception",
     "load_shipped",
+    "module_docstring",
+    "module_source_path",
     "resolve_strategy",
 ]
 
@@ -175,10 +179,7 @@ def _module_fingerprint(module: types.ModuleType) -> str:
     """The fingerprint of the module's source file, which must still be the code this process
     imported: an import is cached, so after an edit the class would be the old code under the
     new file's fingerprint (and fresh worker processes would run the new code)."""
-    try:
-        path = inspect.getsourcefile(module) or getattr(module, "__file__", None)
-    except TypeError:
-        path = None
+    path = module_source_path(module)
     try:
         now = _fingerprint(Path(path).read_bytes()) if path else "no-source"
     except OSError:
@@ -191,6 +192,33 @@ def _module_fingerprint(module: types.ModuleType) -> str:
             "path/file.py:ClassName, always runs the file as it is now"
         )
     return now
+
+
+def module_source_path(module: types.ModuleType) -> str | None:
+    """The module's source file, also when it runs compiled (the ``.py`` its extension module
+    was built from, beside it): a shipped strategy has one fingerprint in both builds."""
+    try:
+        path = inspect.getsourcefile(module)
+    except TypeError:
+        path = None
+    file = getattr(module, "__file__", None)
+    if path is None and file:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            beside = Path(file.removesuffix(suffix) + ".py")
+            if file.endswith(suffix) and beside.is_file():
+                return str(beside)
+    return path or file
+
+
+def module_docstring(module: types.ModuleType) -> str | None:
+    """The module's docstring, read from its source when compiled (mypyc keeps none)."""
+    if module.__doc__ is not None:
+        return module.__doc__
+    path = module_source_path(module)
+    try:
+        return ast.get_docstring(ast.parse(Path(path).read_bytes())) if path else None
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def _class_fingerprint(cls: type) -> str:

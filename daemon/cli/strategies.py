@@ -78,8 +78,10 @@ def _describe_strategy(source: StrategySource) -> str:
     """``name: first docstring line``, where it comes from, then each parameter's default."""
     import dataclasses
 
+    from barbus.strategies.loader import module_docstring
+
     cls = source.cls
-    module_doc = sys.modules[cls.__module__].__doc__
+    module_doc = module_docstring(sys.modules[cls.__module__])
     # A built-in's module docstring starts with its name; a user file may hold several classes.
     first_choice = module_doc if source.origin == "built-in" else cls.__doc__
     doc = (first_choice or module_doc or cls.__doc__ or "").strip()

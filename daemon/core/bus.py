@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from barbus.daemon.core.errors import BarbusError
 from barbus.daemon.core.events import Bar
 
@@ -26,6 +28,9 @@ log = logging.getLogger("barbus.bus")
 BarHandler = Callable[[Bar], None]
 
 
+# Plain Python classes in the compiled kernel too (native_class=False): mypyc's frozen
+# dataclasses cannot be copied or pickled, and these records cross processes.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """A named handler registered for bars of one (symbol, interval) stream."""

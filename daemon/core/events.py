@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mypy_extensions import mypyc_attr
+
 from barbus.daemon.core.errors import DataError
 
 __all__ = [
@@ -152,6 +154,9 @@ class Direction(enum.StrEnum):
     SHORT = "short"
 
 
+# Plain Python classes in the compiled kernel too (native_class=False): mypyc's frozen
+# dataclasses cannot be copied or pickled, and these records cross processes.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Fill:
     """An executed order: price includes slippage, ``fee`` is in quote currency."""
@@ -167,6 +172,7 @@ class Fill:
     order_id: int = 0  # the engine's order number; 0 for a signal or a bracket exit
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Trade:
     """One closed quantity (an entry, then an exit of that much), as written to ``trades.csv``.
@@ -190,6 +196,7 @@ class Trade:
     direction: Direction = Direction.LONG
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
     """An order's life outside its fills: ``placed``, ``cancelled``, ``expired``, ``rejected``
@@ -206,6 +213,7 @@ class OrderEvent:
     detail: str = ""
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class StrategyHalted:
     """A strategy stopped: its decision or its order failed on a bar; ``reason`` is one line."""

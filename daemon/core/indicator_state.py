@@ -84,6 +84,11 @@ def slot_names(cls: type) -> tuple[str, ...]:
     names: list[str] = []
     for klass in reversed(cls.__mro__):
         slots = klass.__dict__.get("__slots__", ())
+        if not slots and "__mypyc_attrs__" in klass.__dict__:
+            # A compiled class (mypyc) keeps its attribute names here, in another order than
+            # its __slots__ were written: sorted, as the project's lint (RUF023) sorts __slots__,
+            # they come in the order the pure-Python build has, so snapshots read the same.
+            slots = tuple(sorted(klass.__dict__["__mypyc_attrs__"]))
         for slot in (slots,) if isinstance(slots, str) else slots:
             if slot not in names and slot not in ("params", "__dict__", "__weakref__"):
                 names.append(slot)

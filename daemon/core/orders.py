@@ -19,6 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import Side, Signal
 
@@ -43,6 +45,9 @@ def _percent(name: str, value: float | None) -> None:
         raise StrategyError(f"order {name} must be in [0, 100) percent (0 = off), got {value!r}")
 
 
+# Plain Python classes in the compiled kernel too (native_class=False): mypyc's frozen
+# dataclasses cannot be copied or pickled, and these records cross processes.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Order:
     """An order request. Build it with :meth:`buy`, :meth:`sell` or :meth:`target`.
@@ -228,6 +233,7 @@ class Order:
         )
 
 
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class Cancel:
     """Cancel the resting orders tagged ``tag`` (``""``: every resting order of the strategy)."""

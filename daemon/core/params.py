@@ -14,8 +14,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, get_type_hints
 
-from mypy_extensions import mypyc_attr
-
 from barbus.daemon.core.errors import ConfigError, StrategyError, did_you_mean
 from barbus.daemon.core.events import INTERVAL_MS
 
@@ -40,10 +38,16 @@ def require(condition: bool, message: str) -> None:
         raise StrategyError(message)
 
 
-# User parameter classes and strategies (interpreted) subclass the compiled base.
-@mypyc_attr(allow_interpreted_subclasses=True)
+class PlainClass(type):
+    """The metaclass of every parameter class; it adds nothing. A class with a metaclass of its
+    own stays a plain Python class in a compiled module (mypyc), and so do its subclasses: the
+    parameters of a compiled strategy and of a user's strategy file are the same kind of
+    dataclass (a compiled dataclass cannot have an interpreted dataclass subclass). Parameters
+    are read when a strategy is built, never per bar."""
+
+
 @dataclasses.dataclass(frozen=True)
-class BaseParams:
+class BaseParams(metaclass=PlainClass):
     """Parameters every strategy has: its timeframe and the engine's risk exits (0 = off)."""
 
     timeframe: str = "1m"
