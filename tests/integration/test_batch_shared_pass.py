@@ -60,9 +60,7 @@ def mixed_jobs(data: Path, folder: Path) -> list[Job]:
     rich = dataclasses.replace(jobs[0], execution=ExecutionConfig(starting_cash=50_000.0))
     other, _ = expand_jobs("sma_cross", [data], grid=SMA_GRID, periods=[ONE_DAY])
     halting, _ = expand_jobs(f"{shorts}:ShortOnce", [data], periods=[TWO_DAYS])
-    raising, _ = expand_jobs(
-        f"{raises}:Raises", [data], grid={"at": [0, 100]}, periods=[TWO_DAYS]
-    )
+    raising, _ = expand_jobs(f"{raises}:Raises", [data], grid={"at": [0, 100]}, periods=[TWO_DAYS])
     return [*jobs, rich, *halting, *raising, other[0]]
 
 
