@@ -90,3 +90,23 @@ def test_a_shared_pass_writes_the_same_results_as_one_pass_per_job(
     assert "boom at bar 100" in rows[jobs[7].job_id]["error"]
     assert rows[jobs[4].job_id]["final_equity"] != rows[jobs[0].job_id]["final_equity"]
     assert shared.bars_replayed == alone.bars_replayed
+
+
+def test_a_resumed_batch_regroups_only_the_missing_jobs(
+    btc_2023_path: Path, tmp_path: Path
+) -> None:
+    jobs = mixed_jobs(btc_2023_path, tmp_path)
+    cache = BarCache(tmp_path / "cache")
+    whole = run_batch(jobs, tmp_path / "whole", workers=2, cache=cache)
+    out = tmp_path / "resumed"
+    first = run_batch(jobs[:3], out, workers=2, cache=cache)
+    assert first.failed == 0
+    done: list[tuple[int, int]] = []
+
+    resumed = run_batch(
+        jobs, out, workers=2, cache=cache, progress=lambda d, t, b, s: done.append((d, t))
+    )
+
+    assert resumed.resumed == 3
+    assert done[-1] == (len(jobs) - 3, len(jobs) - 3)  # progress counts jobs, the missing ones
+    assert resumed.paths["csv"].read_bytes() == whole.paths["csv"].read_bytes()
