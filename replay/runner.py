@@ -34,7 +34,10 @@ from barbus.strategies import StrategyLike, StrategySource, create_strategy, str
 __all__ = [
     "ReplayConfig",
     "ReplayResult",
+    "drop_events",
     "empty_period_message",
+    "period_series",
+    "replay_result",
     "run_replay",
 ]
 
@@ -182,17 +185,7 @@ def run_replay(
     source = strategy_source(config.strategy)
     strategy = create_strategy(source, config.params)
     from_file = series is None
-    if series is None:
-        # Late import: workers that only map cached data never load pandas or pyarrow.
-        from barbus.replay.loader import bundled_data_path, load_bars
-
-        path = config.data if config.data is not None else bundled_data_path()
-        series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)
-    whole = series
-    series = series.between(config.start_ms, config.end_ms)
-    if len(series) == 0:
-        raise DataError(empty_period_message(whole, config.start_ms, config.end_ms))
-
+    series = period_series(config, series, cache)
     session = Session()
     engine = session.add(
         StrategyEngine(
@@ -206,13 +199,47 @@ def run_replay(
     )
     started = time.perf_counter()
     with gc_paused(), halts_raised():
-        session.run(ReplayFeed(series).chunks(), _drop)
+        session.run(ReplayFeed(series).chunks(), drop_events)
     replay_seconds = time.perf_counter() - started
     if engine.name in session.bus.halted:
         raise StrategyError(halt_message(engine.name, session.bus.halted[engine.name]))
+    gaps = series.gaps()
+    if gaps.count and (cache is None or not from_file):  # the cache reports a file's gaps once
+        log.warning("%s: %s (replayed as is, no bars invented)", series.source, gaps.describe())
+    return replay_result(config, source, engine, series, gaps, replay_seconds)
+
+
+def period_series(
+    config: ReplayConfig, series: BarSeries | None = None, cache: BarCache | None = None
+) -> BarSeries:
+    """The bars of ``config``'s period: of ``series`` when given, else of its data file (through
+    ``cache`` when given, else parsed directly); a :class:`DataError` when the period is empty."""
+    if series is None:
+        # Late import: workers that only map cached data never load pandas or pyarrow.
+        from barbus.replay.loader import bundled_data_path, load_bars
+
+        path = config.data if config.data is not None else bundled_data_path()
+        series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)
+    whole = series
+    series = series.between(config.start_ms, config.end_ms)
+    if len(series) == 0:
+        raise DataError(empty_period_message(whole, config.start_ms, config.end_ms))
+    return series
+
+
+def replay_result(
+    config: ReplayConfig,
+    source: StrategySource,
+    engine: StrategyEngine,
+    series: BarSeries,
+    gaps: GapReport,
+    replay_seconds: float,
+) -> ReplayResult:
+    """The result of ``engine`` after its pass over ``series`` (closing what is still open when
+    ``config`` says so): the one place a replayed engine becomes a :class:`ReplayResult`, for a
+    single replay and for each engine of a shared pass (:mod:`barbus.replay.shared_pass`)."""
     if config.close_at_end:
         engine.finish()
-
     assert engine.equity_curve is not None
     equity = np.empty(len(engine.equity_curve) + 1)
     equity[0] = config.execution.starting_cash
@@ -228,13 +255,10 @@ def run_replay(
         bars_in_market=engine.bars_in_market,
         mark_ms=mark_ms,
     )
-    gaps = series.gaps()
-    if gaps.count and (cache is None or not from_file):  # the cache reports a file's gaps once
-        log.warning("%s: %s (replayed as is, no bars invented)", series.source, gaps.describe())
     return ReplayResult(
         config=config,
         source=source,
-        strategy_params=strategy.params.as_dict(),
+        strategy_params=engine.strategy.params.as_dict(),
         series=series,
         gaps=gaps,
         trades=list(engine.trades),
@@ -245,7 +269,7 @@ def run_replay(
     )
 
 
-def _drop(events: list[EngineEvent]) -> None:
+def drop_events(events: list[EngineEvent]) -> None:
     """A replay reads its results from the engine's books: the events go nowhere."""
 
 

@@ -98,6 +98,12 @@ def _add_run_where_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-parallel", action="store_true", help="run every job in-process")
     parser.add_argument(
+        "--no-shared-pass",
+        action="store_true",
+        help="replay each job in a pass of its own (default: jobs of the same data and period "
+        "run as engines of one pass over the bars, up to 32 per pass; identical results)",
+    )
+    parser.add_argument(
         "--backend",
         choices=("local", "ray"),
         default="local",
@@ -186,6 +192,7 @@ def _run(
             backend=args.backend,
             ray_address=args.ray_address,
             metrics=metrics,
+            shared_pass=not args.no_shared_pass,
         )
     finally:
         progress.close()

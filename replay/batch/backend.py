@@ -1,10 +1,11 @@
 """The backend protocol: what the batch needs from a place that runs jobs, and nothing more.
 
-A backend takes jobs (:meth:`Backend.submit`) up to its :attr:`~Backend.capacity` and hands back
-the finished ones (:meth:`Backend.wait`), each with its outcome; what it does when a worker dies
-is its own business (the local pool starts a fresh process, Ray retries the task). Scheduling and
-retries are not a backend's: :mod:`.retry` drives every backend with the same policy, so the
-local processes, the in-process run and Ray retry a job the same way.
+A backend takes groups of jobs (:meth:`Backend.submit`) up to its :attr:`~Backend.capacity`
+and hands back the finished ones (:meth:`Backend.wait`), each job with its outcome; what it
+does when a worker dies is its own business (the local pool starts a fresh process, Ray
+retries the task). Scheduling and retries are not a backend's: :mod:`.retry` drives every
+backend with the same policy, so the local processes, the in-process run and Ray retry a job
+the same way.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Backend(Protocol):
 
     @property
     def capacity(self) -> int:
-        """Jobs it takes at once: :meth:`submit` is called no more often than that."""
+        """Groups it takes at once: :meth:`submit` is called no more often than that."""
         ...
 
     @property
@@ -49,11 +50,13 @@ class Backend(Protocol):
         """Where a retry runs, for the log line (``"on a fresh worker"``); None: no line."""
         ...
 
-    def submit(self, job: Job) -> None:
-        """Start ``job`` (a slot is free: fewer than :attr:`capacity` jobs are running)."""
+    def submit(self, group: tuple[Job, ...]) -> None:
+        """Start ``group`` (:mod:`.groups`: jobs that run in one pass; a slot is free: fewer
+        than :attr:`capacity` groups are running)."""
         ...
 
-    def wait(self) -> list[Finished]:
-        """The jobs that finished since the last call, after blocking until at least one did
-        or a short while passed (then none: the caller sees signals between calls)."""
+    def wait(self) -> list[list[Finished]]:
+        """The groups that finished since the last call, each as its jobs, after blocking
+        until at least one did or a short while passed (then none: the caller sees signals
+        between calls)."""
         ...

@@ -1,7 +1,8 @@
 """The local backends: a pool of worker processes on this machine, and the in-process run.
 
-Workers receive jobs, never bars: each worker opens the memory-mapped cache by path (the parent
-builds and verifies every entry once before any job is dispatched), so the data is loaded once
+Workers receive groups of jobs (:mod:`.groups`: one shared pass each), never bars: each worker
+opens the memory-mapped cache by path (the parent builds and verifies every entry once before
+any job is dispatched), so the data is loaded once
 and shared through the page cache. A worker that dies (kill -9, out of memory) or answers with a
 failed row is replaced by a fresh process, and a job handed out next goes to a fresh worker
 first, so a retry (:mod:`.retry`) runs on a clean process. ``--no-parallel`` runs the same jobs
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from barbus.replay.batch.backend import Finished
-from barbus.replay.batch.job import JobOutcome, result_row, run_in_worker, run_job
+from barbus.replay.batch.job import JobOutcome, result_row, run_group, run_job
 from barbus.replay.batch.jobs import Job
 from barbus.replay.cache import BarCache
 
@@ -32,7 +33,8 @@ __all__ = ["InProcess", "WorkerPool", "WorkerTarget", "worker_main", "worker_poo
 
 
 def worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
-    """Worker loop: receive a pickled job, send back its outcome, until told to stop."""
+    """Worker loop: receive a pickled group of jobs, send back their outcomes, until told to
+    stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
     # The parent verified every entry's checksums just before dispatching: map, don't rehash;
     # it also reported each dataset's gaps (or an unusable cache folder) once: stay quiet.
@@ -43,10 +45,10 @@ def worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) -> 
             payload = conn.recv_bytes()
             if not payload:
                 break
-            job: Job = pickle.loads(payload)
-            outcome = run_in_worker(job, cache)
-            cache.flush_stats()  # per job: a worker killed later loses no counts
-            conn.send(dataclasses.replace(outcome, worker=slot))
+            group: tuple[Job, ...] = pickle.loads(payload)
+            outcomes = run_group(group, cache)
+            cache.flush_stats()  # per group: a worker killed later loses no counts
+            conn.send([dataclasses.replace(outcome, worker=slot) for outcome in outcomes])
     except (EOFError, KeyboardInterrupt):
         pass
     finally:
@@ -60,12 +62,12 @@ WorkerTarget = Callable[[multiprocessing.connection.Connection, str], None]
 class _Worker:
     process: BaseProcess
     conn: multiprocessing.connection.Connection
-    job: Job | None = None
+    group: tuple[Job, ...] | None = None
     fresh: bool = True  # has run no job yet
 
 
 class WorkerPool:
-    """N worker processes, one job each at a time; replaces a worker that dies or fails."""
+    """N worker processes, one group each at a time; replaces a worker that dies or fails."""
 
     retry_note = "on a fresh worker"
 
@@ -94,13 +96,13 @@ class WorkerPool:
         child.close()
         return _Worker(process, parent)
 
-    def submit(self, job: Job) -> None:
-        """Send ``job`` to an idle worker, a fresh one first."""
-        idle = [worker for worker in self.workers if worker.job is None]
+    def submit(self, group: tuple[Job, ...]) -> None:
+        """Send ``group`` to an idle worker, a fresh one first."""
+        idle = [worker for worker in self.workers if worker.group is None]
         worker = next((w for w in idle if w.fresh), idle[0])
-        payload = pickle.dumps(job)
+        payload = pickle.dumps(group)
         self.bytes_sent += len(payload)
-        worker.job = job
+        worker.group = group
         worker.fresh = False
         worker.conn.send_bytes(payload)
 
@@ -114,36 +116,39 @@ class WorkerPool:
         slot = self.workers.index(worker)
         self.workers[slot] = self._spawn(slot)
 
-    def wait(self) -> list[Finished]:
-        """The busy workers that answered or died; a dead or failed one is replaced."""
+    def wait(self) -> list[list[Finished]]:
+        """The groups of the busy workers that answered or died; a worker that died or gave a
+        failed row is replaced."""
         handles: dict[Any, _Worker] = {}
         for worker in self.workers:
-            if worker.job is not None:
+            if worker.group is not None:
                 handles[worker.conn] = worker
                 handles[worker.process.sentinel] = worker
-        answered: list[tuple[_Worker, JobOutcome | None]] = []
+        answered: list[tuple[_Worker, list[JobOutcome] | None]] = []
         for handle in multiprocessing.connection.wait(list(handles)):
             worker = handles[handle]
             if any(worker is seen for seen, _ in answered):
                 continue
             try:
-                outcome: JobOutcome | None = worker.conn.recv() if worker.conn.poll() else None
+                outcomes: list[JobOutcome] | None = (
+                    worker.conn.recv() if worker.conn.poll() else None
+                )
             except (EOFError, OSError):
-                outcome = None
-            answered.append((worker, outcome))
+                outcomes = None
+            answered.append((worker, outcomes))
         finished = []
-        for worker, answer in answered:
-            job = worker.job
-            assert job is not None
-            worker.job = None
-            outcome = answer
-            if outcome is None:
+        for worker, outcomes_or_none in answered:
+            answer = outcomes_or_none
+            group = worker.group
+            assert group is not None
+            worker.group = None
+            if answer is None:
                 worker.process.join(5.0)
                 died = f"worker died (exit code {worker.process.exitcode})"
-                outcome = JobOutcome(result_row(job, None, died))
-            if outcome.row["status"] != "ok":
+                answer = [JobOutcome(result_row(job, None, died)) for job in group]
+            if any(outcome.row["status"] != "ok" for outcome in answer):
                 self._replace(worker)  # a fresh process for whatever comes next
-            finished.append(Finished(job, outcome))
+            finished.append([Finished(j, o) for j, o in zip(group, answer, strict=True)])
         return finished
 
     def close(self) -> None:
@@ -178,7 +183,7 @@ def worker_pool(size: int, cache_dir: Path, target: WorkerTarget) -> Iterator[Wo
 
 
 class InProcess:
-    """Runs each job here, one at a time (``--no-parallel``); a retry runs silently."""
+    """Runs each group here, one at a time (``--no-parallel``); a retry runs silently."""
 
     capacity = 1
     bytes_sent = 0
@@ -186,12 +191,13 @@ class InProcess:
 
     def __init__(self, cache: BarCache) -> None:
         self._cache = cache
-        self._job: Job | None = None
+        self._group: tuple[Job, ...] | None = None
 
-    def submit(self, job: Job) -> None:
-        self._job = job
+    def submit(self, group: tuple[Job, ...]) -> None:
+        self._group = group
 
-    def wait(self) -> list[Finished]:
-        job, self._job = self._job, None
-        assert job is not None
-        return [Finished(job, run_job(job, self._cache))]
+    def wait(self) -> list[list[Finished]]:
+        group, self._group = self._group, None
+        assert group is not None
+        outcomes = run_group(group, self._cache, run_job)
+        return [[Finished(job, outcome) for job, outcome in zip(group, outcomes, strict=True)]]

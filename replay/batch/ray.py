@@ -76,7 +76,7 @@ from typing import Any
 
 from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch.backend import Finished
-from barbus.replay.batch.job import JobOutcome, result_row, run_in_worker, run_job
+from barbus.replay.batch.job import JobFunction, JobOutcome, result_row, run_group, run_job
 from barbus.replay.batch.jobs import Job
 from barbus.replay.batch.retry import run_jobs
 from barbus.replay.cache import BarCache
@@ -86,7 +86,6 @@ __all__ = ["INSTALL_HINT", "JobFunction", "RayBackend", "ray_backend", "require_
 log = logging.getLogger("barbus.batch")
 
 INSTALL_HINT = "pip install 'barbus[ray]'"
-JobFunction = Callable[[Job, BarCache | None], JobOutcome]
 _WAIT_SECONDS = 0.5  # ray.wait slices: Ctrl-C and SIGTERM are seen between them
 _CONNECT_SECONDS = 5.0  # to reach a head node given as HOST:PORT
 
@@ -109,8 +108,11 @@ def require_ray() -> ModuleType:
 _node_cache: dict[str, BarCache] = {}
 
 
-def _run_on_node(job: Job, cache_root: str, batch: str, job_function: JobFunction) -> JobOutcome:
-    """The Ray task: run one job against the cache folder at ``cache_root`` on this node."""
+def _run_on_node(
+    group: tuple[Job, ...], cache_root: str, batch: str, job_function: JobFunction
+) -> list[JobOutcome]:
+    """The Ray task: run one group of jobs (one shared pass, :mod:`.groups`) against the cache
+    folder at ``cache_root`` on this node."""
     cache = _node_cache.get(batch)
     if cache is None:
         _node_cache.clear()
@@ -118,12 +120,12 @@ def _run_on_node(job: Job, cache_root: str, batch: str, job_function: JobFunctio
         cache = _node_cache[batch] = BarCache(
             Path(cache_root), verify_checksums=False, announce=False
         )
-    outcome = run_in_worker(job, cache, job_function)
+    outcomes = run_group(group, cache, job_function)
     try:
-        cache.flush_stats()  # a Ray worker has no exit hook: add this job's counters now
+        cache.flush_stats()  # a Ray worker has no exit hook: add this group's counters now
     except OSError as exc:
         log.warning("cache stats not written to %s: %s", cache_root, exc)
-    return outcome
+    return outcomes
 
 
 # -- on the driver ---------------------------------------------------------------------------
@@ -138,6 +140,7 @@ def run_on_ray(
     max_in_flight: int | None = None,
     max_retries: int = 1,
     job_function: JobFunction = run_job,
+    shared: bool = True,
 ) -> int:
     """Run ``jobs`` as Ray tasks; call ``record`` with each outcome as it finishes.
 
@@ -151,7 +154,7 @@ def run_on_ray(
         max_retries=max_retries,
         job_function=job_function,
     ) as backend:
-        run_jobs(jobs, backend, record)
+        run_jobs(jobs, backend, record, shared=shared)
     return backend.bytes_sent
 
 
@@ -212,21 +215,23 @@ class RayBackend:
         self._batch = uuid.uuid4().hex
         self._job_function = job_function
         self.capacity = window
-        self.pending: dict[Any, Job] = {}  # ObjectRef -> its job
+        self.pending: dict[Any, tuple[Job, ...]] = {}  # ObjectRef -> its group
         self.bytes_sent = 0
 
-    def submit(self, job: Job) -> None:
-        self.bytes_sent += len(pickle.dumps(job))
-        ref = self._remote.remote(job, self._cache_root, self._batch, self._job_function)
-        self.pending[ref] = job
+    def submit(self, group: tuple[Job, ...]) -> None:
+        self.bytes_sent += len(pickle.dumps(group))
+        ref = self._remote.remote(group, self._cache_root, self._batch, self._job_function)
+        self.pending[ref] = group
 
-    def wait(self) -> list[Finished]:
+    def wait(self) -> list[list[Finished]]:
         ready, _ = self._ray.wait(list(self.pending), num_returns=1, timeout=_WAIT_SECONDS)
         finished = []
         for ref in ready:
-            job = self.pending.pop(ref)
-            outcome, may_retry = _collect(self._ray, ref, job)
-            finished.append(Finished(job, outcome, may_retry))
+            group = self.pending.pop(ref)
+            outcomes, may_retry = _collect(self._ray, ref, group)
+            finished.append(
+                [Finished(j, o, may_retry) for j, o in zip(group, outcomes, strict=True)]
+            )
         return finished
 
 
@@ -268,19 +273,22 @@ def _check_reachable(address: str | None) -> None:
         raise ConfigError(f"cannot reach the Ray head node at {address}: {exc}") from None
 
 
-def _collect(ray: ModuleType, ref: Any, job: Job) -> tuple[JobOutcome, bool]:
-    """The outcome of a finished task, and whether a failure may be retried by us."""
+def _collect(ray: ModuleType, ref: Any, group: tuple[Job, ...]) -> tuple[list[JobOutcome], bool]:
+    """The outcomes of a finished task, and whether a failure may be retried by us.
+
+    A task whose worker died is not retried by us when Ray already re-ran it for one job; the
+    jobs of a bigger group get their retry from us, each alone (the one that kills its worker
+    then takes only itself down)."""
     try:
-        outcome: JobOutcome = ray.get(ref)
-    except ray.exceptions.RayTaskError as exc:  # raised in the task before or after run_job
+        outcomes: list[JobOutcome] = ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:  # raised in the task before or after run_group
         cause = getattr(exc, "cause", None) or exc
-        return JobOutcome(
-            result_row(job, None, f"{type(cause).__name__}: {_first_line(cause)}")
-        ), True
+        error = f"{type(cause).__name__}: {_first_line(cause)}"
+        return [JobOutcome(result_row(job, None, error)) for job in group], True
     except ray.exceptions.RayError as exc:  # the worker or its node died; Ray already retried
         error = f"worker died ({type(exc).__name__}: {_first_line(exc)})"
-        return JobOutcome(result_row(job, None, error)), False
-    return outcome, True
+        return [JobOutcome(result_row(job, None, error)) for job in group], len(group) > 1
+    return outcomes, True
 
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from barbus.replay.batch.backend import Backend
+from barbus.replay.batch.groups import group_jobs
 from barbus.replay.batch.job import JobOutcome
 from barbus.replay.batch.jobs import Job
 
@@ -23,31 +24,40 @@ log = logging.getLogger("barbus.batch")
 MAX_ATTEMPTS = 2  # the first try and one retry (on a fresh worker, or again on the cluster)
 
 
-def run_jobs(jobs: Sequence[Job], backend: Backend, record: Callable[[JobOutcome], None]) -> None:
-    """Run ``jobs`` on ``backend``, calling ``record`` once per job with its final outcome."""
-    queue = list(reversed(jobs))  # pop() from the end keeps the given order
+def run_jobs(
+    jobs: Sequence[Job],
+    backend: Backend,
+    record: Callable[[JobOutcome], None],
+    *,
+    shared: bool = True,
+) -> None:
+    """Run ``jobs`` on ``backend`` in groups (:func:`~.groups.group_jobs`: one shared pass per
+    dataset and period, unless ``shared`` is False), calling ``record`` once per job with its
+    final outcome. A failed job's retry runs in a pass of its own, so a job that kills its
+    worker takes only itself down the second time."""
+    queue = list(reversed(group_jobs(jobs, backend.capacity, shared=shared)))  # pop(): in order
     attempts: dict[str, int] = {}
     running = 0
     while queue or running:
         while queue and running < backend.capacity:
-            job = queue.pop()
-            attempts[job.job_id] = 1
-            backend.submit(job)
+            group = queue.pop()
+            for job in group:
+                attempts[job.job_id] = attempts.get(job.job_id, 0) + 1
+            backend.submit(group)
             running += 1
-        for finished in backend.wait():
-            job, outcome = finished.job, finished.outcome
+        for finished_group in backend.wait():
             running -= 1
-            failed = outcome.row["status"] != "ok"
-            if failed and finished.retryable and attempts[job.job_id] < MAX_ATTEMPTS:
-                attempts[job.job_id] += 1
-                if backend.retry_note is not None:
-                    log.warning(
-                        "job %s failed (%s); retrying once %s",
-                        job.job_id,
-                        outcome.row["error"],
-                        backend.retry_note,
-                    )
-                backend.submit(job)
-                running += 1
-                continue
-            record(outcome)
+            for finished in finished_group:
+                job, outcome = finished.job, finished.outcome
+                failed = outcome.row["status"] != "ok"
+                if failed and finished.retryable and attempts[job.job_id] < MAX_ATTEMPTS:
+                    if backend.retry_note is not None:
+                        log.warning(
+                            "job %s failed (%s); retrying once %s",
+                            job.job_id,
+                            outcome.row["error"],
+                            backend.retry_note,
+                        )
+                    queue.append((job,))  # next, alone
+                    continue
+                record(outcome)

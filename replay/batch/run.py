@@ -68,6 +68,7 @@ def run_batch(
     backend: str = "local",
     ray_address: str | None = None,
     metrics: BatchMetrics | None = None,
+    shared_pass: bool = True,
 ) -> BatchOutcome:
     """Run ``jobs`` and write ``results.jsonl``, ``results.csv`` and ``results.parquet``.
 
@@ -77,7 +78,8 @@ def run_batch(
     cluster at ``ray_address`` (see :mod:`.ray`; ``workers`` then caps the tasks
     in flight). Ctrl-C / SIGTERM stop the batch cleanly: finished results are kept and written.
     Rows rank by ``sort``, best first (lowest first for :data:`~replay.stats.LOWER_IS_BETTER`
-    metrics) unless ``ascending`` says otherwise.
+    metrics) unless ``ascending`` says otherwise. Jobs of the same data and period run as
+    engines of one shared pass (:mod:`.groups`); ``shared_pass=False`` runs one pass per job.
     """
     if sort not in METRICS:
         raise ConfigError(f"--sort {sort!r} is not a metric; choose from {', '.join(METRICS)}")
@@ -127,7 +129,7 @@ def run_batch(
                     backend, todo, cache, workers, parallel, ray_address, worker_target
                 ) as runner:
                     try:
-                        run_jobs(todo, runner, record)
+                        run_jobs(todo, runner, record, shared=shared_pass)
                     finally:
                         bytes_sent = runner.bytes_sent
         except KeyboardInterrupt:

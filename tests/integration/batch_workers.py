@@ -1,9 +1,10 @@
 """Faulty batch workers for the fault tests of ``replay.batch``.
 
 They are module-level functions so a forkserver child can import them by name
-(``tests.integration.batch_workers``). Each one runs the real :func:`replay.batch.local.worker_main`
-loop over a connection that looks at every job before the loop gets it: it records the attempt
-and, when told to, kills its own process with SIGKILL, as the kernel's OOM killer would.
+(``tests.integration.batch_workers``). Each one runs the real
+:func:`replay.batch.local.worker_main` loop over a connection that looks at every job (of each
+group) before the loop gets it: it records the attempt and, when told to, kills its own
+process with SIGKILL, as the kernel's OOM killer would.
 
 A worker learns what to do from files in the *faults folder*, ``<cache dir>/../faults`` (derived
 from the cache folder the pool passes to every worker, so nothing depends on the environment the
@@ -69,7 +70,8 @@ class _Inspecting:
     def recv_bytes(self) -> bytes:
         payload = self._conn.recv_bytes()
         if payload:
-            self._on_job(pickle.loads(payload))
+            for job in pickle.loads(payload):  # a group: the jobs of one pass
+                self._on_job(job)
         return payload
 
     def send(self, obj: object) -> None:

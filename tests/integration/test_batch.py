@@ -39,6 +39,7 @@ from barbus.replay.batch import (
     plan_jobs,
     run_batch,
 )
+from barbus.replay.batch.groups import group_jobs
 from barbus.replay.cache import BarCache
 from barbus.replay.periods import parse_period
 from barbus.replay.reports.batch_report import write_batch_report
@@ -464,7 +465,8 @@ def test_workers_are_sent_small_job_records_not_megabytes_of_bars(
     assert parallel_run.outcome.failed == 0
     assert entry.nbytes > 3_000_000  # the dataset the workers use
     assert 0 < sent / len(parallel_run.jobs) < 2_000
-    assert sent == sum(len(pickle.dumps(job)) for job in parallel_run.jobs)  # once each
+    groups = group_jobs(parallel_run.jobs, 2)  # what the pool sends: a group per pass
+    assert sent == sum(len(pickle.dumps(group)) for group in groups)  # once each
     assert max(len(pickle.dumps(job)) for job in parallel_run.jobs) < 1_000
 
 
@@ -477,7 +479,10 @@ def test_the_parent_builds_the_cache_once_and_workers_only_map_it(
     assert stats.rebuilds == 0
     assert stats.misses == 1  # the parent's build; each worker's first load maps it from disk
     assert stats.disk_hits == 2
-    assert stats.memory_hits == len(parallel_run.jobs) - 2
+    # One load per pass, not per job: the jobs of a dataset and period share a pass.
+    passes = len(group_jobs(parallel_run.jobs, 2))
+    assert passes < len(parallel_run.jobs)
+    assert stats.memory_hits == passes - 2
 
 
 def test_progress_is_reported_after_every_job(parallel_run: ParallelRun) -> None:
@@ -518,7 +523,9 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_retry_gives_the_clean_resul
 
     assert faulty.failed == 0
     assert attempts(cache.root, victim) == 2
-    assert [attempts(cache.root, job) for job in jobs if job != victim] == [1, 1, 1]
+    # The victim shares a pass with jobs[0] (two passes of two): its dead group runs again.
+    assert group_jobs(jobs, 2)[0] == (jobs[0], victim)
+    assert [attempts(cache.root, job) for job in jobs if job != victim] == [2, 1, 1]
     assert row_of(faulty, victim) == row_of(clean, victim)
     assert faulty.paths["csv"].read_bytes() == clean.paths["csv"].read_bytes()
 

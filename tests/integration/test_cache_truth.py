@@ -83,8 +83,9 @@ def test_an_in_process_batch_counts_its_later_loads_as_memory_hits(
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
-    # The parent's check before the jobs builds it; each of the 3 jobs then finds it in memory.
-    assert cache_stats(cache) == counts(memory=3, disk=0, builds=1)
+    # The parent's check before the jobs builds it; the 3 jobs share one pass, which then
+    # finds it in memory (one load per pass, not per job).
+    assert cache_stats(cache) == counts(memory=1, disk=0, builds=1)
 
 
 def test_a_12_job_batch_warns_of_the_gap_once_and_counts_every_workers_load(
@@ -104,9 +105,10 @@ def test_a_12_job_batch_warns_of_the_gap_once_and_counts_every_workers_load(
     gap_lines = [line for line in done.stderr.splitlines() if GAP_LINE in line]
     assert len(gap_lines) == 1, done.stderr
     assert "1 gap(s), 80 missing minute(s)" in gap_lines[0]
-    # Parent: one build. Each of the 2 workers maps the entry on its first job (a disk hit)
-    # and finds it in memory for every later one: 12 jobs, 2 disk hits, 10 memory hits.
-    assert cache_stats(cache) == counts(memory=10, disk=2, builds=1)
+    # Parent: one build. 12 jobs in 4 passes (2 periods, each split in 2 for the 2 workers).
+    # Each worker maps the entry on its first pass (a disk hit) and finds it in memory for
+    # every later one: 2 disk hits, 2 memory hits.
+    assert cache_stats(cache) == counts(memory=2, disk=2, builds=1)
 
 
 def test_a_replay_reports_the_gap_once(tmp_path: Path, btc_2023_path: Path) -> None:
@@ -134,9 +136,10 @@ def test_a_worker_killed_by_sigkill_loses_none_of_its_finished_jobs_counts(
     # receiving it (SIGKILL: no exit hook runs) and the job is retried on a fresh worker.
     batch_workers.order_death(cache.root, jobs[3], always=False)
 
+    # One pass per job, so the dying worker has finished jobs (with sharing, 2 passes of 3).
     outcome = run_batch(
         jobs, tmp_path / "out", workers=2, cache=cache,
-        worker_target=batch_workers.dies_once_worker,
+        worker_target=batch_workers.dies_once_worker, shared_pass=False,
     )  # fmt: skip
 
     assert outcome.failed == 0
