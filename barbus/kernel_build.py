@@ -62,13 +62,17 @@ def _compiled_sources(root: Path) -> dict[str, str] | None:
     return sources if isinstance(sources, dict) else None
 
 
+def _built(source: Path) -> bool:
+    """Whether the extension module of ``source`` exists for this Python."""
+    return any(source.with_suffix(s).exists() for s in importlib.machinery.EXTENSION_SUFFIXES)
+
+
 def _stale(sources: dict[str, str], root: Path) -> list[str]:
     """The compiled modules whose source no longer matches the build, or lacks its extension."""
-    suffixes = importlib.machinery.EXTENSION_SUFFIXES
     stale = []
     for relative, digest in sources.items():
         source = root / relative
-        built = any(source.with_suffix(suffix).exists() for suffix in suffixes)
+        built = _built(source)
         try:
             same = hashlib.sha256(source.read_bytes()).hexdigest() == digest
         except OSError:
@@ -86,6 +90,10 @@ def _why_pure(root: Path = _HERE) -> str | None:
     sources = _compiled_sources(root)
     if sources is None:
         return "this install has no compiled kernel"
+    if not any(_built(root / relative) for relative in sources):
+        # A checkout compiled for another Python version (a second venv beside it): not stale.
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return f"this install has no compiled kernel for Python {version}"
     stale = _stale(sources, root)
     if not stale:
         return None

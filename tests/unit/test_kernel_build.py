@@ -10,6 +10,7 @@ import hashlib
 import importlib.machinery
 import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,13 +70,30 @@ def test_an_edited_source_runs_pure_with_one_warning_naming_it(
     assert "\n" not in message
 
 
-def test_a_missing_extension_runs_pure(
+def test_a_kernel_compiled_for_another_python_runs_pure_quietly(
     tmp_path: Path, barbus_log: pytest.LogCaptureFixture
 ) -> None:
     root = make_package(tmp_path, b"x = 1\n", b"x = 1\n", built=False)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert kernel_build._why_pure(root) == (
-        f"the compiled kernel is older than its source ({MODULE})"
+        f"this install has no compiled kernel for Python {version}"
     )
+    assert barbus_log.records == []
+
+
+def test_one_missing_extension_of_several_runs_pure_with_a_warning(
+    tmp_path: Path, barbus_log: pytest.LogCaptureFixture
+) -> None:
+    root = make_package(tmp_path, b"x = 1\n", b"x = 1\n")
+    other = root / "daemon/core/bus.py"
+    other.write_bytes(b"y = 1\n")
+    manifest = json.loads((root / "compiled_sources.json").read_text())
+    manifest["sources"]["daemon/core/bus.py"] = hashlib.sha256(b"y = 1\n").hexdigest()
+    (root / "compiled_sources.json").write_text(json.dumps(manifest))
+    assert kernel_build._why_pure(root) == (
+        "the compiled kernel is older than its source (daemon/core/bus.py)"
+    )
+    assert len(barbus_log.records) == 1
 
 
 def test_no_manifest_or_a_damaged_one_is_no_compiled_kernel(
