@@ -91,6 +91,7 @@ class StrategyEngine:
         "_pending",
         "_stop_level",
         "_stop_loss_rate",
+        "_strategy_on_bar",
         "_take_profit_rate",
         "_target_level",
         "_timeframe_ms",
@@ -128,6 +129,10 @@ class StrategyEngine:
     ) -> None:
         params = strategy.params
         self.strategy = strategy
+        # Bound once: one lookup less per bar, and on the compiled kernel a user's interpreted
+        # strategy is called as fast as through its own bound method (measured: faster than
+        # dispatching on the typed strategy).
+        self._strategy_on_bar = strategy.on_bar
         self.symbol = symbol
         self.name = name or strategy.name
         self.own_account = account is None
@@ -186,9 +191,7 @@ class StrategyEngine:
         """Process one 1-minute bar (the bus handler)."""
         self.last_bar = bar
         position = self.position
-        # Called on the typed strategy, not a bound method kept aside: the compiled kernel calls
-        # a compiled strategy's on_bar directly (an interpreted one through the same path).
-        strategy = self.strategy
+        strategy_on_bar = self._strategy_on_bar
         aggregator = self._aggregator
         if self._pending:
             self._execute(self._pending, bar.open, bar.open_time_ms, ExitReason.SIGNAL)
@@ -204,7 +207,7 @@ class StrategyEngine:
                 # Decided only now that this minute has closed: its open is already in the past,
                 # so a resulting order waits for the next minute's open, as it would live.
                 aggregator.late = None
-                decision = strategy.on_bar(late, position.size)
+                decision = strategy_on_bar(late, position.size)
                 if decision is not None:
                     if decision.__class__ is Signal:  # the common case, without a call more
                         self._act(decision, late)
@@ -219,7 +222,7 @@ class StrategyEngine:
         if working:
             self._work_resting(bar)
         if decision_bar is not None:
-            decision = strategy.on_bar(decision_bar, position.size)
+            decision = strategy_on_bar(decision_bar, position.size)
             if decision is not None:
                 if decision.__class__ is Signal:  # the common case, without a call more
                     self._act(decision, decision_bar)
