@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -62,18 +61,14 @@ def test_the_wheel_carries_the_kernel_its_build_could_compile(wheel: Path, tmp_p
 def test_a_machine_without_a_c_compiler_builds_and_runs_pure_python(tmp_path: Path) -> None:
     env = {**clean_env(), "CC": str(tmp_path / "no-such-cc")}
     env.pop("BARBUS_PURE_PYTHON", None)
-    done = subprocess.run(
+    run_checked(
         [
             *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check"),
             *("--wheel-dir", str(tmp_path), str(REPO_ROOT)),
         ],
-        capture_output=True,
-        text=True,
-        env=env,
         timeout=600,
-        check=False,
+        env=env,
     )
-    assert done.returncode == 0, done.stderr
     [wheel] = tmp_path.glob("barbus-*.whl")
     assert _extensions(wheel) == set()
     unpacked = tmp_path / "wheel"
