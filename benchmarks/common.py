@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing.connection
 import os
+import threading
 from pathlib import Path
 
 from barbus.daemon.core.synthetic import synthetic_series
@@ -23,7 +24,7 @@ def memory_kib(pid: int | None = None) -> dict[str, int]:
     base = Path(f"/proc/{pid or os.getpid()}")
     values: dict[str, int] = {}
     for line in (base / "status").read_text().splitlines():
-        if line.startswith(("VmHWM:", "VmRSS:")):
+        if line.startswith(("VmHWM:", "VmRSS:", "RssAnon:")):
             key, amount = line.split(":", 1)
             values[key] = int(amount.split()[0])
     rollup = (base / "smaps_rollup").read_text().splitlines()
@@ -42,11 +43,32 @@ MEMORY_DIR_ENV = "BARBUS_BENCH_MEMORY_DIR"
 
 
 def measuring_worker(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
-    """The real batch worker, then a record of its memory (for the batch benchmark)."""
+    """The real batch worker, then a record of its memory (for the batch benchmark), with
+    ``PeakAnon``: its largest anonymous memory, sampled every 5 ms while it ran. Anonymous
+    memory is the process's own heap; the mapped data are file pages, which it never counts
+    (``Private`` does count the file pages that only this worker touched)."""
     from barbus.replay.batch.local import worker_main
 
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.005):
+            peak[0] = max(peak[0], _anon_kib())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     worker_main(conn, cache_dir)
-    _dump_memory("worker")
+    done.set()
+    sampler.join()
+    _dump_memory("worker", PeakAnon=max(peak[0], _anon_kib()))
+
+
+def _anon_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    return 0
 
 
 def baseline_worker() -> None:
@@ -56,8 +78,8 @@ def baseline_worker() -> None:
     _dump_memory("baseline")
 
 
-def _dump_memory(kind: str) -> None:
+def _dump_memory(kind: str, **extra: int) -> None:
     folder = os.environ.get(MEMORY_DIR_ENV)
     if folder:
         path = Path(folder) / f"{kind}-{os.getpid()}.json"
-        path.write_text(json.dumps(memory_kib()), encoding="utf-8")
+        path.write_text(json.dumps({**memory_kib(), **extra}), encoding="utf-8")

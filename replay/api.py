@@ -409,7 +409,7 @@ def _data_files(
         return [Path(item) for item in data], symbol, None
     series, path = _data(data, symbol, time_unit)
     if series is None:
-        from barbus.replay.loader import bundled_data_path
+        from barbus.replay.files import bundled_data_path
 
         return [path if path is not None else bundled_data_path()], symbol, None
     return [_write_series(series, folder / "data")], series.symbol, folder / "cache"

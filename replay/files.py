@@ -1,18 +1,32 @@
-"""What makes a path unusable as a data file, checked by the loader, the cache and batch specs.
+"""Data file paths: the bundled samples, and what makes a path unusable as a data file.
 
-Its own module so the cache (which parses through the loader) and the loader (which checks
-paths before parsing) both use it without importing each other.
+Checked by the loader, the cache and batch specs. Its own module, importing neither pandas nor
+pyarrow, so the cache (which parses through the loader) and the loader (which checks paths
+before parsing) both use it without importing each other, and a batch worker that only maps
+cached data never loads the parsing libraries.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from importlib import resources
 from pathlib import Path
 
 from barbus.daemon.core.errors import DataError
 
-__all__ = ["refuse_special", "regular_file_problem"]
+__all__ = ["BUNDLED_SAMPLE", "bundled_data_path", "refuse_special", "regular_file_problem"]
+
+BUNDLED_SAMPLE = "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"
+
+
+def bundled_data_path(name: str = BUNDLED_SAMPLE) -> Path:
+    """Path of a real Binance sample shipped inside the package (``replay/data``)."""
+    path = Path(str(resources.files("barbus.replay") / "data" / name))
+    if not path.is_file():
+        raise DataError(f"bundled data file {name!r} is missing from the installation ({path})")
+    return path
+
 
 _KINDS = (
     (stat.S_ISFIFO, "a FIFO (named pipe)"),

@@ -25,7 +25,6 @@ import gzip
 import io
 import zlib
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ import pyarrow.parquet as pq
 
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.series import BarSeries, FloatArray, IntArray, symbol_from_name
-from barbus.replay.files import refuse_special
+from barbus.replay.files import BUNDLED_SAMPLE, bundled_data_path, refuse_special
 from barbus.replay.layout import (
     PRICE_COLUMNS,
     TIME_NAMES,
@@ -50,16 +49,6 @@ from barbus.replay.layout import (
 from barbus.replay.validate import first_problem, text_numbers, text_times, times_ms, validate
 
 __all__ = ["BUNDLED_SAMPLE", "bundled_data_path", "load_bars"]
-
-BUNDLED_SAMPLE = "BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"
-
-
-def bundled_data_path(name: str = BUNDLED_SAMPLE) -> Path:
-    """Path of a real Binance sample shipped inside the package (``replay/data``)."""
-    path = Path(str(resources.files("barbus.replay") / "data" / name))
-    if not path.is_file():
-        raise DataError(f"bundled data file {name!r} is missing from the installation ({path})")
-    return path
 
 
 def load_bars(path: Path, symbol: str | None = None) -> BarSeries:

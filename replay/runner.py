@@ -28,6 +28,7 @@ from barbus.daemon.core.series import BarSeries, GapReport
 from barbus.daemon.core.session import Session
 from barbus.replay.cache import BarCache
 from barbus.replay.feed import ReplayFeed
+from barbus.replay.files import bundled_data_path
 from barbus.replay.stats import PerformanceStats, compute_stats
 from barbus.strategies import StrategyLike, StrategySource, create_strategy, strategy_source
 
@@ -215,11 +216,14 @@ def period_series(
     """The bars of ``config``'s period: of ``series`` when given, else of its data file (through
     ``cache`` when given, else parsed directly); a :class:`DataError` when the period is empty."""
     if series is None:
-        # Late import: workers that only map cached data never load pandas or pyarrow.
-        from barbus.replay.loader import bundled_data_path, load_bars
-
         path = config.data if config.data is not None else bundled_data_path()
-        series = cache.load(path, config.symbol) if cache else load_bars(path, config.symbol)
+        if cache is not None:
+            series = cache.load(path, config.symbol)
+        else:
+            # Late import: workers that only map cached data never load pandas or pyarrow.
+            from barbus.replay.loader import load_bars
+
+            series = load_bars(path, config.symbol)
     whole = series
     series = series.between(config.start_ms, config.end_ms)
     if len(series) == 0:
@@ -244,6 +248,7 @@ def replay_result(
     equity = np.empty(len(engine.equity_curve) + 1)
     equity[0] = config.execution.starting_cash
     equity[1:] = np.frombuffer(engine.equity_curve, dtype=np.float64)
+    engine.equity_curve = None  # copied: not both at the statistics' peak, nor for a whole pass
     mark_ms = np.empty(len(equity), dtype=np.int64)  # the start, then each bar's close
     mark_ms[0] = series.open_time_ms[0]
     mark_ms[1:] = np.asarray(series.open_time_ms, dtype=np.int64) + _BAR_MS

@@ -111,7 +111,7 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
 def _served_series(args: argparse.Namespace) -> list[BarSeries]:
     from barbus.replay.cache import BarCache
-    from barbus.replay.loader import bundled_data_path
+    from barbus.replay.files import bundled_data_path
 
     cache = BarCache(args.cache_dir)
     series = [cache.load(path) for path in args.data or [bundled_data_path()]]

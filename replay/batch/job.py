@@ -9,6 +9,7 @@ below both and imports neither.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -104,6 +105,19 @@ def run_group(
     per job), runs each job by itself through ``job_function``. Each job of a pass is credited
     with the pass's bars and an even share of its seconds (the cache counts go to the first).
     """
+    try:
+        return _run_group(group, cache, job_function)
+    finally:
+        # A pass's engines are reference cycles (an account lists the engines that hold it),
+        # which the collector, paused in the pass, would otherwise free only at a rare full
+        # collection: a worker running group after group kept every finished pass (measured:
+        # +20 MB a group of five 250k-bar jobs, against none with this collection).
+        gc.collect()
+
+
+def _run_group(
+    group: Sequence[Job], cache: BarCache | None, job_function: JobFunction
+) -> list[JobOutcome]:
     if len(group) == 1 or job_function is not run_job:
         return [run_in_worker(job, cache, job_function) for job in group]
     started = time.perf_counter()

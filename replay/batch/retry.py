@@ -30,12 +30,14 @@ def run_jobs(
     record: Callable[[JobOutcome], None],
     *,
     shared: bool = True,
+    bars: Callable[[Job], int] | None = None,
 ) -> None:
     """Run ``jobs`` on ``backend`` in groups (:func:`~.groups.group_jobs`: one shared pass per
-    dataset and period, unless ``shared`` is False), calling ``record`` once per job with its
-    final outcome. A failed job's retry runs in a pass of its own, so a job that kills its
-    worker takes only itself down the second time."""
-    queue = list(reversed(group_jobs(jobs, backend.capacity, shared=shared)))  # pop(): in order
+    dataset and period, unless ``shared`` is False, of at most so many bars when ``bars`` tells
+    a job's), calling ``record`` once per job with its final outcome. A failed job's retry runs
+    in a pass of its own, so a job that kills its worker takes only itself down the second time."""
+    groups = group_jobs(jobs, backend.capacity, shared=shared, bars=bars)
+    queue = list(reversed(groups))  # pop(): in order
     attempts: dict[str, int] = {}
     running = 0
     while queue or running:

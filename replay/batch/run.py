@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from barbus.daemon.core.errors import BarbusError, ConfigError
+from barbus.daemon.core.series import BarSeries
 from barbus.replay.batch.backend import Backend
 from barbus.replay.batch.job import METRICS, JobOutcome
 from barbus.replay.batch.jobs import Job
@@ -98,7 +99,7 @@ def run_batch(
         journal_path.unlink(missing_ok=True)
     resumed = len(finished)
     todo = [job for job_id, job in unique.items() if job_id not in finished]
-    _prepare_data(todo, cache)
+    datasets = _prepare_data(todo, cache)
     concurrency = (workers or os.cpu_count() or 1) if parallel else 1
     if metrics is not None:
         metrics.cache_bytes_mapped.set(cache.stats.bytes_mapped)
@@ -129,7 +130,9 @@ def run_batch(
                     backend, todo, cache, workers, parallel, ray_address, worker_target
                 ) as runner:
                     try:
-                        run_jobs(todo, runner, record, shared=shared_pass)
+                        run_jobs(
+                            todo, runner, record, shared=shared_pass, bars=datasets.period_bars
+                        )
                     finally:
                         bytes_sent = runner.bytes_sent
         except KeyboardInterrupt:
@@ -201,14 +204,28 @@ def _count(metrics: BatchMetrics, outcome: JobOutcome, backend: str, parallel: b
     metrics.cache_misses.inc(outcome.cache_misses)
 
 
-def _prepare_data(jobs: Iterable[Job], cache: BarCache) -> None:
+@dataclass(frozen=True)
+class _Datasets:
+    """The mapped series of a batch's datasets, by data file and symbol (those that loaded)."""
+
+    series: dict[tuple[str, str], BarSeries]
+
+    def period_bars(self, job: Job) -> int:
+        """The bars ``job`` replays (0 when its data did not load: it fails on its own)."""
+        whole = self.series.get((job.data, job.symbol))
+        return 0 if whole is None else len(whole.between(job.start_ms, job.end_ms))
+
+
+def _prepare_data(jobs: Iterable[Job], cache: BarCache) -> _Datasets:
     """Build (or verify) every dataset's cache entry once, before any worker maps it.
 
     A dataset that cannot be loaded is only logged here: its jobs fail on their own, with the
     error in their rows, and every other job still runs.
     """
+    loaded: dict[tuple[str, str], BarSeries] = {}
     for data, symbol in sorted({(job.data, job.symbol) for job in jobs}):
         try:
-            cache.load(Path(data), symbol)
+            loaded[data, symbol] = cache.load(Path(data), symbol)
         except BarbusError as exc:
             log.error("%s: unusable, its jobs will fail: %s", data, exc)
+    return _Datasets(loaded)

@@ -34,8 +34,7 @@ from barbus.daemon.core.errors import ConfigError, StrategyError
 from barbus.daemon.core.params import ParamValue, params_dict
 from barbus.replay.batch.job import METRICS
 from barbus.replay.batch.jobs import Job, expand_jobs
-from barbus.replay.files import regular_file_problem
-from barbus.replay.loader import bundled_data_path
+from barbus.replay.files import bundled_data_path, regular_file_problem
 from barbus.replay.periods import parse_period, split_period
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from barbus.daemon.core.events import Bar
-from barbus.replay.batch.groups import MAX_GROUP, group_jobs
+from barbus.replay.batch.groups import MAX_GROUP, MAX_PASS_BARS, group_jobs
 from barbus.replay.batch.jobs import Job
 from barbus.replay.cache import BarCache
 from barbus.replay.loader import bundled_data_path
@@ -101,3 +101,23 @@ def test_jobs_of_other_periods_are_other_groups_and_sharing_off_makes_one_job_ea
     assert [len(g) for g in group_jobs(mixed, 1)] == [2, 2]
     assert all(g[0].start_ms == g[-1].start_ms for g in group_jobs(mixed, 1))
     assert [len(g) for g in group_jobs(mixed, 1, shared=False)] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("count", "bars", "workers", "most"),
+    [
+        (100, 1_000_000, 2, 4),  # 4 M strategy-bars a pass: 4 engines of 1 M bars
+        (32, 250_000, 1, 16),
+        (10, 4_000_001, 2, 1),  # a job longer than the budget still runs, alone
+        (10, 1_000, 2, 5),  # short jobs: only the engine cap and the workers count
+    ],
+)
+def test_a_pass_keeps_to_the_bar_budget_when_the_bars_are_known(
+    count: int, bars: int, workers: int, most: int
+) -> None:
+    groups = group_jobs(jobs(count), workers, bars=lambda job: bars)
+    sizes = [len(g) for g in groups]
+    assert max(sizes) == most
+    assert max(sizes) * bars <= MAX_PASS_BARS or max(sizes) == 1
+    assert len(groups) % workers == 0 or len(groups) == count
+    assert [job for g in groups for job in g] == jobs(count)
