@@ -43,36 +43,52 @@ MEMORY_DIR_ENV = "BARBUS_BENCH_MEMORY_DIR"
 
 
 def measuring_worker(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
-    """The real batch worker, then a record of its memory (for the batch benchmark), with
-    ``PeakAnon``: its largest anonymous memory, sampled every 5 ms while it ran. Anonymous
-    memory is the process's own heap; the mapped data are file pages, which it never counts
-    (``Private`` does count the file pages that only this worker touched)."""
+    """The real batch worker, announced for :class:`AnonSampler` and followed by a record of
+    its memory at exit (for the batch benchmark)."""
     from barbus.replay.batch.local import worker_main
 
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.005):
-            peak[0] = max(peak[0], _anon_kib())
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    folder = os.environ.get(MEMORY_DIR_ENV)
+    if folder:
+        (Path(folder) / f"running-{os.getpid()}").touch()
     worker_main(conn, cache_dir)
-    done.set()
-    sampler.join()
-    _dump_memory("worker", PeakAnon=max(peak[0], _anon_kib()))
+    _dump_memory("worker")
 
 
-def _anon_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1])
-    return 0
+class AnonSampler:
+    """The largest anonymous memory (RssAnon: the process's own heap, never the mapped data's
+    file pages) of every announced worker, read from /proc every 5 ms by a thread of the
+    driver: a thread in the worker would take the worker's GIL and CPU, and slow the very
+    parallel run it measures."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.peaks: dict[int, int] = {}  # pid -> KiB
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> AnonSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.005):
+            for marker in self.folder.glob("running-*"):
+                pid = int(marker.name.partition("-")[2])
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:  # exited
+                    continue
+                for line in status.splitlines():
+                    if line.startswith("RssAnon:"):
+                        self.peaks[pid] = max(self.peaks.get(pid, 0), int(line.split()[1]))
 
 
-def baseline_worker() -> None:
-    """A worker process that imported everything a batch worker imports but ran no job."""
+def baseline_worker(conn: multiprocessing.connection.Connection, cache_dir: str) -> None:
+    """A pool worker that imported everything a batch worker imports but ran no job."""
     import barbus.replay.batch  # noqa: F401
 
     _dump_memory("baseline")

@@ -39,7 +39,9 @@ BENCHMARKS = (
     ),
     Benchmark("bench_speed_gate", "replay/bare ratio >= 80 % of speed_gate.json"),
     Benchmark("bench_cache", "ingest >= 1 M rows/s, warm open < 10 ms"),
-    Benchmark("bench_batch", "2-worker parallel efficiency >= 90 %"),
+    Benchmark(
+        "bench_batch", "2-worker parallel efficiency >= 90 %, worker peak anon memory < 100 MB"
+    ),
     Benchmark("bench_shared_pass", "no target: strategy-bars/s, shared passes vs one per job"),
     Benchmark("bench_daemon_lag", "no target: prints p50 / p99 decision lag"),
     Benchmark("bench_metrics_overhead", "metrics cost < 5 % of bars/s"),

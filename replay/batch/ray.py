@@ -76,7 +76,14 @@ from typing import Any
 
 from barbus.daemon.core.errors import ConfigError
 from barbus.replay.batch.backend import Finished
-from barbus.replay.batch.job import JobFunction, JobOutcome, result_row, run_group, run_job
+from barbus.replay.batch.job import (
+    JobFunction,
+    JobOutcome,
+    result_row,
+    run_group,
+    run_job,
+    settle_worker_heap,
+)
 from barbus.replay.batch.jobs import Job
 from barbus.replay.batch.retry import run_jobs
 from barbus.replay.cache import BarCache
@@ -120,6 +127,7 @@ def _run_on_node(
         cache = _node_cache[batch] = BarCache(
             Path(cache_root), verify_checksums=False, announce=False
         )
+        settle_worker_heap()  # a Ray worker process runs only this driver's tasks
     outcomes = run_group(group, cache, job_function)
     try:
         cache.flush_stats()  # a Ray worker has no exit hook: add this group's counters now

@@ -95,7 +95,7 @@ def test_a_finished_group_leaves_no_engine_behind_even_with_the_collector_off(
 def test_the_statistics_of_a_million_bars_need_about_three_temporary_arrays() -> None:
     bars = 1_000_000
     rng = np.random.default_rng(3)
-    equity = 10_000.0 * np.cumprod(1.0 + rng.normal(0.0, 1e-4, bars + 1))
+    equity = 10_000.0 * np.cumprod(1.0 + rng.normal(0.0, 1e-4, bars + 1), dtype=np.float64)
     mark_ms = 1_700_000_000_000 + 60_000 * np.arange(bars + 1, dtype=np.int64)
     tracemalloc.start()
     try:

@@ -83,8 +83,9 @@ def jobs(count: int, period: int = 0) -> list[Job]:
         (100, 1, [25, 25, 25, 25]),
         (3, 2, [2, 1]),  # fewer jobs than a pass holds: still every worker busy
         (1, 4, [1]),
+        (4, 4, [1, 1, 1, 1]),  # a tie on the way (2, 1, 1) still leaves a worker idle
         (64, 2, [32, 32]),
-        (65, 2, [17, 16, 16, 16]),
+        (65, 2, [22, 21, 11, 11]),  # 3 passes of 22 would leave a worker idle for one
     ],
 )
 def test_groups_are_even_capped_and_keep_every_worker_busy(
@@ -93,7 +94,7 @@ def test_groups_are_even_capped_and_keep_every_worker_busy(
     groups = group_jobs(jobs(count), workers)
     assert [len(g) for g in groups] == sizes
     assert max(sizes) <= MAX_GROUP
-    assert [job for g in groups for job in g] == jobs(count)
+    assert sorted(j.job_id for g in groups for j in g) == sorted(j.job_id for j in jobs(count))
 
 
 def test_jobs_of_other_periods_are_other_groups_and_sharing_off_makes_one_job_each() -> None:
@@ -120,4 +121,17 @@ def test_a_pass_keeps_to_the_bar_budget_when_the_bars_are_known(
     assert max(sizes) == most
     assert max(sizes) * bars <= MAX_PASS_BARS or max(sizes) == 1
     assert len(groups) % workers == 0 or len(groups) == count
-    assert [job for g in groups for job in g] == jobs(count)
+    assert sorted(j.job_id for g in groups for j in g) == sorted(j.job_id for j in jobs(count))
+
+
+def test_datasets_are_split_only_as_far_as_it_lets_the_workers_finish_sooner() -> None:
+    # bench_batch's grid: 11, 11 and 10 jobs on three periods.
+    grid = jobs(11, period=0) + jobs(11, period=1) + jobs(10, period=2)
+    one = group_jobs(grid, 1)
+    assert [len(g) for g in one] == [11, 11, 10]  # one worker: every period in one pass
+    two = group_jobs(grid, 2)
+    # Two workers that each take the largest waiting pass both finish after 16 jobs; six
+    # passes of five or six would also, with half the engines sharing each pass.
+    assert [len(g) for g in two] == [11, 10, 6, 5]
+    assert sorted(j.job_id for g in two for j in g) == sorted(j.job_id for j in grid)
+    assert all(len({(j.start_ms, j.end_ms) for j in g}) == 1 for g in two)
