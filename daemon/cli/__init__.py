@@ -18,6 +18,7 @@ from barbus import __version__, kernel_build
 from barbus.daemon.cli.batch import add_batch
 from barbus.daemon.cli.cache import add_cache
 from barbus.daemon.cli.daemon import add_parity, add_run, add_trades
+from barbus.daemon.cli.data import add_data_commands
 from barbus.daemon.cli.replay import add_replay
 from barbus.daemon.cli.sim import add_sim_exchange
 from barbus.daemon.cli.strategies import add_new_strategy, add_strategies
@@ -30,6 +31,7 @@ __all__ = ["build_parser", "main"]
 _COMMANDS = (
     add_replay,
     add_cache,
+    add_data_commands,
     add_batch,
     add_sim_exchange,
     add_run,

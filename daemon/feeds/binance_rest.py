@@ -24,7 +24,14 @@ from barbus.daemon.core.events import Bar
 from barbus.daemon.feeds.binance_codec import EdgeLimits, MessageError, RestPage, decode_rest_page
 from barbus.daemon.log import RateLimitedLog, clip
 
-__all__ = ["FeedTemporaryError", "KlinesClient", "count_rejected", "wall_ms"]
+__all__ = [
+    "FeedTemporaryError",
+    "KlinesClient",
+    "RateLimitedError",
+    "RequestRefusedError",
+    "count_rejected",
+    "wall_ms",
+]
 
 log = logging.getLogger("barbus.feed")
 
@@ -33,6 +40,20 @@ PAGE_BYTES_PER_ROW = 512  # a Binance kline row is ~150 bytes: a larger body is 
 
 class FeedTemporaryError(Exception):
     """The exchange could not be reached or answered nonsense: retry after a backoff."""
+
+
+class RequestRefusedError(FeedTemporaryError):
+    """HTTP 4xx other than 429 and 418: the request itself is wrong (an unknown symbol or
+    interval); asking again the same way gets the same answer."""
+
+
+class RateLimitedError(FeedTemporaryError):
+    """HTTP 429 (too many requests) or 418 (banned for them): wait ``retry_after`` seconds,
+    the exchange's own ``Retry-After`` (``None`` when it gave none), before asking again."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class KlinesClient:
@@ -62,6 +83,7 @@ class KlinesClient:
         self.max_pages = max_pages
         self.rejected = rejected
         self.warnings = warnings
+        self.used_weight = 0  # X-MBX-USED-WEIGHT-1M of the last answer (0: not told)
 
     async def page(
         self, symbol: str, start_ms: int | None, end_ms: int | None, limit: int
@@ -147,11 +169,15 @@ class KlinesClient:
         cap = limit * PAGE_BYTES_PER_ROW + 4096
         try:
             async with self.session.get(self.url, params=query) as response:
+                self.used_weight = _header_number(response, "X-MBX-USED-WEIGHT-1M") or 0
                 if response.status != 200:
                     body = (await response.content.read(200)).decode("utf-8", "replace")
-                    raise FeedTemporaryError(
-                        f"GET klines {symbol}: HTTP {response.status} {clip(body)}"
-                    )
+                    message = f"GET klines {symbol}: HTTP {response.status} {clip(body)}"
+                    if response.status in (418, 429):
+                        raise RateLimitedError(message, _header_number(response, "Retry-After"))
+                    if 400 <= response.status < 500:
+                        raise RequestRefusedError(message)
+                    raise FeedTemporaryError(message)
                 body_bytes = bytearray()
                 async for chunk in response.content.iter_chunked(65536):
                     body_bytes += chunk
@@ -168,6 +194,12 @@ class KlinesClient:
         except ValueError as exc:
             count_rejected(self.rejected, "bad_page")
             raise FeedTemporaryError(f"GET klines {symbol}: not JSON: {clip(exc)}") from None
+
+
+def _header_number(response: aiohttp.ClientResponse, name: str) -> int | None:
+    """A header's whole number of seconds or weight units; None when absent or not one."""
+    text = response.headers.get(name, "")
+    return int(text) if text.isdigit() and len(text) < 10 else None
 
 
 def count_rejected(rejected: dict[str, int], reason: str, count: int = 1) -> None:

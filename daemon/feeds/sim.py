@@ -18,7 +18,9 @@ time 10**30, or at an absurd price); ``silent`` streams answer pings but never s
 ``limit``, pages that never end, empty or stale answers for a hole, a future-dated row, a
 non-list). A correct client refuses the fakes and, where the real bars are still served, still
 delivers exactly the replayed series. The switches are one value, ``sim_faults.FaultConfig``;
-the fakes and damaged pages are made in ``sim_hostile``.
+the fakes and damaged pages are made in ``sim_hostile``. ``rest_http`` fails klines requests
+themselves, as an overloaded exchange does (429 or 418 with ``Retry-After``, 500, a slow or a
+truncated answer): what a download must get through.
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ class SimExchange:
         self.pauses = 0
         self.rest_requests = 0  # backfill requests eligible for rest_fault
         self.rest_faults = 0  # answers damaged so far
+        self.klines_requests = 0  # every klines request, for rest_http
+        self.http_faults = 0  # requests failed on purpose so far
         self._subscribers: set[Subscriber] = set()
         self._clock_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
@@ -185,7 +189,29 @@ class SimExchange:
             }
         )
 
+    def _http_fault_due(self) -> str:
+        """The ``rest_http`` fault this klines request gets ("" for none)."""
+        faults = self.faults
+        self.klines_requests += 1
+        if not faults.rest_http or self.klines_requests % max(1, faults.rest_http_every):
+            return ""
+        if faults.rest_http_times and self.http_faults >= faults.rest_http_times:
+            return ""
+        self.http_faults += 1
+        return faults.rest_http
+
     async def _klines(self, request: web.Request) -> web.Response:
+        fault = self._http_fault_due()
+        if fault in ("429", "418"):
+            return web.json_response(
+                {"code": -1003, "msg": "Too many requests."},
+                status=int(fault),
+                headers={"Retry-After": str(self.faults.retry_after)},
+            )
+        if fault == "500":
+            return web.Response(status=500, text="internal error")
+        if fault == "slow":
+            await asyncio.sleep(self.faults.rest_slow_seconds)
         query = request.query
         symbol = query.get("symbol", "")
         interval = query.get("interval", "")
@@ -204,6 +230,9 @@ class SimExchange:
         rows: Any = [encode_rest_kline(bar) for bar in bars]
         if start is not None and rest_fault_due(self, end is not None, len(rows), limit):
             rows = damage(self, self.faults.rest_fault, rows, symbol, start, end, limit)
+        if fault == "truncated":
+            text = json.dumps(rows)
+            return web.Response(text=text[: len(text) // 2], content_type="application/json")
         return web.json_response(rows)
 
     async def _ws_combined(self, request: web.Request) -> web.WebSocketResponse:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["INJECT_KINDS", "REST_FAULTS", "FaultConfig"]
+__all__ = ["INJECT_KINDS", "REST_FAULTS", "REST_HTTP_FAULTS", "FaultConfig"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,9 @@ REST_FAULTS = (
     "future",
     "not_list",
 )
+
+# How a klines request itself fails, before any page: what downloads must survive.
+REST_HTTP_FAULTS = ("429", "418", "500", "slow", "truncated")
 
 
 def _switch(default: T, help: str, metavar: str | None = None) -> T:
@@ -86,9 +89,22 @@ class FaultConfig:
     oversize_rows: int = _switch(
         400_000, "rows of an --rest-fault oversize answer ({default})", "N"
     )
+    # Faulty HTTP: every N-th klines request answers one of REST_HTTP_FAULTS instead.
+    rest_http: str = _switch(
+        "",
+        "faulty HTTP: every N-th klines request answers 429 or 418 (with Retry-After), 500, "
+        "slow (after --rest-slow-seconds) or truncated JSON",
+        "KIND",
+    )
+    rest_http_every: int = _switch(1, "fail every N-th klines request ({default})", "N")
+    rest_http_times: int = _switch(0, "fail at most N requests (0 = no limit)", "N")
+    retry_after: int = _switch(1, "the Retry-After seconds of a 429 or 418 ({default})", "S")
+    rest_slow_seconds: float = _switch(2.0, "delay of a slow answer ({default} s)", "S")
 
     def __post_init__(self) -> None:
         if self.inject and self.inject not in INJECT_KINDS:
             raise ValueError(f"inject must be one of {', '.join(INJECT_KINDS)}")
         if self.rest_fault and self.rest_fault not in REST_FAULTS:
             raise ValueError(f"rest_fault must be one of {', '.join(REST_FAULTS)}")
+        if self.rest_http and self.rest_http not in REST_HTTP_FAULTS:
+            raise ValueError(f"rest_http must be one of {', '.join(REST_HTTP_FAULTS)}")
