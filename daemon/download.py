@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from barbus.daemon.archive import ArchiveUnavailableError, archive_files, read_archive
 from barbus.daemon.core.data_folder import DataFolder, Range, gaps_of, missing_ranges
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.events import INTERVAL_MS, Bar, format_time_ms
@@ -69,6 +70,8 @@ class SeriesReport:
     requests: int = 0
     retries: int = 0
     already_had: bool = False  # nothing was missing
+    archives: int = 0  # archive zips tried
+    archives_failed: int = 0  # ... of them unusable (their periods came over REST)
     first_ms: int | None = None
     last_ms: int | None = None
     stored_bars: int = 0
@@ -92,17 +95,22 @@ async def download(
     end_ms: int | None,
     rest_url: str,
     *,
+    archive_url: str | None = None,
     policy: DownloadPolicy | None = None,
     progress: Progress | None = None,
+    now_ms: int | None = None,
 ) -> list[SeriesReport]:
     """Download ``[start_ms, end_ms)`` of each symbol (to the last closed candle without
-    ``end_ms``), asking only for what ``folder`` has not fetched yet."""
+    ``end_ms``), asking only for what ``folder`` has not fetched yet: from the archive at
+    ``archive_url`` (:mod:`barbus.daemon.archive`) where it has the period, else over REST.
+    ``now_ms`` (default: the clock) decides which candles have closed and which archives exist."""
     if interval not in INTERVAL_MS:
         raise DataError(f"unknown interval {interval!r}; one of {', '.join(INTERVAL_MS)}")
     policy = policy or DownloadPolicy()
     step = INTERVAL_MS[interval]
     first = -(-start_ms // step) * step
-    newest = last_closed_open_ms(interval)
+    now = wall_ms() if now_ms is None else now_ms
+    newest = last_closed_open_ms(interval, now)
     last = newest if end_ms is None else min(newest, (end_ms - 1) // step * step)
     timeout = aiohttp.ClientTimeout(total=policy.timeout_s)
     reports = []
@@ -121,6 +129,10 @@ async def download(
             )
             report = SeriesReport(symbol, interval, refused_rows=rejected)
             if first <= last:
+                todo = missing_ranges((first, last), folder.fetched(symbol, interval), step)
+                report.already_had = not todo
+                if archive_url and todo:
+                    await _from_archive(folder, session, archive_url, report, todo, now)
                 await _download_series(
                     folder, client, report, (first, last), end_ms is None, policy, progress
                 )
@@ -144,7 +156,6 @@ async def _download_series(
     symbol, interval = report.symbol, report.interval
     step = INTERVAL_MS[interval]
     todo = missing_ranges(wanted, folder.fetched(symbol, interval), step)
-    report.already_had = not todo
     held: list[Bar] = []
     held_from: int | None = None  # the first open time the held bars cover
 
@@ -184,6 +195,35 @@ async def _download_series(
             cursor = done_to + step
         else:
             flush(hi)
+
+
+async def _from_archive(
+    folder: DataFolder,
+    session: aiohttp.ClientSession,
+    archive_url: str,
+    report: SeriesReport,
+    todo: Sequence[Range],
+    now_ms: int,
+) -> None:
+    """Fill what the archive has of ``todo``; an archive that cannot be used is one warning
+    and its period stays missing, for REST."""
+    symbol, interval = report.symbol, report.interval
+    step = INTERVAL_MS[interval]
+    for lo, hi in todo:
+        for archive in archive_files(archive_url, symbol, interval, lo, hi, now_ms):
+            report.archives += 1
+            try:
+                bars = await read_archive(session, archive, symbol, interval, EdgeLimits(step))
+            except ArchiveUnavailableError as exc:
+                report.archives_failed += 1
+                log.warning("download: %s; fetching that period over REST", exc)
+                continue
+            # The last open time of the archive's period on the interval's grid.
+            first, last = max(lo, archive.first_ms), min(hi, archive.last_ms // step * step)
+            kept = [bar for bar in bars if first <= bar.open_time_ms <= last]
+            folder.add_bars(symbol, interval, kept)
+            folder.add_fetched(symbol, interval, (first, last), step)
+            report.bars_written += len(kept)
 
 
 async def _page(

@@ -18,6 +18,7 @@ from barbus.daemon.core.errors import ConfigError
 __all__ = ["add_data_commands"]
 
 DEFAULT_REST_URL = "https://api.binance.com"
+BINANCE_ARCHIVE_URL = "https://data.binance.vision"
 
 
 def add_data_commands(commands: Commands) -> None:
@@ -45,6 +46,13 @@ def add_data_commands(commands: Commands) -> None:
             default=DEFAULT_REST_URL,
             help=f"the exchange's REST base URL (default {DEFAULT_REST_URL}; a sim-exchange's "
             "http://127.0.0.1:PORT works the same)",
+        )
+        sub.add_argument(
+            "--archive-url",
+            default=None,
+            help="base URL of the exchange's public archive of monthly and daily kline zips "
+            f"(default: {BINANCE_ARCHIVE_URL} with the default --rest-url, else none; "
+            "'' for none): whole past months and days come from there, checksums verified",
         )
     ls = actions.add_parser("ls", help="symbols, intervals, periods, gaps and sizes")
     ls.set_defaults(func=cmd_data_ls)
@@ -93,6 +101,9 @@ def _run(args: argparse.Namespace, todo: list[tuple[str, int]], end: int | None)
     from barbus.daemon.download import download
 
     folder = _folder(args)
+    archive = args.archive_url
+    if archive is None:
+        archive = BINANCE_ARCHIVE_URL if args.rest_url == DEFAULT_REST_URL else ""
     with tqdm(unit=" bars", disable=not sys.stderr.isatty(), leave=False) as bar:
 
         def progress(symbol: str, written: int) -> None:
@@ -104,7 +115,14 @@ def _run(args: argparse.Namespace, todo: list[tuple[str, int]], end: int | None)
         for symbol, start in todo:
             reports += asyncio.run(
                 download(
-                    folder, [symbol], args.interval, start, end, args.rest_url, progress=progress
+                    folder,
+                    [symbol],
+                    args.interval,
+                    start,
+                    end,
+                    args.rest_url,
+                    archive_url=archive or None,
+                    progress=progress,
                 )
             )
     for r in reports:
@@ -119,8 +137,14 @@ def _run(args: argparse.Namespace, todo: list[tuple[str, int]], end: int | None)
             else "no gaps"
         )
         refused = sum(r.refused_rows.values())
+        archives = (
+            f"{r.archives - r.archives_failed} of {r.archives} archive(s) and "
+            if r.archives
+            else ""
+        )
         print(
-            f"{r.symbol} {r.interval}: {r.bars_written:,} new bars in {r.requests} request(s)"
+            f"{r.symbol} {r.interval}: {r.bars_written:,} new bars from {archives}"
+            f"{r.requests} request(s)"
             f"{f', {r.retries} retried' if r.retries else ''}"
             f"{f', {refused} row(s) refused' if refused else ''}; stored {r.stored_bars:,} "
             f"bars {span}; {gaps} (never filled)"

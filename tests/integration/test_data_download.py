@@ -203,7 +203,7 @@ async def test_the_cli_downloads_lists_and_updates_a_symbol(
             str(data),
         )
         assert code == 0, err
-        assert f"{SYMBOL} 1m: {len(served):,} new bars in 6 request(s)" in out
+        assert f"{SYMBOL} 1m: {len(served):,} new bars from 6 request(s)" in out
         assert "1 exchange gap(s), largest 80 bar(s) (never filled)" in out
         code, listing, err = await run_cli("data", "ls", "--data-dir", str(data))
         assert code == 0, err
@@ -214,7 +214,7 @@ async def test_the_cli_downloads_lists_and_updates_a_symbol(
             "data", "update", "--rest-url", sim.rest_url, "--data-dir", str(data)
         )
         assert code == 0, err
-        assert f"{SYMBOL} 1m: 0 new bars in 1 request(s)" in out  # asks past the end: nothing
+        assert f"{SYMBOL} 1m: 0 new bars from 1 request(s)" in out  # asks past the end: nothing
     assert_same_bars(DataFolder(data), served)
 
 
