@@ -25,6 +25,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
+from barbus.daemon.core.data_folder import BAR_CSV_ROW
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.core.events import Bar
 from barbus.daemon.core.series import BarSeries
@@ -37,7 +38,7 @@ BarColumns = tuple[npt.ArrayLike, ...]
 Bars = BarSeries | BarColumns | Iterable[Bar]
 
 _NAMES = ("open_time_ms", "open", "high", "low", "close", "volume")
-_ROW = "{},{!r},{!r},{!r},{!r},{!r}\n".format
+_ROW = BAR_CSV_ROW  # the data folder's rows: the same text for the same bars
 _FIELDS = attrgetter(*_NAMES)
 _BLOCK_ROWS = 65_536  # rows formatted per write: bounded memory, few calls
 

@@ -26,6 +26,7 @@ from barbus.daemon.core.events import Bar
 
 __all__ = [
     "BAR_CSV_HEADER",
+    "BAR_CSV_ROW",
     "DATA_DIR_ENV",
     "DataFolder",
     "Range",
@@ -37,7 +38,8 @@ __all__ = [
 
 DATA_DIR_ENV = "BARBUS_DATA_DIR"
 BAR_CSV_HEADER = "open_time_ms,open,high,low,close,volume\n"
-_ROW = "{},{!r},{!r},{!r},{!r},{!r}\n".format
+# A row from the open time and the five prices: the time an integer, each float its repr.
+BAR_CSV_ROW = "{},{!r},{!r},{!r},{!r},{!r}\n".format
 _MANIFEST = "fetched.json"
 
 Range = tuple[int, int]
@@ -46,7 +48,7 @@ Range = tuple[int, int]
 
 def bar_csv_row(bar: Bar) -> str:
     """One bar as a barbus CSV row: the open time as an integer, the prices as ``repr``."""
-    return _ROW(bar.open_time_ms, bar.open, bar.high, bar.low, bar.close, bar.volume)
+    return BAR_CSV_ROW(bar.open_time_ms, bar.open, bar.high, bar.low, bar.close, bar.volume)
 
 
 def default_data_dir() -> Path:
