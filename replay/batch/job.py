@@ -33,6 +33,7 @@ __all__ = [
     "period_text",
     "result_row",
     "run_group",
+    "run_group_in_worker",
     "run_in_worker",
     "run_job",
     "settle_worker_heap",
@@ -106,30 +107,6 @@ def run_group(
     per job), runs each job by itself through ``job_function``. Each job of a pass is credited
     with the pass's bars and an even share of its seconds (the cache counts go to the first).
     """
-    try:
-        return _run_group(group, cache, job_function)
-    finally:
-        # A pass's engines are reference cycles (an account lists the engines that hold it),
-        # which the collector, paused in the pass, would otherwise free only at a rare full
-        # collection: a worker running group after group kept every finished pass (measured:
-        # +20 MB a group of five 250k-bar jobs, against none with this collection).
-        gc.collect()
-
-
-def settle_worker_heap() -> None:
-    """Freeze what a worker process holds before its first group (its imports, its cache), so
-    the collection after each group looks only at what that group made: over a worker's ~30k
-    import-time objects it took 25 ms a group (measured), a second over 40 short jobs.
-
-    For worker processes only (the pool's and Ray's): frozen objects are never collected.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-def _run_group(
-    group: Sequence[Job], cache: BarCache | None, job_function: JobFunction
-) -> list[JobOutcome]:
     if len(group) == 1 or job_function is not run_job:
         return [run_in_worker(job, cache, job_function) for job in group]
     started = time.perf_counter()
@@ -162,6 +139,32 @@ def _run_group(
             done[0], cache_hits=cache.stats.hits - hits, cache_misses=cache.stats.misses - misses
         )
     return done
+
+
+def settle_worker_heap() -> None:
+    """Freeze what a worker process holds before its first group (its imports, its cache), so
+    that :func:`run_group_in_worker`'s collection looks only at what each group made: over a
+    worker's ~30k import-time objects a full collection took 25 ms (measured), a second over
+    40 short jobs. For worker processes only: frozen objects are never collected."""
+    gc.collect()
+    gc.freeze()
+
+
+def run_group_in_worker(
+    group: Sequence[Job], cache: BarCache | None, job_function: JobFunction = run_job
+) -> list[JobOutcome]:
+    """:func:`run_group` in a worker process (the pool's, a Ray task), then a collection.
+
+    A pass's engines are reference cycles (an account lists the engines that hold it), which
+    the collector, paused in the pass, would otherwise free only at a rare full collection: a
+    worker running group after group kept every finished pass (measured: +20 MB a group of
+    five 250k-bar jobs, none with this collection). An in-process batch leaves the collector
+    to its own schedule: there the heap is the caller's, not frozen, and dearer to scan.
+    """
+    try:
+        return run_group(group, cache, job_function)
+    finally:
+        gc.collect()
 
 
 def _failed(job: Job, exc: Exception) -> JobOutcome:

@@ -29,6 +29,7 @@ from barbus.replay.batch.job import (
     JobOutcome,
     result_row,
     run_group,
+    run_group_in_worker,
     run_job,
     settle_worker_heap,
 )
@@ -53,7 +54,7 @@ def worker_main(conn: multiprocessing.connection.Connection, cache_dir: str) -> 
             if not payload:
                 break
             group: tuple[Job, ...] = pickle.loads(payload)
-            outcomes = run_group(group, cache)
+            outcomes = run_group_in_worker(group, cache)
             cache.flush_stats()  # per group: a worker killed later loses no counts
             conn.send([dataclasses.replace(outcome, worker=slot) for outcome in outcomes])
     except (EOFError, KeyboardInterrupt):

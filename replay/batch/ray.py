@@ -80,7 +80,7 @@ from barbus.replay.batch.job import (
     JobFunction,
     JobOutcome,
     result_row,
-    run_group,
+    run_group_in_worker,
     run_job,
     settle_worker_heap,
 )
@@ -128,7 +128,7 @@ def _run_on_node(
             Path(cache_root), verify_checksums=False, announce=False
         )
         settle_worker_heap()  # a Ray worker process runs only this driver's tasks
-    outcomes = run_group(group, cache, job_function)
+    outcomes = run_group_in_worker(group, cache, job_function)
     try:
         cache.flush_stats()  # a Ray worker has no exit hook: add this group's counters now
     except OSError as exc:

@@ -18,7 +18,7 @@ import pytest
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.synthetic import synthetic_series
 from barbus.replay.bars_out import write_bars
-from barbus.replay.batch.job import run_group
+from barbus.replay.batch.job import run_group_in_worker
 from barbus.replay.batch.jobs import Job
 from barbus.replay.cache import BarCache
 from barbus.replay.stats import compute_stats
@@ -51,12 +51,12 @@ def test_a_worker_replaying_cached_data_never_loads_pandas_or_pyarrow(
         f"""
         import json, sys
         import barbus.replay.batch.local  # what a pool worker imports
-        from barbus.replay.batch.job import run_group
+        from barbus.replay.batch.job import run_group_in_worker
         from barbus.replay.batch.jobs import Job
         from barbus.replay.cache import BarCache
         jobs = [Job("sma_cross", (("fast", f),), {str(csv)!r}, "SYNTHUSDT", None, None)
                 for f in (5, 6)]
-        rows = [o.row["status"] for o in run_group(jobs, BarCache({str(cache)!r}))]
+        rows = [o.row["status"] for o in run_group_in_worker(jobs, BarCache({str(cache)!r}))]
         print(json.dumps([rows, sorted(m for m in ("pandas", "pyarrow") if m in sys.modules)]))
         """
     )
@@ -67,7 +67,7 @@ def test_a_worker_replaying_cached_data_never_loads_pandas_or_pyarrow(
     assert loaded == []  # ~40 MB of a worker's heap when the spec module pulled in the loader
 
 
-def test_a_finished_group_leaves_no_engine_behind_even_with_the_collector_off(
+def test_a_workers_finished_group_leaves_no_engine_behind_even_with_the_collector_off(
     cached_csv: tuple[Path, Path],
 ) -> None:
     csv, cache = cached_csv
@@ -78,10 +78,10 @@ def test_a_finished_group_leaves_no_engine_behind_even_with_the_collector_off(
     gc.collect()
     before = engines()
     was_enabled = gc.isenabled()
-    gc.disable()  # a worker's collector may not run between passes: run_group must not rely on it
+    gc.disable()  # a worker's collector may not run between passes: the worker must not wait
     try:
-        outcomes = run_group(group_of(csv, 3), BarCache(cache))
-        outcomes += run_group(group_of(csv, 1), BarCache(cache))
+        outcomes = run_group_in_worker(group_of(csv, 3), BarCache(cache))
+        outcomes += run_group_in_worker(group_of(csv, 1), BarCache(cache))
         left = engines()
     finally:
         if was_enabled:
