@@ -282,12 +282,7 @@ async def _page(
 def _describe_stored(folder: DataFolder, report: SeriesReport, wanted: Range, step: int) -> None:
     """The stored bars of the asked period: first, last, count and the exchange's gaps."""
     first, last = wanted
-    times = [
-        t
-        for path in folder.month_files(report.symbol, report.interval)
-        for t in folder.month_times(path)
-        if first <= t <= last
-    ]
+    times = [t for t in folder.open_times(report.symbol, report.interval) if first <= t <= last]
     report.stored_bars = len(times)
     if not times:
         return

@@ -166,9 +166,8 @@ def cmd_data_ls(args: argparse.Namespace) -> int:
         f"{'gaps':>6} {'largest':>8} {'MB':>8}"
     )
     for symbol, interval in found:
-        files = folder.month_files(symbol, interval)
-        times = [t for path in files for t in folder.month_times(path)]
-        size = sum(path.stat().st_size for path in files) / 1e6
+        times = folder.open_times(symbol, interval)
+        size = sum(path.stat().st_size for path in folder.month_files(symbol, interval)) / 1e6
         gaps, largest = gaps_of(times, INTERVAL_MS.get(interval, 60_000))
         first = format_time_ms(times[0]) if times else "-"
         last = format_time_ms(times[-1]) if times else "-"

@@ -153,12 +153,16 @@ class DataFolder:
     # -- bars --------------------------------------------------------------------------------
 
     def month_times(self, path: Path) -> list[int]:
-        """The open times of one month file, in file order (for listing and gaps)."""
+        """The open times of one month file, in file order."""
         with path.open(encoding="utf-8") as handle:
             header = handle.readline()
             if header != BAR_CSV_HEADER:
                 raise DataError(f"{path}: not a barbus data folder file (header {header!r})")
             return [int(line.partition(",")[0]) for line in handle if line.strip()]
+
+    def open_times(self, symbol: str, interval: str) -> list[int]:
+        """The open times of one series, every month file in order (for listing and gaps)."""
+        return [t for path in self.month_files(symbol, interval) for t in self.month_times(path)]
 
     def add_bars(self, symbol: str, interval: str, bars: Sequence[Bar]) -> None:
         """Write ``bars`` into their month files, merged by open time with what is there

@@ -23,7 +23,7 @@ from aiohttp import web
 from barbus.daemon.core.data_folder import DataFolder
 from barbus.daemon.core.events import MINUTE_MS, Bar
 from barbus.daemon.core.series import BarSeries
-from barbus.daemon.download import download
+from barbus.daemon.download import SeriesReport, download
 from tests.integration.test_data_download import (
     QUICK,
     START,
@@ -92,6 +92,33 @@ def end_of(series: BarSeries) -> int:
     return int(series.open_time_ms[-1]) + MINUTE_MS
 
 
+async def download_with_archive(
+    series: BarSeries,
+    files: dict[str, bytes],
+    folder: DataFolder,
+    end_ms: int | None,
+    now_ms: int | None = None,
+) -> tuple[SeriesReport, list[str]]:
+    """Download SYMBOL from START into ``folder`` from the sim exchange serving ``series`` and
+    an archive server of ``files``; the report and the archive paths asked for."""
+    async with (
+        archive_server(files) as (archive_url, asked),
+        running_sim(series, speed=0, history_bars=all_closed(series)) as sim,
+    ):
+        (report,) = await download(
+            folder,
+            [SYMBOL],
+            "1m",
+            START,
+            end_ms,
+            sim.rest_url,
+            archive_url=archive_url,
+            policy=QUICK,
+            now_ms=now_ms,
+        )
+    return report, asked
+
+
 async def test_a_past_month_comes_from_its_monthly_archive_and_asks_rest_nothing(
     served: BarSeries,  # noqa: F811
     tmp_path: Path,
@@ -99,20 +126,7 @@ async def test_a_past_month_comes_from_its_monthly_archive_and_asks_rest_nothing
     files: dict[str, bytes] = {}
     with_checksum(files, MARCH, archive_zip(served.to_bars(), micro=True, header=False))
     folder = DataFolder(tmp_path / "data")
-    async with (
-        archive_server(files) as (archive_url, asked),
-        running_sim(served, speed=0, history_bars=all_closed(served)) as sim,
-    ):
-        (report,) = await download(
-            folder,
-            [SYMBOL],
-            "1m",
-            START,
-            end_of(served),
-            sim.rest_url,
-            archive_url=archive_url,
-            policy=QUICK,
-        )
+    report, asked = await download_with_archive(served, files, folder, end_of(served))
     assert asked == [MARCH, f"{MARCH}.CHECKSUM"]
     assert (report.archives, report.archives_failed, report.requests) == (1, 0, 0)
     assert (report.gaps, report.largest_gap_bars) == (1, 80)
@@ -133,21 +147,8 @@ async def test_a_corrupt_or_missing_archive_is_reported_and_fetched_over_rest(
     elif damage == "not_a_zip":
         with_checksum(files, MARCH, body[: len(body) // 2])
     folder = DataFolder(tmp_path / "data")
-    async with (
-        archive_server(files) as (archive_url, _),
-        running_sim(served, speed=0, history_bars=all_closed(served)) as sim,
-    ):
-        with caplog.at_level(logging.WARNING, logger="barbus.download"):
-            (report,) = await download(
-                folder,
-                [SYMBOL],
-                "1m",
-                START,
-                end_of(served),
-                sim.rest_url,
-                archive_url=archive_url,
-                policy=QUICK,
-            )
+    with caplog.at_level(logging.WARNING, logger="barbus.download"):
+        report, _ = await download_with_archive(served, files, folder, end_of(served))
     assert (report.archives, report.archives_failed) == (1, 1)
     assert report.requests == 6  # the whole period over REST instead
     (warning,) = [r.getMessage() for r in caplog.records if "over REST" in r.getMessage()]
@@ -168,21 +169,7 @@ async def test_this_months_past_days_come_from_daily_archives_and_today_from_res
         bars = served.between(lo, lo + DAY_MS).to_bars()
         with_checksum(files, daily(day), archive_zip(bars, micro=False, header=index == 0))
     folder = DataFolder(tmp_path / "data")
-    async with (
-        archive_server(files) as (archive_url, asked),
-        running_sim(served, speed=0, history_bars=all_closed(served)) as sim,
-    ):
-        (report,) = await download(
-            folder,
-            [SYMBOL],
-            "1m",
-            START,
-            None,
-            sim.rest_url,
-            archive_url=archive_url,
-            policy=QUICK,
-            now_ms=now,
-        )
+    report, asked = await download_with_archive(served, files, folder, None, now_ms=now)
     assert [p for p in asked if p.endswith(".zip")] == [daily(23), daily(24), daily(25)]
     assert (report.archives, report.archives_failed) == (3, 0)
     assert report.requests == 1  # the 720 closed bars of today
