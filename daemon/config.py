@@ -35,6 +35,7 @@ _SECTIONS: dict[str, dict[str, type | tuple[type, ...]]] = {
         "symbols": list,
         "interval": str,
         "warmup_bars": int,
+        "data_dir": str,
         "reconnect_initial_seconds": (int, float),
         "reconnect_max_seconds": (int, float),
         "heartbeat_seconds": (int, float),
@@ -162,6 +163,8 @@ class DaemonConfig:
     http: HttpConfig = field(default_factory=HttpConfig)
     log_level: str = "INFO"
     warmup_bars: int = 500
+    # The data folder the warm-up reads first (None: $BARBUS_DATA_DIR, else the XDG default).
+    data_dir: Path | None = None
     max_bar_age_seconds: float = 150.0  # /readyz fails when no bar came for this long
     source: Path | None = None
 
@@ -215,6 +218,7 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
     warmup = int(feed_raw.pop("warmup_bars", 500))
     if not 0 <= warmup <= 1000:
         raise ConfigError(f"{where}: [feed] warmup_bars must be in [0, 1000], got {warmup}")
+    data_dir = Path(feed_raw.pop("data_dir")).expanduser() if "data_dir" in feed_raw else None
     raw_age = feed_raw.pop("max_bar_age_seconds", 150.0)
     max_age = _seconds(raw_age, 86400.0)
     if max_age is None:
@@ -250,6 +254,7 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
         http=http,
         log_level=level,
         warmup_bars=warmup,
+        data_dir=data_dir if data_dir is None or data_dir.is_absolute() else base / data_dir,
         max_bar_age_seconds=max_age,
         source=source,
     )

@@ -1,9 +1,11 @@
 """The bars before the first live one: a REST warm-up per fresh symbol, and after a restart the
 report of what the feed's REST backfill brought.
 
-A symbol with no recorded history is warmed up on recent REST bars fed with trading disabled,
-as many as its strategies need (their ``warmup_bars`` of their own timeframe), retried with
-backoff while the exchange is unreachable. A symbol with history is backfilled by the feed
+A symbol with no recorded history is warmed up on recent bars fed with trading disabled, as
+many as its strategies need (their ``warmup_bars`` of their own timeframe): the newest the data
+folder holds (``barbus data download``), and over REST the rest up to the exchange's last
+closed bar (all of them when the folder has none, or none recent enough), retried with backoff
+while the exchange is unreachable. A symbol with history is backfilled by the feed
 itself; the first WebSocket bar after a restart logs one line with what that backfill brought.
 Apart from the service because it is about which bars come first, not about the lifecycle.
 """
@@ -15,6 +17,8 @@ import logging
 from collections.abc import Sequence
 
 from barbus.daemon.books import Books
+from barbus.daemon.core.data_folder import DataFolder, default_data_dir
+from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms, interval_ms
 from barbus.daemon.feed import LiveFeed
 from barbus.daemon.feeds.binance_rest import FeedTemporaryError
@@ -48,11 +52,11 @@ def seed_plausibility(books: Books, feed: LiveFeed) -> None:
 async def warm_up(books: Books, feed: LiveFeed, stop: asyncio.Event) -> None:
     """Feed every symbol without history its warm-up bars; :class:`StoppedError` on a stop."""
     config = books.config
-    warmed: list[tuple[str, int, int]] = []
+    warmed: list[tuple[str, int, int, int]] = []
     for symbol in config.feed.symbols:
         if symbol in books.live_from:
             continue  # history already recorded: the feed backfills from there
-        bars = await _fetch(books, feed, symbol, stop)
+        bars, stored = await _fetch(books, feed, symbol, stop)
         live_from = max(b.open_time_ms for b in bars) + MINUTE_MS if bars else 0
         books.live_from[symbol] = live_from
         for book in books.by_name.values():
@@ -62,9 +66,9 @@ async def warm_up(books: Books, feed: LiveFeed, stop: asyncio.Event) -> None:
             books.process(bar, "warmup")
         if bars:  # the last bar accepted, whatever order the exchange sent them in
             feed.last_open_ms[symbol] = books.guards[symbol].last_open_time_ms
-        warmed.append((symbol, len(bars), live_from))
+        warmed.append((symbol, len(bars), stored, live_from))
     # Said once every symbol is in: a minute barrier releases a symbol's bars only then.
-    for symbol, count, live_from in warmed:
+    for symbol, count, stored, live_from in warmed:
         cold = [
             b.config.name
             for b in books.by_name.values()
@@ -72,10 +76,13 @@ async def warm_up(books: Books, feed: LiveFeed, stop: asyncio.Event) -> None:
         ]
         log.log(
             logging.WARNING if cold else logging.INFO,
-            "%s: warmed up on %d bars (%d wanted), trading from %s; %s",
+            "%s: warmed up on %d bars (%d wanted; %d from the data folder, %d over REST), "
+            "trading from %s; %s",
             symbol,
             count,
             _minutes(books, symbol),
+            stored,
+            count - stored,
             format_time_ms(live_from) if live_from else "the first live bar",
             f"indicators not ready yet: {', '.join(cold)} (the exchange had too few bars)"
             if cold
@@ -99,16 +106,20 @@ def _minutes(books: Books, symbol: str) -> int:
     return max(needs)
 
 
-async def _fetch(books: Books, feed: LiveFeed, symbol: str, stop: asyncio.Event) -> list[Bar]:
-    """Warm-up bars over REST, retried with backoff while the exchange is unreachable."""
+async def _fetch(
+    books: Books, feed: LiveFeed, symbol: str, stop: asyncio.Event
+) -> tuple[list[Bar], int]:
+    """Warm-up bars and how many came from the data folder; REST retried with backoff while
+    the exchange is unreachable."""
     count = _minutes(books, symbol)
     if not count:
-        return []
+        return [], 0
+    stored = _stored(books, symbol, count)
     settings = books.config.feed
     delay = settings.reconnect_initial_seconds
     while True:
         try:
-            return await feed.fetch_recent(symbol, count)
+            return await _recent(feed, symbol, count, stored)
         except FeedTemporaryError as exc:
             log.warning("warm-up of %s failed (%s); retrying in %.1f s", symbol, exc, delay)
         try:
@@ -117,6 +128,45 @@ async def _fetch(books: Books, feed: LiveFeed, symbol: str, stop: asyncio.Event)
             delay = min(delay * 2, settings.reconnect_max_seconds)
             continue
         raise StoppedError
+
+
+def _stored(books: Books, symbol: str, count: int) -> list[Bar]:
+    """The newest ``count`` bars of ``symbol`` in the data folder (none: none there, or a
+    folder that cannot be read, said in one line: REST brings them all)."""
+    folder = DataFolder(books.config.data_dir or default_data_dir())
+    try:
+        return folder.tail_bars(symbol, books.config.feed.interval, count)
+    except (OSError, DataError) as exc:
+        log.warning("warm-up of %s: the data folder %s is not used (%s)", symbol, folder.root, exc)
+        return []
+
+
+async def _recent(
+    feed: LiveFeed, symbol: str, count: int, stored: list[Bar]
+) -> tuple[list[Bar], int]:
+    """The last ``count`` closed bars, and how many of them are ``stored``'s: the folder's up
+    to its newest bar, the exchange's after it.
+
+    One request for the exchange's newest closed bar tells how many the folder lacks; when it
+    lacks ``count`` or more (it is too old), every bar comes over REST.
+    """
+    if not stored:
+        return await feed.fetch_recent(symbol, count), 0
+    newest = await feed.fetch_recent(symbol, 1)
+    step = interval_ms(stored[-1].interval)
+    missing = (newest[-1].open_time_ms - stored[-1].open_time_ms) // step if newest else 0
+    if missing >= count:
+        return await feed.fetch_recent(symbol, count), 0
+    if missing <= 1:
+        fetched = newest if missing == 1 else []
+    else:
+        fetched = await feed.fetch_recent(symbol, missing)
+    # Only bars before the exchange's: the folder may hold bars the exchange has not (a sim).
+    before = fetched[0].open_time_ms if fetched else newest[-1].open_time_ms + 1 if newest else None
+    if before is not None:
+        stored = [bar for bar in stored if bar.open_time_ms < before]
+    kept = stored[max(len(stored) - (count - len(fetched)), 0) :]
+    return kept + fetched, len(kept)
 
 
 class ResumeBackfill:

@@ -29,6 +29,7 @@ from barbus.daemon.core.session import Session
 from barbus.replay.cache import BarCache
 from barbus.replay.feed import ReplayFeed
 from barbus.replay.files import bundled_data_path
+from barbus.replay.folder_series import load_data
 from barbus.replay.stats import PerformanceStats, compute_stats
 from barbus.strategies import StrategyLike, StrategySource, create_strategy, strategy_source
 
@@ -213,17 +214,12 @@ def run_replay(
 def period_series(
     config: ReplayConfig, series: BarSeries | None = None, cache: BarCache | None = None
 ) -> BarSeries:
-    """The bars of ``config``'s period: of ``series`` when given, else of its data file (through
-    ``cache`` when given, else parsed directly); a :class:`DataError` when the period is empty."""
+    """The bars of ``config``'s period: of ``series`` when given, else of its data file or
+    series folder (through ``cache`` when given, else parsed directly); a :class:`DataError`
+    when the period is empty."""
     if series is None:
         path = config.data if config.data is not None else bundled_data_path()
-        if cache is not None:
-            series = cache.load(path, config.symbol)
-        else:
-            # Late import: workers that only map cached data never load pandas or pyarrow.
-            from barbus.replay.loader import load_bars
-
-            series = load_bars(path, config.symbol)
+        series = load_data(path, config.symbol, cache, config.start_ms, config.end_ms)
     whole = series
     series = series.between(config.start_ms, config.end_ms)
     if len(series) == 0:

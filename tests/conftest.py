@@ -25,6 +25,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 # Never touch the user's real cache: every test (and every subprocess it starts) gets its own.
 os.environ["BARBUS_CACHE_DIR"] = _CACHE_DIR = tempfile.mkdtemp(prefix="barbus-test-cache-")
 atexit.register(shutil.rmtree, _CACHE_DIR, True)
+# Nor the user's data folder: --data SYMBOL and the daemon's warm-up read an empty one unless a
+# test points them at its own.
+os.environ["BARBUS_DATA_DIR"] = _DATA_FOLDER = tempfile.mkdtemp(prefix="barbus-test-data-")
+atexit.register(shutil.rmtree, _DATA_FOLDER, True)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "replay" / "data"

@@ -206,6 +206,7 @@ def _plan(args: argparse.Namespace) -> BatchPlan:
         args.spec,
         strategy=args.strategy,
         data=args.data or (),
+        data_dir=args.data_dir,
         grid=args.grid or (),
         params=args.param or (),
         periods=args.period or (),

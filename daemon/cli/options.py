@@ -24,6 +24,7 @@ __all__ = [
     "add_data",
     "add_execution_options",
     "add_run_options",
+    "data_paths",
     "execution_of",
     "given",
     "given_execution_flags",
@@ -98,10 +99,31 @@ def add_cache_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data(parser: argparse.ArgumentParser, meaning: str) -> None:
-    """``--data FILE``, repeatable. Three commands take it with three meanings (the bars a
-    replay runs on, the data axis of a batch's grid, the bars the sim serves): ``meaning`` is
-    the command's help text, named in its module."""
-    parser.add_argument("--data", type=Path, action="append", default=[], help=meaning)
+    """``--data FILE|SYMBOL``, repeatable, and ``--data-dir``. Three commands take it with three
+    meanings (the bars a replay runs on, the data axis of a batch's grid, the bars the sim
+    serves): ``meaning`` is the command's help text, named in its module."""
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="FILE|SYMBOL",
+        help=f"{meaning}; a SYMBOL (or SYMBOL:INTERVAL) that names no file is read from the "
+        "data folder across its month files (`barbus data download`)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="data folder for --data SYMBOL (default: $BARBUS_DATA_DIR, else "
+        "$XDG_DATA_HOME/barbus)",
+    )
+
+
+def data_paths(args: argparse.Namespace) -> list[Path]:
+    """The ``--data`` values as paths: files as given, symbols as their series folders."""
+    from barbus.replay.folder_series import resolve_data
+
+    return [resolve_data(value, args.data_dir) for value in args.data]
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from barbus.daemon.cli.options import (
     add_cache_dir,
     add_data,
     add_run_options,
+    data_paths,
     execution_of,
     given,
 )
@@ -38,7 +39,7 @@ __all__ = ["add_replay"]
 # --data: the bars a replay runs on, one file with --strategy, one per symbol with --config.
 BARS_TO_REPLAY = (
     "kline CSV/CSV.gz file (default: the bundled BTCUSDT 2025-05-20..08-18 sample); "
-    "with --config one per symbol, repeatable, the symbol from the file name"
+    "with --config one per symbol, repeatable, the symbol from the file name or the SYMBOL"
 )
 
 # Options that belong to one strategy; with --config the config file says them.
@@ -132,7 +133,7 @@ def _one_strategy(args: argparse.Namespace) -> ReplayConfig:
     return ReplayConfig(
         strategy=args.strategy,
         params=params_dict(args.param),
-        data=args.data[0] if args.data else None,
+        data=data_paths(args)[0] if args.data else None,
         symbol=args.symbol,
         start_ms=start_ms,
         end_ms=end_ms,
@@ -170,7 +171,7 @@ def _replay_config(args: argparse.Namespace) -> int:
     daemon = load_config(args.config)
     start_ms, end_ms = _period(args)
     trade_from_ms = _trade_from_ms(args)
-    series = _series_by_symbol(args.data, _cache(args))
+    series = _series_by_symbol(data_paths(args), _cache(args), start_ms, end_ms)
     config = _portfolio(args, daemon, start_ms, end_ms, trade_from_ms)
     result = portfolio.run_portfolio(config, series)
     portfolio.raise_on_halt(result)
@@ -188,13 +189,15 @@ def _refuse_one_strategy_options(args: argparse.Namespace) -> None:
             )
 
 
-def _series_by_symbol(paths: list[Path], cache: BarCache | None) -> dict[str, BarSeries]:
+def _series_by_symbol(
+    paths: list[Path], cache: BarCache | None, start_ms: int | None, end_ms: int | None
+) -> dict[str, BarSeries]:
     """One series per symbol, from the cache (or parsed); a second file of a symbol is refused."""
-    from barbus.replay.loader import load_bars
+    from barbus.replay.folder_series import load_data
 
     series: dict[str, BarSeries] = {}
     for path in paths:
-        loaded = cache.load(path) if cache is not None else load_bars(path)
+        loaded = load_data(path, None, cache, start_ms, end_ms)
         if loaded.symbol in series:
             raise ConfigError(
                 f"--data {path}: a second file of {loaded.symbol} "

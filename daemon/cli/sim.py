@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from barbus.daemon.cli.options import Commands, add_cache_dir, add_data, port, shown
-from barbus.daemon.core.errors import ConfigError
+from barbus.daemon.core.errors import ConfigError, DataError
 from barbus.daemon.feeds.sim_faults import FaultConfig
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ def add_sim_exchange(commands: Commands) -> None:
         "WebSocket streams) replaying historical bars, with switches to inject faults.",
     )
     add_data(sim, BARS_TO_SERVE)
+    sim.add_argument("--start", help="first bar served, inclusive (same forms as replay's)")
+    sim.add_argument("--end", help="end of the bars served, exclusive")
     sim.add_argument("--host", default="127.0.0.1", help="bind address (127.0.0.1)")
     sim.add_argument("--port", type=port, default=8765, help="port (8765; 0 = any free port)")
     sim.add_argument(
@@ -110,11 +112,24 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
 
 def _served_series(args: argparse.Namespace) -> list[BarSeries]:
+    from barbus.daemon.cli.options import data_paths
     from barbus.replay.cache import BarCache
     from barbus.replay.files import bundled_data_path
+    from barbus.replay.folder_series import load_data
+    from barbus.replay.periods import parse_period
+    from barbus.replay.runner import empty_period_message
 
+    start, end = parse_period(
+        args.start, args.end, what="--start/--end", names=("--start", "--end")
+    )
     cache = BarCache(args.cache_dir)
-    series = [cache.load(path) for path in args.data or [bundled_data_path()]]
+    series = []
+    for path in data_paths(args) or [bundled_data_path()]:
+        whole = load_data(path, None, cache, start, end)
+        served = whole.between(start, end)
+        if not len(served):
+            raise DataError(empty_period_message(whole, start, end))
+        series.append(served)
     cache.flush_stats()  # now: the exchange serves until it is stopped
     return series
 

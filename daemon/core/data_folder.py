@@ -164,6 +164,37 @@ class DataFolder:
         """The open times of one series, every month file in order (for listing and gaps)."""
         return [t for path in self.month_files(symbol, interval) for t in self.month_times(path)]
 
+    def tail_bars(self, symbol: str, interval: str, count: int) -> list[Bar]:
+        """The newest ``count`` stored bars of a series (fewer if it holds fewer), oldest first:
+        what the daemon warms up on before it asks the exchange for the rest."""
+        rows: list[str] = []
+        for path in reversed(self.month_files(symbol, interval)):
+            with path.open(encoding="utf-8") as handle:
+                header = handle.readline()
+                if header != BAR_CSV_HEADER:
+                    raise DataError(f"{path}: not a barbus data folder file (header {header!r})")
+                rows[:0] = [line for line in handle if line.strip()]
+            if len(rows) >= count:
+                break
+        bars = []
+        for line in rows[max(len(rows) - count, 0) :]:
+            try:
+                time, open_, high, low, close, volume = line.rstrip("\n").split(",")[:6]
+                bar = Bar(
+                    symbol,
+                    interval,
+                    int(time),
+                    float(open_),
+                    float(high),
+                    float(low),
+                    float(close),
+                    float(volume),
+                )
+            except ValueError:
+                raise DataError(f"{symbol} {interval}: a malformed row {line.strip()!r}") from None
+            bars.append(bar)
+        return bars
+
     def add_bars(self, symbol: str, interval: str, bars: Sequence[Bar]) -> None:
         """Write ``bars`` into their month files, merged by open time with what is there
         (a bar already stored keeps its row: the exchange's first answer stands)."""

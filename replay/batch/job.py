@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from barbus.daemon.core.errors import BarbusError
 from barbus.replay.batch.jobs import Job
 from barbus.replay.cache import BarCache
+from barbus.replay.folder_series import data_label
 from barbus.replay.runner import ReplayResult, run_replay
 from barbus.replay.shared_pass import run_shared_pass
 
@@ -189,7 +189,7 @@ def result_row(job: Job, result: ReplayResult | None, error: str) -> dict[str, A
         "job_id": job.job_id,
         "strategy": job.strategy_name or job.strategy,
         "symbol": job.symbol,
-        "file": Path(job.data).name,
+        "file": data_label(job.data),
         "period": period_text(job.start_ms, job.end_ms),
         "strategy_spec": job.strategy,
         "strategy_fingerprint": job.fingerprint,

@@ -24,7 +24,7 @@ from typing import Any
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError
 from barbus.daemon.core.params import ParamValue
-from barbus.daemon.core.series import symbol_from_name
+from barbus.replay.folder_series import symbol_of
 from barbus.replay.runner import ReplayConfig
 from barbus.strategies import (
     StrategyLike,
@@ -185,7 +185,7 @@ def expand_jobs(
                     strategy=source.spec,
                     params=frozen,
                     data=str(Path(path).resolve()),
-                    symbol=symbol or symbol_from_name(Path(path)),
+                    symbol=symbol or symbol_of(Path(path)),
                     start_ms=start_ms,
                     end_ms=end_ms,
                     execution=execution,

@@ -28,6 +28,7 @@ from barbus.replay.batch.metrics import BatchMetrics
 from barbus.replay.batch.retry import run_jobs
 from barbus.replay.batch.tables import sort_ascending, sorted_rows, write_tables
 from barbus.replay.cache import BarCache
+from barbus.replay.folder_series import load_data
 from barbus.replay.outputs import check_out_dir
 
 __all__ = ["BatchOutcome", "run_batch"]
@@ -225,7 +226,7 @@ def _prepare_data(jobs: Iterable[Job], cache: BarCache) -> _Datasets:
     loaded: dict[tuple[str, str], BarSeries] = {}
     for data, symbol in sorted({(job.data, job.symbol) for job in jobs}):
         try:
-            loaded[data, symbol] = cache.load(Path(data), symbol)
+            loaded[data, symbol] = load_data(Path(data), symbol, cache)
         except BarbusError as exc:
             log.error("%s: unusable, its jobs will fail: %s", data, exc)
     return _Datasets(loaded)

@@ -13,7 +13,7 @@ A spec file (paths, a strategy file's included, are relative to the file's folde
 
     [[run]]
     strategy = "sma_cross"     # or "my_ema.py:EmaCross", "package.module:Class", a plugin
-    data = ["data/BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"]
+    data = ["data/BTCUSDT_1m_2025-05-20_2025-08-18.csv.gz"]   # or a symbol of the data folder
     periods = [["2025-05-20", "2025-06-20"], ["2025-06-20", "2025-07-20"]]   # optional
     params = { stop_loss_pct = 3.0 }                                         # fixed
     grid = { fast = [5, 10, 20], slow = [30, 50, 100] }                      # swept
@@ -35,6 +35,7 @@ from barbus.daemon.core.params import ParamValue, params_dict
 from barbus.replay.batch.job import METRICS
 from barbus.replay.batch.jobs import Job, expand_jobs
 from barbus.replay.files import bundled_data_path, regular_file_problem
+from barbus.replay.folder_series import resolve_data
 from barbus.replay.periods import parse_period, split_period
 
 __all__ = [
@@ -98,7 +99,7 @@ def parse_grid(texts: Sequence[str]) -> dict[str, list[str]]:
 
 def plan_jobs(
     strategy: str,
-    data: Sequence[Path],
+    data: Sequence[Path | str],
     *,
     grid: Mapping[str, Sequence[ParamValue]],
     params: Mapping[str, ParamValue],
@@ -106,20 +107,25 @@ def plan_jobs(
     symbol: str | None,
     execution: ExecutionConfig,
     base_dir: Path | None = None,
+    data_dir: Path | None = None,
 ) -> tuple[list[Job], list[str]]:
     """Jobs for one strategy spec (a relative file path from ``base_dir``, else the current
-    folder); a thin, validating wrapper over :func:`expand_jobs`."""
+    folder); a thin, validating wrapper over :func:`expand_jobs`. A data value is a file
+    (relative to ``base_dir`` too) or a symbol in the data folder ``data_dir``."""
     if not data:
         raise ConfigError(f"run of {strategy}: no data files given")
-    for path in data:
-        special = regular_file_problem(Path(path))  # a FIFO exists, but is no data file
+    paths = [resolve_data(value, data_dir, base_dir) for value in data]
+    for path in paths:
+        if path.is_dir():
+            continue  # a series folder of the data folder: its month files are checked on load
+        special = regular_file_problem(path)  # a FIFO exists, but is no data file
         if special is not None:
             raise ConfigError(special)
-        if not Path(path).is_file():
+        if not path.is_file():
             raise ConfigError(f"data file {path} does not exist")
     return expand_jobs(
         strategy,
-        data,
+        paths,
         grid=grid,
         params=params,
         periods=periods or [(None, None)],
@@ -146,8 +152,9 @@ def _spec_periods(run: Mapping[str, Any], where: str) -> list[tuple[int | None, 
     return periods
 
 
-def load_spec(path: Path) -> BatchPlan:
-    """Read a batch spec file (TOML) into a :class:`BatchPlan`."""
+def load_spec(path: Path, data_dir: Path | None = None) -> BatchPlan:
+    """Read a batch spec file (TOML) into a :class:`BatchPlan`; a data value that names no
+    file but reads as a symbol is that symbol's series in the data folder ``data_dir``."""
     spec = read_toml(path, "batch spec")
     check_keys(spec, _TOP_KEYS, str(path))
     runs = spec.get("run")
@@ -175,13 +182,14 @@ def load_spec(path: Path) -> BatchPlan:
         try:
             run_jobs, run_invalid = plan_jobs(
                 run["strategy"],
-                [base / p for p in data_list],
+                data_list,
                 grid=grid,
                 params=run.get("params", {}),
                 periods=periods,
                 symbol=run.get("symbol"),
                 execution=execution,
                 base_dir=base,
+                data_dir=data_dir,
             )
         except StrategyError as exc:
             raise StrategyError(f"{where}: {exc}") from None
@@ -207,7 +215,7 @@ def plan_from_request(
     spec_path: Path | None,
     *,
     strategy: str | None = None,
-    data: Sequence[Path] = (),
+    data: Sequence[Path | str] = (),
     grid: Sequence[str] = (),
     params: Sequence[tuple[str, str]] = (),
     periods: Sequence[str] = (),
@@ -216,6 +224,7 @@ def plan_from_request(
     symbol: str | None = None,
     execution: Callable[[], ExecutionConfig] = ExecutionConfig,
     execution_flags_given: Sequence[str] = (),
+    data_dir: Path | None = None,
 ) -> BatchPlan:
     """The plan of a ``barbus batch`` request: the spec file at ``spec_path``, or the flags.
 
@@ -236,7 +245,7 @@ def plan_from_request(
                 f"{execution_flags_given[0]} does not go with a SPEC file: set it in the spec "
                 "(its top-level execution keys)"
             )
-        return load_spec(spec_path)
+        return load_spec(spec_path, data_dir)
     if not strategy:
         raise ConfigError("without a SPEC file, --strategy is required")
     spans = (
@@ -252,5 +261,6 @@ def plan_from_request(
         periods=spans,
         symbol=symbol,
         execution=execution(),
+        data_dir=data_dir,
     )
     return BatchPlan(jobs, invalid)
