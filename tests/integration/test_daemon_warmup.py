@@ -87,7 +87,10 @@ def test_the_daemon_warms_up_on_what_the_strategy_needs_over_several_pages(
 
     assert sources == ["warmup"] * WANTED + ["live"] * LIVE
     assert bars == every[HISTORY - WANTED :]
-    assert f"BTCUSDT: warmed up on {WANTED} bars ({WANTED} wanted)" in warm_run.log
+    assert (
+        f"BTCUSDT: warmed up on {WANTED} bars ({WANTED} wanted; 0 from the data folder, "
+        f"{WANTED} over REST)" in warm_run.log
+    )
     assert "indicators ready" in warm_run.log
 
 

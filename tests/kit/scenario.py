@@ -84,9 +84,10 @@ def write_config(
     symbols: tuple[str, ...] = ("BTCUSDT",),
     accounts: str = "",
     http: str = "",
+    feed: str = "",
 ) -> Path:
-    """A daemon config; ``accounts`` is TOML text of ``[[account]]`` tables, ``http`` more
-    lines of the ``[http]`` table."""
+    """A daemon config; ``accounts`` is TOML text of ``[[account]]`` tables, ``http`` and
+    ``feed`` more lines of the ``[http]`` and ``[feed]`` tables."""
     path.write_text(
         textwrap.dedent(
             f"""\
@@ -98,7 +99,7 @@ def write_config(
             reconnect_initial_seconds = 0.05
             reconnect_max_seconds = 0.5
             request_timeout_seconds = 5
-
+            @FEED@
             [state]
             path = "{state}"
 
@@ -108,7 +109,9 @@ def write_config(
             [log]
             level = "{level}"
             """
-        ).replace("@HTTP@\n", http)
+        )
+        .replace("@HTTP@\n", http)
+        .replace("@FEED@\n", feed)
         + accounts
         + "\n".join(e.toml() for e in engines),
         encoding="utf-8",
