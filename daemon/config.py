@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.configfile import check_keys, read_toml
 from barbus.daemon.core.errors import BarbusError, ConfigError, StrategyError, did_you_mean
+from barbus.daemon.core.events import INTERVAL_MS
 from barbus.daemon.feeds.binance_config import FeedConfig
 
 if TYPE_CHECKING:
@@ -213,17 +214,24 @@ def parse_config(raw: Mapping[str, Any], base: Path, source: Path | None = None)
     symbols = feed_raw.get("symbols", [])
     if not symbols or not all(isinstance(s, str) and s for s in symbols):
         raise ConfigError(f"{where}: [feed] symbols must be a non-empty list of symbols")
-    if feed_raw.get("interval", "1m") != "1m":
-        raise ConfigError(f"{where}: [feed] interval must be '1m' (strategies aggregate)")
+    interval = feed_raw.get("interval", "1m")
+    if interval not in INTERVAL_MS:
+        raise ConfigError(
+            f"{where}: [feed] interval must be one of {', '.join(INTERVAL_MS)}, got {interval!r}"
+        )
     warmup = int(feed_raw.pop("warmup_bars", 500))
     if not 0 <= warmup <= 1000:
         raise ConfigError(f"{where}: [feed] warmup_bars must be in [0, 1000], got {warmup}")
     data_dir = Path(feed_raw.pop("data_dir")).expanduser() if "data_dir" in feed_raw else None
-    raw_age = feed_raw.pop("max_bar_age_seconds", 150.0)
-    max_age = _seconds(raw_age, 86400.0)
+    # Two and a half bars: 150 s on 1-minute bars, and a day's bar may take up to 3 days.
+    bar_seconds = INTERVAL_MS[interval] / 1000
+    raw_age = feed_raw.pop("max_bar_age_seconds", 2.5 * bar_seconds)
+    age_bound = max(86400.0, 3 * bar_seconds)
+    max_age = _seconds(raw_age, age_bound)
     if max_age is None:
         raise ConfigError(
-            f"{where}: [feed] max_bar_age_seconds must be > 0 and <= 86400 seconds, got {raw_age}"
+            f"{where}: [feed] max_bar_age_seconds must be > 0 and <= {age_bound:g} seconds, "
+            f"got {raw_age}"
         )
     _check_url(feed_raw["rest_url"], ("http", "https"), f"{where}: [feed] rest_url")
     _check_url(feed_raw["ws_url"], ("ws", "wss"), f"{where}: [feed] ws_url")

@@ -273,7 +273,7 @@ def _first_difference(
 
 
 def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[str]]]:
-    """Write each symbol's recorded bars as ``<SYMBOL>_1m_recorded.csv`` in ``out_dir``.
+    """Write each symbol's recorded bars as ``<SYMBOL>_<interval>_recorded.csv`` in ``out_dir``.
 
     Returns, per file, the ``barbus replay`` command lines that reproduce each engine's trades
     from it (same parameters, fees, warm-up boundary, position left open).
@@ -284,9 +284,9 @@ def export_recorded(state_path: Path, out_dir: Path) -> list[tuple[Path, list[st
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for symbol in sorted({record.symbol for record in engines.values()}):
-            path = write_bars(
-                out_dir / f"{symbol}_1m_recorded.csv", (bar for bar, _ in store.bars(symbol))
-            )
+            bars = [bar for bar, _ in store.bars(symbol)]
+            interval = bars[0].interval if bars else "1m"
+            path = write_bars(out_dir / f"{symbol}_{interval}_recorded.csv", bars)
             commands = [
                 _replay_command(
                     path, name, record.config, _EngineInputs.read(state_path, record).trade_from_ms

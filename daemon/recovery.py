@@ -17,7 +17,7 @@ from typing import Any
 from barbus.daemon.books import Book, Books
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.errors import ConfigError, DataError
-from barbus.daemon.core.events import MINUTE_MS, BarGuard, format_time_ms
+from barbus.daemon.core.events import BarGuard, format_time_ms, interval_ms
 from barbus.daemon.log import kv
 from barbus.daemon.records import check_record, engine_config
 from barbus.daemon.state import EngineRecord, StateStore, StreamRecord
@@ -61,6 +61,7 @@ class Recovery:
                 config.execution_for(cfg),
                 name=cfg.name,
                 account=session.accounts[cfg.account] if cfg.account else None,
+                bar_interval=config.feed.interval,
             )
             book = Book(cfg, engine)
             record = saved.get(cfg.name)
@@ -110,7 +111,9 @@ class Recovery:
             # order: re-subscribed at once, before the next engine is added).
             bus.unsubscribe(cfg.name)
             if book.halt_reason is None:
-                bus.subscribe(cfg.name, [cfg.symbol], ["1m"], books.timed(cfg.name, engine))
+                bus.subscribe(
+                    cfg.name, [cfg.symbol], [engine.bar_interval], books.timed(cfg.name, engine)
+                )
             elif book.halted_earlier:
                 session.mark_halted(cfg.name, book.halt_reason)
             else:  # it failed while catching up: halted as the bus halts a failing subscriber
@@ -275,7 +278,7 @@ class Recovery:
         """A strategy added to a running daemon learns from the recorded bars, trading none."""
         recorded = self.state.bars(book.config.symbol)
         engine = book.engine
-        engine.trade_from_ms = recorded[-1][0].open_time_ms + MINUTE_MS
+        engine.trade_from_ms = recorded[-1][0].open_time_ms + interval_ms(engine.bar_interval)
         for bar, _ in recorded:
             engine.on_bar(bar)
         ready = "indicators ready" if engine.strategy.ready else "indicators not ready yet"

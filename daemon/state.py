@@ -32,6 +32,7 @@ read-only opens (``barbus parity``, ``barbus trades``) take no lock.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
@@ -44,6 +45,7 @@ from typing import Any
 
 from barbus.daemon.core.errors import BarbusError, ConfigError, DataError
 from barbus.daemon.core.events import (
+    INTERVAL_NAMES,
     Bar,
     EngineEvent,
     Fill,
@@ -329,13 +331,18 @@ class StateStore:
 
     def bars(self, symbol: str, *, from_ms: int | None = None) -> list[tuple[Bar, str]]:
         """Every recorded bar of ``symbol`` with its source ('warmup' or 'live'), in order;
-        with ``from_ms``, only those opened at or after it (an index range, not a scan)."""
+        with ``from_ms``, only those opened at or after it (an index range, not a scan).
+
+        The bars' interval is the feed's, which the rows do not repeat: the smallest step
+        between them, as the loader tells a file's (one bar: 1 minute)."""
         rows = self._db.execute(
             "SELECT open_time_ms, open, high, low, close, volume, source FROM bars "
             "WHERE symbol = ? AND open_time_ms >= ? ORDER BY open_time_ms",
             (symbol, -(2**63) if from_ms is None else from_ms),
-        )
-        return [(Bar(symbol, "1m", *r[:6]), r[6]) for r in rows]
+        ).fetchall()
+        steps = [b[0] - a[0] for a, b in itertools.pairwise(rows)]
+        interval = INTERVAL_NAMES.get(min(steps), "1m") if steps else "1m"
+        return [(Bar(symbol, interval, *r[:6]), r[6]) for r in rows]
 
     def trades(
         self,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from barbus.daemon.books import Books
 from barbus.daemon.core.data_folder import DataFolder, default_data_dir
 from barbus.daemon.core.errors import DataError
-from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms, interval_ms
+from barbus.daemon.core.events import Bar, format_time_ms, interval_ms
 from barbus.daemon.feed import LiveFeed
 from barbus.daemon.feeds.binance_rest import FeedTemporaryError
 from barbus.daemon.log import kv
@@ -57,7 +57,8 @@ async def warm_up(books: Books, feed: LiveFeed, stop: asyncio.Event) -> None:
         if symbol in books.live_from:
             continue  # history already recorded: the feed backfills from there
         bars, stored = await _fetch(books, feed, symbol, stop)
-        live_from = max(b.open_time_ms for b in bars) + MINUTE_MS if bars else 0
+        step = interval_ms(config.feed.interval)
+        live_from = max(b.open_time_ms for b in bars) + step if bars else 0
         books.live_from[symbol] = live_from
         for book in books.by_name.values():
             if book.config.symbol == symbol:
@@ -80,7 +81,7 @@ async def warm_up(books: Books, feed: LiveFeed, stop: asyncio.Event) -> None:
             "trading from %s; %s",
             symbol,
             count,
-            _minutes(books, symbol),
+            _wanted_bars(books, symbol),
             stored,
             count - stored,
             format_time_ms(live_from) if live_from else "the first live bar",
@@ -90,19 +91,20 @@ async def warm_up(books: Books, feed: LiveFeed, stop: asyncio.Event) -> None:
         )
 
 
-def _minutes(books: Books, symbol: str) -> int:
-    """1-minute bars to warm ``symbol``'s strategies up on: ``[feed] warmup_bars`` (0: no
-    warm-up), or more where a strategy needs ``warmup_bars`` bars of its timeframe before
-    its first decision, plus the partial bucket the first minute may fall in."""
+def _wanted_bars(books: Books, symbol: str) -> int:
+    """Feed bars (of ``[feed] interval``) to warm ``symbol``'s strategies up on: ``[feed]
+    warmup_bars`` (0: no warm-up), or more where a strategy needs ``warmup_bars`` bars of its
+    timeframe before its first decision, plus the partial bucket the first bar may fall in."""
     floor = books.config.warmup_bars
     if not floor:
         return 0
     needs = [floor]
+    feed_ms = interval_ms(books.config.feed.interval)
     for book in books.by_name.values():
         if book.config.symbol == symbol:
             strategy = book.engine.strategy
-            minutes = interval_ms(strategy.params.timeframe) // MINUTE_MS
-            needs.append(strategy.warmup_bars * minutes + minutes - 1)
+            per_bar = interval_ms(strategy.params.timeframe) // feed_ms
+            needs.append(strategy.warmup_bars * per_bar + per_bar - 1)
     return max(needs)
 
 
@@ -111,7 +113,7 @@ async def _fetch(
 ) -> tuple[list[Bar], int]:
     """Warm-up bars and how many came from the data folder; REST retried with backoff while
     the exchange is unreachable."""
-    count = _minutes(books, symbol)
+    count = _wanted_bars(books, symbol)
     if not count:
         return [], 0
     stored = _stored(books, symbol, count)

@@ -36,7 +36,7 @@ from barbus.replay.bars_out import write_bars
 from barbus.replay.frames import series_from_frame
 from barbus.replay.outputs import format_report, write_outputs
 from barbus.replay.periods import parse_period, parse_time
-from barbus.replay.runner import ReplayConfig, ReplayResult, run_replay
+from barbus.replay.runner import ReplayConfig, ReplayResult, close_marks, run_replay
 from barbus.replay.stats import PerformanceStats
 from barbus.strategies import StrategyLike, StrategySource, strategy_source
 
@@ -48,7 +48,6 @@ __all__ = ["BacktestResult", "backtest", "sweep"]
 log = logging.getLogger("barbus.api")
 
 _DEFAULT = ExecutionConfig()
-_BAR_MS = 60_000
 
 StrategyArg = StrategyLike | AnyStrategy
 """A spec string, a resolved source, a strategy class, or an instance (its parameters count)."""
@@ -82,9 +81,7 @@ class BacktestResult:
     def equity(self) -> pd.Series:
         """Equity at the start, then at each bar's close (marked to market), by UTC time."""
         series = self.replay.series
-        marks = np.empty(len(self.replay.equity), dtype=np.int64)
-        marks[0] = series.open_time_ms[0]
-        marks[1:] = np.asarray(series.open_time_ms, dtype=np.int64) + _BAR_MS
+        marks = close_marks(series)
         index = pd.DatetimeIndex(pd.to_datetime(marks, unit="ms", utc=True), name="time")
         return pd.Series(np.asarray(self.replay.equity, dtype=np.float64), index, name="equity")
 

@@ -3,8 +3,9 @@
 An entry is written in a temporary folder (``.tmp-<key>-<pid>``) and renamed over the old one
 when complete, so a reader never sees half an entry (the caller holds the entry's file lock). A
 large source arrives in chunks: a column writer appends each to its ``.npy`` file and
-rewrites the header with the row count at the end, and a gap counter reproduces
-:meth:`BarSeries.gaps` across the chunks, so the bytes are the same as a one-shot write's. Its
+rewrites the header with the row count at the end; the steps between the chunks' bars tell the
+interval, and a gap counter then reproduces :meth:`BarSeries.gaps` over the written column, so
+the bytes are the same as a one-shot write's. Its
 own module because writing files is a different job from deciding when to (:mod:`replay.cache`).
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 import xxhash
 
 from barbus.daemon.core.errors import DataError
-from barbus.daemon.core.events import MINUTE_MS
+from barbus.daemon.core.events import MINUTE_MS, interval_ms
 from barbus.daemon.core.series import BarSeries, FloatArray, GapReport, IntArray
 from barbus.replay.cache_entry import (
     COLUMNS,
@@ -34,6 +35,7 @@ from barbus.replay.cache_entry import (
     fingerprint,
     write_meta,
 )
+from barbus.replay.intervals import bar_interval, declared_interval, join_facts, step_facts
 
 __all__ = ["tmp_dir", "write_chunks", "write_entry", "write_from_source"]
 
@@ -104,32 +106,36 @@ def write_chunks(
     source_print = fingerprint(source)
     tmp = _fresh_tmp(root, key)
     writers = {name: _ColumnWriter(tmp / f"{name}.npy", DTYPES[name]) for name in COLUMNS}
-    gaps = _GapCounter()
     zero_volume = 0
     first_ms: int | None = None
+    last_ms: int | None = None
+    facts: tuple[int, int] | None = None  # of the steps so far: they tell the interval
     try:
         for times, prices in chunks:
             for name, column in zip(COLUMNS, (times, *prices), strict=True):
                 writers[name].append(column)
-            gaps.add(times)
+            facts = join_facts(facts, step_facts(times, last_ms))
+            last_ms = int(times[-1])
             zero_volume += int(np.count_nonzero(prices[4] == 0.0))
             if first_ms is None:
                 first_ms = int(times[0])
         finished = {name: writer.finish() for name, writer in writers.items()}
+        assert first_ms is not None
+        assert last_ms is not None
+        interval = bar_interval(source, first_ms, facts, declared_interval(source))
+        gaps = _gaps_of_column(tmp / "open_time_ms.npy", interval_ms(interval))
     except BaseException:
         for writer in writers.values():
             writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    assert first_ms is not None
-    assert gaps.last_ms is not None
     entry = CacheEntry(
         key=key,
         symbol=symbol,
-        interval="1m",
+        interval=interval,
         rows=writers["open_time_ms"].rows,
         first_open_time_ms=first_ms,
-        last_open_time_ms=gaps.last_ms,
+        last_open_time_ms=last_ms,
         source=source_print,
         checksums={name: digest for name, (digest, _) in finished.items()},
         column_bytes={name: size for name, (_, size) in finished.items()},
@@ -207,10 +213,21 @@ class _ColumnWriter:
         self._handle.close()
 
 
-class _GapCounter:
-    """:meth:`BarSeries.gaps` computed chunk by chunk (the same report for the same bars)."""
+def _gaps_of_column(path: Path, step_ms: int, block_rows: int = 1 << 20) -> _GapCounter:
+    """The gaps of a written open-time column, read from its memory map a block at a time."""
+    times = np.load(path, mmap_mode="r")
+    gaps = _GapCounter(step_ms)
+    for start in range(0, len(times), block_rows):
+        gaps.add(np.asarray(times[start : start + block_rows]))
+    del times
+    return gaps
 
-    def __init__(self) -> None:
+
+class _GapCounter:
+    """:meth:`BarSeries.gaps` computed block by block (the same report for the same bars)."""
+
+    def __init__(self, step_ms: int) -> None:
+        self.step_ms = step_ms
         self.last_ms: int | None = None
         self.count = 0
         self.missing = 0
@@ -223,10 +240,10 @@ class _GapCounter:
         if joined.size < 2:
             return
         steps = np.diff(joined)
-        holes = np.flatnonzero(steps > MINUTE_MS)
+        holes = np.flatnonzero(steps > self.step_ms)
         if holes.size == 0:
             return
-        missing = steps[holes] // MINUTE_MS - 1
+        missing = (steps[holes] - self.step_ms) // MINUTE_MS
         worst = int(np.argmax(missing))
         self.count += int(holes.size)
         self.missing += int(missing.sum())

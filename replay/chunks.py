@@ -23,7 +23,6 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from barbus.daemon.core.errors import DataError
-from barbus.daemon.core.events import MINUTE_MS
 from barbus.daemon.core.series import FloatArray, IntArray
 from barbus.replay.files import refuse_special
 from barbus.replay.layout import (
@@ -34,7 +33,7 @@ from barbus.replay.layout import (
     csv_layout,
     csv_text,
 )
-from barbus.replay.validate import first_problem, spacing_problem, times_ms
+from barbus.replay.validate import first_problem, times_ms
 
 __all__ = ["ChunkProblemError", "csv_chunks", "parquet_chunks"]
 
@@ -106,7 +105,6 @@ class _ChunkChecker:
         self.rows = 0
         self._first: int | None = None  # the file's first raw open time: its unit
         self._previous: int | None = None
-        self._smallest_step: int | None = None
 
     def check(self, table: pa.Table | pa.RecordBatch) -> tuple[IntArray, list[FloatArray]]:
         """(times, prices) of a chunk whose six columns are time, open ... volume."""
@@ -124,7 +122,7 @@ class _ChunkChecker:
             np.ascontiguousarray(table.column(i).to_numpy(zero_copy_only=False), dtype=np.float64)
             for i in range(1, 6)
         ]
-        found = first_problem(times, prices, spacing=False)
+        found = first_problem(times, prices)
         if found is not None:
             raise ChunkProblemError(self.rows + found[0], found[1])
         if self._previous is not None:
@@ -134,23 +132,14 @@ class _ChunkChecker:
                 if step < 0:
                     what = "open time earlier than the previous row (file not sorted)"
                 raise ChunkProblemError(self.rows, what)
-            self._step(step)
-        if times.size > 1:
-            self._step(int(np.diff(times).min()))
         self.rows += times.size
         self._previous = int(times[-1])
         return times, prices
 
-    def _step(self, step: int) -> None:
-        if self._smallest_step is None or step < self._smallest_step:
-            self._smallest_step = step
-
     def finish(self, path: Path) -> None:
-        """The whole-file rules: at least one row, 1-minute bars."""
+        """The whole-file rule: at least one row (its one interval is the writer's to find)."""
         if self.rows == 0:
             raise DataError(f"{path}: no data rows")
-        if self._smallest_step is not None and self._smallest_step != MINUTE_MS:
-            raise ChunkProblemError(-1, spacing_problem(self._smallest_step))
 
 
 def csv_chunks(path: Path, chunk_bytes: int) -> Iterator[tuple[IntArray, list[FloatArray]]]:

@@ -1,4 +1,5 @@
-"""A pandas DataFrame of 1-minute bars as a validated :class:`~daemon.core.series.BarSeries`.
+"""A pandas DataFrame of bars (1-minute, or one interval up to 1d) as a validated
+:class:`~daemon.core.series.BarSeries`.
 
 The Python API's ingest (notebooks hold data as DataFrames, not files). Every rule and message is
 the file loader's (:mod:`replay.validate`): rows are named ``row N``, the position (``df.iloc[N]``).
@@ -25,6 +26,7 @@ import pandas as pd
 from barbus.daemon.core.errors import ConfigError, DataError
 from barbus.daemon.core.events import format_time_ms
 from barbus.daemon.core.series import BarSeries, FloatArray, IntArray
+from barbus.replay.intervals import bar_interval, step_facts
 from barbus.replay.layout import PRICE_COLUMNS, columns_problem
 from barbus.replay.validate import (
     epoch_times,
@@ -83,7 +85,8 @@ def series_from_frame(
         for name in PRICE_COLUMNS
     ]
     validate(source, times, prices, np.arange(len(times), dtype=np.int64), _ROW)
-    return BarSeries(_symbol(source, frame, by_lower, symbol), "1m", source, times, *prices)
+    interval = bar_interval(source, int(times[0]), step_facts(times), None)
+    return BarSeries(_symbol(source, frame, by_lower, symbol), interval, source, times, *prices)
 
 
 def _time_source(

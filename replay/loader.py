@@ -1,4 +1,8 @@
-"""Read 1-minute bar files into a validated :class:`~daemon.core.series.BarSeries`, at ingest.
+"""Read bar files into a validated :class:`~daemon.core.series.BarSeries`, at ingest.
+
+The bars are of one interval, 1m to 1d: the smallest step between them, which a name such as
+``BTCUSDT_1m_...`` or ``BTCUSDT-1h-2025-06.csv`` (or a data folder's interval folder) must agree
+with when it declares one (:func:`~replay.validate.bar_interval`).
 
 Accepted inputs (CSV may be gzip-compressed; the layout is told apart by the first line):
 
@@ -37,6 +41,7 @@ import pyarrow.parquet as pq
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.series import BarSeries, FloatArray, IntArray, symbol_from_name
 from barbus.replay.files import BUNDLED_SAMPLE, bundled_data_path, refuse_special
+from barbus.replay.intervals import bar_interval, declared_interval, step_facts
 from barbus.replay.layout import (
     PRICE_COLUMNS,
     TIME_NAMES,
@@ -46,7 +51,13 @@ from barbus.replay.layout import (
     csv_text,
     decode,
 )
-from barbus.replay.validate import first_problem, text_numbers, text_times, times_ms, validate
+from barbus.replay.validate import (
+    first_problem,
+    text_numbers,
+    text_times,
+    times_ms,
+    validate,
+)
 
 __all__ = ["BUNDLED_SAMPLE", "bundled_data_path", "load_bars"]
 
@@ -61,19 +72,25 @@ def load_bars(path: Path, symbol: str | None = None) -> BarSeries:
         times, prices = _parquet_columns(path, raw)
         lines = np.arange(1, len(times) + 1, dtype=np.int64)  # Parquet has rows, not lines
         validate(path, times, prices, lines, "row")
-        return BarSeries(symbol, "1m", str(path), times, *prices)
+        return _series(path, symbol, times, prices)
     data = _decompress(path, raw)
     columns = _fast_csv_columns(path, data)
     if columns is not None:
         times, prices = columns
         if first_problem(times, prices) is None:
-            return BarSeries(symbol, "1m", str(path), times, *prices)
+            return _series(path, symbol, times, prices)
     # Slow path: parse as text to name the exact line of the first problem.
     frame = _text_frame(path, decode(path, data))
     lines = frame.index.to_numpy(dtype=np.int64)
     times, prices = _frame_columns(path, frame)
     validate(path, times, prices, lines, "line")
-    return BarSeries(symbol, "1m", str(path), times, *prices)
+    return _series(path, symbol, times, prices)
+
+
+def _series(path: Path, symbol: str, times: IntArray, prices: list[FloatArray]) -> BarSeries:
+    """The validated columns as a series of the interval the bars and the file name say."""
+    interval = bar_interval(path, int(times[0]), step_facts(times), declared_interval(path))
+    return BarSeries(symbol, interval, str(path), times, *prices)
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -26,13 +26,13 @@ from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.errors import ConfigError, DataError, StrategyError
 from barbus.daemon.core.events import (
-    MINUTE_MS,
     Bar,
     EngineEvent,
     ExitReason,
     Fill,
     Side,
     Trade,
+    interval_ms,
 )
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.session import Session
@@ -127,9 +127,13 @@ class PortfolioResult:
 
 
 def run_portfolio(config: PortfolioConfig, series: Mapping[str, BarSeries]) -> PortfolioResult:
-    """Run every engine of ``config`` over ``series`` (symbol -> 1-minute bars)."""
+    """Run every engine of ``config`` over ``series`` (symbol -> bars, of one interval)."""
     if not config.engines:
         raise ConfigError("a portfolio backtest needs at least one strategy")
+    intervals = {s.interval: s.source for s in series.values()}
+    if len(intervals) > 1:
+        held = ", ".join(f"{source} ({interval})" for interval, source in intervals.items())
+        raise DataError(f"a portfolio's data must be of one bar interval: {held}")
     session = Session()
     for account in config.accounts:
         session.open_account(account.name, account.cash, allow_short=account.allow_short)
@@ -153,6 +157,7 @@ def run_portfolio(config: PortfolioConfig, series: Mapping[str, BarSeries]) -> P
                 name=spec.name,
                 trade_from_ms=spec.trade_from_ms,
                 account=session.accounts[spec.account] if spec.account else None,
+                bar_interval=series[spec.symbol].interval,
             )
         )
     symbols = list(dict.fromkeys(spec.symbol for spec in config.engines))
@@ -214,11 +219,12 @@ def account_equity(
     if not held:
         return np.empty(0, dtype=np.int64), {}
     grid = np.unique(np.concatenate([np.asarray(s.open_time_ms, dtype=np.int64) for s in held]))
-    marks = np.concatenate(([grid[0]], grid + MINUTE_MS))
+    bar_ms = interval_ms(held[0].interval)  # one interval for every symbol (run_portfolio)
+    marks = np.concatenate(([grid[0]], grid + bar_ms))
     closes: dict[str, npt.NDArray[np.float64]] = {}
     for s in held:
         times = np.asarray(s.open_time_ms, dtype=np.int64)
-        at = np.searchsorted(times, marks - MINUTE_MS, side="right") - 1
+        at = np.searchsorted(times, marks - bar_ms, side="right") - 1
         close = np.asarray(s.close, dtype=np.float64)
         closes[s.symbol] = np.where(at >= 0, close[np.maximum(at, 0)], 0.0)
         closes[s.symbol][0] = 0.0  # the start: nothing held yet

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from barbus.daemon.core.broker import ExecutionConfig
 from barbus.daemon.core.engine import StrategyEngine
 from barbus.daemon.core.errors import DataError, StrategyError
-from barbus.daemon.core.events import EngineEvent, Trade, format_time_ms
+from barbus.daemon.core.events import EngineEvent, Trade, format_time_ms, interval_ms
 from barbus.daemon.core.series import BarSeries, GapReport
 from barbus.daemon.core.session import Session
 from barbus.replay.cache import BarCache
@@ -36,6 +37,7 @@ from barbus.strategies import StrategyLike, StrategySource, create_strategy, str
 __all__ = [
     "ReplayConfig",
     "ReplayResult",
+    "close_marks",
     "drop_events",
     "empty_period_message",
     "period_series",
@@ -44,8 +46,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("barbus.replay")
-
-_BAR_MS = 60_000  # replay series are 1-minute bars
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,7 @@ def run_replay(
             name=config.name,
             record_equity=True,
             trade_from_ms=config.trade_from_ms,
+            bar_interval=series.interval,
         )
     )
     started = time.perf_counter()
@@ -245,9 +246,7 @@ def replay_result(
     equity[0] = config.execution.starting_cash
     equity[1:] = np.frombuffer(engine.equity_curve, dtype=np.float64)
     engine.equity_curve = None  # copied: not both at the statistics' peak, nor for a whole pass
-    mark_ms = np.empty(len(equity), dtype=np.int64)  # the start, then each bar's close
-    mark_ms[0] = series.open_time_ms[0]
-    mark_ms[1:] = np.asarray(series.open_time_ms, dtype=np.int64) + _BAR_MS
+    mark_ms = close_marks(series)
     stats = compute_stats(
         equity,
         engine.trades,
@@ -268,6 +267,14 @@ def replay_result(
         unfilled_orders=engine.unfilled_orders,
         replay_seconds=replay_seconds,
     )
+
+
+def close_marks(series: BarSeries) -> npt.NDArray[np.int64]:
+    """The times the equity curve marks: the first bar's open, then each bar's close."""
+    marks = np.empty(len(series) + 1, dtype=np.int64)
+    marks[0] = series.open_time_ms[0]
+    marks[1:] = np.asarray(series.open_time_ms, dtype=np.int64) + interval_ms(series.interval)
+    return marks
 
 
 def drop_events(events: list[EngineEvent]) -> None:

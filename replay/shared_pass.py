@@ -83,6 +83,7 @@ def run_shared_pass(
                     name=names[i],
                     record_equity=True,
                     trade_from_ms=config.trade_from_ms,
+                    bar_interval=series.interval,
                 )
                 session.add(engine)
             except Exception as exc:

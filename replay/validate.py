@@ -25,7 +25,6 @@ __all__ = [
     "epoch_times",
     "epoch_unit",
     "first_problem",
-    "spacing_problem",
     "text_numbers",
     "text_times",
     "times_ms",
@@ -152,12 +151,10 @@ def _fail_rows(
         raise DataError(f"{path}: {unit} {frame.index[row]}: {what}{value}")
 
 
-def first_problem(
-    times: IntArray, prices: Sequence[FloatArray], *, spacing: bool = True
-) -> tuple[int, str] | None:
+def first_problem(times: IntArray, prices: Sequence[FloatArray]) -> tuple[int, str] | None:
     """(row, description) of the first invalid row, or None; the rules every source obeys.
 
-    ``spacing=False`` leaves out the whole-file rule on the smallest step (for one chunk).
+    The whole-series rule, one bar interval, is :func:`replay.intervals.bar_interval`'s.
     """
     o, h, lo, c, v = prices
     steps = np.diff(times)
@@ -180,16 +177,7 @@ def first_problem(
             rows = np.flatnonzero(mask)
             more = f" (and {rows.size - 1} more)" if rows.size > 1 else ""
             return int(rows[0]), what + more
-    if spacing and steps.size and int(steps.min()) != MINUTE_MS:
-        return -1, spacing_problem(int(steps.min()))
     return None
-
-
-def spacing_problem(smallest_step_ms: int) -> str:
-    return (
-        f"bars are at least {smallest_step_ms // 1000} s apart; barbus replays "
-        "1-minute bars (strategies aggregate them to their own timeframe)"
-    )
 
 
 def validate(

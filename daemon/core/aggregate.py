@@ -1,4 +1,5 @@
-"""Incremental timeframe aggregation: 1-minute bars in, higher-timeframe bars out.
+"""Incremental timeframe aggregation: input bars (1-minute, or any interval that divides the
+timeframe) in, higher-timeframe bars out. "Minute" below is one input bar.
 
 Buckets are aligned to UTC epoch multiples of the timeframe (as Binance and a pandas
 ``resample(label="left", closed="left")`` do). A bucket is released *as soon as its last minute
@@ -20,7 +21,7 @@ __all__ = ["TimeframeAggregator"]
 
 @final
 class TimeframeAggregator:
-    """Build ``interval`` bars from consecutive 1-minute bars of one symbol."""
+    """Build ``interval`` bars from consecutive input bars (``bar_ms`` long) of one symbol."""
 
     __slots__ = (
         "_bucket_ms",
@@ -36,11 +37,11 @@ class TimeframeAggregator:
         "symbol",
     )
 
-    def __init__(self, symbol: str, interval: str) -> None:
+    def __init__(self, symbol: str, interval: str, bar_ms: int = MINUTE_MS) -> None:
         self.symbol = symbol
         self.interval = interval
         self._bucket_ms = interval_ms(interval)
-        self._last_minute_offset_ms = self._bucket_ms - MINUTE_MS
+        self._last_minute_offset_ms = self._bucket_ms - bar_ms
         self._start_ms = -1  # -1: no bucket open
         self._open = self._high = self._low = self._close = self._volume = 0.0
         self.late: Bar | None = None

@@ -1,6 +1,7 @@
 """The trading engine for one strategy on one symbol: the bus subscriber shared by live and replay.
 
-Per 1-minute bar, in this order:
+Per input bar, in this order (a "minute" below is one input bar: a 1-minute bar, or a bar of
+the coarser interval the data has; see the README on the realism that costs):
 
 1. orders decided on an earlier bar fill at this minute's open: the signal (BUY/SELL) first,
    then market orders in the order they were placed (default ``fill_at="next_open"``); orders
@@ -45,7 +46,6 @@ from barbus.daemon.core.broker import ExecutionConfig, PaperBroker
 from barbus.daemon.core.engine_snapshot import SNAPSHOT_VERSION, restore_engine, snapshot_engine
 from barbus.daemon.core.errors import StrategyError
 from barbus.daemon.core.events import (
-    MINUTE_MS,
     Bar,
     EngineEvent,
     ExitReason,
@@ -75,7 +75,7 @@ _INF = math.inf
 
 @final
 class StrategyEngine:
-    """Feed 1-minute bars of ``symbol`` to ``strategy``, execute its decisions, keep its books.
+    """Feed input bars of ``symbol`` to ``strategy``, execute its decisions, keep its books.
 
     ``account`` is shared with other engines when given; by default the engine opens one of its
     own with the execution's starting cash and ``allow_short``. ``record_equity`` keeps the
@@ -85,6 +85,7 @@ class StrategyEngine:
 
     __slots__ = (
         "_aggregator",
+        "_bar_ms",
         "_broker",
         "_fill_at_close",
         "_next_order_id",
@@ -100,6 +101,7 @@ class StrategyEngine:
         "_watch",
         "_working",
         "account",
+        "bar_interval",
         "bars",
         "bars_in_market",
         "equity_curve",
@@ -126,7 +128,10 @@ class StrategyEngine:
         record_equity: bool = False,
         trade_from_ms: int = 0,
         account: Account | None = None,
+        bar_interval: str = "1m",
     ) -> None:
+        """``bar_interval`` is the input's (the feed's or the series'): the strategy's
+        timeframe must be it or a whole multiple of it, else a :class:`StrategyError`."""
         params = strategy.params
         self.strategy = strategy
         # Bound once: one lookup less per bar, and on the compiled kernel a user's interpreted
@@ -143,10 +148,24 @@ class StrategyEngine:
         self.position = Position()
         self._broker = PaperBroker.for_execution(execution)
         self._fill_at_close = execution.fill_at == "close"
-        self._aggregator = (
-            None if params.timeframe == "1m" else TimeframeAggregator(symbol, params.timeframe)
-        )
+        self.bar_interval = bar_interval
+        self._bar_ms = bar_ms = interval_ms(bar_interval)
         self._timeframe_ms = interval_ms(params.timeframe)
+        if self._timeframe_ms % bar_ms:
+            raise StrategyError(
+                f"strategy {self.name} decides on {params.timeframe} bars, "
+                + (
+                    f"finer than the data's {bar_interval} bars"
+                    if self._timeframe_ms < bar_ms
+                    else f"not a whole number of the data's {bar_interval} bars"
+                )
+                + f": give it a timeframe of {bar_interval} or a multiple of it, or finer data"
+            )
+        self._aggregator = (
+            None
+            if self._timeframe_ms == bar_ms
+            else TimeframeAggregator(symbol, params.timeframe, bar_ms)
+        )
         self._stop_loss_rate = params.stop_loss_pct / 100.0
         self._take_profit_rate = params.take_profit_pct / 100.0
         # Bracket levels are fixed at entry; for a long the stop is below (-inf: off) and the
@@ -188,7 +207,7 @@ class StrategyEngine:
         return events
 
     def on_bar(self, bar: Bar) -> None:
-        """Process one 1-minute bar (the bus handler)."""
+        """Process one input bar (the bus handler)."""
         self.last_bar = bar
         position = self.position
         strategy_on_bar = self._strategy_on_bar
@@ -298,7 +317,7 @@ class StrategyEngine:
             if order.good_for_bars
             else 0
         )
-        working = WorkingOrder(order, order_id, now_ms + MINUTE_MS, expires_ms)
+        working = WorkingOrder(order, order_id, now_ms + self._bar_ms, expires_ms)
         self._event("placed", working, _close_ms(decision_bar))
         if self._fill_at_close and order.kind is OrderKind.MARKET:
             self._fill(working, decision_bar.close, _close_ms(decision_bar), ExitReason.SIGNAL)

@@ -18,6 +18,7 @@ from barbus.daemon.core.errors import DataError
 
 __all__ = [
     "INTERVAL_MS",
+    "INTERVAL_NAMES",
     "Bar",
     "BarGuard",
     "Direction",
@@ -50,6 +51,7 @@ INTERVAL_MS: dict[str, int] = {
     "12h": 720 * MINUTE_MS,
     "1d": 1440 * MINUTE_MS,
 }
+INTERVAL_NAMES: dict[int, str] = {ms: name for name, ms in INTERVAL_MS.items()}
 
 
 def interval_ms(interval: str) -> int:

@@ -1,4 +1,4 @@
-"""A validated series of 1-minute bars as numpy columns, and what is missing from it.
+"""A validated series of bars of one interval as numpy columns, and what is missing from it.
 
 The one in-memory shape of historical data: the loader produces it, the cache memory-maps it,
 the replay feed serves it. Columns may be read-only memory maps; nothing here writes to them.
@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from barbus.daemon.core.errors import DataError
-from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms
+from barbus.daemon.core.events import MINUTE_MS, Bar, format_time_ms, interval_ms
 
 __all__ = ["BarSeries", "FloatArray", "GapReport", "IntArray", "symbol_from_name"]
 
@@ -47,7 +47,7 @@ class GapReport:
 
 @dataclass(frozen=True, slots=True)
 class BarSeries:
-    """Columns of validated 1-minute bars of one symbol, strictly rising in time."""
+    """Columns of validated bars of one symbol and ``interval``, strictly rising in time."""
 
     symbol: str
     interval: str
@@ -64,12 +64,12 @@ class BarSeries:
 
     @classmethod
     def from_bars(cls, bars: Sequence[Bar], source: str) -> BarSeries:
-        """Columns of 1-minute ``bars`` (of one symbol, in order)."""
+        """Columns of ``bars`` (of one symbol and interval, in order)."""
         if not bars:
             raise DataError(f"{source}: no bars")
         return cls(
             bars[0].symbol,
-            "1m",
+            bars[0].interval,
             source,
             np.array([b.open_time_ms for b in bars], dtype=np.int64),
             *(np.array([getattr(b, f) for b in bars], dtype=np.float64) for f in _PRICES),
@@ -104,14 +104,15 @@ class BarSeries:
         )
 
     def gaps(self) -> GapReport:
-        """Count the holes between consecutive bars."""
+        """Count the holes between consecutive bars (in minutes, whatever the interval)."""
         if len(self) < 2:
             return GapReport(0, 0, 0, None)
+        step = interval_ms(self.interval)
         steps = np.diff(self.open_time_ms)
-        holes = np.flatnonzero(steps > MINUTE_MS)
+        holes = np.flatnonzero(steps > step)
         if holes.size == 0:
             return GapReport(0, 0, 0, None)
-        missing = steps[holes] // MINUTE_MS - 1
+        missing = (steps[holes] - step) // MINUTE_MS
         worst = int(np.argmax(missing))
         return GapReport(
             count=int(holes.size),

@@ -49,7 +49,7 @@ class Session:
         return account
 
     def add(self, engine: StrategyEngine) -> StrategyEngine:
-        """Subscribe ``engine`` to its symbol's 1-minute bars, after the engines added before."""
+        """Subscribe ``engine`` to its symbol's input bars, after the engines added before."""
         if engine.own_account:
             name = engine.account.name
             if name in self.accounts and self.accounts[name] is not engine.account:
@@ -58,7 +58,7 @@ class Session:
                     "of another account; rename the strategy or the account"
                 )
             self.accounts[name] = engine.account
-        self.bus.subscribe(engine.name, [engine.symbol], ["1m"], engine.on_bar)
+        self.bus.subscribe(engine.name, [engine.symbol], [engine.bar_interval], engine.on_bar)
         self.engines.append(engine)
         held = {
             e.symbol

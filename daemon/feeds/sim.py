@@ -37,7 +37,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from barbus.daemon.core.events import MINUTE_MS, Bar
+from barbus.daemon.core.events import Bar, interval_ms
 from barbus.daemon.core.series import BarSeries
 from barbus.daemon.feeds.binance_codec import encode_rest_kline
 from barbus.daemon.feeds.sim_faults import FaultConfig
@@ -79,14 +79,19 @@ class SimExchange:
     ) -> None:
         if not series:
             raise ValueError("the simulated exchange needs at least one series")
+        intervals = {s.interval for s in series}
+        if len(intervals) > 1:
+            raise ValueError(f"the simulated exchange serves one interval, got {sorted(intervals)}")
+        self.interval = series[0].interval
+        self.step_ms = step = interval_ms(self.interval)
         self.books = {s.symbol: _Book.of(s) for s in series}
         self.speed = speed
         self.faults = faults or FaultConfig()
         self.dice = random.Random(self.faults.seed)  # the faults' randomness, seeded
         first = min(book.times[0] for book in self.books.values())
         self.last_ms = max(book.times[-1] for book in self.books.values())
-        # Virtual "now": every bar that opened before now - 1 minute is closed.
-        self.now_ms = first + history_bars * MINUTE_MS
+        # Virtual "now": every bar that opened before now - one interval is closed.
+        self.now_ms = first + history_bars * step
         self.sent_final = 0
         self.sent_messages = 0  # WebSocket messages of the whole run, for pause_every
         self.pauses = 0
@@ -106,15 +111,15 @@ class SimExchange:
     # -- the clock ---------------------------------------------------------------------------
 
     async def run_clock(self) -> None:
-        """Close one minute per tick until the data ends (then set ``finished``)."""
-        interval = 60.0 if self.speed <= 0 else 1.0 / self.speed
+        """Close one bar per tick until the data ends (then set ``finished``)."""
+        interval = self.step_ms / 1000 if self.speed <= 0 else 1.0 / self.speed
         await self._go.wait()
         started = time.monotonic()
         ticks = 0
-        while self.now_ms <= self.last_ms + MINUTE_MS:
-            # The minute that opened at now closes one minute later.
+        while self.now_ms <= self.last_ms + self.step_ms:
+            # The bar that opened at now closes one interval later.
             opened_ms = self.now_ms
-            self.now_ms += MINUTE_MS
+            self.now_ms += self.step_ms
             for subscriber in list(self._subscribers):
                 await subscriber.tick(opened_ms)
             ticks += 1
@@ -134,7 +139,7 @@ class SimExchange:
         lo = 0 if start_ms is None else bisect.bisect_left(book.times, start_ms)
         out = []
         for bar in book.bars[lo:]:
-            if bar.open_time_ms + MINUTE_MS > self.now_ms:
+            if bar.open_time_ms + self.step_ms > self.now_ms:
                 break
             if end_ms is not None and bar.open_time_ms > end_ms:
                 break
@@ -148,7 +153,7 @@ class SimExchange:
         closed ones without it): Binance's answer to a klines request without ``startTime``,
         which is how a client pages back through history."""
         book = self.books[symbol]
-        newest = self.now_ms - MINUTE_MS  # bars opened after this are not closed yet
+        newest = self.now_ms - self.step_ms  # bars opened after this are not closed yet
         if end_ms is not None:
             newest = min(newest, end_ms)
         hi = bisect.bisect_right(book.times, newest)
@@ -215,7 +220,7 @@ class SimExchange:
         query = request.query
         symbol = query.get("symbol", "")
         interval = query.get("interval", "")
-        if symbol not in self.books or interval != "1m":
+        if symbol not in self.books or interval != self.interval:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
         try:
             start = int(query["startTime"]) if "startTime" in query else None

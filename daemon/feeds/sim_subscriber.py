@@ -38,7 +38,7 @@ class Subscriber:
     def subscribe(self, names: list[str]) -> None:
         for name in names:
             symbol, _, kind = name.partition("@")
-            if kind == "kline_1m":
+            if kind == f"kline_{self.exchange.interval}":
                 self.symbols.add(symbol.upper())
 
     async def tick(self, open_ms: int) -> None:

@@ -29,6 +29,7 @@ from barbus.replay.reports.plotting import (
     save_figure,
     utc_time_axis,
 )
+from barbus.replay.runner import close_marks
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from barbus.replay.runner import ReplayResult
 
 __all__ = ["plot_run", "run_figure"]
-
-_BAR_MS = 60_000  # replay series are 1-minute bars; a bar's close is marked at open + 1 min
 
 
 def plot_run(result: ReplayResult, path: Path) -> Path:
@@ -54,12 +53,9 @@ def run_figure(result: ReplayResult) -> Figure:
     times and prices.
     """
     series, stats = result.series, result.stats
-    open_times = np.asarray(series.open_time_ms, dtype=np.int64)
     # Marks at bar boundaries: the start, then each bar's close. Fills happen at an open (= the
     # previous bar's close time) or at a close, so markers sit on the price line.
-    mark_ms = np.empty(len(open_times) + 1, dtype=np.int64)
-    mark_ms[1:] = open_times + _BAR_MS
-    mark_ms[0] = open_times[0]  # a replay has at least one bar
+    mark_ms = close_marks(series)
     first_open = float(series.open[0])
     price = np.empty(len(mark_ms))
     price[0] = first_open

@@ -431,9 +431,15 @@ BAD_CONTENT: list[tuple[str, str, str]] = [
         line_error(3, r"open time is not an integer"),
     ),
     (
-        "hourly-rows",
+        "hourly-rows-in-a-file-named-1m",
         header_text(kline_rows(5, step_ms=60 * MINUTE_MS)),
-        r"bars are at least 3600 s apart; barbus replays 1-minute bars",
+        r"its name says 1m bars, but they are 1h apart at the closest",
+    ),
+    (
+        "seven-minute-rows",
+        header_text(kline_rows(5, step_ms=7 * MINUTE_MS)),
+        r"bars are 420 s apart at the closest, which is no bar interval barbus replays "
+        r"\(1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d\)",
     ),
     (
         "header-only",
