@@ -45,6 +45,12 @@ class Recovery:
         streams = state.streams()
         saved = state.engines()
         for symbol, stream in streams.items():
+            was = state.recorded_interval(symbol)
+            if was is not None and was != config.feed.interval:
+                raise ConfigError(
+                    f"{config.state_path}: recorded {symbol} bars of {was}, but [feed] "
+                    f"interval is {config.feed.interval}: set it back, or start a new state file"
+                )
             books.live_from[symbol] = stream.live_from_ms
             books.guards[symbol] = BarGuard(stream.last_open_time_ms)
         self._open_accounts(saved)
@@ -241,7 +247,7 @@ class Recovery:
         what a replay of the recorded bars gives. Without those bars it is refused."""
         name, symbol, engine = book.config.name, book.config.symbol, book.engine
         last_ms = record.last_open_time_ms
-        recorded = self.state.bars(symbol, from_ms=last_ms)
+        recorded = self.state.bars(symbol, from_ms=last_ms, interval=self.config.feed.interval)
         if not recorded or recorded[0][0].open_time_ms != last_ms:
             raise ConfigError(
                 f"strategy {name!r} last ran on the {symbol} bar at {format_time_ms(last_ms)}, "
@@ -276,7 +282,7 @@ class Recovery:
 
     def _catch_up_new_engine(self, book: Book) -> None:
         """A strategy added to a running daemon learns from the recorded bars, trading none."""
-        recorded = self.state.bars(book.config.symbol)
+        recorded = self.state.bars(book.config.symbol, interval=self.config.feed.interval)
         engine = book.engine
         engine.trade_from_ms = recorded[-1][0].open_time_ms + interval_ms(engine.bar_interval)
         for bar, _ in recorded:

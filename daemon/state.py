@@ -329,20 +329,33 @@ class StateStore:
             for r in rows
         }
 
-    def bars(self, symbol: str, *, from_ms: int | None = None) -> list[tuple[Bar, str]]:
+    def bars(
+        self, symbol: str, *, from_ms: int | None = None, interval: str | None = None
+    ) -> list[tuple[Bar, str]]:
         """Every recorded bar of ``symbol`` with its source ('warmup' or 'live'), in order;
-        with ``from_ms``, only those opened at or after it (an index range, not a scan).
-
-        The bars' interval is the feed's, which the rows do not repeat: the smallest step
-        between them, as the loader tells a file's (one bar: 1 minute)."""
+        with ``from_ms``, only those opened at or after it (an index range, not a scan). The
+        rows do not repeat the feed's ``interval``: without it, :meth:`recorded_interval`."""
         rows = self._db.execute(
             "SELECT open_time_ms, open, high, low, close, volume, source FROM bars "
             "WHERE symbol = ? AND open_time_ms >= ? ORDER BY open_time_ms",
             (symbol, -(2**63) if from_ms is None else from_ms),
-        ).fetchall()
-        steps = [b[0] - a[0] for a, b in itertools.pairwise(rows)]
-        interval = INTERVAL_NAMES.get(min(steps), "1m") if steps else "1m"
+        )
+        interval = interval or self.recorded_interval(symbol) or "1m"
         return [(Bar(symbol, interval, *r[:6]), r[6]) for r in rows]
+
+    def recorded_interval(self, symbol: str) -> str | None:
+        """The interval of ``symbol``'s recorded bars, as the loader tells a file's: the
+        smallest step between its last 1,000 (None with fewer than two, or no known step)."""
+        times = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT open_time_ms FROM bars WHERE symbol = ? ORDER BY open_time_ms DESC "
+                "LIMIT 1000",
+                (symbol,),
+            )
+        ]
+        steps = [a - b for a, b in itertools.pairwise(times)]
+        return INTERVAL_NAMES.get(min(steps)) if steps else None
 
     def trades(
         self,

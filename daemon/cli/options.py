@@ -148,7 +148,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 # -- the execution options -----------------------------------------------------------------
 
-_FILL_AT = {"next_open": "the next 1-minute bar's open", "close": "this bar's close"}
+_FILL_AT = {"next_open": "the next input bar's open", "close": "this bar's close"}
 
 
 def _fill_at_ways(default: object) -> str:

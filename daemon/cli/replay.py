@@ -55,9 +55,10 @@ _ONE_STRATEGY_OPTIONS = (
 def add_replay(commands: Commands) -> None:
     replay = commands.add_parser(
         "replay",
-        help="backtest one strategy, or a whole daemon config, on historical 1-minute bars",
-        description="Backtest one strategy (--strategy) on historical 1-minute bars (CSV or "
-        "CSV.gz), or every strategy of a daemon config (--config) with its shared accounts "
+        help="backtest one strategy, or a whole daemon config, on historical bars",
+        description="Backtest one strategy (--strategy) on historical bars (CSV, CSV.gz or "
+        "Parquet of one interval, 1m to 1d, or a symbol of the data folder), or every "
+        "strategy of a daemon config (--config) with its shared accounts "
         "through the same session the daemon runs, on one --data file per symbol. A strategy "
         "that halts (e.g. a short on an account without shorts) is exit 2 with one line.",
     )

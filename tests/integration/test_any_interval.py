@@ -41,8 +41,9 @@ def resampled(path: Path, rule: str, out: Path) -> Path:
         {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
     )
     bars = bars.dropna()
-    bars.insert(0, "open_time_ms", bars.index.as_unit("ms").asi8)
-    bars.to_csv(out, index=False, float_format=lambda value: repr(float(value)))
+    opens = pd.DatetimeIndex(bars.index)
+    bars.insert(0, "open_time_ms", (opens - pd.Timestamp(0, tz="UTC")) // pd.Timedelta("1ms"))
+    bars.to_csv(out, index=False, float_format=lambda value: repr(float(value)))  # type: ignore[arg-type]
     return out
 
 
@@ -95,7 +96,7 @@ def test_the_cli_replays_the_hourly_file_to_the_same_trade_log(
 
 def test_a_4h_strategy_runs_on_hourly_bars_as_on_minutes(hourly: Path) -> None:
     def trades(data: Path) -> list[object]:
-        params = {"fast": 3, "slow": 8, "timeframe": "4h"}
+        params: dict[str, str | int | float | bool] = {"fast": 3, "slow": 8, "timeframe": "4h"}
         config = ReplayConfig("sma_cross", params, data=data, end_ms=_ms("2025-08-18"))
         return list(run_replay(config).trades)
 

@@ -122,9 +122,7 @@ def test_execution_help_shows_the_configs_defaults(
     assert "--fee-bps FEE_BPS fee in basis points (7.5): sets both" in text
     assert "--slippage-bps SLIPPAGE_BPS slippage in basis points (2)" in text
     assert "--cash CASH starting cash (25000)" in text
-    assert (
-        "fill market orders at the next 1-minute bar's open or this bar's close (default)" in text
-    )
+    assert "fill market orders at the next input bar's open or this bar's close (default)" in text
 
 
 @pytest.mark.parametrize("command", ["replay", "batch"])
@@ -134,7 +132,7 @@ def test_execution_help_shows_todays_defaults(command: str) -> None:
     assert "fee in basis points (10)" in text
     assert "slippage in basis points (5)" in text
     assert "starting cash (10000)" in text
-    assert "at the next 1-minute bar's open (default) or this bar's close" in text
+    assert "at the next input bar's open (default) or this bar's close" in text
 
 
 def test_execution_flags_set_their_fields_over_a_base() -> None:
