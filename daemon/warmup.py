@@ -1,5 +1,5 @@
-"""The bars before the first live one: a REST warm-up per fresh symbol, and after a restart the
-report of what the feed's REST backfill brought.
+"""The bars before the first live one: a warm-up per fresh symbol (the data folder, then REST),
+and after a restart the report of what the feed's REST backfill brought.
 
 A symbol with no recorded history is warmed up on recent bars fed with trading disabled, as
 many as its strategies need (their ``warmup_bars`` of their own timeframe): the newest the data

@@ -205,10 +205,28 @@ def test_empty_symbols_are_rejected(tmp_path: Path, symbols: str) -> None:
     assert "symbols must be a non-empty list" in message
 
 
-def test_interval_other_than_one_minute_is_rejected(tmp_path: Path) -> None:
-    message = config_error(tmp_path, FEED + 'interval = "5m"\n' + STRATEGY)
+def test_an_interval_that_is_no_kline_interval_is_rejected(tmp_path: Path) -> None:
+    message = config_error(tmp_path, FEED + 'interval = "7m"\n' + STRATEGY)
 
-    assert "interval must be '1m'" in message
+    assert "interval must be one of 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 8h, 12h, 1d" in message
+    assert "got '7m'" in message
+
+
+@pytest.mark.parametrize(("interval", "max_age"), [("1m", 150.0), ("1h", 9000.0), ("1d", 216000.0)])
+def test_a_coarser_feed_is_accepted_and_waits_longer_for_its_bars(
+    tmp_path: Path, interval: str, max_age: float
+) -> None:
+    config = load_text(tmp_path, FEED + f'interval = "{interval}"\n' + STRATEGY)
+
+    assert config.feed.interval == interval
+    assert config.max_bar_age_seconds == max_age  # 2.5 bars
+
+
+def test_the_data_dir_is_taken_from_the_config_files_folder(tmp_path: Path) -> None:
+    config = load_text(tmp_path, FEED + 'data_dir = "market"\n' + STRATEGY)
+
+    assert config.data_dir == tmp_path / "market"
+    assert load_text(tmp_path, FEED + STRATEGY).data_dir is None
 
 
 @pytest.mark.parametrize("warmup", [1001, -1])
