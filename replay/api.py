@@ -33,6 +33,7 @@ from barbus.daemon.core.series import BarSeries
 from barbus.daemon.core.strategy import AnyStrategy, Strategy
 from barbus.daemon.core.tradelog import TRADE_COLUMNS, trade_dict
 from barbus.replay.bars_out import write_bars
+from barbus.replay.folder_series import resolve_data
 from barbus.replay.frames import series_from_frame
 from barbus.replay.outputs import format_report, write_outputs
 from barbus.replay.periods import parse_period, parse_time
@@ -385,7 +386,7 @@ def _data(
             data = dataclasses.replace(data, symbol=symbol)
         return data, None
     if data is None or isinstance(data, str | os.PathLike):
-        return None, Path(data) if data is not None else None
+        return None, resolve_data(data) if data is not None else None
     raise ConfigError(
         f"data must be a DataFrame, a BarSeries, a file path or None, got {type(data).__name__}"
     )
@@ -403,7 +404,7 @@ def _data_files(
     a rerun with the same ``out`` resumes), cached in ``folder/cache``.
     """
     if isinstance(data, Sequence) and not isinstance(data, str | pd.DataFrame):
-        return [Path(item) for item in data], symbol, None
+        return [resolve_data(item) for item in data], symbol, None
     series, path = _data(data, symbol, time_unit)
     if series is None:
         from barbus.replay.files import bundled_data_path
@@ -418,7 +419,7 @@ def _write_series(series: BarSeries, folder: Path) -> Path:
     for column in series.columns():
         digest.update(np.ascontiguousarray(column).tobytes())
     safe = re.sub(r"[^A-Za-z0-9]", "", series.symbol) or "DATA"
-    path = folder / f"{safe}_1m_frame-{digest.hexdigest()[:12]}.parquet"
+    path = folder / f"{safe}_{series.interval}_frame-{digest.hexdigest()[:12]}.parquet"
     return path if path.is_file() else write_bars(path, series)
 
 

@@ -15,6 +15,7 @@ replay, the batch driver and its workers, the sim exchange) goes through :func:`
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,13 +38,15 @@ SYMBOL_REF = re.compile(r"([A-Za-z0-9]{2,30})(?::([0-9]{1,2}[mhdwM]))?")
 _MONTH_FILE = re.compile(r".*-(\d{4})-(\d{2})\.csv")
 
 
-def resolve_data(value: Path | str, data_dir: Path | None = None, base: Path | None = None) -> Path:
+def resolve_data(
+    value: str | os.PathLike[str], data_dir: Path | None = None, base: Path | None = None
+) -> Path:
     """The path a ``--data`` value stands for: the file (from ``base`` when relative), else,
     when it reads as a symbol, that symbol's series folder in the data folder.
 
     ``SYMBOL`` alone takes the 1-minute series when there is one, else the only one there is.
     """
-    text = str(value)
+    text = os.fspath(value)
     path = Path(text) if base is None else base / text
     match = SYMBOL_REF.fullmatch(text)
     if path.exists() or match is None:

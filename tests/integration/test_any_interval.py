@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from barbus import backtest, sweep
 from barbus.daemon.core.errors import DataError, StrategyError
 from barbus.daemon.core.events import MINUTE_MS
 from barbus.daemon.core.series import BarSeries
@@ -164,3 +165,26 @@ def test_equity_is_marked_at_each_hourly_close(hourly: Path) -> None:
 
 def _ms(text: str) -> int:
     return int(pd.Timestamp(text, tz="UTC").value // 1_000_000)
+
+
+def test_the_python_api_takes_an_hourly_dataframe_and_sweeps_it(
+    hourly: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(hourly)
+    frame.index = pd.to_datetime(frame.pop("open_time_ms"), unit="ms", utc=True)
+    params: dict[str, str | int | float | bool] = {"timeframe": "1h"}
+
+    result = backtest("metatrend", frame, symbol="BTCUSDT", params=params, start=START, end=END)
+    swept = sweep(
+        "sma_cross", frame, {"fast": [3, 5]}, params={"timeframe": "4h"}, symbol="BTCUSDT",
+        workers=1, parallel=False, out=tmp_path / "sweep",
+    )  # fmt: skip
+
+    on_minutes = run_replay(
+        ReplayConfig("metatrend", params, data=BTC_2025, start_ms=_ms(START), end_ms=_ms(END))
+    )
+    assert result.replay.series.interval == "1h"
+    assert result.replay.trades == on_minutes.trades
+    assert list(swept["status"]) == ["ok", "ok"]
+    [written] = (tmp_path / "sweep" / "data").glob("*.parquet")
+    assert written.name.startswith("BTCUSDT_1h_frame-")

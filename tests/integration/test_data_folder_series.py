@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from barbus import backtest
 from barbus.daemon.core.data_folder import DataFolder
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.events import MINUTE_MS, Bar
@@ -270,3 +271,16 @@ def test_a_month_file_that_overlaps_the_one_before_is_refused_naming_both(
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as handle:
         return sorted(csv.DictReader(handle), key=lambda r: r["params"])
+
+
+def test_the_python_api_backtests_a_symbol_of_the_data_folder(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BARBUS_DATA_DIR", str(data_dir))
+
+    by_name = backtest("sma_cross", "BTCUSDT", start="2025-07-20", end="2025-08-05")
+    by_file = backtest("sma_cross", BTC_2025, start="2025-07-20", end="2025-08-05")
+
+    assert len(by_name.replay.trades) > 10
+    assert by_name.replay.trades == by_file.replay.trades
+    assert by_name.replay.series.source == str(data_dir / SYMBOL / "1m")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -60,8 +59,8 @@ def test_download_replay_by_name_and_paper_trade_4h_warmed_up_from_the_folder(
         http_port = free_port()
         config = _example_config(tmp_path, port, http_port, data)
         daemon = procs.daemon(config)
-        status: dict[str, Any] = wait_until(
-            lambda: (s := get_status(http_port)) is not None and s["warm"] and s,
+        status = wait_until(
+            lambda: s if (s := get_status(http_port)) is not None and s["warm"] else None,
             60,
             "the daemon warmed up",
             watch=daemon,
