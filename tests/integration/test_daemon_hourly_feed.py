@@ -8,75 +8,37 @@ identically (``barbus parity``), its bars read back as hourly ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from barbus.daemon.core.events import MINUTE_MS
-from barbus.daemon.core.series import BarSeries
 from barbus.replay.bars_out import write_bars
 from barbus.replay.loader import load_bars
 from tests.conftest import BTC_2025
 from tests.integration.test_any_interval import resampled
-from tests.kit.probes import all_bars_processed, get_status
-from tests.kit.processes import Processes, barbus
-from tests.kit.recorded import Recorded, read_state, replayed_rows
+from tests.kit.daemon_run import DaemonRun, run_to_the_end
+from tests.kit.processes import barbus
+from tests.kit.recorded import replayed_rows
 from tests.kit.scenario import HISTORY as WARMUP_FLOOR
-from tests.kit.scenario import Engine, write_config
-from tests.kit.waiting import wait_until
-from tests.net import free_port
+from tests.kit.scenario import Engine
 
 HISTORY = 600  # hourly bars closed when the daemon connects
 LIVE = 400
 SMA_4H = Engine("sma-4h", "sma_cross", {"fast": 2, "slow": 4, "timeframe": "4h"})
 
 
-@dataclass
-class HourlyRun:
-    series: BarSeries
-    state: Path
-    recorded: Recorded
-    log: str
-
-
 @pytest.fixture(scope="module")
-def hourly_run(tmp_path_factory: pytest.TempPathFactory) -> HourlyRun:
+def hourly_run(tmp_path_factory: pytest.TempPathFactory) -> DaemonRun:
     folder = tmp_path_factory.mktemp("hourly-feed")
     hours = load_bars(resampled(BTC_2025, "1h", folder / "BTCUSDT_1h_all.csv"))
     path = write_bars(folder / "BTCUSDT_1h_slice.csv", hours.to_bars()[100 : 100 + HISTORY + LIVE])
-    series = load_bars(path)
-    procs = Processes(folder / "processes")
-    try:
-        _, sim_port = procs.sim(path, "--history-bars", str(HISTORY))
-        http_port = free_port()
-        state = folder / "state.sqlite"
-        config = write_config(
-            folder / "barbus.toml",
-            sim_port=sim_port,
-            http_port=http_port,
-            state=state,
-            engines=(SMA_4H,),
-            feed='interval = "1h"\n',
-        )
-        daemon = procs.daemon(config)
-        wait_until(
-            lambda: (s := get_status(http_port)) is not None and s["warm"] and s,
-            60,
-            "the daemon warmed up",
-            watch=daemon,
-        )
-        wait_until(
-            all_bars_processed(http_port, series, total=False), 90, "every bar", watch=daemon
-        )
-        log = daemon.stop_cleanly()
-        return HourlyRun(series, state, read_state(state), log)
-    finally:
-        procs.close()
+    engines = (SMA_4H,)
+    return run_to_the_end(
+        folder, load_bars(path), history=HISTORY, engines=engines, feed='interval = "1h"\n'
+    )
 
 
 @pytest.mark.process
-def test_the_daemon_records_the_exchanges_hourly_bars(hourly_run: HourlyRun) -> None:
+def test_the_daemon_records_the_exchanges_hourly_bars(hourly_run: DaemonRun) -> None:
     bars = [bar for bar, _ in hourly_run.recorded.bars]
     sources = [source for _, source in hourly_run.recorded.bars]
 
@@ -88,7 +50,7 @@ def test_the_daemon_records_the_exchanges_hourly_bars(hourly_run: HourlyRun) -> 
 
 
 @pytest.mark.process
-def test_live_trades_on_hourly_bars_equal_the_backtest(hourly_run: HourlyRun) -> None:
+def test_live_trades_on_hourly_bars_equal_the_backtest(hourly_run: DaemonRun) -> None:
     first_live = int(hourly_run.series.open_time_ms[HISTORY])
     backtest = replayed_rows(hourly_run.series, SMA_4H, first_live)
 
@@ -100,7 +62,7 @@ def test_live_trades_on_hourly_bars_equal_the_backtest(hourly_run: HourlyRun) ->
 
 
 @pytest.mark.process
-def test_parity_reads_the_recorded_bars_back_as_hourly(hourly_run: HourlyRun) -> None:
+def test_parity_reads_the_recorded_bars_back_as_hourly(hourly_run: DaemonRun) -> None:
     done = barbus("parity", "--state", str(hourly_run.state))
 
     assert done.returncode == 0, done.stdout + done.stderr

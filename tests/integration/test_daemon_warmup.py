@@ -11,22 +11,15 @@ that the backtest makes.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from barbus.daemon.core.events import MINUTE_MS
-from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
-from tests.kit.probes import all_bars_processed, get_status
-from tests.kit.processes import Processes, barbus
-from tests.kit.recorded import Recorded, read_state, replayed_rows
-from tests.kit.scenario import Engine, write_config, write_slice
-from tests.kit.waiting import wait_until
-from tests.net import free_port
+from tests.kit.daemon_run import DaemonRun, run_to_the_end
+from tests.kit.processes import barbus
+from tests.kit.recorded import replayed_rows
+from tests.kit.scenario import Engine, write_slice
 
 HISTORY = 1_400  # bars the sim has closed when the daemon connects
 LIVE = 2_400
@@ -37,49 +30,15 @@ BBRS = Engine(
 )
 
 
-@dataclass
-class WarmRun:
-    series: BarSeries
-    state: Path
-    recorded: Recorded
-    first_status: dict[str, Any]
-    log: str
-
-
 @pytest.fixture(scope="module")
-def warm_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmRun]:
+def warm_run(tmp_path_factory: pytest.TempPathFactory) -> DaemonRun:
     folder = tmp_path_factory.mktemp("warm-1h")
     series = write_slice(BTC_2025, 15_000, HISTORY + LIVE, folder / "data")
-    procs = Processes(folder / "processes")
-    try:
-        _, sim_port = procs.sim(Path(series.source), "--history-bars", str(HISTORY))
-        http_port = free_port()
-        state = folder / "state.sqlite"
-        config = write_config(
-            folder / "barbus.toml",
-            sim_port=sim_port,
-            http_port=http_port,
-            state=state,
-            engines=(BBRS,),
-        )
-        daemon = procs.daemon(config)
-        first = wait_until(
-            lambda: (s := get_status(http_port)) is not None and s["warm"] and s,
-            60,
-            "the daemon warmed up",
-            watch=daemon,
-        )
-        wait_until(
-            all_bars_processed(http_port, series, total=False), 90, "every bar", watch=daemon
-        )
-        log = daemon.stop_cleanly()
-        yield WarmRun(series, state, read_state(state), first, log)
-    finally:
-        procs.close()
+    return run_to_the_end(folder, series, history=HISTORY, engines=(BBRS,))
 
 
 def test_the_daemon_warms_up_on_what_the_strategy_needs_over_several_pages(
-    warm_run: WarmRun,
+    warm_run: DaemonRun,
 ) -> None:
     bars = [bar for bar, _ in warm_run.recorded.bars]
     sources = [source for _, source in warm_run.recorded.bars]
@@ -95,7 +54,7 @@ def test_the_daemon_warms_up_on_what_the_strategy_needs_over_several_pages(
 
 
 def test_the_warm_up_holds_twenty_whole_hours_before_the_first_live_bar(
-    warm_run: WarmRun,
+    warm_run: DaemonRun,
 ) -> None:
     warm = [bar.open_time_ms for bar, source in warm_run.recorded.bars if source == "warmup"]
     minutes_per_hour = Counter(t // HOUR_MS for t in warm)
@@ -104,7 +63,7 @@ def test_the_warm_up_holds_twenty_whole_hours_before_the_first_live_bar(
 
 
 def test_status_says_the_strategy_is_ready_from_the_start_and_needs_20_bars(
-    warm_run: WarmRun,
+    warm_run: DaemonRun,
 ) -> None:
     [strategy] = warm_run.first_status["strategies"]
 
@@ -112,7 +71,7 @@ def test_status_says_the_strategy_is_ready_from_the_start_and_needs_20_bars(
     assert strategy["indicators_ready"] is True
 
 
-def test_live_trades_equal_a_backtest_over_all_the_exchanges_history(warm_run: WarmRun) -> None:
+def test_live_trades_equal_a_backtest_over_all_the_exchanges_history(warm_run: DaemonRun) -> None:
     first_live = int(warm_run.series.open_time_ms[HISTORY])
     backtest = replayed_rows(warm_run.series, BBRS, first_live)
 
@@ -120,7 +79,7 @@ def test_live_trades_equal_a_backtest_over_all_the_exchanges_history(warm_run: W
     assert warm_run.recorded.trades[BBRS.name] == backtest
 
 
-def test_parity_over_the_recorded_bars_is_identical(warm_run: WarmRun) -> None:
+def test_parity_over_the_recorded_bars_is_identical(warm_run: DaemonRun) -> None:
     done = barbus("parity", "--state", str(warm_run.state))
 
     assert done.returncode == 0, done.stdout + done.stderr

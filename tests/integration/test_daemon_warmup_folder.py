@@ -10,21 +10,16 @@ all the same: live trades equal a backtest over the whole history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from barbus.daemon.core.data_folder import DataFolder
-from barbus.daemon.core.series import BarSeries
 from tests.conftest import BTC_2025
-from tests.kit.probes import all_bars_processed, get_status
-from tests.kit.processes import Processes
-from tests.kit.recorded import Recorded, read_state, replayed_rows
-from tests.kit.scenario import Engine, write_config, write_slice
-from tests.kit.waiting import wait_until
-from tests.net import free_port
+from tests.kit.daemon_run import DaemonRun, run_to_the_end
+from tests.kit.recorded import replayed_rows
+from tests.kit.scenario import Engine, write_slice
 
 HISTORY = 1_700  # bars the sim has closed when the daemon connects
 IN_FOLDER = 1_550  # the first of them, already downloaded
@@ -33,56 +28,23 @@ WANTED = 5 * 240 + 239
 SMA_4H = Engine("sma-4h", "sma_cross", {"fast": 2, "slow": 4, "timeframe": "4h"})
 
 
-@dataclass
-class FolderRun:
-    series: BarSeries
-    recorded: Recorded
-    first_status: dict[str, Any]
-    log: str
-
-
-def run_daemon(folder: Path, *, in_folder: int) -> FolderRun:
+def run_daemon(folder: Path, *, in_folder: int) -> DaemonRun:
     """The daemon on a sim of HISTORY + LIVE bars, its data folder holding the first
     ``in_folder`` of them, until every bar is processed."""
     series = write_slice(BTC_2025, 40_000, HISTORY + LIVE, folder / "slice")
     data = folder / "data"
     DataFolder(data).add_bars("BTCUSDT", "1m", series.to_bars()[:in_folder])
-    procs = Processes(folder / "processes")
-    try:
-        _, sim_port = procs.sim(Path(series.source), "--history-bars", str(HISTORY))
-        http_port = free_port()
-        state = folder / "state.sqlite"
-        config = write_config(
-            folder / "barbus.toml",
-            sim_port=sim_port,
-            http_port=http_port,
-            state=state,
-            engines=(SMA_4H,),
-            feed=f'data_dir = "{data}"\n',
-        )
-        daemon = procs.daemon(config)
-        first = wait_until(
-            lambda: (s := get_status(http_port)) is not None and s["warm"] and s,
-            60,
-            "the daemon warmed up",
-            watch=daemon,
-        )
-        wait_until(
-            all_bars_processed(http_port, series, total=False), 90, "every bar", watch=daemon
-        )
-        log = daemon.stop_cleanly()
-        return FolderRun(series, read_state(state), first, log)
-    finally:
-        procs.close()
+    feed = f"data_dir = {json.dumps(str(data))}\n"
+    return run_to_the_end(folder, series, history=HISTORY, engines=(SMA_4H,), feed=feed)
 
 
 @pytest.fixture(scope="module")
-def folder_run(tmp_path_factory: pytest.TempPathFactory) -> FolderRun:
+def folder_run(tmp_path_factory: pytest.TempPathFactory) -> DaemonRun:
     return run_daemon(tmp_path_factory.mktemp("warm-folder"), in_folder=IN_FOLDER)
 
 
 @pytest.mark.process
-def test_the_warm_up_takes_the_folders_bars_and_the_rest_over_rest(folder_run: FolderRun) -> None:
+def test_the_warm_up_takes_the_folders_bars_and_the_rest_over_rest(folder_run: DaemonRun) -> None:
     bars = [bar for bar, _ in folder_run.recorded.bars]
     sources = [source for _, source in folder_run.recorded.bars]
     every = folder_run.series.to_bars()
@@ -98,7 +60,7 @@ def test_the_warm_up_takes_the_folders_bars_and_the_rest_over_rest(folder_run: F
 
 @pytest.mark.process
 def test_the_4h_strategy_is_ready_at_once_and_trades_as_the_backtest(
-    folder_run: FolderRun,
+    folder_run: DaemonRun,
 ) -> None:
     [strategy] = folder_run.first_status["strategies"]
     first_live = int(folder_run.series.open_time_ms[HISTORY])

@@ -285,8 +285,13 @@ def assert_same_figures(table: pd.DataFrame, reference: pd.DataFrame) -> None:
     )
 
 
-def test_sweep_equals_barbus_batch(bars: BarSeries, data_csv: Path, tmp_path: Path) -> None:
+def test_sweep_equals_barbus_batch(
+    bars: BarSeries, data_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cli = run_cli_batch(data_csv, tmp_path / "cli")
+    # A temporary folder of this test's own: another test's sweep on another worker is not ours.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     leftovers = set(Path(tempfile.gettempdir()).glob("barbus-sweep-*"))
     from_frame = barbus.sweep(
         "sma_cross",
