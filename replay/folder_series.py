@@ -132,7 +132,8 @@ def _load_file(path: Path, symbol: str | None, cache: BarCache | None) -> BarSer
 def _month_files(directory: Path) -> list[tuple[Path, tuple[int, int]]]:
     """The series folder's month files in order, each with its month's [start, end) in ms."""
     months = []
-    for path in sorted(directory.glob("*-????-??.csv")):
+    folder = DataFolder(directory.parent.parent)
+    for path in folder.month_files(directory.parent.name, directory.name):
         match = _MONTH_FILE.fullmatch(path.name)
         if match is None:
             continue
