@@ -17,13 +17,12 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from barbus.daemon.core.data_folder import DataFolder, default_data_dir
+from barbus.daemon.core.data_folder import DataFolder, default_data_dir, month_span
 from barbus.daemon.core.errors import DataError
 from barbus.daemon.core.events import format_time_ms
 from barbus.daemon.core.series import BarSeries, symbol_from_name
@@ -35,7 +34,6 @@ __all__ = ["SYMBOL_REF", "data_label", "load_data", "resolve_data", "symbol_of"]
 
 # A symbol, optionally ":interval". No dot and no slash: nothing a file name would need.
 SYMBOL_REF = re.compile(r"([A-Za-z0-9]{2,30})(?::([0-9]{1,2}[mhdwM]))?")
-_MONTH_FILE = re.compile(r".*-(\d{4})-(\d{2})\.csv")
 
 
 def resolve_data(
@@ -134,21 +132,13 @@ def _month_files(directory: Path) -> list[tuple[Path, tuple[int, int]]]:
     months = []
     folder = DataFolder(directory.parent.parent)
     for path in folder.month_files(directory.parent.name, directory.name):
-        match = _MONTH_FILE.fullmatch(path.name)
-        if match is None:
+        try:  # the glob's ????-?? may still be no month (2025-13)
+            months.append((path, month_span(path.stem[-7:])))
+        except ValueError:
             continue
-        year, month = int(match.group(1)), int(match.group(2))
-        if not 1 <= month <= 12:
-            continue
-        after = (year + month // 12, month % 12 + 1)
-        months.append((path, (_month_ms(year, month), _month_ms(*after))))
     if not months:
         raise DataError(f"{directory}: no month files (SYMBOL-interval-YYYY-MM.csv) in it")
     return months
-
-
-def _month_ms(year: int, month: int) -> int:
-    return int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def _overlaps(lo: int, hi: int, start_ms: int | None, end_ms: int | None) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "default_data_dir",
     "gaps_of",
     "missing_ranges",
+    "month_span",
 ]
 
 DATA_DIR_ENV = "BARBUS_DATA_DIR"
@@ -62,6 +63,13 @@ def default_data_dir() -> Path:
 def month_of(open_time_ms: int) -> str:
     """``YYYY-MM`` of a UTC time."""
     return datetime.fromtimestamp(open_time_ms / 1000, tz=UTC).strftime("%Y-%m")
+
+
+def month_span(month: str) -> tuple[int, int]:
+    """``[start, end)`` of a ``YYYY-MM`` month in UTC epoch ms (the next month's start as end)."""
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return int(start.timestamp() * 1000), int(end.timestamp() * 1000)
 
 
 def gaps_of(times: Sequence[int], step_ms: int) -> tuple[int, int]:
@@ -152,13 +160,17 @@ class DataFolder:
 
     # -- bars --------------------------------------------------------------------------------
 
-    def month_times(self, path: Path) -> list[int]:
-        """The open times of one month file, in file order."""
+    def month_rows(self, path: Path) -> list[str]:
+        """The data rows of one month file, in file order (its header checked)."""
         with path.open(encoding="utf-8") as handle:
             header = handle.readline()
             if header != BAR_CSV_HEADER:
                 raise DataError(f"{path}: not a barbus data folder file (header {header!r})")
-            return [int(line.partition(",")[0]) for line in handle if line.strip()]
+            return [line for line in handle if line.strip()]
+
+    def month_times(self, path: Path) -> list[int]:
+        """The open times of one month file, in file order."""
+        return [int(line.partition(",")[0]) for line in self.month_rows(path)]
 
     def open_times(self, symbol: str, interval: str) -> list[int]:
         """The open times of one series, every month file in order (for listing and gaps)."""
@@ -169,11 +181,7 @@ class DataFolder:
         what the daemon warms up on before it asks the exchange for the rest."""
         rows: list[str] = []
         for path in reversed(self.month_files(symbol, interval)):
-            with path.open(encoding="utf-8") as handle:
-                header = handle.readline()
-                if header != BAR_CSV_HEADER:
-                    raise DataError(f"{path}: not a barbus data folder file (header {header!r})")
-                rows[:0] = [line for line in handle if line.strip()]
+            rows[:0] = self.month_rows(path)
             if len(rows) >= count:
                 break
         bars = []

@@ -4,11 +4,12 @@ its requests: the folder's bars up to its newest, the exchange's after it, the l
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from barbus.daemon.core.data_folder import DataFolder
+from barbus.daemon.core.data_folder import DataFolder, month_span
 from barbus.daemon.core.events import MINUTE_MS, Bar
 from barbus.daemon.warmup import _recent
 
@@ -101,3 +102,20 @@ def test_the_folder_tail_reads_the_newest_bars_across_month_files(
     assert folder.tail_bars("BTCUSDT", interval, 450) == bars[-450:]
     assert folder.tail_bars("BTCUSDT", interval, 5_000) == bars
     assert folder.tail_bars("ETHUSDT", interval, 10) == []
+
+
+@pytest.mark.parametrize(
+    ("month", "start", "end"),
+    [
+        ("2025-06", "2025-06-01", "2025-07-01"),
+        ("2024-12", "2024-12-01", "2025-01-01"),  # into the next year
+        ("2024-02", "2024-02-01", "2024-03-01"),  # a leap February
+    ],
+)
+def test_a_month_spans_its_first_day_to_the_next_months(month: str, start: str, end: str) -> None:
+    def ms(day: str) -> int:
+        return int(datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()) * 1000
+
+    assert month_span(month) == (ms(start), ms(end))
+    with pytest.raises(ValueError, match="unconverted data remains"):
+        month_span("2025-13")
