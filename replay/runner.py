@@ -38,6 +38,7 @@ __all__ = [
     "ReplayConfig",
     "ReplayResult",
     "close_marks",
+    "cut_period",
     "drop_events",
     "empty_period_message",
     "period_series",
@@ -221,11 +222,15 @@ def period_series(
     if series is None:
         path = config.data if config.data is not None else bundled_data_path()
         series = load_data(path, config.symbol, cache, config.start_ms, config.end_ms)
-    whole = series
-    series = series.between(config.start_ms, config.end_ms)
-    if len(series) == 0:
-        raise DataError(empty_period_message(whole, config.start_ms, config.end_ms))
-    return series
+    return cut_period(series, config.start_ms, config.end_ms)
+
+
+def cut_period(series: BarSeries, start_ms: int | None, end_ms: int | None) -> BarSeries:
+    """The bars of ``series`` in ``[start_ms, end_ms)``; a :class:`DataError` when none."""
+    cut = series.between(start_ms, end_ms)
+    if len(cut) == 0:
+        raise DataError(empty_period_message(series, start_ms, end_ms))
+    return cut
 
 
 def replay_result(

@@ -28,6 +28,7 @@ __all__ = [
     "execution_of",
     "given",
     "given_execution_flags",
+    "period_ms",
     "port",
     "positive_int",
     "shown",
@@ -117,6 +118,13 @@ def add_data(parser: argparse.ArgumentParser, meaning: str) -> None:
         help="data folder for --data SYMBOL (default: $BARBUS_DATA_DIR, else "
         "$XDG_DATA_HOME/barbus)",
     )
+
+
+def period_ms(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """``--start``/``--end`` as epoch ms (None: open on that side)."""
+    from barbus.replay.periods import parse_period
+
+    return parse_period(args.start, args.end, what="--start/--end", names=("--start", "--end"))
 
 
 def data_paths(args: argparse.Namespace) -> list[Path]:

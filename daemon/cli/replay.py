@@ -23,6 +23,7 @@ from barbus.daemon.cli.options import (
     data_paths,
     execution_of,
     given,
+    period_ms,
 )
 from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.core.params import params_dict
@@ -130,7 +131,7 @@ def _one_of_strategy_and_config(args: argparse.Namespace) -> None:
 def _one_strategy(args: argparse.Namespace) -> ReplayConfig:
     from barbus.replay.runner import ReplayConfig
 
-    start_ms, end_ms = _period(args)
+    start_ms, end_ms = period_ms(args)
     return ReplayConfig(
         strategy=args.strategy,
         params=params_dict(args.param),
@@ -170,7 +171,7 @@ def _replay_config(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_out_dir(args.out)
     daemon = load_config(args.config)
-    start_ms, end_ms = _period(args)
+    start_ms, end_ms = period_ms(args)
     trade_from_ms = _trade_from_ms(args)
     series = _series_by_symbol(data_paths(args), _cache(args), start_ms, end_ms)
     config = _portfolio(args, daemon, start_ms, end_ms, trade_from_ms)
@@ -257,12 +258,6 @@ def _plot_accounts(args: argparse.Namespace, result: PortfolioResult) -> Callabl
 
 
 # -- shared by both modes ------------------------------------------------------------------
-
-
-def _period(args: argparse.Namespace) -> tuple[int | None, int | None]:
-    from barbus.replay.periods import parse_period
-
-    return parse_period(args.start, args.end, what="--start/--end", names=("--start", "--end"))
 
 
 def _trade_from_ms(args: argparse.Namespace) -> int:

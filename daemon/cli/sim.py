@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from barbus.daemon.cli.options import Commands, add_cache_dir, add_data, port, shown
-from barbus.daemon.core.errors import ConfigError, DataError
+from barbus.daemon.core.errors import ConfigError
 from barbus.daemon.feeds.sim_faults import FaultConfig
 
 if TYPE_CHECKING:
@@ -112,24 +112,16 @@ def cmd_sim_exchange(args: argparse.Namespace) -> int:
 
 
 def _served_series(args: argparse.Namespace) -> list[BarSeries]:
-    from barbus.daemon.cli.options import data_paths
+    from barbus.daemon.cli.options import data_paths, period_ms
     from barbus.replay.cache import BarCache
     from barbus.replay.files import bundled_data_path
     from barbus.replay.folder_series import load_data
-    from barbus.replay.periods import parse_period
-    from barbus.replay.runner import empty_period_message
+    from barbus.replay.runner import cut_period
 
-    start, end = parse_period(
-        args.start, args.end, what="--start/--end", names=("--start", "--end")
-    )
+    start, end = period_ms(args)
     cache = BarCache(args.cache_dir)
-    series = []
-    for path in data_paths(args) or [bundled_data_path()]:
-        whole = load_data(path, None, cache, start, end)
-        served = whole.between(start, end)
-        if not len(served):
-            raise DataError(empty_period_message(whole, start, end))
-        series.append(served)
+    paths = data_paths(args) or [bundled_data_path()]
+    series = [cut_period(load_data(path, None, cache, start, end), start, end) for path in paths]
     cache.flush_stats()  # now: the exchange serves until it is stopped
     return series
 
